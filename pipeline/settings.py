@@ -1,0 +1,96 @@
+"""Analysis settings: one frozen dataclass, written into every run.
+
+Every tunable of the per-frame core lives here, in physical units
+(micrometres) wherever the quantity is physical, so that one set of settings
+means the same thing at 20x and at 70x.  A run's ``run.json`` stores
+``Settings.to_dict()`` and its hash, so a result can always be traced back to
+what produced it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tunables of the per-frame core.
+
+    Parameters
+    ----------
+    vellus_max_um : float
+        Shafts with thickness <= this are *vellus* (µm). Default 30 µm after
+        Rudnicka et al., *Atlas of Trichoscopy* (2012), doi:10.1007/978-1-4471-4486-1.
+    terminal_min_um : float
+        Shafts thicker than this are *terminal* (µm); between the two limits
+        a hair is *intermediate*. Default 60 µm.
+    scale_um_per_px : float
+        Pixel size assumed for filter scales (not for reported values) when a
+        frame has no calibration (µm/px). 2.78 µm/px is a 70x trichoscope on a
+        1280x1024 sensor.
+    min_width_um, max_width_um : float
+        Range of shaft widths the detector looks for (µm).
+    darkness_threshold : float
+        Hysteresis high threshold on the hair probability (0–1).
+    darkness_low : float
+        Hysteresis low threshold on the hair probability (0–1).
+    min_hair_length_um : float
+        Shafts shorter than this are treated as texture and dropped (µm).
+    spur_factor : float
+        An end branch shorter than ``spur_factor`` times the local shaft
+        half-width at its junction is a spur and is pruned.
+    crossing_angle_deg : float
+        Two branches at a junction continue one hair when their directions
+        deviate from a straight line by at most this angle (degrees).
+    unit_radius_um : float
+        Hairs whose emergence points lie within this distance share one
+        follicular unit (µm).
+    thickness_method : str
+        ``"profile"`` (integrated contrast across the shaft, blur-invariant)
+        or ``"distance"`` (2 x distance transform on the centre line).
+    border_margin_um : float
+        Width of the border band excluded by the *interior* agreement
+        statistics of ``tricho evaluate`` (µm).
+    """
+
+    vellus_max_um: float = 30.0
+    terminal_min_um: float = 60.0
+    scale_um_per_px: float = 2.78
+    min_width_um: float = 8.0
+    max_width_um: float = 160.0
+    darkness_threshold: float = 0.5
+    darkness_low: float = 0.3
+    min_hair_length_um: float = 120.0
+    spur_factor: float = 2.0
+    crossing_angle_deg: float = 35.0
+    unit_radius_um: float = 120.0
+    thickness_method: str = "profile"
+    border_margin_um: float = 300.0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.vellus_max_um <= self.terminal_min_um:
+            raise ValueError(
+                f"class limits must satisfy 0 < vellus_max_um ({self.vellus_max_um}) "
+                f"<= terminal_min_um ({self.terminal_min_um})"
+            )
+        if self.thickness_method not in ("profile", "distance"):
+            raise ValueError(
+                f"thickness_method must be 'profile' or 'distance', not {self.thickness_method!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every setting (JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """Short sha256 of the settings, stable across runs and machines."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some settings changed."""
+        return dataclasses.replace(self, **changes)
