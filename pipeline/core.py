@@ -60,3 +60,55 @@ class FrameResult:
     valid: np.ndarray | None = None
     probability: np.ndarray | None = None
     mask: np.ndarray | None = None
+
+
+def analyze_frame(
+    image: np.ndarray,
+    *,
+    um_per_px: float | None,
+    settings: Settings = Settings(),
+) -> FrameResult:
+    """Measure one scalp frame: count hairs, measure shafts, derive density.
+
+    Parameters
+    ----------
+    image : ndarray, shape (M, N, 3) or (M, N)
+        RGB or grey frame, uint8 (other dtypes are rescaled to 8 bits).
+    um_per_px : float or None
+        Pixel size (µm/px). Without it, hairs are counted but no µm,
+        density or class is reported and ``metrics["note"]`` says why.
+    settings : Settings
+        Tunables; see :class:`pipeline.settings.Settings`.
+
+    Returns
+    -------
+    FrameResult
+        ``hairs`` table (one row per counted hair) and per-frame ``metrics``.
+
+    Notes
+    -----
+    Counting rule: a hair counts when its emergence point lies inside the
+    field (the frame minus full-width header/padding strips). A hair cut by
+    the border counts only when its visible end is its root end.
+    """
+    from pipeline import frame as _frame
+
+    return _frame.measure_frame(as_rgb8(image), um_per_px=um_per_px, settings=settings)
+
+
+def as_rgb8(image: np.ndarray) -> np.ndarray:
+    """An (M, N, 3) uint8 view of a grey/RGB(A) array of any numeric dtype."""
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(f"expected an (M, N) or (M, N, 3) image array, got shape {a.shape}")
+    a = a[..., :3]
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    if a.dtype.kind == "f":
+        hi = 1.0 if np.nanmax(a) <= 1.0 else 255.0
+        return np.clip(np.nan_to_num(a) / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    hi = max(255, int(a.max()))
+    bits = int(np.ceil(np.log2(hi + 1)))
+    return (a.astype(np.float64) / (2 ** bits - 1) * 255.0 + 0.5).astype(np.uint8)

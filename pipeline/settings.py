@@ -37,6 +37,11 @@ class Settings:
         Hysteresis high threshold on the hair probability (0–1).
     darkness_low : float
         Hysteresis low threshold on the hair probability (0–1).
+    ridge_gain : float
+        Weight of the line-averaged ridge strength against darkness; it
+        lets thin, blurred (vellus) shafts reach the threshold.
+    line_length_um : float
+        Length of the segment the ridge strength is averaged along (µm).
     min_hair_length_um : float
         Shafts shorter than this are treated as texture and dropped (µm).
     spur_factor : float
@@ -62,7 +67,9 @@ class Settings:
     min_width_um: float = 8.0
     max_width_um: float = 160.0
     darkness_threshold: float = 0.5
-    darkness_low: float = 0.3
+    darkness_low: float = 0.42
+    ridge_gain: float = 2.5
+    line_length_um: float = 150.0
     min_hair_length_um: float = 120.0
     spur_factor: float = 2.0
     crossing_angle_deg: float = 35.0

@@ -1,0 +1,768 @@
+"""The one batch layer: files, manifests, workers, progress and outputs.
+
+Everything that touches the file system around the per-frame core lives here
+(after skan's ``pipe.process_images``): ``collect_inputs`` turns files,
+folders and ``manifest.csv`` files into a list of ``Frame``; ``run_batch``
+reads each frame, runs ``pipeline.core.analyze_frame`` and
+``pipeline.overlay.draw_overlay`` in-process or in worker processes, and
+writes the run's outputs:
+
+``OUT/images.csv``
+    One row per frame, columns ``image_columns(...)`` (see ``LEAD_IMAGE_COLUMNS``).
+``OUT/hairs.csv``
+    One row per counted hair, columns ``hair_columns()``.
+``OUT/overlays/<image key, '/' -> '__', extension .png>``
+    The frame with every counted hair drawn.
+``OUT/run.json``
+    Package version, settings and digest, options, timings, environment.
+``OUT/errors.log``
+    Tracebacks of unexpected (internal) errors, only when there were any.
+
+A failure in one frame never stops the batch: it becomes that frame's row
+with ``status='error'`` and a one-line ``error`` a person can act on.
+``BatchError`` is raised only when the batch cannot run at all (no inputs,
+unreadable manifest, bad options), before any frame is processed.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import multiprocessing
+import numbers
+import os
+import pickle
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+import pipeline
+from pipeline import core as _core
+from pipeline import overlay as _overlay
+from pipeline.imageio import IMAGE_EXTENSIONS, ImageReadError, file_sha256, read_image
+from pipeline.settings import Settings
+
+__all__ = [
+    "BatchError", "BatchSummary", "Frame", "MANIFEST_NAME", "NO_CALIBRATION_NOTE",
+    "collect_inputs", "hair_columns", "image_columns", "overlay_name", "run_batch",
+]
+
+MANIFEST_NAME = "manifest.csv"
+#: Manifest columns with a meaning; any other column is carried into images.csv as is.
+MANIFEST_META_COLUMNS = ["patient_id", "site", "session_date", "field_id"]
+NO_CALIBRATION_NOTE = "no pixel size: give --um-per-px or a manifest um_per_px column"
+
+#: First columns of images.csv, in contract order.
+LEAD_IMAGE_COLUMNS = [
+    "image", "um_per_px", "area_cm2", "hair_count", "density_per_cm2",
+    "mean_thickness_um", "median_thickness_um", "vellus_count", "intermediate_count",
+    "terminal_count", "cumulative_thickness_mm_per_cm2", "follicular_units",
+    "hairs_per_unit", "status", "error",
+]
+TAIL_IMAGE_COLUMNS = ["calibration_source", "sha256", "width_px", "height_px"]
+#: First columns of hairs.csv, in contract order.
+LEAD_HAIR_COLUMNS = ["image", "hair_id", "unit_id", "row", "col", "length_um", "thickness_um", "class"]
+_INT_COLUMNS = {
+    "hair_count", "vellus_count", "intermediate_count", "terminal_count",
+    "follicular_units", "width_px", "height_px", "hair_id", "unit_id",
+}
+
+
+class BatchError(Exception):
+    """The batch cannot run at all (bad inputs or options); the text says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One image to analyse.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The image file.
+    key : str
+        Image key: path relative to its input folder, posix separators (the
+        file name for a file given directly). The ``image`` column.
+    metadata : dict
+        Manifest columns other than ``image`` and ``um_per_px`` (strings).
+    um_per_px : float or None
+        Pixel size from the manifest (µm/px), if it gave one.
+    error : str or None
+        A problem known before reading (bad manifest row, listed file
+        missing): the frame becomes an error row without being read.
+    notes : tuple of str
+        Warnings carried into the ``note`` column (e.g. not in the manifest).
+    """
+
+    path: Path
+    key: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    um_per_px: float | None = None
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class BatchSummary:
+    """What a run did. ``exit_code``: 0 all frames ok, 1 some frames failed."""
+
+    n_frames: int
+    n_ok: int
+    n_error: int
+    out_dir: Path
+    seconds: float
+    n_hairs: int = 0
+    mean_density_per_cm2: float | None = None
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    n_internal_errors: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.n_error == 0 else 1
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def collect_inputs(inputs: Sequence[str | os.PathLike], *, out_dir: str | os.PathLike | None = None) -> list[Frame]:
+    """Turn files and folders into the ordered list of frames to analyse.
+
+    Parameters
+    ----------
+    inputs : sequence of path
+        Files are taken as given, whatever their extension (a file that is not
+        an image gets an error row); a ``.csv`` file is read as a manifest of
+        its folder. Folders are walked recursively for ``IMAGE_EXTENSIONS``
+        (case-insensitive), in sorted order, skipping hidden entries and
+        ``out_dir``. A ``manifest.csv`` at the top of a folder lists its
+        frames (see ``read_manifest``); images in the folder but not in the
+        manifest are still processed, with a note.
+    out_dir : path, optional
+        Output folder, skipped while walking.
+
+    Returns
+    -------
+    list of Frame
+        Deterministic order: inputs in the order given; within a folder the
+        manifest order, then unlisted images sorted by key. A file reached
+        twice is kept once; clashing keys from different inputs are prefixed
+        with the input folder's name.
+
+    Raises
+    ------
+    BatchError
+        An input does not exist, or a manifest cannot be read at all.
+    """
+    skip = Path(out_dir).resolve() if out_dir is not None else None
+    frames: list[Frame] = []
+    for raw in inputs:
+        path = Path(raw)
+        if not path.exists():
+            raise BatchError(f"input not found: {path}; check the path (give image files or folders)")
+        if path.is_dir():
+            found = _folder_frames(path, skip)
+        elif path.suffix.lower() == ".csv":
+            found = _manifest_frames(path, path.parent, skip)
+        else:
+            found = [Frame(path=path, key=path.name)]
+        frames.extend(_prefix_clashes(found, frames, path))
+    return _drop_repeats(frames)
+
+
+def _folder_frames(folder: Path, skip: Path | None) -> list[Frame]:
+    if skip is not None and folder.resolve() == skip:
+        raise BatchError(f"the output folder {folder} is also an input folder; choose another --out")
+    manifest = folder / MANIFEST_NAME
+    if manifest.is_file():
+        return _manifest_frames(manifest, folder, skip)
+    return [Frame(path=p, key=_key(p, folder)) for p in _walk_images(folder, skip)]
+
+
+def _walk_images(folder: Path, skip: Path | None) -> list[Path]:
+    """Image files under ``folder``, recursively, sorted by posix key."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        root_path = Path(root)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and (root_path / d).resolve() != skip]
+        found += [root_path / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(found, key=lambda p: _key(p, folder))
+
+
+def _key(path: Path, folder: Path) -> str:
+    return path.relative_to(folder).as_posix()
+
+
+def _manifest_frames(manifest: Path, folder: Path, skip: Path | None) -> list[Frame]:
+    frames = read_manifest(manifest, folder)
+    listed = {f.path.resolve() for f in frames}
+    note = f"not listed in {manifest.name}: processed without its metadata or pixel size"
+    extra = [
+        Frame(path=p, key=_key(p, folder), notes=(note,))
+        for p in _walk_images(folder, skip)
+        if p.resolve() not in listed and p.resolve() != manifest.resolve()
+    ]
+    return frames + extra
+
+
+def read_manifest(manifest: str | os.PathLike, folder: str | os.PathLike | None = None) -> list[Frame]:
+    """Read a manifest CSV into frames, one per data row.
+
+    Columns: ``image`` (required; path relative to ``folder``, default the
+    manifest's folder), ``um_per_px`` (optional, µm/px, positive), and any
+    others (``patient_id``, ``site``, ``session_date``, ``field_id``...)
+    kept as text. Header names are matched after stripping spaces, and the
+    known ones case-insensitively.
+
+    A bad row (empty ``image``, bad ``um_per_px``, listed file missing,
+    image listed twice) gives a frame with ``error`` naming the manifest and
+    line; the other rows go on.
+
+    Raises
+    ------
+    BatchError
+        The file is not UTF-8 text, not parseable CSV, empty, or has no
+        ``image`` column.
+    """
+    manifest = Path(manifest)
+    folder = Path(folder) if folder is not None else manifest.parent
+    header, rows = _read_manifest_rows(manifest)
+    frames, seen = [], {}
+    for line, row in rows:
+        frame = _manifest_row_frame(manifest, folder, line, header, row, seen)
+        frames.append(frame)
+    return frames
+
+
+def _read_manifest_rows(manifest: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    fix = "save it as comma-separated UTF-8 text with an 'image' column"
+    try:
+        with open(manifest, "r", encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh, strict=True)
+            records = []
+            for cells in reader:
+                if any(c.strip() for c in cells):
+                    records.append((reader.line_num, cells))
+    except UnicodeDecodeError as exc:
+        raise BatchError(f"{manifest}: not UTF-8 text ({exc.reason} at byte {exc.start}); {fix}") from None
+    except csv.Error as exc:
+        raise BatchError(f"{manifest} line {reader.line_num}: not parseable as CSV ({exc}); {fix}") from None
+    except OSError as exc:
+        raise BatchError(f"{manifest}: cannot be read ({exc.strerror}); check its permissions") from None
+    if not records:
+        raise BatchError(f"{manifest}: empty manifest; {fix} and one row per image")
+    header = [_canonical_column(c) for c in records[0][1]]
+    if "image" not in header:
+        raise BatchError(
+            f"{manifest} line {records[0][0]}: no 'image' column (found: {', '.join(header) or 'nothing'}); "
+            "name the column holding each image's path relative to the manifest's folder 'image'"
+        )
+    return header, records[1:]
+
+
+def _canonical_column(name: str) -> str:
+    name = name.strip()
+    return name.lower() if name.lower() in {"image", "um_per_px", *MANIFEST_META_COLUMNS} else name
+
+
+def _manifest_row_frame(
+    manifest: Path, folder: Path, line: int, header: list[str], cells: list[str], seen: dict[str, int]
+) -> Frame:
+    where = f"{manifest} line {line}"
+    values = dict.fromkeys(header, "") | dict(zip(header, (c.strip() for c in cells)))
+    image = values.pop("image", "").replace("\\", "/")
+    raw_scale = values.pop("um_per_px", "")
+    metadata = {k: v for k, v in values.items() if k}
+    if any(c.strip() for c in cells[len(header):]):
+        return Frame(manifest, f"({manifest.name} line {line})", metadata,
+                     error=f"{where}: {len(cells)} cells for {len(header)} columns; give every row one cell per header column")
+    if not image:
+        return Frame(manifest, f"({manifest.name} line {line})", metadata,
+                     error=f"{where}: empty 'image' cell; write the image's path relative to {folder}")
+    key = str(PurePosixPath(image))
+    path = folder / key
+    if key in seen:
+        return Frame(path, key, metadata,
+                     error=f"{where}: {key} is already listed on line {seen[key]}; keep one row per image")
+    seen[key] = line
+    scale, scale_error = _parse_um_per_px(raw_scale)
+    if scale_error:
+        return Frame(path, key, metadata, error=f"{where}: {scale_error}")
+    if not path.is_file():
+        return Frame(path, key, metadata, scale,
+                     error=f"{where}: listed image {key} not found at {path}; fix the path in the manifest or add the file")
+    return Frame(path, key, metadata, scale)
+
+
+def _parse_um_per_px(text: str) -> tuple[float | None, str | None]:
+    if text == "":
+        return None, None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        return None, (f"um_per_px {text!r} is not a positive number; write the pixel size in "
+                      "micrometres per pixel (e.g. 2.78) or leave the cell empty")
+    return value, None
+
+
+def _prefix_clashes(found: list[Frame], earlier: list[Frame], source: Path) -> list[Frame]:
+    """Prefix keys that clash with earlier inputs' keys with this input's name."""
+    taken = {f.key for f in earlier}
+    resolved = {f.path.resolve() for f in earlier}
+    out = []
+    for f in found:
+        if f.key in taken and f.path.resolve() not in resolved:
+            name = source.resolve().name if source.is_dir() else source.resolve().parent.name
+            f = Frame(f.path, f"{name}/{f.key}", f.metadata, f.um_per_px, f.error, f.notes)
+        out.append(f)
+    return out
+
+
+def _drop_repeats(frames: list[Frame]) -> list[Frame]:
+    """Keep the first frame reaching a file (error rows are always kept)."""
+    seen: set[Path] = set()
+    out = []
+    for f in frames:
+        if f.error is None:
+            real = f.path.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+        out.append(f)
+    return out
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def image_columns(metadata_columns: Iterable[str] = ()) -> list[str]:
+    """Column order of images.csv for the given manifest metadata columns."""
+    metric_rest = [c for c in _core.METRIC_COLUMNS if c not in LEAD_IMAGE_COLUMNS]
+    fixed = LEAD_IMAGE_COLUMNS + metric_rest
+    meta = list(dict.fromkeys(metadata_columns))
+    ordered = [c for c in MANIFEST_META_COLUMNS if c in meta] + [c for c in meta if c not in MANIFEST_META_COLUMNS]
+    return fixed + ordered + TAIL_IMAGE_COLUMNS
+
+
+def hair_columns() -> list[str]:
+    """Column order of hairs.csv."""
+    return LEAD_HAIR_COLUMNS + [c for c in _core.HAIR_COLUMNS if c not in LEAD_HAIR_COLUMNS]
+
+
+def overlay_name(key: str) -> str:
+    """Overlay file name for an image key: '/' -> '__', extension '.png'."""
+    return PurePosixPath(key.replace("/", "__")).with_suffix(".png").name
+
+
+def _overlay_names(frames: list[Frame]) -> list[str]:
+    names, used = [], set()
+    for f in frames:
+        name = overlay_name(f.key)
+        stem, n = name[:-4], 2
+        while name in used:
+            name, n = f"{stem}_{n}.png", n + 1
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def _metadata_column_names(frames: list[Frame]) -> list[str]:
+    """Manifest columns, renamed ``manifest_<name>`` where they clash with output columns."""
+    reserved = set(image_columns())
+    names = []
+    for f in frames:
+        names += [_meta_name(k, reserved) for k in f.metadata]
+    return list(dict.fromkeys(names))
+
+
+def _meta_name(name: str, reserved: set[str]) -> str:
+    return f"manifest_{name}" if name in reserved else name
+
+
+# --------------------------------------------------------------------------- one frame
+
+
+def _process_frame(
+    index: int,
+    path: str,
+    um_per_px: float | None,
+    settings: Settings,
+    overlay_path: str | None,
+    analyze: Callable,
+    draw: Callable,
+) -> dict[str, Any]:
+    """Read, analyse and draw one frame. Module-level and plain-argument (spawn-safe).
+
+    Never raises: an error becomes ``status='error'`` with a one-line message,
+    and an unexpected one also carries its traceback.
+    """
+    start = time.perf_counter()
+    out: dict[str, Any] = {"index": index, "metrics": {}, "hairs": None, "status": "ok", "error": "",
+                           "traceback": None, "sha256": None, "width_px": None, "height_px": None}
+    try:
+        out["sha256"] = file_sha256(path)
+    except OSError:
+        pass
+    try:
+        image = read_image(path)
+        out["height_px"], out["width_px"] = int(image.shape[0]), int(image.shape[1])
+        result = analyze(image, um_per_px=um_per_px, settings=settings)
+        if overlay_path is not None:
+            _save_png(draw(image, result, settings=settings), Path(overlay_path))
+        out["metrics"] = dict(result.metrics)
+        out["hairs"] = pd.DataFrame(result.hairs)
+    except ImageReadError as exc:
+        out.update(status="error", error=_one_line(str(exc)))
+    except Exception as exc:  # noqa: BLE001 - one frame must never stop the batch
+        out.update(status="error", error=_one_line(f"internal error: {type(exc).__name__}: {exc}"),
+                   traceback=traceback.format_exc())
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _save_png(rgb: np.ndarray, target: Path) -> None:
+    from PIL import Image
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(tmp, format="PNG")
+    os.replace(tmp, target)
+
+
+# --------------------------------------------------------------------------- run
+
+
+def run_batch(
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    um_per_px: float | None = None,
+    workers: int = 1,
+    settings: Settings = Settings(),
+    overlays: bool = True,
+    progress: bool = True,
+    console=None,
+) -> BatchSummary:
+    """Analyse every frame of ``inputs`` and write the run's outputs to ``out_dir``.
+
+    Parameters
+    ----------
+    inputs : sequence of path
+        Image files, folders, manifests (see ``collect_inputs``).
+    out_dir : path
+        Output folder (created). Nothing is written anywhere else.
+    um_per_px : float, optional
+        Pixel size (µm/px) for frames whose manifest row gives none. Without
+        any, a frame gets counts only: µm, area and density columns are empty
+        and ``note`` says so.
+    workers : int
+        1 runs in this process; more uses that many worker processes
+        (spawned). Output is identical for any number of workers.
+    settings : Settings
+        Core settings, written with their digest into run.json.
+    overlays : bool
+        Write ``overlays/<key>.png``.
+    progress : bool
+        Show a progress bar (frames, rate, ETA) on ``console``.
+    console : rich.console.Console, optional
+        Where progress and warnings go (default: stderr).
+
+    Returns
+    -------
+    BatchSummary
+
+    Raises
+    ------
+    BatchError
+        Before any frame is processed: bad option, missing input, unreadable
+        manifest, no images found, analysis functions that cannot be sent to
+        worker processes.
+    """
+    console = console or _stderr_console()
+    started, t0 = datetime.now(timezone.utc), time.perf_counter()
+    out_dir = Path(out_dir)
+    _check_options(um_per_px, workers)
+    workers = int(workers)
+    frames = collect_inputs(inputs, out_dir=out_dir)
+    if not frames:
+        raise BatchError(f"no images found in {', '.join(map(str, inputs))} "
+                         f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); check the folder")
+    _prepare_out_dir(out_dir, overlays)
+    _print_warnings(frames, console)
+    results = _run_frames(frames, out_dir, um_per_px, workers, settings, overlays, progress, console)
+    images, hairs = _tables(frames, results, um_per_px)
+    _write_outputs(out_dir, images, hairs, results, frames)
+    seconds = time.perf_counter() - t0
+    _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, started, seconds, results, images)
+    return _summary(images, hairs, results, out_dir, seconds)
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _check_options(um_per_px: float | None, workers: int) -> None:
+    if um_per_px is not None and not (isinstance(um_per_px, (int, float)) and math.isfinite(um_per_px) and um_per_px > 0):
+        raise BatchError(f"um_per_px must be a positive number of micrometres per pixel, not {um_per_px!r}")
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise BatchError(f"workers must be a whole number >= 1, not {workers!r}")
+
+
+def _prepare_out_dir(out_dir: Path, overlays: bool) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if overlays:
+            (out_dir / "overlays").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise BatchError(f"cannot create output folder {out_dir} ({exc.strerror}); choose a writable --out") from None
+
+
+def _print_warnings(frames: list[Frame], console) -> None:
+    unlisted = [f.key for f in frames if f.notes]
+    if unlisted:
+        from rich.markup import escape
+
+        shown = ", ".join(unlisted[:5]) + (" ..." if len(unlisted) > 5 else "")
+        console.print(f"[yellow]warning:[/yellow] {len(unlisted)} image(s) not listed in their "
+                      f"{MANIFEST_NAME}, processed without its metadata: {escape(shown)}", highlight=False)
+
+
+def _frame_scale(frame: Frame, um_per_px: float | None) -> tuple[float | None, str]:
+    if frame.um_per_px is not None:
+        return frame.um_per_px, "manifest"
+    if um_per_px is not None:
+        return float(um_per_px), "cli"
+    return None, "none"
+
+
+def _run_frames(frames, out_dir, um_per_px, workers, settings, overlays, progress, console) -> list[dict]:
+    """Process every frame; results in input order whatever the worker count."""
+    analyze, draw = _core.analyze_frame, _overlay.draw_overlay
+    names = _overlay_names(frames)
+    jobs = []
+    for i, (frame, name) in enumerate(zip(frames, names)):
+        if frame.error is None:
+            target = str(out_dir / "overlays" / name) if overlays else None
+            jobs.append((i, str(frame.path), _frame_scale(frame, um_per_px)[0], settings, target, analyze, draw))
+    results = {i: _known_error(i, f) for i, f in enumerate(frames) if f.error is not None}
+    with _progress_bar(progress, console) as bar:
+        task = bar.add_task("frames", total=len(frames), completed=len(results))
+        for res in _execute(jobs, workers):
+            results[res["index"]] = res
+            bar.advance(task)
+    return [results[i] for i in range(len(frames))]
+
+
+def _known_error(index: int, frame: Frame) -> dict[str, Any]:
+    return {"index": index, "metrics": {}, "hairs": None, "status": "error", "error": frame.error,
+            "traceback": None, "sha256": None, "width_px": None, "height_px": None, "seconds": None}
+
+
+def _execute(jobs: list[tuple], workers: int) -> Iterable[dict]:
+    if workers == 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield _process_frame(*job)
+        return
+    _check_picklable(jobs[0][5:])
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        futures = {pool.submit(_process_frame, *job): job for job in jobs}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker died (e.g. out of memory)
+                yield _worker_died(futures[future][0], exc)
+
+
+def _check_picklable(functions: tuple) -> None:
+    for fn in functions:
+        try:
+            pickle.dumps(fn)
+        except Exception as exc:  # noqa: BLE001
+            raise BatchError(f"{fn!r} cannot be sent to worker processes ({exc}); "
+                             "use workers=1 or a module-level function") from None
+
+
+def _worker_died(index: int, exc: BaseException) -> dict[str, Any]:
+    return {"index": index, "metrics": {}, "hairs": None, "status": "error",
+            "error": _one_line(f"internal error: {type(exc).__name__}: worker process failed ({exc})"),
+            "traceback": "".join(traceback.format_exception(exc)), "sha256": None,
+            "width_px": None, "height_px": None, "seconds": None}
+
+
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *args, **kwargs):
+        return 0
+
+    def advance(self, *args, **kwargs):
+        pass
+
+
+def _progress_bar(show: bool, console):
+    if not show:
+        return _NoProgress()
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
+                               TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task):
+            return Text(f"{task.speed:.2f} frames/s" if task.speed else "-- frames/s")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console)
+
+
+# --------------------------------------------------------------------------- tables and outputs
+
+
+def _tables(frames: list[Frame], results: list[dict], um_per_px: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    meta_names = _metadata_column_names(frames)
+    columns = image_columns(meta_names)
+    reserved = set(image_columns())
+    rows, hair_tables = [], []
+    for frame, res in zip(frames, results):
+        scale, source = _frame_scale(frame, um_per_px)
+        rows.append(_image_row(frame, res, scale, source, reserved))
+        if res["status"] == "ok" and res["hairs"] is not None and len(res["hairs"]):
+            hair_tables.append(_hair_rows(frame.key, res["hairs"], scale))
+    images = pd.DataFrame(rows).reindex(columns=columns)
+    hairs = pd.concat(hair_tables, ignore_index=True) if hair_tables else pd.DataFrame()
+    hairs = hairs.reindex(columns=hair_columns())
+    return _integers(images), _integers(hairs)
+
+
+def _is_physical(column: str) -> bool:
+    """A column that needs a pixel size (µm, cm² or um_per_px itself)."""
+    return column.endswith("_um") or "cm2" in column or column == "um_per_px"
+
+
+def _image_row(frame: Frame, res: dict, scale: float | None, source: str, reserved: set[str]) -> dict:
+    metrics = {k: v for k, v in res["metrics"].items() if k in _core.METRIC_COLUMNS}
+    if scale is None:
+        metrics.update({k: None for k in metrics if _is_physical(k)})
+    core_note = metrics.get("note")
+    notes = [core_note.strip() if isinstance(core_note, str) else ""]
+    notes += [NO_CALIBRATION_NOTE] if scale is None else []
+    notes += list(frame.notes)
+    row = {**metrics, "image": frame.key, "um_per_px": scale, "status": res["status"], "error": res["error"],
+           "note": "; ".join(n for n in notes if n), "calibration_source": source,
+           "sha256": res["sha256"], "width_px": res["width_px"], "height_px": res["height_px"]}
+    row.update({_meta_name(k, reserved): v for k, v in frame.metadata.items()})
+    return row
+
+
+def _hair_rows(key: str, hairs: pd.DataFrame, scale: float | None) -> pd.DataFrame:
+    hairs = hairs.copy()
+    if scale is None:
+        for column in hairs.columns:
+            if _is_physical(column):
+                hairs[column] = np.nan
+    hairs.insert(0, "image", key)
+    return hairs
+
+
+def _integers(table: pd.DataFrame) -> pd.DataFrame:
+    """Whole-number columns as nullable integers, so CSV shows 9 not 9.0."""
+    for column in _INT_COLUMNS.intersection(table.columns):
+        values = pd.to_numeric(table[column], errors="coerce")
+        finite = values.dropna()
+        if len(finite) == len(table[column].dropna()) and np.all(np.mod(finite, 1) == 0):
+            table[column] = values.astype("Int64")
+    return table
+
+
+def _write_outputs(out_dir: Path, images: pd.DataFrame, hairs: pd.DataFrame, results: list[dict],
+                   frames: list[Frame]) -> None:
+    _atomic_write(out_dir / "images.csv", images.to_csv(index=False, lineterminator="\n"))
+    _atomic_write(out_dir / "hairs.csv", hairs.to_csv(index=False, lineterminator="\n"))
+    logs = [f"== {frames[i].key} ({frames[i].path})\n{r['traceback']}" for i, r in enumerate(results) if r["traceback"]]
+    log_path = out_dir / "errors.log"
+    if logs:
+        _atomic_write(log_path, "\n".join(logs))
+    elif log_path.is_file():
+        log_path.unlink()  # stale, from an earlier run into the same folder
+
+
+def _atomic_write(target: Path, text: str) -> None:
+    """Write text to a temporary file next to ``target``, then rename over it."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, started, seconds, results, images) -> None:
+    per_frame = [r["seconds"] for r in results if r.get("seconds") is not None]
+    n_ok = int((images["status"] == "ok").sum())
+    record = {
+        "package": "tricho-pipeline",
+        "version": pipeline.__version__,
+        "settings": settings.to_dict(),
+        "settings_digest": settings.digest(),
+        "inputs": [str(p) for p in inputs],
+        "out_dir": str(out_dir),
+        "um_per_px": um_per_px,
+        "workers": workers,
+        "overlays": overlays,
+        "started_utc": started.isoformat(),
+        "finished_utc": datetime.now(timezone.utc).isoformat(),
+        "seconds": {
+            "total": seconds,
+            "per_frame_mean": statistics.fmean(per_frame) if per_frame else None,
+            "per_frame_median": statistics.median(per_frame) if per_frame else None,
+            "per_frame_max": max(per_frame) if per_frame else None,
+        },
+        "frames": {"total": len(images), "ok": n_ok, "error": len(images) - n_ok},
+        "environment": _environment(),
+    }
+    _atomic_write(out_dir / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+
+
+def _environment() -> dict[str, str]:
+    import cv2
+    import PIL
+
+    return {"python": sys.version.split()[0], "numpy": np.__version__, "opencv": cv2.__version__,
+            "pillow": PIL.__version__, "pandas": pd.__version__, "platform": platform.platform()}
+
+
+def _summary(images: pd.DataFrame, hairs: pd.DataFrame, results: list[dict], out_dir: Path,
+             seconds: float) -> BatchSummary:
+    ok = images["status"] == "ok"
+    density = pd.to_numeric(images.loc[ok, "density_per_cm2"], errors="coerce").dropna()
+    failed = images.loc[~ok, ["image", "error"]]
+    return BatchSummary(
+        n_frames=len(images), n_ok=int(ok.sum()), n_error=int((~ok).sum()), out_dir=out_dir, seconds=seconds,
+        n_hairs=int(pd.to_numeric(images.loc[ok, "hair_count"], errors="coerce").fillna(0).sum()),
+        mean_density_per_cm2=float(density.mean()) if len(density) else None,
+        errors=[(str(a), str(b)) for a, b in failed.itertuples(index=False)],
+        n_internal_errors=sum(1 for r in results if r["traceback"]),
+    )

@@ -1,0 +1,201 @@
+"""Orchestration of the per-frame core (see :func:`pipeline.core.analyze_frame`).
+
+segmentation -> shafts -> per-hair measures -> root ends and counting rule
+-> follicular units -> per-frame metrics.  Pure: arrays in, tables out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from pipeline import measure, segment, shafts
+from pipeline.core import HAIR_COLUMNS, METRIC_COLUMNS, FrameResult
+from pipeline.settings import Settings
+
+
+@dataclass
+class Candidate:
+    """A traced hair with what the counting rule needs."""
+
+    hair: shafts.Hair
+    thickness_px: float
+    radius_px: float
+    contrast: float
+    cut: tuple[bool, bool]
+    scores: np.ndarray
+    root: int = 0
+    confident: bool = False
+
+
+def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings) -> FrameResult:
+    """Run the whole per-frame core on an RGB uint8 frame (see ``analyze_frame``)."""
+    scale = um_per_px or settings.scale_um_per_px
+    valid = segment.skin_mask(image, settings=settings)
+    field_rows = segment.field_rows(image)
+    con = segment.darkness_map(image, um_per_px=scale, settings=settings, valid=valid)
+    prob = segment.probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)
+    mask = segment.hair_mask(prob, um_per_px=scale, settings=settings)
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
+    halo = measure.halo_map(image, sigma_px=20.0 / scale)
+    cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings)
+    _orient(cands)
+    counted = [c for c in cands if _emerges_inside(c, field_rows, image.shape)]
+    hairs, paths = _hair_table(counted, um_per_px, settings)
+    area_cm2 = None if um_per_px is None else field_rows.sum() * image.shape[1] * (um_per_px * 1e-4) ** 2
+    metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
+    return FrameResult(hairs, metrics, paths, valid, prob, mask)
+
+
+def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[Candidate]:
+    """Measure each traced hair; drop fragments too short or too faint."""
+    min_len = settings.min_hair_length_um / scale
+    out = []
+    for h in traced:
+        path = measure.resample_path(h.path)
+        pts = np.clip(np.round(path).astype(int), 0, np.array(dist.shape) - 1)
+        r = float(np.median(dist[pts[:, 0], pts[:, 1]]))
+        length = h.length_px + 2 * r * sum(k == "free" for k in h.end_kinds) / 2
+        if length < min_len or length < 2.5 * r:
+            continue
+        contrast = float(np.median(prob[pts[:, 0], pts[:, 1]]))
+        if contrast < settings.darkness_threshold:
+            continue
+        t = measure.hair_thickness_px(h, darkness=con.darkness, dist=dist, full=con.full,
+                                      method=settings.thickness_method)
+        cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
+        scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))
+        out.append(Candidate(h, t, r, contrast, cut, scores))
+    return out
+
+
+def _is_cut(point: np.ndarray, valid: np.ndarray, r: float) -> bool:
+    """An end within a shaft radius (+3 px) of the border or of a non-skin region."""
+    m, n = valid.shape
+    reach = r + 3
+    row, col = point
+    if row < reach or col < reach or row > m - 1 - reach or col > n - 1 - reach:
+        return True
+    r0, r1 = int(max(0, row - reach)), int(min(m, row + reach + 1))
+    c0, c1 = int(max(0, col - reach)), int(min(n, col + reach + 1))
+    return not valid[r0:r1, c0:c1].all()
+
+
+def _orient(cands: list[Candidate]) -> None:
+    """Choose the root end of every hair.
+
+    Order of evidence: an end where the hair forks from others of its
+    unit is the root; otherwise the more root-like end (halo, fading) when
+    both ends are visible; a hair cut by the border takes the frame's
+    dominant root-to-tip direction when the frame has one, else the score
+    of its visible end against the frame's median score.
+    """
+    for c in cands:
+        kinds = c.hair.end_kinds
+        if kinds[0] != kinds[1]:
+            c.root, c.confident = (0 if kinds[0] == "junction" else 1), True
+        elif not any(c.cut):
+            c.root = int(np.argmax(c.scores))
+            c.confident = abs(c.scores[0] - c.scores[1]) > 0.05
+    direction = _dominant_direction([c for c in cands if c.confident and not any(c.cut)])
+    visible_scores = [s for c in cands for s, cut in zip(c.scores, c.cut) if not cut]
+    median_score = float(np.median(visible_scores)) if visible_scores else 0.0
+    for c in cands:
+        if c.cut[0] == c.cut[1]:
+            continue
+        inner = 1 if c.cut[0] else 0
+        if direction is not None:
+            v = _root_to_tip(c.hair.path, inner)
+            c.root = inner if float(v @ direction) > 0 else 1 - inner
+        else:
+            c.root = inner if c.scores[inner] >= median_score else 1 - inner
+
+
+def _root_to_tip(path: np.ndarray, root: int) -> np.ndarray:
+    v = path[-1] - path[0] if root == 0 else path[0] - path[-1]
+    return v / max(np.hypot(*v), 1e-9)
+
+
+def _dominant_direction(cands: list[Candidate]) -> np.ndarray | None:
+    """Mean root-to-tip direction when the hairs agree (resultant >= 0.6)."""
+    if len(cands) < 3:
+        return None
+    vs = np.array([_root_to_tip(c.hair.path, c.root) for c in cands])
+    mean = vs.mean(axis=0)
+    if np.hypot(*mean) < 0.6:
+        return None
+    return mean / np.hypot(*mean)
+
+
+def _emerges_inside(c: Candidate, field_rows: np.ndarray, shape) -> bool:
+    """The counting rule: the root end is visible and lies in the field."""
+    if c.cut[c.root]:
+        return False
+    row, col = c.hair.path[0 if c.root == 0 else -1]
+    return 0 <= row < shape[0] and 0 <= col < shape[1] and bool(field_rows[int(row)])
+
+
+def _hair_table(cands: list[Candidate], um_per_px: float | None, settings: Settings):
+    """The per-hair table (HAIR_COLUMNS) and centre lines, root end first."""
+    paths, rows = [], []
+    for c in cands:
+        path = c.hair.path if c.root == 0 else c.hair.path[::-1]
+        root = path[0]
+        length_px = c.hair.length_px + c.radius_px * sum(k == "free" for k in c.hair.end_kinds)
+        paths.append(path)
+        rows.append(dict(row=float(root[0]), col=float(root[1]), length_px=length_px,
+                         thickness_px=c.thickness_px, touches_border=bool(any(c.cut)),
+                         root_known=bool(c.confident)))
+    df = pd.DataFrame(rows, columns=["row", "col", "length_px", "thickness_px", "touches_border", "root_known"])
+    scale = np.nan if um_per_px is None else um_per_px
+    df["length_um"] = df["length_px"] * scale
+    df["thickness_um"] = df["thickness_px"] * scale
+    df["class"] = measure.classify(df["thickness_um"].to_numpy(), settings) if len(df) else []
+    unit_radius = settings.unit_radius_um / (um_per_px or settings.scale_um_per_px)
+    pts = df[["row", "col"]].to_numpy(float)
+    df["unit_id"] = measure.group_units(pts, radius_px=unit_radius, forced=_fork_groups(cands))
+    df["hair_id"] = np.arange(len(df))
+    return df[HAIR_COLUMNS].reset_index(drop=True), paths
+
+
+def _fork_groups(cands: list[Candidate]) -> list[set[int]]:
+    """Hairs whose root end is the same junction share an opening."""
+    groups: dict[int, set[int]] = {}
+    for i, c in enumerate(cands):
+        j = c.hair.junctions[c.root]
+        if j is not None:
+            groups.setdefault(j, set()).add(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def frame_metrics(hairs: pd.DataFrame, *, area_cm2: float | None, um_per_px: float | None,
+                  settings: Settings) -> dict:
+    """Per-frame metrics (METRIC_COLUMNS) from a per-hair table.
+
+    Cumulative thickness is the sum of shaft diameters per field area,
+    reported in mm/cm².
+    """
+    n = len(hairs)
+    units = int(hairs["unit_id"].nunique()) if n else 0
+    per_unit = hairs.groupby("unit_id").size() if n else pd.Series(dtype=int)
+    m: dict = {k: np.nan for k in METRIC_COLUMNS}
+    m.update(um_per_px=um_per_px if um_per_px else np.nan, hair_count=n, follicular_units=units,
+             hairs_per_unit=(n / units) if units else np.nan,
+             single_hair_unit_share_pct=(100.0 * (per_unit == 1).mean()) if units else np.nan, note="")
+    if um_per_px is None:
+        m["note"] = "no pixel size: give --um-per-px or a manifest um_per_px column for µm and density"
+        return m
+    t = hairs["thickness_um"].to_numpy(float)
+    counts = {k: int((hairs["class"] == k).sum()) for k in measure.CLASSES}
+    m.update(area_cm2=area_cm2, density_per_cm2=n / area_cm2,
+             mean_thickness_um=float(t.mean()) if n else np.nan,
+             median_thickness_um=float(np.median(t)) if n else np.nan,
+             cumulative_thickness_mm_per_cm2=float(t.sum() / 1000.0 / area_cm2),
+             units_per_cm2=units / area_cm2)
+    for k in measure.CLASSES:
+        m[f"{k}_count"] = counts[k]
+        m[f"{k}_share_pct"] = 100.0 * counts[k] / n if n else np.nan
+    return m

@@ -1,0 +1,222 @@
+"""Read one trichoscopy frame from a file, robustly, as uint8 RGB.
+
+This is the only place that decodes image files.  ``read_image`` turns every
+way a file can be wrong (missing, empty, not an image, truncated, absurdly
+large) into an ``ImageReadError`` whose text names the file, says what is
+wrong and what to do, so that the batch layer can record it as one row and go
+on with the rest.  Odd but valid files (greyscale, palette, alpha, CMYK,
+16-bit, float, EXIF-rotated, wrong extension) are decoded to the same
+``(M, N, 3)`` uint8 RGB array the core expects.
+
+Files are only ever opened read-only.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "file_sha256", "read_image"]
+
+#: File extensions (lower case) picked up when a folder is walked.
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+
+#: Default refusal limit for the pixel count claimed by a file's header.
+DEFAULT_MAX_MEGAPIXELS = 100.0
+
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, IndexError, TypeError)
+
+
+class ImageReadError(ValueError):
+    """A file could not be read as an image.
+
+    ``str(error)`` is ``"<path>: <what is wrong and what to do>"``.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file.
+    message : str
+        What is wrong and what to do, without the path.
+    """
+
+    def __init__(self, path: str | os.PathLike, message: str) -> None:
+        super().__init__(str(path), message)  # both args, so the error pickles
+        self.path = Path(path)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def file_sha256(path: str | os.PathLike, *, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (read-only)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk_bytes), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_image(
+    path: str | os.PathLike,
+    *,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+) -> np.ndarray:
+    """Read an image file as uint8 RGB, decoding by content, not extension.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Image file (JPEG, PNG, TIFF, BMP, WebP or anything Pillow decodes).
+        Opened read-only; the first frame of a multi-frame file is used.
+    max_megapixels : float
+        Refuse, before decoding, a file whose header claims more than this
+        many megapixels (rows x columns / 1e6). Pillow's own
+        decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS`` x 2) applies
+        as well.
+
+    Returns
+    -------
+    ndarray of uint8, shape (M, N, 3)
+        RGB pixels, rows x columns, after applying the EXIF orientation.
+        Greyscale and palette images are expanded to RGB; alpha is composited
+        on white; CMYK is converted to RGB; 16-bit, 32-bit integer and float
+        images are scaled to 8 bits by their actual bit depth (see
+        ``_to_uint8``), never clipped.
+
+    Raises
+    ------
+    ImageReadError
+        Missing or empty file, not an image, truncated or corrupt data, too
+        many pixels, or a colour mode that cannot be converted.
+    """
+    path = Path(path)
+    _check_file(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with open(path, "rb") as fh:
+            image = _open_checked(path, fh, max_megapixels)
+            _load(path, image)
+            image = _apply_orientation(image)
+            return _to_rgb_array(path, image)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ImageReadError(path, "file not found; check the path (or the manifest row that names it)")
+    if not path.is_file():
+        raise ImageReadError(path, "is not a file; give an image file or a folder of images")
+    if path.stat().st_size == 0:
+        raise ImageReadError(
+            path, "file is empty (0 bytes), probably an interrupted copy or export; copy or export it again"
+        )
+
+
+def _open_checked(path: Path, fh, max_megapixels: float) -> Image.Image:
+    """Open lazily (header only) and refuse absurd sizes before decoding."""
+    try:
+        image = Image.open(fh)
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, f"refused: {exc}; downscale the image before analysis") from None
+    except UnidentifiedImageError:
+        head = _peek(path)
+        raise ImageReadError(
+            path,
+            f"not an image file Pillow can decode (first bytes: {head!r}); "
+            "check that it is a JPEG, PNG, TIFF, BMP or WebP photo and not a renamed document",
+        ) from None
+    except _DECODE_ERRORS as exc:
+        raise ImageReadError(path, f"corrupt image header ({type(exc).__name__}: {exc}); export the photo again") from None
+    width, height = image.size
+    megapixels = width * height / 1e6
+    if megapixels > max_megapixels:
+        raise ImageReadError(
+            path,
+            f"refused: header claims {width} x {height} px ({megapixels:.1f} MP), more than the "
+            f"limit of {max_megapixels:g} MP; downscale the image or raise max_megapixels",
+        )
+    if width == 0 or height == 0:
+        raise ImageReadError(path, f"image has no pixels ({width} x {height}); export it again")
+    return image
+
+
+def _peek(path: Path, n: int = 12) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(n)
+
+
+def _load(path: Path, image: Image.Image) -> None:
+    """Decode the pixels; truncated data raises (LOAD_TRUNCATED_IMAGES untouched)."""
+    try:
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, f"refused: {exc}; downscale the image before analysis") from None
+    except _DECODE_ERRORS as exc:
+        text = str(exc)
+        if isinstance(exc, EOFError) or "truncat" in text.lower():
+            raise ImageReadError(
+                path,
+                f"image data is truncated ({text or type(exc).__name__}): the file ends early, "
+                "probably an interrupted copy or download; copy it again from the original",
+            ) from None
+        raise ImageReadError(
+            path, f"image data is corrupt ({type(exc).__name__}: {text}); export or copy the photo again"
+        ) from None
+
+
+def _apply_orientation(image: Image.Image) -> Image.Image:
+    """Rotate/flip as the EXIF orientation tag says, so rows and columns match the view."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception as exc:  # a malformed EXIF block must not cost the frame
+        warnings.warn(f"EXIF orientation unreadable ({exc}); using the stored orientation", stacklevel=3)
+        return image
+
+
+def _to_rgb_array(path: Path, image: Image.Image) -> np.ndarray:
+    mode = image.mode
+    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode == "P" and "transparency" in image.info):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float64)
+        alpha = rgba[..., 3:4] / 255.0
+        out = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
+        return np.ascontiguousarray(np.rint(out).astype(np.uint8))
+    if mode.startswith("I") or mode == "F":
+        grey = _to_uint8(path, np.asarray(image))
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    try:
+        rgb = image if mode == "RGB" else image.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise ImageReadError(
+            path, f"colour mode {mode!r} cannot be converted to RGB ({exc}); save the image as 8-bit RGB"
+        ) from None
+    return np.array(rgb, dtype=np.uint8)
+
+
+def _to_uint8(path: Path, data: np.ndarray) -> np.ndarray:
+    """Scale a 16/32-bit integer or float single-channel array to uint8.
+
+    Integers: divided by ``2**b - 1`` where ``b`` is the number of bits the
+    largest value actually uses (at least 8), so full-range 16-bit data maps
+    65535 -> 255 and 12-bit data in a 16-bit container maps 4095 -> 255;
+    data that fits in 8 bits is kept as is. Floats in [0, 1] are multiplied
+    by 255; other non-negative floats are treated like integers; data with
+    negative values is stretched from its minimum to its maximum.
+    """
+    values = data.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ImageReadError(path, "float image contains NaN or infinite values; save it as 8- or 16-bit")
+    lo, hi = float(values.min()), float(values.max())
+    if lo < 0:
+        scaled = (values - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(values)
+    elif data.dtype.kind == "f" and hi <= 1.0:
+        scaled = values * 255.0
+    else:
+        bits = max(8, int(np.ceil(hi)).bit_length())
+        scaled = values * (255.0 / (2**bits - 1))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)

@@ -1,0 +1,282 @@
+"""Classical hair segmentation: what is skin, how dark against it, how ridge-like.
+
+Hair shafts are the darkest thing on the scalp in *every* colour channel,
+whereas the bluish perifollicular halo, vessels, pigment network and blue ink
+are dark in some channels only.  So the core feature is the darkness of the
+per-pixel maximum over R, G, B (the HSV value) against a local estimate of
+the skin without hair.  A multi-scale Hessian ridge term rescues thin,
+blurred vellus hairs whose contrast never reaches half the frame's contrast.
+
+Functions take arrays and return arrays; a learned segmenter plugs in behind
+the same signature as :func:`hair_probability`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipeline.settings import Settings
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """Per-frame darkness map and its reference level.
+
+    Attributes
+    ----------
+    darkness : ndarray of float32, shape (M, N)
+        ``(skin - value) / skin``: 0 on skin, about 0.6–0.9 on a black shaft.
+    full : float
+        Darkness of the frame's thick shafts (plateau level), the reference
+        that turns darkness into a probability and an integrated profile
+        into a width.
+    """
+
+    darkness: np.ndarray
+    full: float
+
+
+def _odd(n: float) -> int:
+    k = int(round(n))
+    return k + 1 - k % 2 if k >= 1 else 1
+
+
+def skin_background(value: np.ndarray, *, max_width_px: float) -> np.ndarray:
+    """Local skin level with the hair removed (float32, same shape).
+
+    A median over a window about twice the widest shaft: shafts cover a
+    minority of any such window, so the median stays on skin. Done at
+    reduced resolution on 8-bit values, then smoothed back to full size.
+
+    Parameters
+    ----------
+    value : ndarray, shape (M, N)
+        Per-pixel max over colour channels, float in [0, 255].
+    max_width_px : float
+        Widest shaft to remove (pixels).
+    """
+    factor = max(1, int(max_width_px // 8))
+    small = cv2.resize(value, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
+    k = _odd(2.5 * max_width_px / factor)
+    k = min(k, _odd(min(small.shape) // 2 * 2 - 1))
+    med = cv2.medianBlur(np.clip(small, 0, 255).astype(np.uint8), max(3, k)).astype(np.float32)
+    smooth = cv2.GaussianBlur(med, (0, 0), sigmaX=max(1.0, k / 4))
+    back = cv2.resize(smooth, (value.shape[1], value.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.maximum(back, 8.0).astype(np.float32)
+
+
+def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
+                 valid: np.ndarray | None = None) -> Contrast:
+    """Relative darkness of every pixel against the local skin.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (M, N, 3)
+        RGB frame.
+    um_per_px : float
+        Pixel size used for filter scales (µm/px).
+    settings : Settings
+    valid : ndarray of bool, shape (M, N), optional
+        Skin pixels; others do not set the reference contrast.
+    """
+    value = image.max(axis=2).astype(np.float32)
+    bg = skin_background(value, max_width_px=settings.max_width_um / um_per_px)
+    dark = np.clip((bg - value) / bg, 0.0, 1.0)
+    return Contrast(dark, _reference_contrast(dark, valid))
+
+
+def _reference_contrast(dark: np.ndarray, valid: np.ndarray | None) -> float:
+    """Plateau darkness of the frame's thick shafts (99.5th percentile, floor 0.35)."""
+    d = dark[valid] if valid is not None else dark.ravel()
+    if d.size == 0:
+        return 0.5
+    return float(max(0.35, np.percentile(d, 99.5)))
+
+
+def ridge_map(dark: np.ndarray, *, um_per_px: float, settings: Settings) -> np.ndarray:
+    """Multi-scale bright-ridge strength of the darkness map (float32).
+
+    Largest negative Hessian eigenvalue, scale-normalised (sigma**2), over
+    sigmas matched to shaft widths from ``min_width_um`` to 40 µm, with the
+    response of a ridge of height h and width w at its matched scale close
+    to h.  Thick shafts are already caught by darkness alone.
+    """
+    out = np.zeros_like(dark)
+    w_lo = settings.min_width_um / um_per_px
+    w_hi = max(w_lo * 1.5, 40.0 / um_per_px)
+    for w in np.geomspace(max(w_lo, 1.5), w_hi, 4):
+        s = max(0.7, w / (2 * np.sqrt(3)))
+        g = cv2.GaussianBlur(dark, (0, 0), sigmaX=s)
+        drr = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3) / 1.0
+        dcc = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3) / 1.0
+        drc = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3) / 4.0
+        tmp = np.sqrt(((drr - dcc) * 0.5) ** 2 + drc ** 2)
+        lam = -((drr + dcc) * 0.5 - tmp)  # minus the most negative eigenvalue
+        out = np.maximum(out, lam * (s * s) * 2.0)
+    return out
+
+
+def hair_probability(image: np.ndarray, *, um_per_px: float | None,
+                     settings: Settings = Settings(),
+                     valid: np.ndarray | None = None) -> np.ndarray:
+    """Per-pixel hair probability of a scalp frame.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (M, N, 3)
+        RGB frame.
+    um_per_px : float or None
+        Pixel size (µm/px); ``settings.scale_um_per_px`` is assumed for the
+        filter scales when None.
+    settings : Settings
+    valid : ndarray of bool, shape (M, N), optional
+        Skin pixels (see :func:`skin_mask`); probability is 0 elsewhere.
+
+    Returns
+    -------
+    ndarray of float32, shape (M, N)
+        Values in [0, 1]; 0.5 is half the frame's shaft contrast, so the
+        0.5 contour of a thick blurred shaft lies on its true edge.
+    """
+    scale = um_per_px or settings.scale_um_per_px
+    con = darkness_map(image, um_per_px=scale, settings=settings, valid=valid)
+    return probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)
+
+
+def probability_from_contrast(con: Contrast, *, um_per_px: float, settings: Settings,
+                              valid: np.ndarray | None = None) -> np.ndarray:
+    """Turn a darkness map into a probability (see :func:`hair_probability`).
+
+    The probability is the larger of the darkness relative to the frame's
+    shaft contrast and the ridge strength averaged along its best line
+    direction (:func:`line_support`), which keeps long thin hairs and
+    drops short random skin texture.
+    """
+    p = con.darkness / con.full
+    ridge = ridge_map(con.darkness, um_per_px=um_per_px, settings=settings)
+    line = line_support(ridge, length_px=settings.line_length_um / um_per_px)
+    p = np.clip(np.maximum(p, settings.ridge_gain * line / con.full), 0.0, 1.0)
+    if valid is not None:
+        p = np.where(valid, p, 0.0)
+    return p.astype(np.float32)
+
+
+def line_support(ridge: np.ndarray, *, length_px: float, n_angles: int = 12) -> np.ndarray:
+    """Mean of ``ridge`` along the best of ``n_angles`` line directions (float32).
+
+    A hair is a long coherent ridge; skin texture is short and random. The
+    average over a centred segment of ``length_px`` keeps the first and
+    dilutes the second. Done at half resolution for speed.
+    """
+    small = cv2.resize(ridge, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    k = _odd(max(5.0, length_px / 2))
+    best = np.zeros_like(small)
+    c = k // 2
+    for a in np.linspace(0, np.pi, n_angles, endpoint=False):
+        kern = np.zeros((k, k), np.float32)
+        dr, dc = np.sin(a) * c, np.cos(a) * c
+        cv2.line(kern, (int(round(c - dc)), int(round(c - dr))), (int(round(c + dc)), int(round(c + dr))), 1.0, 1)
+        kern /= kern.sum()
+        best = np.maximum(best, cv2.filter2D(small, -1, kern, borderType=cv2.BORDER_REFLECT))
+    return cv2.resize(best, (ridge.shape[1], ridge.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def hair_mask(prob: np.ndarray, *, um_per_px: float | None,
+              settings: Settings = Settings()) -> np.ndarray:
+    """Binary hair mask from a probability map (hysteresis, hole filling).
+
+    Parameters
+    ----------
+    prob : ndarray of float, shape (M, N)
+    um_per_px : float or None
+        Pixel size (µm/px); sets the smallest kept object and largest filled
+        hole.
+    """
+    from skimage.filters import apply_hysteresis_threshold
+    from skimage.morphology import remove_small_holes, remove_small_objects
+
+    scale = um_per_px or settings.scale_um_per_px
+    mask = apply_hysteresis_threshold(prob, settings.darkness_low, settings.darkness_threshold)
+    w = settings.max_width_um / scale
+    mask = remove_small_holes(mask, max_size=int(0.5 * w * w))
+    min_area = (settings.min_hair_length_um / scale) * max(2.0, settings.min_width_um / scale)
+    return remove_small_objects(mask, max_size=int(min_area * 0.5))
+
+
+def skin_mask(image: np.ndarray, *, settings: Settings = Settings()) -> np.ndarray:
+    """Pixels that are skin: not burned-in text, overlays, padding or glare.
+
+    Detected: (1) full-width bands at the top or bottom made of overlay
+    pixels (a device's text header, a padding strip); (2) pure saturated
+    colours no skin has (red circles and lines, blue or cyan text) and
+    near-white achromatic pixels (text, glare), grown by a few pixels;
+    (3) thin straight lines of uniform grey (scale bars) are caught by the
+    achromatic rule where light and by the band rule where at the border.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (M, N, 3)
+
+    Returns
+    -------
+    ndarray of bool, shape (M, N)
+    """
+    overlay = overlay_pixels(image)
+    band_rows = _band_rows(image, overlay)
+    valid = ~overlay
+    valid[band_rows] = False
+    return valid
+
+
+def overlay_pixels(image: np.ndarray) -> np.ndarray:
+    """Pixels that look drawn rather than photographed (bool, grown 2 px)."""
+    rgb = image.astype(np.int16)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    mx = rgb.max(axis=2)
+    mn = rgb.min(axis=2)
+    sat = (mx - mn)
+    red = (r > 150) & (r - np.maximum(g, b) > 90)
+    blue = (b > 120) & (b - np.maximum(r, g) > 60)
+    cyan = (b > 150) & (g > 150) & (r < 90)
+    white = (mn > 245)
+    drawn = red | blue | cyan | (white & (sat < 12))
+    drawn = cv2.dilate(drawn.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return drawn
+
+
+def _band_rows(image: np.ndarray, overlay: np.ndarray) -> np.ndarray:
+    """Rows of full-width header or padding strips at the top/bottom (bool, (M,))."""
+    m = image.shape[0]
+    rows = np.zeros(m, bool)
+    grey = image.astype(np.float32)
+    value = grey.max(axis=2)
+    chroma = grey.max(axis=2) - grey.min(axis=2)
+    row_mean = grey.mean(axis=2).mean(axis=1)
+    centre = float(np.median(row_mean[m // 4: 3 * m // 4]))
+    distinct = np.abs(row_mean - centre) > 20
+    row_std = grey.mean(axis=2).std(axis=1)
+    flat = (row_std < 6) & (chroma.mean(axis=1) < 10) & distinct  # a uniform padding strip
+    text = overlay.mean(axis=1) > 0.04
+    dark_band = (np.median(value, axis=1) < 95) & (np.median(value, axis=1) < np.median(value[m // 4: 3 * m // 4]) - 50)
+    marks = flat | text | dark_band
+    limit = int(0.12 * m)
+    for order in (range(limit), range(m - 1, m - 1 - limit, -1)):
+        last = None
+        for i in order:
+            if marks[i]:
+                last = i
+            elif last is not None and abs(i - last) > 4:
+                break
+            elif last is None and abs(i - order[0]) > 4:
+                break
+        if last is not None:
+            lo, hi = sorted((order[0], last))
+            rows[lo:hi + 1] = True
+    return rows
+
+
+def field_rows(image: np.ndarray) -> np.ndarray:
+    """Rows of the counting field: all rows but full-width header/padding strips (bool, (M,))."""
+    return ~_band_rows(image, overlay_pixels(image))

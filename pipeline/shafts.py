@@ -1,0 +1,249 @@
+"""Shafts: a hair mask becomes individual hairs (centre lines).
+
+The mask is skeletonised and turned into a branch graph with skan
+(Nunez-Iglesias et al. 2018, doi:10.7717/peerj.4312).  Spurs (short end
+branches born of a shaft's width) are pruned; junction pixels close to each
+other are merged into one junction; at every junction the branches are
+paired by direction continuity — a hair is a smooth curve, so a branch
+continues the one that leaves the junction most nearly straight on.  Chains
+of paired branches are hairs: two crossing hairs give two hairs, a fork of
+a follicular unit gives one hair per tip.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse.csgraph import connected_components
+from scipy.sparse import coo_matrix
+
+from pipeline.settings import Settings
+
+
+@dataclass
+class Hair:
+    """One traced hair.
+
+    Attributes
+    ----------
+    path : ndarray of float, shape (K, 2)
+        Centre line (row, col), in walking order.
+    end_kinds : list of str
+        For the first and last point: ``"free"`` (a tip of the skeleton) or
+        ``"junction"`` (ends where it meets other hairs).
+    junctions : list of int or None
+        Id of the junction cluster at each end (None for free ends).
+    """
+
+    path: np.ndarray
+    end_kinds: list[str] = field(default_factory=lambda: ["free", "free"])
+    junctions: list[int | None] = field(default_factory=lambda: [None, None])
+
+    @property
+    def length_px(self) -> float:
+        """Length of the centre line (pixels)."""
+        if len(self.path) < 2:
+            return 0.0
+        return float(np.linalg.norm(np.diff(self.path, axis=0), axis=1).sum())
+
+
+def skeleton_of(mask: np.ndarray) -> np.ndarray:
+    """One-pixel-wide skeleton of a binary mask (bool)."""
+    from skimage.morphology import skeletonize
+
+    return skeletonize(mask)
+
+
+def _summary(skel: np.ndarray):
+    import skan
+
+    sk = skan.Skeleton(skel)
+    return sk, skan.summarize(sk, separator="_")
+
+
+def prune_spurs(skel: np.ndarray, dist: np.ndarray, *, settings: Settings,
+                rounds: int = 3) -> np.ndarray:
+    """Remove end branches shorter than ``spur_factor`` x the local half-width.
+
+    Parameters
+    ----------
+    skel : ndarray of bool, shape (M, N)
+    dist : ndarray of float, shape (M, N)
+        Euclidean distance transform of the mask (pixels).
+    """
+    from skimage.morphology import skeletonize
+
+    skel = skel.copy()
+    for _ in range(rounds):
+        if skel.sum() < 2:
+            break
+        sk, df = _summary(skel)
+        plist = sk.paths_list()
+        spurs = df[df.branch_type == 1]
+        removed = False
+        for i, row in spurs.iterrows():
+            coords = sk.path_coordinates(i).astype(int)
+            deg = sk.degrees[plist[i]]
+            junction_end = coords[0] if deg[0] > 2 else coords[-1]
+            r = dist[junction_end[0], junction_end[1]]
+            if row.branch_distance < settings.spur_factor * r + 2:
+                body = coords[deg <= 2]
+                skel[body[:, 0], body[:, 1]] = False
+                removed = True
+        if not removed:
+            break
+        skel = skeletonize(skel)
+    return skel
+
+
+def _junction_clusters(sk, df, dist: np.ndarray) -> tuple[dict[int, int], set[int]]:
+    """Merge junction nodes linked by short branches.
+
+    Returns a map node id -> cluster id and the set of branch indices that
+    are internal bridges of a cluster (not part of any hair).
+    """
+    junction_nodes = np.flatnonzero(sk.degrees > 2)
+    index = {int(n): k for k, n in enumerate(junction_nodes)}
+    bridges = set()
+    rows, cols = [], []
+    for i, row in df[df.branch_type == 2].iterrows():
+        a, b = int(row.node_id_src), int(row.node_id_dst)
+        ra = dist[tuple(sk.coordinates[a].astype(int))]
+        rb = dist[tuple(sk.coordinates[b].astype(int))]
+        if row.branch_distance <= 1.2 * max(ra, rb) + 2:
+            bridges.add(i)
+            rows.append(index[a])
+            cols.append(index[b])
+    n = len(junction_nodes)
+    if n == 0:
+        return {}, bridges
+    adj = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    _, labels = connected_components(adj, directed=False)
+    return {int(node): int(labels[k]) for node, k in index.items()}, bridges
+
+
+def _outward_direction(coords: np.ndarray, r: float) -> np.ndarray:
+    """Unit direction of a branch leaving a junction at ``coords[0]``."""
+    n = len(coords)
+    a = min(n - 1, int(round(r)))
+    b = min(n - 1, a + max(6, int(round(2 * r))))
+    if b == a:
+        a, b = 0, n - 1
+    v = coords[b] - coords[a]
+    norm = np.hypot(*v)
+    return v / norm if norm > 0 else np.zeros(2)
+
+
+def trace_hairs(mask: np.ndarray, *, dist: np.ndarray | None = None,
+                settings: Settings = Settings()) -> list[Hair]:
+    """Split a hair mask into individual hairs.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (M, N)
+        Hair mask.
+    dist : ndarray of float, shape (M, N), optional
+        Distance transform of ``mask`` (computed when not given).
+    settings : Settings
+        Uses ``spur_factor`` and ``crossing_angle_deg``.
+
+    Returns
+    -------
+    list of Hair
+    """
+    import cv2
+
+    if dist is None:
+        dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    skel = prune_spurs(skeleton_of(mask), dist, settings=settings)
+    if skel.sum() < 2:
+        return []
+    sk, df = _summary(skel)
+    clusters, bridges = _junction_clusters(sk, df, dist)
+    branches = [i for i in range(len(df)) if i not in bridges]
+    ends = _branch_ends(sk, df, branches, clusters)
+    pairs = _pair_at_junctions(sk, ends, dist, settings)
+    return _chain(sk, branches, ends, pairs)
+
+
+def _branch_ends(sk, df, branches, clusters) -> dict[tuple[int, int], int | None]:
+    """(branch, end 0|1) -> junction cluster id, or None for a free end."""
+    ends = {}
+    plist = sk.paths_list()
+    for i in branches:
+        ids = plist[i]
+        for e, node in ((0, ids[0]), (1, ids[-1])):
+            ends[(i, e)] = clusters.get(int(node)) if sk.degrees[node] > 2 else None
+    return ends
+
+
+def _pair_at_junctions(sk, ends, dist, settings) -> dict[tuple[int, int], tuple[int, int]]:
+    """Pair branch ends at each junction by direction continuity."""
+    by_cluster: dict[int, list[tuple[int, int]]] = {}
+    for key, c in ends.items():
+        if c is not None:
+            by_cluster.setdefault(c, []).append(key)
+    limit = np.cos(np.deg2rad(settings.crossing_angle_deg))
+    pairs = {}
+    for members in by_cluster.values():
+        dirs = {}
+        for (i, e) in members:
+            coords = sk.path_coordinates(i).astype(float)
+            coords = coords if e == 0 else coords[::-1]
+            r = float(dist[tuple(coords[0].astype(int))])
+            dirs[(i, e)] = _outward_direction(coords, r)
+        cand = []
+        for a in range(len(members)):
+            for b in range(a + 1, len(members)):
+                ka, kb = members[a], members[b]
+                if ka[0] == kb[0]:
+                    continue  # a loop returning to the same junction
+                straight = -float(dirs[ka] @ dirs[kb])
+                if straight >= limit:
+                    cand.append((straight, ka, kb))
+        used = set()
+        for _, ka, kb in sorted(cand, key=lambda t: t[0], reverse=True):
+            if ka in used or kb in used:
+                continue
+            used.update((ka, kb))
+            pairs[ka], pairs[kb] = kb, ka
+    return pairs
+
+
+def _chain(sk, branches, ends, pairs) -> list[Hair]:
+    """Walk paired branches into hairs."""
+    seen = set()
+    hairs = []
+    order = sorted(branches, key=lambda i: (pairs.get((i, 0)) is not None) + (pairs.get((i, 1)) is not None))
+    for start in order:
+        if start in seen:
+            continue
+        # walk to one extreme of the chain first
+        i, e = start, 0
+        guard = 0
+        while (i, e) in pairs and guard < len(branches):
+            j, f = pairs[(i, e)]
+            if j == start:
+                break
+            i, e = j, 1 - f
+            guard += 1
+        # now (i, e) is an unpaired end; walk forward from it
+        pieces, kinds, juncs = [], [], []
+        first = (i, e)
+        kinds.append("junction" if ends[first] is not None else "free")
+        juncs.append(ends[first])
+        cur = first
+        while True:
+            bi, be = cur
+            seen.add(bi)
+            coords = sk.path_coordinates(bi).astype(float)
+            pieces.append(coords if be == 0 else coords[::-1])
+            out = (bi, 1 - be)
+            nxt = pairs.get(out)
+            if nxt is None or nxt[0] in seen:
+                kinds.append("junction" if ends[out] is not None else "free")
+                juncs.append(ends[out])
+                break
+            cur = nxt
+        hairs.append(Hair(np.vstack(pieces), kinds, juncs))
+    return hairs
