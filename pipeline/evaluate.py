@@ -445,8 +445,7 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None, li
     Raises
     ------
     EvaluationError
-        No such folder, no ``images.csv``, missing columns, or two frames
-        sharing a stem.
+        No such folder, no ``images.csv`` or missing columns.
     """
     run_dir = Path(run_dir)
     how = "run `tricho analyze IMAGES --out RUN_DIR` first and pass that RUN_DIR"
@@ -459,11 +458,6 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None, li
     if "status" not in images.columns:
         images["status"] = "ok"
     images["status"] = images["status"].fillna("").astype(str).str.strip().str.lower()
-    dup = images.loc[images["stem"].duplicated(keep=False), "image"].astype(str).tolist()
-    if dup:
-        raise EvaluationError(
-            f"{images_csv} has frames that share a file stem ({', '.join(dup[:_SHOW])}); "
-            "frames are matched to truth by stem, so rename them apart and re-run")
     warnings: list[str] = []
     hairs_csv = run_dir / "hairs.csv"
     hairs = None
@@ -779,7 +773,14 @@ def _match_frames(images: pd.DataFrame, truths: dict[str, FrameTruth], run_dir: 
             f"  run ({run_dir / 'images.csv'}): {_names(run_stems) or 'no frames'}\n"
             f"  truth ({truth_path}): {_names(truth_stems)}\n"
             "Point --truth at the truth of the images this run analysed.")
-    status = images.set_index("stem")["status"]
+    shared = images["stem"].duplicated(keep=False) & images["stem"].isin(common)
+    if shared.any():
+        names = images.loc[shared, "image"].astype(str).tolist()
+        raise EvaluationError(
+            f"{run_dir / 'images.csv'} has frames that share a file stem with truth "
+            f"({_names(names)}); frames are matched to truth by stem, so give the images "
+            "distinct file names and re-run the analysis")
+    status = images.drop_duplicates("stem").set_index("stem")["status"]
     excluded = sorted(s for s in common if subset and subject_half(s) != subset)
     errors = sorted(s for s in common - set(excluded) if status[s] != "ok")
     chosen = sorted(common - set(errors) - set(excluded))
@@ -809,7 +810,10 @@ def _frame_warnings(row: dict[str, Any], truth: FrameTruth, n_hairs: int | None)
         if n_in_field != truth.true_count:
             out.append(f"{truth.path}: count_in_field is {truth.true_count} but "
                        f"{n_in_field} hairs are flagged in_field")
-    if n_hairs is not None and np.isfinite(row["pred_count"]) and n_hairs != row["pred_count"]:
+    if not np.isfinite(row["pred_count"]):
+        out.append(f"{truth.image}: status ok but no hair_count in images.csv; its count is "
+                   "not scored")
+    elif n_hairs is not None and n_hairs != row["pred_count"]:
         out.append(f"{truth.image}: images.csv says hair_count {row['pred_count']:g} but "
                    f"hairs.csv has {n_hairs} rows for it")
     return out
@@ -918,7 +922,7 @@ def evaluate_run(
     truths, truth_warnings = load_truth(truth, min_box_side_px=settings.min_box_side_px)
     warnings += truth_warnings
     stems, frames = _match_frames(images, truths, Path(run_dir), Path(truth), settings.subset)
-    by_stem = images.set_index("stem")
+    by_stem = images.drop_duplicates("stem").set_index("stem")
     hair_groups = dict(tuple(hairs.groupby("stem"))) if hairs is not None else {}
     empty = hairs.iloc[0:0] if hairs is not None else None
     rows, diffs = [], []

@@ -28,6 +28,8 @@ class Candidate:
     scores: np.ndarray
     root: int = 0
     confident: bool = False
+    partner: "Candidate | None" = None
+    emergence: np.ndarray | None = None
 
 
 def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings) -> FrameResult:
@@ -100,11 +102,12 @@ def _orient(cands: list[Candidate]) -> None:
         elif not any(c.cut):
             c.root = int(np.argmax(c.scores))
             c.confident = abs(c.scores[0] - c.scores[1]) > 0.05
+    _follow_forks(cands)
     direction = _dominant_direction([c for c in cands if c.confident and not any(c.cut)])
     visible_scores = [s for c in cands for s, cut in zip(c.scores, c.cut) if not cut]
     median_score = float(np.median(visible_scores)) if visible_scores else 0.0
     for c in cands:
-        if c.cut[0] == c.cut[1]:
+        if c.cut[0] == c.cut[1] or c.confident:
             continue
         inner = 1 if c.cut[0] else 0
         if direction is not None:
@@ -112,6 +115,29 @@ def _orient(cands: list[Candidate]) -> None:
             c.root = inner if float(v @ direction) > 0 else 1 - inner
         else:
             c.root = inner if c.scores[inner] >= median_score else 1 - inner
+
+
+def _follow_forks(cands: list[Candidate]) -> None:
+    """A hair passing through the opening another hair forks from shares its direction.
+
+    In a unit whose shafts are fused near the opening, one shaft runs
+    through the junction and the others fork from it; the through-going
+    shaft's root lies on the same side as theirs.
+    """
+    forks = [c for c in cands if c.hair.end_kinds[0] != c.hair.end_kinds[1]]
+    for c in cands:
+        if c.confident:
+            continue
+        for f in forks:
+            root = f.hair.path[0 if f.root == 0 else -1]
+            reach = 2 * max(f.radius_px, c.radius_px) + 2
+            if np.hypot(*(c.hair.path - root).T).min() <= reach:
+                v = _root_to_tip(f.hair.path, f.root)
+                c.root = 0 if float(_root_to_tip(c.hair.path, 0) @ v) > 0 else 1
+                c.confident = True
+                c.partner = f
+                f.emergence = c.hair.path[0 if c.root == 0 else -1]
+                break
 
 
 def _root_to_tip(path: np.ndarray, root: int) -> np.ndarray:
@@ -143,7 +169,7 @@ def _hair_table(cands: list[Candidate], um_per_px: float | None, settings: Setti
     paths, rows = [], []
     for c in cands:
         path = c.hair.path if c.root == 0 else c.hair.path[::-1]
-        root = path[0]
+        root = path[0] if c.emergence is None else c.emergence
         length_px = c.hair.length_px + c.radius_px * sum(k == "free" for k in c.hair.end_kinds)
         paths.append(path)
         rows.append(dict(row=float(root[0]), col=float(root[1]), length_px=length_px,
@@ -164,11 +190,15 @@ def _hair_table(cands: list[Candidate], um_per_px: float | None, settings: Setti
 def _fork_groups(cands: list[Candidate]) -> list[set[int]]:
     """Hairs whose root end is the same junction share an opening."""
     groups: dict[int, set[int]] = {}
+    index = {id(c): i for i, c in enumerate(cands)}
     for i, c in enumerate(cands):
         j = c.hair.junctions[c.root]
         if j is not None:
             groups.setdefault(j, set()).add(i)
-    return [g for g in groups.values() if len(g) > 1]
+    out = [g for g in groups.values() if len(g) > 1]
+    out += [{i, index[id(c.partner)]} for i, c in enumerate(cands)
+            if c.partner is not None and id(c.partner) in index]
+    return out
 
 
 def frame_metrics(hairs: pd.DataFrame, *, area_cm2: float | None, um_per_px: float | None,

@@ -99,13 +99,13 @@ def ridge_map(dark: np.ndarray, *, um_per_px: float, settings: Settings) -> np.n
     """Multi-scale bright-ridge strength of the darkness map (float32).
 
     Largest negative Hessian eigenvalue, scale-normalised (sigma**2), over
-    sigmas matched to shaft widths from ``min_width_um`` to 40 µm, with the
+    sigmas matched to shaft widths from ``min_width_um`` to ``vellus_max_um``, with the
     response of a ridge of height h and width w at its matched scale close
     to h.  Thick shafts are already caught by darkness alone.
     """
     out = np.zeros_like(dark)
     w_lo = settings.min_width_um / um_per_px
-    w_hi = max(w_lo * 1.5, 40.0 / um_per_px)
+    w_hi = max(w_lo * 1.5, settings.vellus_max_um / um_per_px)
     for w in np.geomspace(max(w_lo, 1.5), w_hi, 4):
         s = max(0.7, w / (2 * np.sqrt(3)))
         g = cv2.GaussianBlur(dark, (0, 0), sigmaX=s)
@@ -157,7 +157,8 @@ def probability_from_contrast(con: Contrast, *, um_per_px: float, settings: Sett
     p = con.darkness / con.full
     ridge = ridge_map(con.darkness, um_per_px=um_per_px, settings=settings)
     line = line_support(ridge, length_px=settings.line_length_um / um_per_px)
-    p = np.clip(np.maximum(p, settings.ridge_gain * line / con.full), 0.0, 1.0)
+    thin = np.sqrt(np.maximum(line, 0) * np.maximum(ridge, 0))  # coherent *and* local
+    p = np.clip(np.maximum(p, settings.ridge_gain * thin / con.full), 0.0, 1.0)
     if valid is not None:
         p = np.where(valid, p, 0.0)
     return p.astype(np.float32)

@@ -50,6 +50,9 @@ class Settings:
     crossing_angle_deg : float
         Two branches at a junction continue one hair when their directions
         deviate from a straight line by at most this angle (degrees).
+    corner_angle_deg : float
+        A centre line turning by more than this over about two shaft widths
+        is two hairs meeting at their shared opening (degrees).
     unit_radius_um : float
         Hairs whose emergence points lie within this distance share one
         follicular unit (µm).
@@ -68,11 +71,12 @@ class Settings:
     max_width_um: float = 160.0
     darkness_threshold: float = 0.5
     darkness_low: float = 0.42
-    ridge_gain: float = 2.5
+    ridge_gain: float = 1.5
     line_length_um: float = 150.0
     min_hair_length_um: float = 120.0
     spur_factor: float = 2.0
     crossing_angle_deg: float = 35.0
+    corner_angle_deg: float = 45.0
     unit_radius_um: float = 120.0
     thickness_method: str = "profile"
     border_margin_um: float = 300.0

@@ -163,7 +163,53 @@ def trace_hairs(mask: np.ndarray, *, dist: np.ndarray | None = None,
     branches = [i for i in range(len(df)) if i not in bridges]
     ends = _branch_ends(sk, df, branches, clusters)
     pairs = _pair_at_junctions(sk, ends, dist, settings)
-    return _chain(sk, branches, ends, pairs)
+    hairs = _chain(sk, branches, ends, pairs)
+    next_id = max(clusters.values(), default=-1) + 1
+    out = []
+    for h in hairs:
+        parts, next_id = split_at_corners(h, dist, settings=settings, next_id=next_id)
+        out.extend(parts)
+    return out
+
+
+def split_at_corners(hair: Hair, dist: np.ndarray, *, settings: Settings,
+                     next_id: int) -> tuple[list[Hair], int]:
+    """Split a centre line where it turns sharply (a V of two hairs of one unit).
+
+    A hair is a smooth curve; when spur pruning has removed the apex
+    junction of a V-shaped pair, the two shafts come out as one path with a
+    corner. Each corner turning by more than ``corner_angle_deg`` over a
+    span of about two shaft widths becomes a shared ``junction`` end.
+
+    Returns the parts and the next free junction id.
+    """
+    path = hair.path.astype(float)
+    n = len(path)
+    if n < 9:
+        return [hair], next_id
+    pts = np.clip(np.round(path).astype(int), 0, np.array(dist.shape) - 1)
+    r = float(np.median(dist[pts[:, 0], pts[:, 1]]))
+    gap = int(max(2, round(1.5 * r)))  # skeletons are distorted within ~r of a joint
+    span = gap + int(max(4, 2.5 * r))
+    if n <= 2 * span + 2:
+        return [hair], next_id
+    i = np.arange(span, n - span)
+    d1 = path[i - gap] - path[i - span]
+    d2 = path[i + span] - path[i + gap]
+    cos = (d1 * d2).sum(1) / np.maximum(np.hypot(*d1.T) * np.hypot(*d2.T), 1e-9)
+    turn = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+    k = int(np.argmax(turn))
+    if turn[k] < settings.corner_angle_deg:
+        return [hair], next_id
+    cut = int(i[k])
+    a = Hair(path[:cut + 1], [hair.end_kinds[0], "junction"], [hair.junctions[0], next_id])
+    b = Hair(path[cut:], ["junction", hair.end_kinds[1]], [next_id, hair.junctions[1]])
+    next_id += 1
+    out = []
+    for part in (a, b):
+        sub, next_id = split_at_corners(part, dist, settings=settings, next_id=next_id)
+        out.extend(sub)
+    return out, next_id
 
 
 def _branch_ends(sk, df, branches, clusters) -> dict[tuple[int, int], int | None]:

@@ -381,6 +381,25 @@ def test_no_matching_stems_lists_names_from_both_sides(tmp_path):
     assert "run_frame_1" in str(info.value) and "truth_frame_1" in str(info.value)
 
 
+def test_two_run_frames_with_one_truth_stem_are_an_error(tmp_path):
+    run = write_run(tmp_path / "run", [{"image": "site1/a.jpg", "hair_count": 3},
+                                       {"image": "site2/a.jpg", "hair_count": 4},
+                                       {"image": "x/b.jpg", "hair_count": 3},
+                                       {"image": "y/b.jpg", "hair_count": 3}], [])
+    write_voc(tmp_path / "truth" / "a.xml", voc_boxes(3))
+    with pytest.raises(EvaluationError, match="share a file stem") as info:
+        evaluate_run(run, tmp_path / "truth")
+    assert "site1/a.jpg" in str(info.value) and "b.jpg" not in str(info.value)
+
+
+def test_only_error_frames_matched_says_so(tmp_path):
+    run = write_run(tmp_path / "run", [{"image": "a.jpg", "hair_count": np.nan,
+                                        "status": "error", "error": "unreadable"}], [])
+    write_voc(tmp_path / "truth" / "a.xml", voc_boxes(3))
+    with pytest.raises(EvaluationError, match="status 'error'"):
+        evaluate_run(run, tmp_path / "truth")
+
+
 def test_bad_half_is_an_evaluation_error(tmp_path):
     run = write_run(tmp_path / "run", [{"image": "a.jpg", "hair_count": 3}], [])
     write_voc(tmp_path / "truth" / "a.xml", voc_boxes(3))

@@ -1,0 +1,146 @@
+"""``tricho`` command line: thin commands over the batch, synth and evaluate layers.
+
+Each command parses options, calls one function and turns its outcome into
+an exit code: 0 all well, 1 some frames failed, 2 could not run (bad input,
+unreadable manifest, missing module). A user's mistake prints a message, not
+a traceback.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+import pipeline
+
+app = typer.Typer(
+    name="tricho",
+    help="Trichoscopy image analysis: hair count, shaft thickness (µm) and density (hairs/cm²).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+_MAX_ERRORS_SHOWN = 5
+
+
+class Half(str, Enum):
+    A = "A"
+    B = "B"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` in red on stderr; return the Exit to raise."""
+    Console(stderr=True).print(Text("error: ", style="bold red") + Text(message, style="red"))
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tricho {pipeline.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Trichoscopy image analysis."""
+
+
+@app.command()
+def analyze(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files, folders (walked recursively) or manifest CSVs.",
+                                                  show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (images.csv, hairs.csv, overlays/, run.json).")],
+    um_per_px: Annotated[Optional[float], typer.Option(help="Pixel size in µm/px for frames without a manifest value.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (1 = in this process).")] = 1,
+    overlays: Annotated[bool, typer.Option("--overlays/--no-overlays", help="Write overlay PNGs.")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or warnings; one summary line.")] = False,
+) -> None:
+    """Measure every frame and write OUT/images.csv, hairs.csv, overlays/ and run.json."""
+    from pipeline.batch import BatchError, run_batch
+
+    console = Console()
+    try:
+        summary = run_batch(inputs, out, um_per_px=um_per_px, workers=workers, overlays=overlays,
+                            progress=not quiet, console=Console(stderr=True, quiet=quiet))
+    except BatchError as exc:
+        raise _fail(str(exc)) from None
+    _print_summary(console, summary, quiet=quiet)
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder to write phantom frames, truth and manifest.csv into.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of frames.")] = 10,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same frames).")] = 0,
+    samples: Annotated[bool, typer.Option("--samples", help="Write the curated sample set instead.")] = False,
+) -> None:
+    """Render phantom scalp frames with exact truth."""
+    try:
+        from pipeline import synth as synth_module
+    except ImportError as exc:
+        raise _fail(f"the phantom generator is not available ({exc})") from None
+    table = synth_module.generate_samples(out) if samples else synth_module.generate(out, n, seed)
+    Console().print(f"wrote {len(table)} frames to {out}", highlight=False)
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="Output folder of `tricho analyze`.")],
+    truth: Annotated[Path, typer.Option(help="Truth: a phantom folder or a file of manual counts.")],
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the scores to this JSON file.")] = None,
+    um_per_px: Annotated[float, typer.Option(help="Pixel size in µm/px where the truth gives none.")] = 2.78,
+    margin_um: Annotated[float, typer.Option(help="Border band excluded from interior statistics (µm).")] = 300,
+    half: Annotated[Optional[Half], typer.Option(help="Score only half A or B of the truth set.")] = None,
+) -> None:
+    """Score a run against truth: count, density and thickness error, agreement."""
+    try:
+        from pipeline.evaluate import EvaluationError, evaluate_command
+    except ImportError as exc:
+        raise _fail(f"the evaluation module is not available ({exc})") from None
+    try:
+        code = evaluate_command(run_dir, truth, out_json=json_out, um_per_px=um_per_px, margin_um=margin_um,
+                                half=half.value if half else None)
+    except EvaluationError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(int(code or 0))
+
+
+def _print_summary(console: Console, summary, *, quiet: bool) -> None:
+    """A table of the run (or one line when quiet) and the first error messages."""
+    density = "-" if summary.mean_density_per_cm2 is None else f"{summary.mean_density_per_cm2:.1f}"
+    if quiet:
+        console.print(f"{summary.n_ok}/{summary.n_frames} frames ok, {summary.n_error} errors, "
+                      f"{summary.n_hairs} hairs -> {summary.out_dir}", highlight=False)
+    else:
+        table = Table(title=f"tricho analyze -> {summary.out_dir}", title_justify="left")
+        for name in ("frames", "ok", "errors", "hairs", "mean density (/cm²)", "seconds"):
+            table.add_column(name, justify="right")
+        table.add_row(str(summary.n_frames), str(summary.n_ok), str(summary.n_error), str(summary.n_hairs),
+                      density, f"{summary.seconds:.1f}")
+        console.print(table)
+    for image, message in summary.errors[:_MAX_ERRORS_SHOWN]:
+        console.print(Text(f"{image}: ", style="bold red") + Text(message))
+    if len(summary.errors) > _MAX_ERRORS_SHOWN:
+        console.print(f"... and {len(summary.errors) - _MAX_ERRORS_SHOWN} more: see {summary.out_dir / 'images.csv'}",
+                      highlight=False)
+    if summary.n_internal_errors:
+        console.print(f"tracebacks of internal errors: {summary.out_dir / 'errors.log'}", highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point (``tricho``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
