@@ -167,11 +167,13 @@ def halo_map(image: np.ndarray, *, sigma_px: float) -> np.ndarray:
 
     Skin is redder than it is blue; the halo is bluer and darker in red.
     """
-    rgb = image.astype(np.float32)
+    f = max(1, int(sigma_px // 2))
+    rgb = cv2.resize(image, None, fx=1 / f, fy=1 / f, interpolation=cv2.INTER_AREA).astype(np.float32)
     chroma = rgb[..., 2] - rgb[..., 0]
-    chroma = cv2.GaussianBlur(chroma, (0, 0), sigmaX=max(1.0, sigma_px))
-    base = cv2.GaussianBlur(chroma, (0, 0), sigmaX=max(8.0, 8 * sigma_px))
-    return np.clip((chroma - base) / 60.0, 0, 1).astype(np.float32)
+    chroma = cv2.GaussianBlur(chroma, (0, 0), sigmaX=max(1.0, sigma_px / f))
+    base = cv2.GaussianBlur(chroma, (0, 0), sigmaX=max(8.0, 8 * sigma_px / f))
+    halo = np.clip((chroma - base) / 60.0, 0, 1)
+    return cv2.resize(halo, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def classify(thickness_um: np.ndarray, settings: Settings) -> np.ndarray:

@@ -224,11 +224,20 @@ def skin_mask(image: np.ndarray, *, settings: Settings = Settings()) -> np.ndarr
     -------
     ndarray of bool, shape (M, N)
     """
+    return frame_regions(image)[0]
+
+
+def frame_regions(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Skin pixels (bool, (M, N)) and counting-field rows (bool, (M,)) of a frame.
+
+    The field is the frame minus full-width header and padding strips; the
+    skin pixels are the field minus drawn overlays, text and glare.
+    """
     overlay = overlay_pixels(image)
     band_rows = _band_rows(image, overlay)
     valid = ~overlay
     valid[band_rows] = False
-    return valid
+    return valid, ~band_rows
 
 
 def overlay_pixels(image: np.ndarray) -> np.ndarray:
@@ -251,7 +260,8 @@ def _band_rows(image: np.ndarray, overlay: np.ndarray) -> np.ndarray:
     """Rows of full-width header or padding strips at the top/bottom (bool, (M,))."""
     m = image.shape[0]
     rows = np.zeros(m, bool)
-    grey = image.astype(np.float32)
+    grey = image[:, ::4].astype(np.float32)
+    overlay = overlay[:, ::4]
     value = grey.max(axis=2)
     chroma = grey.max(axis=2) - grey.min(axis=2)
     row_mean = grey.mean(axis=2).mean(axis=1)
@@ -278,6 +288,3 @@ def _band_rows(image: np.ndarray, overlay: np.ndarray) -> np.ndarray:
     return rows
 
 
-def field_rows(image: np.ndarray) -> np.ndarray:
-    """Rows of the counting field: all rows but full-width header/padding strips (bool, (M,))."""
-    return ~_band_rows(image, overlay_pixels(image))
