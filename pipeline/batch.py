@@ -55,7 +55,7 @@ from pipeline.settings import Settings
 
 __all__ = [
     "BatchError", "BatchSummary", "Frame", "MANIFEST_NAME", "NO_CALIBRATION_NOTE",
-    "collect_inputs", "hair_columns", "image_columns", "overlay_name", "run_batch",
+    "collect_inputs", "hair_columns", "image_columns", "overlay_name", "read_manifest", "run_batch",
 ]
 
 MANIFEST_NAME = "manifest.csv"
@@ -666,7 +666,7 @@ def _image_row(frame: Frame, res: dict, scale: float | None, source: str, reserv
         metrics.update({k: None for k in metrics if _is_physical(k)})
     core_note = metrics.get("note")
     notes = [core_note.strip() if isinstance(core_note, str) else ""]
-    notes += [NO_CALIBRATION_NOTE] if scale is None else []
+    notes += [NO_CALIBRATION_NOTE] if scale is None and "no pixel size" not in notes[0] else []
     notes += list(frame.notes)
     row = {**metrics, "image": frame.key, "um_per_px": scale, "status": res["status"], "error": res["error"],
            "note": "; ".join(n for n in notes if n), "calibration_source": source,

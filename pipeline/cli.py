@@ -7,6 +7,7 @@ a traceback.
 """
 from __future__ import annotations
 
+import importlib
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -36,8 +37,16 @@ class Half(str, Enum):
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
     """Print ``message`` in red on stderr; return the Exit to raise."""
-    Console(stderr=True).print(Text("error: ", style="bold red") + Text(message, style="red"))
+    Console(stderr=True).print(Text("error: ", style="bold red") + Text(message, style="red"), soft_wrap=True)
     return typer.Exit(code)
+
+
+def _lazy(module: str, what: str):
+    """Import ``module`` when its command runs, so the CLI works while it is unfinished."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise _fail(f"{what} is not available in this installation ({exc})") from None
 
 
 def _version(value: bool) -> None:
@@ -85,10 +94,7 @@ def synth(
     samples: Annotated[bool, typer.Option("--samples", help="Write the curated sample set instead.")] = False,
 ) -> None:
     """Render phantom scalp frames with exact truth."""
-    try:
-        from pipeline import synth as synth_module
-    except ImportError as exc:
-        raise _fail(f"the phantom generator is not available ({exc})") from None
+    synth_module = _lazy("pipeline.synth", "the phantom generator")
     table = synth_module.generate_samples(out) if samples else synth_module.generate(out, n, seed)
     Console().print(f"wrote {len(table)} frames to {out}", highlight=False)
 
@@ -97,20 +103,17 @@ def synth(
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="Output folder of `tricho analyze`.")],
     truth: Annotated[Path, typer.Option(help="Truth: a phantom folder or a file of manual counts.")],
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the scores to this JSON file.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Report path (default RUN_DIR/evaluation.json).")] = None,
     um_per_px: Annotated[float, typer.Option(help="Pixel size in µm/px where the truth gives none.")] = 2.78,
     margin_um: Annotated[float, typer.Option(help="Border band excluded from interior statistics (µm).")] = 300,
     half: Annotated[Optional[Half], typer.Option(help="Score only half A or B of the truth set.")] = None,
 ) -> None:
     """Score a run against truth: count, density and thickness error, agreement."""
+    evaluation = _lazy("pipeline.evaluate", "the evaluation module")
     try:
-        from pipeline.evaluate import EvaluationError, evaluate_command
-    except ImportError as exc:
-        raise _fail(f"the evaluation module is not available ({exc})") from None
-    try:
-        code = evaluate_command(run_dir, truth, out_json=json_out, um_per_px=um_per_px, margin_um=margin_um,
-                                half=half.value if half else None)
-    except EvaluationError as exc:
+        code = evaluation.evaluate_command(run_dir, truth, out_json=json_out, um_per_px=um_per_px,
+                                           margin_um=margin_um, half=half.value if half else None)
+    except evaluation.EvaluationError as exc:
         raise _fail(str(exc)) from None
     raise typer.Exit(int(code or 0))
 
@@ -120,7 +123,7 @@ def _print_summary(console: Console, summary, *, quiet: bool) -> None:
     density = "-" if summary.mean_density_per_cm2 is None else f"{summary.mean_density_per_cm2:.1f}"
     if quiet:
         console.print(f"{summary.n_ok}/{summary.n_frames} frames ok, {summary.n_error} errors, "
-                      f"{summary.n_hairs} hairs -> {summary.out_dir}", highlight=False)
+                      f"{summary.n_hairs} hairs -> {summary.out_dir}", highlight=False, soft_wrap=True)
     else:
         table = Table(title=f"tricho analyze -> {summary.out_dir}", title_justify="left")
         for name in ("frames", "ok", "errors", "hairs", "mean density (/cm²)", "seconds"):
@@ -129,12 +132,14 @@ def _print_summary(console: Console, summary, *, quiet: bool) -> None:
                       density, f"{summary.seconds:.1f}")
         console.print(table)
     for image, message in summary.errors[:_MAX_ERRORS_SHOWN]:
-        console.print(Text(f"{image}: ", style="bold red") + Text(message))
+        console.print(Text(message) if image in message else Text(f"{image}: ", style="bold") + Text(message),
+                      style="red", soft_wrap=True)
     if len(summary.errors) > _MAX_ERRORS_SHOWN:
         console.print(f"... and {len(summary.errors) - _MAX_ERRORS_SHOWN} more: see {summary.out_dir / 'images.csv'}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     if summary.n_internal_errors:
-        console.print(f"tracebacks of internal errors: {summary.out_dir / 'errors.log'}", highlight=False)
+        console.print(f"tracebacks of internal errors: {summary.out_dir / 'errors.log'}", highlight=False,
+                      soft_wrap=True)
 
 
 def main() -> None:

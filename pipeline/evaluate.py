@@ -1082,8 +1082,8 @@ def evaluate_command(
     Returns
     -------
     int
-        Exit code: 0 when scored, 1 when the input needs fixing (the message
-        says how).
+        Exit code: 0 when scored, 2 when it could not run because the input
+        needs fixing (the message says how).
     """
     from rich.console import Console
     from rich.markup import escape
@@ -1096,7 +1096,7 @@ def evaluate_command(
         path = write_report(result, out_json or Path(run_dir) / "evaluation.json")
     except EvaluationError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
-        return 1
+        return 2
     for line in result["warnings"]:
         err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     frames = result["frames"]

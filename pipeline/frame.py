@@ -5,6 +5,7 @@ segmentation -> shafts -> per-hair measures -> root ends and counting rule
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -44,7 +45,8 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     halo = measure.halo_map(image, sigma_px=20.0 / scale)
     cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings)
     _orient(cands)
-    counted = [c for c in cands if _emerges_inside(c, field_rows, image.shape)]
+    counted = split_fused([c for c in cands if _emerges_inside(c, field_rows, image.shape)],
+                          ratio=settings.fused_ratio)
     hairs, paths = _hair_table(counted, um_per_px, settings)
     area_cm2 = None if um_per_px is None else field_rows.sum() * image.shape[1] * (um_per_px * 1e-4) ** 2
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
@@ -70,6 +72,28 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[C
         cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
         scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))
         out.append(Candidate(h, t, r, contrast, cut, scores))
+    return out
+
+
+def split_fused(cands: list[Candidate], *, ratio: float) -> list[Candidate]:
+    """Count a shaft about k times the frame's typical width as k touching hairs.
+
+    Hairs of one unit often run side by side and merge into one mask
+    stripe with one centre line. Where a stripe is at least ``ratio`` times
+    the median shaft width of the frame, it is taken as
+    ``round(width / median)`` hairs (at most 4) of equal share of the width.
+    """
+    if len(cands) < 3 or ratio <= 0:
+        return cands
+    typical = float(np.median([c.thickness_px for c in cands]))
+    out = []
+    for c in cands:
+        k = int(min(4, round(c.thickness_px / typical))) if c.thickness_px >= ratio * typical else 1
+        if k == 1:
+            out.append(c)
+            continue
+        for _ in range(k):
+            out.append(dataclasses.replace(c, thickness_px=c.thickness_px / k))
     return out
 
 

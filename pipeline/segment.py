@@ -248,7 +248,7 @@ def overlay_pixels(image: np.ndarray) -> np.ndarray:
     mn = rgb.min(axis=2)
     sat = (mx - mn)
     red = (r > 150) & (r - np.maximum(g, b) > 90)
-    blue = (b > 120) & (b - np.maximum(r, g) > 60)
+    blue = (b > 140) & (b - np.maximum(r, g) > 90)
     cyan = (b > 150) & (g > 150) & (r < 90)
     white = (mn > 245)
     drawn = red | blue | cyan | (white & (sat < 12))

@@ -53,6 +53,9 @@ class Settings:
     corner_angle_deg : float
         A centre line turning by more than this over about two shaft widths
         is two hairs meeting at their shared opening (degrees).
+    fused_ratio : float
+        A shaft at least this many times the frame's median width is taken
+        as round(width / median) touching hairs of one unit (0 disables).
     unit_radius_um : float
         Hairs whose emergence points lie within this distance share one
         follicular unit (µm).
@@ -71,13 +74,14 @@ class Settings:
     max_width_um: float = 160.0
     darkness_threshold: float = 0.5
     darkness_low: float = 0.42
-    ridge_gain: float = 1.5
+    ridge_gain: float = 0.0
     line_length_um: float = 150.0
-    min_hair_length_um: float = 120.0
+    min_hair_length_um: float = 100.0
     spur_factor: float = 2.0
     crossing_angle_deg: float = 35.0
     corner_angle_deg: float = 45.0
     unit_radius_um: float = 120.0
+    fused_ratio: float = 2.0
     thickness_method: str = "profile"
     border_margin_um: float = 300.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)

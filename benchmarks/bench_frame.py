@@ -1,0 +1,62 @@
+"""Seconds per 1280x1024 frame of the per-frame core on one core.
+
+Usage::
+
+    python benchmarks/bench_frame.py [--frames N] [--real DIR]
+
+Times ``analyze_frame`` (no file I/O) on generated phantoms (and on real
+frames when ``--real`` points at a folder of JPEGs), after one warm-up call
+that pays numba's compile time. Threads are pinned to one for a fair
+one-core figure.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import statistics
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+cv2.setNumThreads(1)
+
+from pipeline.core import analyze_frame  # noqa: E402
+
+
+def frames(n: int, real: str | None):
+    if real:
+        for f in sorted(glob.glob(os.path.join(real, "*.jpg")))[:n]:
+            yield cv2.cvtColor(cv2.imread(f), cv2.COLOR_BGR2RGB), 2.78
+        return
+    from pipeline.synth import render_frame, sample_scene
+
+    for i in range(n):
+        rng = np.random.default_rng([90210, i])
+        params = sample_scene(rng, height=1024, width=1280, um_per_px=2.78)
+        img, truth = render_frame(params, rng)
+        yield img, truth["um_per_px"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--real", default=None, help="folder of real 1280x1024 JPEG frames")
+    a = ap.parse_args()
+    data = list(frames(a.frames, a.real))
+    analyze_frame(data[0][0], um_per_px=data[0][1])  # warm-up (numba JIT)
+    times = []
+    for img, um in data:
+        t = time.perf_counter()
+        analyze_frame(img, um_per_px=um)
+        times.append(time.perf_counter() - t)
+    print(f"frames={len(times)} size={data[0][0].shape[1]}x{data[0][0].shape[0]} "
+          f"median_s={statistics.median(times):.3f} mean_s={statistics.mean(times):.3f} max_s={max(times):.3f}")
+
+
+if __name__ == "__main__":
+    main()

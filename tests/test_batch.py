@@ -1,0 +1,349 @@
+"""run_batch / collect_inputs with a fake core of known answers (see conftest)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import frame_with_hairs, tree_digest, write_png
+from pipeline import core
+from pipeline.batch import (
+    NO_CALIBRATION_NOTE, BatchError, Frame, collect_inputs, hair_columns, image_columns, overlay_name,
+    run_batch,
+)
+
+IMAGE_COLUMNS = [
+    "image", "um_per_px", "area_cm2", "hair_count", "density_per_cm2", "mean_thickness_um",
+    "median_thickness_um", "vellus_count", "intermediate_count", "terminal_count",
+    "cumulative_thickness_mm_per_cm2", "follicular_units", "hairs_per_unit", "status", "error",
+    "vellus_share_pct", "intermediate_share_pct", "terminal_share_pct", "units_per_cm2",
+    "single_hair_unit_share_pct", "note",
+]
+TAIL = ["calibration_source", "sha256", "width_px", "height_px"]
+HAIRS_COLUMNS = [
+    "image", "hair_id", "unit_id", "row", "col", "length_um", "thickness_um", "class",
+    "length_px", "thickness_px", "touches_border", "root_known",
+]
+
+
+def _read(out, name="images.csv"):
+    return pd.read_csv(out / name, keep_default_na=False, na_values=[""], dtype={"patient_id": str})
+
+
+def _run(inputs, out, **kwargs):
+    kwargs.setdefault("progress", False)
+    return run_batch(inputs, out, **kwargs)
+
+
+# ----------------------------------------------------------------------------- column contract
+
+
+def test_column_contract():
+    assert image_columns() == IMAGE_COLUMNS + TAIL
+    assert image_columns(["extra", "site", "patient_id"]) == IMAGE_COLUMNS + ["patient_id", "site", "extra"] + TAIL
+    assert hair_columns() == HAIRS_COLUMNS
+    assert overlay_name("sub/dir/a.JPG") == "sub__dir__a.png"
+
+
+# ----------------------------------------------------------------------------- a folder with one bad file
+
+
+def test_folder_with_one_empty_file(tmp_path, good_folder, fake_core):
+    (good_folder / "zz_empty.png").write_bytes(b"")
+    out = tmp_path / "out"
+    summary = _run([good_folder], out, um_per_px=5.0)
+
+    assert (summary.n_frames, summary.n_ok, summary.n_error, summary.exit_code) == (10, 9, 1, 1)
+    assert summary.n_hairs == sum(range(9))
+    images = _read(out)
+    assert list(images.columns) == IMAGE_COLUMNS + TAIL
+    assert list(images["image"]) == [f"img_{k}.png" for k in range(9)] + ["zz_empty.png"]
+    assert list(images["status"]) == ["ok"] * 9 + ["error"]
+    assert list(images["hair_count"].iloc[:9]) == list(range(9))
+    bad = images.iloc[9]
+    assert bad["error"] == f"{good_folder / 'zz_empty.png'}: file is empty (0 bytes), probably an " \
+        "interrupted copy or export; copy or export it again"
+    assert math.isnan(bad["hair_count"])
+    assert bad["sha256"] == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    ok = images.iloc[3]
+    assert ok["um_per_px"] == 5.0 and ok["calibration_source"] == "cli"
+    assert (ok["width_px"], ok["height_px"]) == (100, 100)
+    assert ok["area_cm2"] == pytest.approx(100 * 100 * 25e-8)
+    assert ok["density_per_cm2"] == pytest.approx(3 / (100 * 100 * 25e-8))
+    assert pd.isna(ok["error"]) and pd.isna(ok["note"])
+
+    hairs = _read(out, "hairs.csv")
+    assert list(hairs.columns) == HAIRS_COLUMNS
+    assert len(hairs) == 36
+    assert list(hairs.loc[hairs["image"] == "img_2.png", "thickness_um"]) == [50.0, 50.0]
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == [f"img_{k}.png" for k in range(9)]
+    assert not (out / "errors.log").exists()
+
+
+def test_run_json(tmp_path, good_folder, fake_core):
+    from pipeline.settings import Settings
+
+    out = tmp_path / "out"
+    settings = Settings(vellus_max_um=25.0)
+    _run([good_folder], out, um_per_px=2.5, settings=settings)
+    record = json.loads((out / "run.json").read_text())
+    import pipeline
+
+    assert record["version"] == pipeline.__version__
+    assert record["settings"] == settings.to_dict()
+    assert record["settings_digest"] == settings.digest()
+    assert record["inputs"] == [str(good_folder)]
+    assert (record["um_per_px"], record["workers"]) == (2.5, 1)
+    assert record["frames"] == {"total": 9, "ok": 9, "error": 0}
+    assert record["started_utc"].endswith("+00:00") and record["finished_utc"] >= record["started_utc"]
+    assert set(record["seconds"]) == {"total", "per_frame_mean", "per_frame_median", "per_frame_max"}
+    assert set(record["environment"]) >= {"python", "numpy", "opencv", "platform"}
+
+
+def test_internal_error_is_one_row_and_a_traceback(tmp_path, good_folder, monkeypatch):
+    def broken(image, *, um_per_px, settings):
+        raise RuntimeError("shaft tracer\nfell over")
+
+    monkeypatch.setattr(core, "analyze_frame", broken)
+    out = tmp_path / "out"
+    summary = _run([good_folder / "img_1.png"], out)
+    images = _read(out)
+    assert summary.exit_code == 1 and summary.n_internal_errors == 1
+    assert images.loc[0, "error"] == "internal error: RuntimeError: shaft tracer fell over"
+    assert "Traceback" in (out / "errors.log").read_text()
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def test_no_pixel_size_gives_counts_only(tmp_path, good_folder, fake_core):
+    out = tmp_path / "out"
+    summary = _run([good_folder], out)
+    images = _read(out)
+    assert summary.exit_code == 0 and summary.mean_density_per_cm2 is None
+    assert list(images["hair_count"]) == list(range(9))
+    for column in ("um_per_px", "area_cm2", "density_per_cm2", "mean_thickness_um",
+                   "cumulative_thickness_mm_per_cm2", "units_per_cm2"):
+        assert images[column].isna().all(), column
+    assert set(images["note"]) == {NO_CALIBRATION_NOTE}
+    assert set(images["calibration_source"]) == {"none"}
+    hairs = _read(out, "hairs.csv")
+    assert hairs["thickness_um"].isna().all() and hairs["length_um"].isna().all()
+    assert list(hairs["thickness_px"].iloc[:1]) == [10.0]
+
+
+def test_core_note_about_pixel_size_is_not_repeated(tmp_path, good_folder, monkeypatch):
+    from conftest import fake_analyze_frame
+
+    def noting(image, *, um_per_px, settings):
+        result = fake_analyze_frame(image, um_per_px=um_per_px)
+        result.metrics["note"] = "no pixel size: give --um-per-px for µm and density"
+        return result
+
+    monkeypatch.setattr(core, "analyze_frame", noting)
+    _run([good_folder / "img_1.png"], tmp_path / "out")
+    assert _read(tmp_path / "out").loc[0, "note"] == "no pixel size: give --um-per-px for µm and density"
+
+
+# ----------------------------------------------------------------------------- manifests
+
+
+def _manifest(folder, text):
+    (folder / "manifest.csv").write_text(text)
+
+
+def test_manifest_metadata_and_calibration(tmp_path, good_folder, fake_core):
+    _manifest(good_folder, "image,um_per_px,patient_id,site,session_date,field_id,operator\n"
+                           "img_2.png,2.0,007,crown,2024-03-01,1,AB\n"
+                           "img_4.png,,007,crown,2024-03-01,2,AB\n")
+    out = tmp_path / "out"
+    summary = _run([good_folder], out, um_per_px=4.0)
+    images = _read(out)
+    assert list(images.columns) == IMAGE_COLUMNS + ["patient_id", "site", "session_date", "field_id",
+                                                    "operator"] + TAIL
+    assert list(images["image"]) == ["img_2.png", "img_4.png"] + [f"img_{k}.png" for k in (0, 1, 3, 5, 6, 7, 8)]
+    assert list(images["calibration_source"]) == ["manifest", "cli"] + ["cli"] * 7
+    assert list(images["um_per_px"][:2]) == [2.0, 4.0]
+    assert list(images["patient_id"][:2]) == ["007", "007"]
+    assert list(images["field_id"][:2]) == [1, 2]
+    assert images["patient_id"][2:].isna().all()
+    assert images["note"][2] == "not listed in manifest.csv: processed without its metadata or pixel size"
+    assert pd.isna(images["note"][0])
+    assert summary.exit_code == 0
+
+
+def test_manifest_row_problems_become_error_rows(tmp_path, good_folder, fake_core):
+    _manifest(good_folder, "image,um_per_px\n"
+                           "img_1.png,2.5\n"
+                           "missing.png,2.5\n"
+                           "img_2.png,abc\n"
+                           "img_3.png,-1\n"
+                           ",2.5\n"
+                           "img_1.png,2.5\n")
+    manifest = good_folder / "manifest.csv"
+    out = tmp_path / "out"
+    summary = _run([good_folder], out)
+    images = _read(out).set_index("image")
+    assert summary.n_error == 5 and summary.exit_code == 1
+    assert images.loc["img_1.png", "status"].tolist() == ["ok", "error"]
+    assert images.loc["missing.png", "error"] == (
+        f"{manifest} line 3: listed image missing.png not found at {good_folder / 'missing.png'}; "
+        "fix the path in the manifest or add the file")
+    assert images.loc["img_2.png", "error"] == (
+        f"{manifest} line 4: um_per_px 'abc' is not a positive number; write the pixel size in "
+        "micrometres per pixel (e.g. 2.78) or leave the cell empty")
+    assert images.loc["img_3.png", "error"].startswith(f"{manifest} line 5: um_per_px '-1' is not a positive")
+    assert images.loc["(manifest.csv line 6)", "error"].startswith(f"{manifest} line 6: empty 'image' cell")
+    assert images.loc["img_1.png", "error"].tolist()[1] == (
+        f"{manifest} line 7: img_1.png is already listed on line 2; keep one row per image")
+    # listed with a bad row: not processed a second time as "unlisted"
+    assert len(images) == 6 + 6  # 6 manifest rows + img_0, img_4..img_8
+
+
+@pytest.mark.parametrize("text, message", [
+    ("file,um_per_px\na.png,2\n", "line 1: no 'image' column (found: file, um_per_px)"),
+    ("", "empty manifest"),
+    ('image\n"a.png\n', "not parseable as CSV"),
+])
+def test_unreadable_manifest_is_a_batch_error(tmp_path, good_folder, fake_core, text, message):
+    _manifest(good_folder, text)
+    with pytest.raises(BatchError) as info:
+        _run([good_folder], tmp_path / "out")
+    assert str(good_folder / "manifest.csv") in str(info.value)
+    assert message in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_manifest_not_utf8(tmp_path, good_folder):
+    (good_folder / "manifest.csv").write_bytes(b"image\n\xff\xfe.png\n")
+    with pytest.raises(BatchError, match="not UTF-8 text"):
+        collect_inputs([good_folder])
+
+
+def test_manifest_given_as_a_file(tmp_path, good_folder):
+    _manifest(good_folder, "Image , UM_PER_PX\nimg_3.png,1.5\n")
+    frames = collect_inputs([good_folder / "manifest.csv"])
+    assert frames[0] == Frame(good_folder / "img_3.png", "img_3.png", {}, 1.5)
+    assert len(frames) == 9
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def test_collect_inputs_walks_sorted_and_skips_output(tmp_path, fake_core):
+    folder = tmp_path / "in"
+    for name in ["b/2.PNG", "a.jpg", "b/1.tif", ".hidden/x.png", "notes.txt", "out/old.png"]:
+        write_png(folder / name, frame_with_hairs(1)) if name.endswith(("PNG", "png", "tif", "jpg")) \
+            else (folder / name).write_text("x")
+    frames = collect_inputs([folder], out_dir=folder / "out")
+    assert [f.key for f in frames] == ["a.jpg", "b/1.tif", "b/2.PNG"]
+    assert [f.path for f in frames] == [folder / "a.jpg", folder / "b/1.tif", folder / "b/2.PNG"]
+
+
+def test_files_taken_as_given_and_keys_do_not_clash(tmp_path, fake_core):
+    one, two = tmp_path / "one", tmp_path / "two"
+    write_png(one / "a.png", frame_with_hairs(1))
+    write_png(two / "a.png", frame_with_hairs(2))
+    (one / "notes.txt").write_text("not an image")
+    frames = collect_inputs([one / "notes.txt", one, two, one / "a.png"])
+    assert [f.key for f in frames] == ["notes.txt", "a.png", "two/a.png"]
+    out = tmp_path / "out"
+    summary = _run([one / "notes.txt", one, two], out)
+    images = _read(out)
+    assert list(images["status"]) == ["error", "ok", "ok"]
+    assert "not an image" in images.loc[0, "error"] and "notes.txt" in images.loc[0, "error"]
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["a.png", "two__a.png"]
+    assert summary.exit_code == 1
+
+
+def test_missing_input_is_a_batch_error(tmp_path):
+    with pytest.raises(BatchError, match="input not found: .*nope"):
+        run_batch([tmp_path / "nope"], tmp_path / "out", progress=False)
+
+
+def test_no_images_is_a_batch_error(tmp_path):
+    (tmp_path / "in").mkdir()
+    with pytest.raises(BatchError, match="no images found"):
+        run_batch([tmp_path / "in"], tmp_path / "out", progress=False)
+
+
+@pytest.mark.parametrize("kwargs", [{"um_per_px": 0.0}, {"um_per_px": float("nan")}, {"workers": 0}])
+def test_bad_options_are_batch_errors(tmp_path, good_folder, kwargs):
+    with pytest.raises(BatchError):
+        run_batch([good_folder], tmp_path / "out", progress=False, **kwargs)
+
+
+def test_output_inside_input_folder_is_skipped_and_inputs_unchanged(tmp_path, good_folder, fake_core):
+    _manifest(good_folder, "image,um_per_px\nimg_1.png,3\n")
+    before = tree_digest(good_folder)
+    out = good_folder / "results"
+    _run([good_folder], out, um_per_px=2.0)
+    _run([good_folder], out, um_per_px=2.0)  # second run must not pick up the first run's overlays
+    after = {k: v for k, v in tree_digest(good_folder).items() if not k.startswith("results/")}
+    assert after == before
+    assert len(_read(out)) == 9
+    assert not [p for p in out.rglob("*.tmp")]
+
+
+def test_output_equal_to_input_is_refused(tmp_path, good_folder):
+    with pytest.raises(BatchError, match="also an input folder"):
+        run_batch([good_folder], good_folder, progress=False)
+
+
+def test_inputs_unchanged(tmp_path, good_folder, fake_core):
+    (good_folder / "bad.jpg").write_text("text")
+    before = tree_digest(tmp_path)
+    _run([good_folder], tmp_path / "out", um_per_px=2.0)
+    after = {k: v for k, v in tree_digest(tmp_path).items() if not k.startswith("out/")}
+    assert after == before
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def test_two_workers_give_the_same_tables(tmp_path, good_folder, fake_core):
+    (good_folder / "empty.png").write_bytes(b"")
+    _run([good_folder], tmp_path / "one", um_per_px=2.0, workers=1)
+    summary = _run([good_folder], tmp_path / "two", um_per_px=2.0, workers=2)
+    assert summary.n_ok == 9 and summary.n_error == 1
+    for name in ("images.csv", "hairs.csv"):
+        one = (tmp_path / "one" / name).read_text().replace(str(tmp_path / "one"), "OUT")
+        two = (tmp_path / "two" / name).read_text().replace(str(tmp_path / "two"), "OUT")
+        assert one == two
+    assert sorted(p.name for p in (tmp_path / "two" / "overlays").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "one" / "overlays").iterdir())
+
+
+def test_unpicklable_core_with_workers_is_a_batch_error(tmp_path, good_folder, monkeypatch):
+    monkeypatch.setattr(core, "analyze_frame", lambda image, **kw: None)
+    with pytest.raises(BatchError, match="cannot be sent to worker processes"):
+        run_batch([good_folder], tmp_path / "out", workers=2, progress=False)
+
+
+def test_progress_bar_runs(tmp_path, good_folder, fake_core):
+    from rich.console import Console
+
+    console = Console(record=True, width=120, force_terminal=False)
+    _run([good_folder], tmp_path / "out", progress=True, console=console)
+    assert "9/9" in console.export_text()
+
+
+# ----------------------------------------------------------------------------- real core, end to end
+
+
+def test_end_to_end_with_the_real_core(tmp_path):
+    image = np.full((256, 320, 3), (196, 150, 130), dtype=np.uint8)
+    for col in (60, 150, 240):
+        image[20:230, col:col + 6] = (50, 35, 30)
+    write_png(tmp_path / "in" / "bars.png", image)
+    out = tmp_path / "out"
+    summary = run_batch([tmp_path / "in"], out, um_per_px=5.0, progress=False)
+    images, hairs = _read(out), _read(out, "hairs.csv")
+    assert summary.exit_code == 0, summary.errors
+    assert list(images.columns) == IMAGE_COLUMNS + TAIL
+    assert list(hairs.columns) == HAIRS_COLUMNS
+    assert len(hairs) == int(images.loc[0, "hair_count"]) == summary.n_hairs
+    assert (out / "overlays" / "bars.png").is_file()
