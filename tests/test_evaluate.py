@@ -439,7 +439,7 @@ def test_evaluate_command_prints_and_writes_default_json(tmp_path):
 def test_evaluate_command_reports_input_errors_without_a_traceback(tmp_path):
     console = Console(file=io.StringIO(), width=200)
     code = evaluate_command(tmp_path / "missing_run", tmp_path, console=console)
-    assert code == 1
+    assert code == 2
     assert "does not exist" in console.file.getvalue()
 
 
