@@ -62,7 +62,7 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[C
         pts = np.clip(np.round(path).astype(int), 0, np.array(dist.shape) - 1)
         r = float(np.median(dist[pts[:, 0], pts[:, 1]]))
         length = h.length_px + 2 * r * sum(k == "free" for k in h.end_kinds) / 2
-        if length < min_len or length < 2.5 * r:
+        if length < min_len or length < settings.min_aspect * 2 * max(r, 1.0):
             continue
         contrast = float(np.median(prob[pts[:, 0], pts[:, 1]]))
         if contrast < settings.darkness_threshold:

@@ -44,6 +44,8 @@ class Settings:
         Length of the segment the ridge strength is averaged along (µm).
     min_hair_length_um : float
         Shafts shorter than this are treated as texture and dropped (µm).
+    min_aspect : float
+        Shafts shorter than this many mask widths are blobs, not hairs.
     spur_factor : float
         An end branch shorter than ``spur_factor`` times the local shaft
         half-width at its junction is a spur and is pruned.
@@ -77,6 +79,7 @@ class Settings:
     ridge_gain: float = 0.0
     line_length_um: float = 150.0
     min_hair_length_um: float = 100.0
+    min_aspect: float = 2.5
     spur_factor: float = 2.0
     crossing_angle_deg: float = 35.0
     corner_angle_deg: float = 45.0
