@@ -113,31 +113,66 @@ def _orient(cands: list[Candidate]) -> None:
     """Choose the root end of every hair.
 
     Order of evidence: an end where the hair forks from others of its
-    unit is the root; otherwise the more root-like end (halo, fading) when
-    both ends are visible; a hair cut by the border takes the frame's
-    dominant root-to-tip direction when the frame has one, else the score
-    of its visible end against the frame's median score.
+    unit is the root (and a shaft running through that fork shares its
+    direction); then the frame's vote — scalp hair in one small field
+    points one way, so the root-end evidence of all hairs (halo, fading)
+    is pooled along the frame's main axis and, when it is decisive, every
+    hair near that axis takes the frame's direction; otherwise a hair's
+    own ends decide (a hair cut by the border: its visible end against
+    the frame's median score).
     """
     for c in cands:
         kinds = c.hair.end_kinds
         if kinds[0] != kinds[1]:
             c.root, c.confident = (0 if kinds[0] == "junction" else 1), True
-        elif not any(c.cut):
-            c.root = int(np.argmax(c.scores))
-            c.confident = abs(c.scores[0] - c.scores[1]) > 0.05
     _follow_forks(cands)
-    direction = _dominant_direction([c for c in cands if c.confident and not any(c.cut)])
+    direction = _frame_direction(cands)
     visible_scores = [s for c in cands for s, cut in zip(c.scores, c.cut) if not cut]
     median_score = float(np.median(visible_scores)) if visible_scores else 0.0
     for c in cands:
-        if c.cut[0] == c.cut[1] or c.confident:
+        if c.confident:
             continue
-        inner = 1 if c.cut[0] else 0
-        if direction is not None:
-            v = _root_to_tip(c.hair.path, inner)
-            c.root = inner if float(v @ direction) > 0 else 1 - inner
-        else:
+        axis = _root_to_tip(c.hair.path, 0)
+        if direction is not None and abs(float(axis @ direction)) >= np.cos(np.deg2rad(40)):
+            c.root = 0 if float(axis @ direction) > 0 else 1
+        elif c.cut[0] != c.cut[1]:
+            inner = 1 if c.cut[0] else 0
             c.root = inner if c.scores[inner] >= median_score else 1 - inner
+        else:
+            c.root = int(np.argmax(c.scores))
+
+
+def _frame_direction(cands: list[Candidate]) -> np.ndarray | None:
+    """The frame's root-to-tip direction when its hairs agree, else None.
+
+    Hair axes are averaged as doubled angles (axial data); the sign along
+    the mean axis is a vote of each hair's end evidence (forks weigh 1,
+    score differences of uncut hairs their size).
+    """
+    axes, votes = [], []
+    for c in cands:
+        a = _root_to_tip(c.hair.path, 0)
+        if c.confident:
+            votes.append(1.0 if c.root == 0 else -1.0)
+        elif not any(c.cut):
+            votes.append(float(c.scores[0] - c.scores[1]))
+        else:
+            continue
+        axes.append(a)
+    if len(axes) < 3:
+        return None
+    axes = np.asarray(axes)
+    ang = np.arctan2(axes[:, 0], axes[:, 1])
+    z = np.exp(2j * ang).mean()
+    if abs(z) < 0.5:
+        return None
+    mean_ang = np.angle(z) / 2
+    ref = np.array([np.sin(mean_ang), np.cos(mean_ang)])
+    sign = np.sign(axes @ ref)
+    votes = np.asarray(votes) * sign
+    if abs(votes.sum()) < 0.3 * np.abs(votes).sum():
+        return None
+    return ref if votes.sum() > 0 else -ref
 
 
 def _follow_forks(cands: list[Candidate]) -> None:
@@ -166,17 +201,6 @@ def _follow_forks(cands: list[Candidate]) -> None:
 def _root_to_tip(path: np.ndarray, root: int) -> np.ndarray:
     v = path[-1] - path[0] if root == 0 else path[0] - path[-1]
     return v / max(np.hypot(*v), 1e-9)
-
-
-def _dominant_direction(cands: list[Candidate]) -> np.ndarray | None:
-    """Mean root-to-tip direction when the hairs agree (resultant >= 0.6)."""
-    if len(cands) < 3:
-        return None
-    vs = np.array([_root_to_tip(c.hair.path, c.root) for c in cands])
-    mean = vs.mean(axis=0)
-    if np.hypot(*mean) < 0.6:
-        return None
-    return mean / np.hypot(*mean)
 
 
 def _emerges_inside(c: Candidate, field_rows: np.ndarray, shape) -> bool:

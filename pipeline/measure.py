@@ -153,7 +153,7 @@ def root_scores(hair: Hair, darkness: np.ndarray, halo: np.ndarray, radius_px: f
     for end, inner in ((path[0], path[span]), (path[-1], path[-1 - span])):
         u = end - inner
         u = u / max(np.hypot(*u), 1e-9)
-        t = np.linspace(radius_px + 1, radius_px + 1 + 3 * max(radius_px, 3), 12)
+        t = np.linspace(radius_px + 1, radius_px + 1 + 6 * max(radius_px, 3), 16)
         rr = end[0] + u[0] * t
         cc = end[1] + u[1] * t
         dk = map_coordinates(darkness, [rr, cc], order=1, mode="nearest").mean()
