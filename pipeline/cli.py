@@ -72,13 +72,20 @@ def analyze(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (1 = in this process).")] = 1,
     overlays: Annotated[bool, typer.Option("--overlays/--no-overlays", help="Write overlay PNGs.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or warnings; one summary line.")] = False,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable), "
+                                                      "e.g. --set thickness_method=distance.")] = None,
 ) -> None:
     """Measure every frame and write OUT/images.csv, hairs.csv, overlays/ and run.json."""
     from pipeline.batch import BatchError, run_batch
+    from pipeline.settings import Settings
 
     console = Console()
     try:
-        summary = run_batch(inputs, out, um_per_px=um_per_px, workers=workers, overlays=overlays,
+        settings = Settings.from_overrides(set_)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        summary = run_batch(inputs, out, um_per_px=um_per_px, workers=workers, overlays=overlays, settings=settings,
                             progress=not quiet, console=Console(stderr=True, quiet=quiet))
     except BatchError as exc:
         raise _fail(str(exc)) from None

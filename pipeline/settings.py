@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -87,7 +87,6 @@ class Settings:
     fused_ratio: float = 2.0
     thickness_method: str = "profile"
     border_margin_um: float = 300.0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not 0 < self.vellus_max_um <= self.terminal_min_um:
@@ -108,6 +107,28 @@ class Settings:
         """Short sha256 of the settings, stable across runs and machines."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    @classmethod
+    def from_overrides(cls, pairs: list[str] | None) -> "Settings":
+        """Settings with ``KEY=VALUE`` overrides (as given to ``tricho analyze --set``).
+
+        Raises
+        ------
+        ValueError
+            Naming the bad pair and the valid keys.
+        """
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        changes: dict[str, Any] = {}
+        for pair in pairs or []:
+            key, sep, raw = pair.partition("=")
+            key = key.strip()
+            if not sep or key not in kinds:
+                raise ValueError(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(kinds))}")
+            try:
+                changes[key] = raw.strip() if kinds[key] in (str, "str") else float(raw)
+            except ValueError:
+                raise ValueError(f"--set {pair!r}: {key} takes a number") from None
+        return cls(**changes)
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some settings changed."""
