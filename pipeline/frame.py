@@ -46,7 +46,7 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings)
     _orient(cands)
     counted = split_fused([c for c in cands if _emerges_inside(c, field_rows, image.shape)],
-                          ratio=settings.fused_ratio)
+                          ratio=settings.fused_ratio, quantile=settings.fused_quantile)
     hairs, paths = _hair_table(counted, um_per_px, settings)
     area_cm2 = None if um_per_px is None else field_rows.sum() * image.shape[1] * (um_per_px * 1e-4) ** 2
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
@@ -75,17 +75,17 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[C
     return out
 
 
-def split_fused(cands: list[Candidate], *, ratio: float) -> list[Candidate]:
+def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0) -> list[Candidate]:
     """Count a shaft about k times the frame's typical width as k touching hairs.
 
     Hairs of one unit often run side by side and merge into one mask
     stripe with one centre line. Where a stripe is at least ``ratio`` times
-    the median shaft width of the frame, it is taken as
-    ``round(width / median)`` hairs (at most 4) of equal share of the width.
+    the frame's typical shaft width (its ``quantile`` percentile), it is taken
+    as ``round(width / typical)`` hairs (at most 4) of equal share of the width.
     """
     if len(cands) < 3 or ratio <= 0:
         return cands
-    typical = float(np.median([c.thickness_px for c in cands]))
+    typical = float(np.percentile([c.thickness_px for c in cands], quantile))
     out = []
     for c in cands:
         k = int(min(4, round(c.thickness_px / typical))) if c.thickness_px >= ratio * typical else 1

@@ -81,18 +81,36 @@ def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
     valid : ndarray of bool, shape (M, N), optional
         Skin pixels; others do not set the reference contrast.
     """
+    width = settings.max_width_um / um_per_px
     value = image.max(axis=2).astype(np.float32)
-    bg = skin_background(value, max_width_px=settings.max_width_um / um_per_px)
+    bg = skin_background(value, max_width_px=width)
     dark = np.clip((bg - value) / bg, 0.0, 1.0)
-    return Contrast(dark, _reference_contrast(dark, valid))
+    full = _reference_contrast(dark, valid)
+    if full >= settings.light_hair_below:
+        return Contrast(dark, max(full, 0.35))
+    colour = colour_contrast(image, max_width_px=width)
+    return Contrast(colour, max(0.12, _reference_contrast(colour, valid)))
+
+
+def colour_contrast(image: np.ndarray, *, max_width_px: float) -> np.ndarray:
+    """Colour distance of every pixel from the local skin, relative to skin brightness.
+
+    Used for frames without dark shafts (blond, grey, white hair): such
+    shafts differ from skin in lightness and hue rather than in darkness.
+    """
+    rgb = image.astype(np.float32)
+    bgs = [skin_background(rgb[..., k], max_width_px=max_width_px) for k in range(3)]
+    level = np.maximum(sum(bgs) / 3, 8.0)
+    diff = sum(((rgb[..., k] - bgs[k]) / level) ** 2 for k in range(3))
+    return np.clip(np.sqrt(diff / 3), 0.0, 1.0).astype(np.float32)
 
 
 def _reference_contrast(dark: np.ndarray, valid: np.ndarray | None) -> float:
-    """Plateau darkness of the frame's thick shafts (99.5th percentile, floor 0.35)."""
+    """Plateau contrast of the frame's thick shafts (99.5th percentile)."""
     d = dark[valid] if valid is not None else dark.ravel()
     if d.size == 0:
         return 0.5
-    return float(max(0.35, np.percentile(d, 99.5)))
+    return float(np.percentile(d, 99.5))
 
 
 def ridge_map(dark: np.ndarray, *, um_per_px: float, settings: Settings) -> np.ndarray:

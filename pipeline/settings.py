@@ -40,6 +40,10 @@ class Settings:
     ridge_gain : float
         Weight of the line-averaged ridge strength against darkness; it
         lets thin, blurred (vellus) shafts reach the threshold.
+    light_hair_below : float
+        When the frame's darkest shafts are less dark than this (relative
+        to skin), it is read as light hair (blond, grey, white): colour
+        distance from skin replaces darkness.
     line_length_um : float
         Length of the segment the ridge strength is averaged along (µm).
     min_hair_length_um : float
@@ -58,6 +62,8 @@ class Settings:
     fused_ratio : float
         A shaft at least this many times the frame's median width is taken
         as round(width / median) touching hairs of one unit (0 disables).
+    fused_quantile : float
+        Percentile of the frame's shaft widths taken as one shaft's width.
     unit_radius_um : float
         Hairs whose emergence points lie within this distance share one
         follicular unit (µm).
@@ -77,6 +83,7 @@ class Settings:
     darkness_threshold: float = 0.5
     darkness_low: float = 0.42
     ridge_gain: float = 0.0
+    light_hair_below: float = 0.3
     line_length_um: float = 150.0
     min_hair_length_um: float = 100.0
     min_aspect: float = 2.5
@@ -85,6 +92,7 @@ class Settings:
     corner_angle_deg: float = 45.0
     unit_radius_um: float = 120.0
     fused_ratio: float = 2.0
+    fused_quantile: float = 50.0
     thickness_method: str = "profile"
     border_margin_um: float = 300.0
 
