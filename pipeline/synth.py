@@ -275,9 +275,9 @@ def _layout(rng, p: SceneParams):
         units.append(dict(unit_id=uid, opening_rc=opening, n_hairs=n))
         for k in range(n):
             w_um = _width_um(rng, p)
-            spread = np.deg2rad(rng.uniform(3, 10)) * (k - (n - 1) / 2)
+            spread = np.deg2rad(rng.uniform(6, 16)) * (k - (n - 1) / 2)
             nrm = np.array([-np.cos(a), np.sin(a)])
-            base = opening + nrm * (k - (n - 1) / 2) * rng.uniform(0.6, 1.0) * w_um / p.um_per_px
+            base = opening + nrm * (k - (n - 1) / 2) * rng.uniform(0.5, 0.9) * w_um / p.um_per_px
             length = rng.uniform(lo, hi) / p.um_per_px
             path = _clipped_path(base, a + spread + rng.normal(0, 0.03), length, rng)
             hairs.append(dict(path=path, width_um=w_um, unit_id=uid, kind="clipped", opening=opening))
