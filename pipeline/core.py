@@ -17,7 +17,7 @@ from pipeline.settings import Settings
 #: Columns of the per-hair table, in contract order (``hairs.csv``).
 HAIR_COLUMNS = [
     "hair_id", "unit_id", "row", "col", "length_um", "thickness_um", "class",
-    "length_px", "thickness_px", "touches_border", "root_known",
+    "length_px", "thickness_px", "touches_border", "root_known", "mid_row", "mid_col",
 ]
 
 #: Per-frame metric columns, in contract order (``images.csv``).

@@ -700,6 +700,14 @@ def _phantom_columns(truth: FrameTruth, img: pd.Series, pred_hairs: pd.DataFrame
     }, diffs
 
 
+def _reference_points(pred_hairs: pd.DataFrame, kind: str) -> np.ndarray:
+    """Predicted points comparable with the truth's: emergence points for phantoms
+    (whose truth is the emergence point), centre-line middles for boxes (whose truth
+    is the box centre, mid-shaft) when the run has them."""
+    cols = ["mid_row", "mid_col"] if kind == "voc" and {"mid_row", "mid_col"} <= set(pred_hairs) else ["row", "col"]
+    return pred_hairs[cols].to_numpy(float)
+
+
 def _frame_row(truth: FrameTruth, img: pd.Series, pred_hairs: pd.DataFrame | None,
                settings: EvaluationSettings) -> tuple[dict[str, Any], np.ndarray]:
     """Per-frame table row and the matched thickness differences (µm)."""
@@ -709,7 +717,7 @@ def _frame_row(truth: FrameTruth, img: pd.Series, pred_hairs: pd.DataFrame | Non
     true_interior = int(interior_mask(truth.points_rc, **size).sum())
     pred_interior = math.nan
     if pred_hairs is not None:
-        pred_interior = int(interior_mask(pred_hairs[["row", "col"]].to_numpy(float), **size).sum())
+        pred_interior = int(interior_mask(_reference_points(pred_hairs, truth.kind), **size).sum())
     if truth.kind == "phantom":
         true_density = truth.density_per_cm2
     else:

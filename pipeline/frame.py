@@ -219,10 +219,13 @@ def _hair_table(cands: list[Candidate], um_per_px: float | None, settings: Setti
         root = path[0] if c.emergence is None else c.emergence
         length_px = c.hair.length_px + c.radius_px * sum(k == "free" for k in c.hair.end_kinds)
         paths.append(path)
-        rows.append(dict(row=float(root[0]), col=float(root[1]), length_px=length_px,
+        mid = path[len(path) // 2]
+        rows.append(dict(row=float(root[0]), col=float(root[1]), mid_row=float(mid[0]), mid_col=float(mid[1]),
+                         length_px=length_px,
                          thickness_px=c.thickness_px, touches_border=bool(any(c.cut)),
                          root_known=bool(c.confident)))
-    df = pd.DataFrame(rows, columns=["row", "col", "length_px", "thickness_px", "touches_border", "root_known"])
+    df = pd.DataFrame(rows, columns=["row", "col", "mid_row", "mid_col", "length_px", "thickness_px",
+                                     "touches_border", "root_known"])
     scale = np.nan if um_per_px is None else um_per_px
     df["length_um"] = df["length_px"] * scale
     df["thickness_um"] = df["thickness_px"] * scale

@@ -25,7 +25,7 @@ IMAGE_COLUMNS = [
 TAIL = ["calibration_source", "sha256", "width_px", "height_px"]
 HAIRS_COLUMNS = [
     "image", "hair_id", "unit_id", "row", "col", "length_um", "thickness_um", "class",
-    "length_px", "thickness_px", "touches_border", "root_known",
+    "length_px", "thickness_px", "touches_border", "root_known", "mid_row", "mid_col",
 ]
 
 

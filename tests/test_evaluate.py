@@ -462,3 +462,12 @@ def test_fdu_val_annotations_match_the_readme():
     assert {(t.height_px, t.width_px) for t in truths.values()} == {(1024, 1280)}
     halves = [subject_half(s) for s in truths]
     assert 0.4 < halves.count("A") / len(halves) < 0.6
+
+
+def test_box_truth_is_compared_with_hair_middles_phantoms_with_emergence_points():
+    from pipeline.evaluate import _reference_points
+
+    hairs = pd.DataFrame({"row": [5.0], "col": [6.0], "mid_row": [50.0], "mid_col": [60.0]})
+    assert _reference_points(hairs, "voc").tolist() == [[50.0, 60.0]]
+    assert _reference_points(hairs, "phantom").tolist() == [[5.0, 6.0]]
+    assert _reference_points(hairs[["row", "col"]], "voc").tolist() == [[5.0, 6.0]]
