@@ -261,12 +261,12 @@ def frame_regions(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def text_boxes(image: np.ndarray) -> np.ndarray:
     """Boxes around clusters of coloured drawn pixels (text labels and their backgrounds).
 
-    Pure red, blue or cyan pixels closer than ~10 px are clustered; a compact cluster (box
+    Pure blue or cyan pixels closer than ~10 px are clustered; a compact cluster (box
     under 5% of the frame, at least 10% filled) is masked as its box plus
     8 px. Long thin drawings (circles, lines) are left to the pixel mask.
     """
     m, n = image.shape[:2]
-    grown = cv2.dilate(_drawn_colours(image).astype(np.uint8), np.ones((11, 11), np.uint8))
+    grown = cv2.dilate(_drawn_colours(image, red=False).astype(np.uint8), np.ones((11, 11), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     out = np.zeros((m, n), bool)
     for k in range(1, count):
@@ -286,14 +286,18 @@ def overlay_pixels(image: np.ndarray) -> np.ndarray:
     return drawn
 
 
-def _drawn_colours(image: np.ndarray) -> np.ndarray:
-    """Pure red, blue or cyan pixels: colours no skin or hair has (bool)."""
+def _drawn_colours(image: np.ndarray, *, red: bool = True) -> np.ndarray:
+    """Pure blue or cyan (and, with ``red``, pure red) pixels: colours of drawn marks (bool).
+
+    Red also catches vessels, which is harmless for a skin mask but would
+    make red clusters look like text labels.
+    """
     rgb = image.astype(np.int16)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    red = (r > 150) & (r - np.maximum(g, b) > 90)
-    blue = (b > 140) & (b - np.maximum(r, g) > 90)
-    cyan = (b > 150) & (g > 150) & (r < 90)
-    return red | blue | cyan
+    out = ((b > 140) & (b - np.maximum(r, g) > 90)) | ((b > 150) & (g > 150) & (r < 90))
+    if red:
+        out |= (r > 150) & (r - np.maximum(g, b) > 90)
+    return out
 
 
 def _band_rows(image: np.ndarray, overlay: np.ndarray) -> np.ndarray:
