@@ -172,11 +172,12 @@ def probability_from_contrast(con: Contrast, *, um_per_px: float, settings: Sett
     direction (:func:`line_support`), which keeps long thin hairs and
     drops short random skin texture.
     """
-    p = con.darkness / con.full
-    ridge = ridge_map(con.darkness, um_per_px=um_per_px, settings=settings)
-    line = line_support(ridge, length_px=settings.line_length_um / um_per_px)
-    thin = np.sqrt(np.maximum(line, 0) * np.maximum(ridge, 0))  # coherent *and* local
-    p = np.clip(np.maximum(p, settings.ridge_gain * thin / con.full), 0.0, 1.0)
+    p = np.clip(con.darkness / con.full, 0.0, 1.0)
+    if settings.ridge_gain > 0:
+        ridge = ridge_map(con.darkness, um_per_px=um_per_px, settings=settings)
+        line = line_support(ridge, length_px=settings.line_length_um / um_per_px)
+        thin = np.sqrt(np.maximum(line, 0) * np.maximum(ridge, 0))  # coherent *and* local
+        p = np.clip(np.maximum(p, settings.ridge_gain * thin / con.full), 0.0, 1.0)
     if valid is not None:
         p = np.where(valid, p, 0.0)
     return p.astype(np.float32)

@@ -70,9 +70,6 @@ class Settings:
     thickness_method : str
         ``"profile"`` (integrated contrast across the shaft, blur-invariant)
         or ``"distance"`` (2 x distance transform on the centre line).
-    border_margin_um : float
-        Width of the border band excluded by the *interior* agreement
-        statistics of ``tricho evaluate`` (µm).
     """
 
     vellus_max_um: float = 30.0
@@ -94,7 +91,6 @@ class Settings:
     fused_ratio: float = 2.0
     fused_quantile: float = 50.0
     thickness_method: str = "profile"
-    border_margin_um: float = 300.0
 
     def __post_init__(self) -> None:
         if not 0 < self.vellus_max_um <= self.terminal_min_um:
