@@ -437,10 +437,15 @@ def _one_line(text: str) -> str:
 
 
 def _save_png(rgb: np.ndarray, target: Path) -> None:
-    from PIL import Image
+    """Write an RGB overlay as PNG atomically; fast zlib level (overlays are for looking)."""
+    import cv2
 
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1], dtype=np.uint8),
+                            [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise OSError(f"could not encode overlay {target.name}")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(tmp, format="PNG")
+    tmp.write_bytes(data.tobytes())
     os.replace(tmp, target)
 
 
