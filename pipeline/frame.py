@@ -36,6 +36,7 @@ class Candidate:
 def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings) -> FrameResult:
     """Run the whole per-frame core on an RGB uint8 frame (see ``analyze_frame``)."""
     scale = um_per_px or settings.scale_um_per_px
+    image = segment.remove_scale_bar(image)
     valid, field_rows = segment.frame_regions(image)
     con = segment.darkness_map(image, um_per_px=scale, settings=settings, valid=valid)
     prob = segment.probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)

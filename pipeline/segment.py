@@ -259,6 +259,60 @@ def frame_regions(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return valid, ~band_rows
 
 
+def scale_bar(image: np.ndarray, *, min_length_px: int = 101, corner_px: int = 8) -> np.ndarray:
+    """An L-shaped scale bar burned into the frame (bool, grown 4 px), or nothing.
+
+    Thin (< 6 px) straight runs of at least ``min_length_px`` along rows and
+    along columns are found by a long opening of a thin-line map (a pixel
+    that differs, with the same sign, from those 3 px to either side). Only a
+    horizontal and a vertical run that end at a common corner (within
+    ``corner_px``) are taken: a device's "1.0 mm" bar is such an L, whereas a
+    straight shaft's specular line is one run with no partner.
+    """
+    g = image.astype(np.int16).mean(axis=2)
+    segments = []
+    for axis, kernel in ((0, np.ones((1, min_length_px), np.uint8)), (1, np.ones((min_length_px, 1), np.uint8))):
+        a = g - np.roll(g, 3, axis)
+        b = g - np.roll(g, -3, axis)
+        thin = ((np.abs(a) > 25) & (np.abs(b) > 25) & (np.sign(a) == np.sign(b))).astype(np.uint8)
+        runs = cv2.morphologyEx(thin, cv2.MORPH_OPEN, kernel)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+        segments.append([(labels == k, stats[k]) for k in range(1, count) if min(stats[k][2:4]) < 6])
+    out = np.zeros(g.shape, bool)
+    for h_mask, (hc, hr, hw, hh, _) in segments[0]:
+        h_ends = [(hr + hh / 2, hc), (hr + hh / 2, hc + hw - 1)]
+        for v_mask, (vc, vr, vw, vh, _) in segments[1]:
+            v_ends = [(vr, vc + vw / 2), (vr + vh - 1, vc + vw / 2)]
+            if any(abs(p[0] - q[0]) <= corner_px and abs(p[1] - q[1]) <= corner_px for p in h_ends for q in v_ends):
+                # the whole of both legs, also past a shaft that crosses and breaks one
+                out |= _collinear(segments[0], row=hr + hh / 2) | _collinear(segments[1], col=vc + vw / 2)
+    if not out.any():
+        return out
+    return cv2.dilate(out.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+
+
+def _collinear(segments, *, row: float | None = None, col: float | None = None) -> np.ndarray:
+    """Union of the runs lying on one row (horizontal runs) or one column (vertical)."""
+    out = None
+    for m, (c0, r0, w, h, _) in segments:
+        centre = r0 + h / 2 if row is not None else c0 + w / 2
+        if abs(centre - (row if row is not None else col)) <= 3:
+            out = m if out is None else out | m
+    return out
+
+
+def remove_scale_bar(image: np.ndarray) -> np.ndarray:
+    """The frame with a detected L scale bar painted over from its surroundings.
+
+    Inpainting (Telea 2004, doi:10.1080/10867651.2004.10487596) rather than
+    masking: a shaft crossing the thin bar stays one shaft.
+    """
+    bar = scale_bar(image)
+    if not bar.any():
+        return image
+    return cv2.inpaint(image, bar.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+
+
 def text_boxes(image: np.ndarray) -> np.ndarray:
     """Boxes around clusters of coloured drawn pixels (text labels and their backgrounds).
 

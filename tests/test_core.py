@@ -165,3 +165,13 @@ def test_hair_cut_by_border_counts_only_if_root_inside():
     assert res.metrics["hair_count"] == 2
     assert res.metrics["follicular_units"] == 1
     assert res.hairs["col"].max() < 130
+
+
+def test_burned_in_scale_bar_is_not_a_hair():
+    """An L-shaped '1.0 mm' bar, as trichoscopes burn in, counts zero; a shaft crossing it counts one."""
+    img = blank(500, 600)
+    cv2.line(img, (40, 450), (400, 450), (60, 60, 60), 3)
+    cv2.line(img, (40, 450), (40, 90), (60, 60, 60), 3)
+    assert analyze_frame(img, um_per_px=2.78).metrics["hair_count"] == 0
+    bar(img, 380, 150, 480, 330, 12)  # crosses the horizontal leg
+    assert analyze_frame(img, um_per_px=2.78).metrics["hair_count"] == 1
