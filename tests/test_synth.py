@@ -1,96 +1,271 @@
-"""The phantom generator: reproducible, self-consistent truth, known geometry."""
+"""The phantom generator: reproducible, self-consistent truth, known geometry and optics."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import cv2
 import numpy as np
+import pandas as pd
 import pytest
+from scipy.ndimage import map_coordinates
 
-from pipeline.synth import SCHEMA, generate, load_truth, render_frame, sample_scene
+from pipeline.synth import (
+    HAIR_COLORS, SCHEMA, SceneParams, generate, load_truth, paint_hair, render_frame, sample_scene,
+)
 
-QUIET = dict(n_long_hairs=0, blur_sigma_px=0.3, blur_gradient=0.0, noise=0.0, vignetting=0.0, glare=0.0,
-             color_cast=(1.0, 1.0, 1.0), jpeg_quality=None, header_strip=False, padding_strip=False,
-             scale_bar=False, red_circle=False, scales=0.0, vessels=0.0, pigment_network=0.0, halos=0.0,
-             empty_openings=0.0, ink=False)
+SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
+
+#: No optics, no overlays, no confounders: what is left is skin and hairs.
+QUIET = dict(
+    n_long_hairs=0, blur_sigma_px=0.0, blur_gradient_px=0.0, noise_gain=0.0, noise_read=0.0, vignetting=0.0,
+    glare=0.0, white_balance=(1.0, 1.0, 1.0), jpeg_quality=None, header_strip=False, padding_strip=False,
+    scale_bar=False, red_circle=False, scales=False, vessels=False, pigment_network=False, halos=False,
+    empty_openings=False, ink_blotch=False,
+)
+SMALL = dict(height=480, width=640)
+
+TOP_KEYS = {"schema", "image", "seed", "um_per_px", "height_px", "width_px", "field", "field_area_cm2",
+            "count_in_field", "density_per_cm2", "hairs", "units", "empty_openings_rc", "params"}
+HAIR_KEYS = {"hair_id", "unit_id", "emergence_rc", "tip_rc", "centerline_rc", "width_um", "length_um", "color",
+             "kind", "in_field", "in_frame"}
+UNIT_KEYS = {"unit_id", "opening_rc", "n_hairs", "in_field"}
 
 
-def test_same_seed_same_frame_and_truth(tmp_path):
-    a = generate(tmp_path / "a", 2, seed=123)
-    b = generate(tmp_path / "b", 2, seed=123)
+def _frame(seed, **overrides):
+    rng = np.random.default_rng(seed)
+    return render_frame(sample_scene(rng, **overrides), rng)
+
+
+def _in_field(rc, f):
+    return f["row0"] <= rc[0] < f["row1"] and f["col0"] <= rc[1] < f["col1"]
+
+
+def _check_truth(truth):
+    """Every invariant of one truth dict; used on generated and committed frames."""
+    assert set(truth) == TOP_KEYS and truth["schema"] == SCHEMA
+    f = truth["field"]
+    assert set(f) == {"row0", "row1", "col0", "col1"}
+    p = truth["params"]
+    assert f["row0"] == (p["header_px"] if p["header_strip"] else 0)
+    assert f["row1"] == truth["height_px"] - (p["padding_px"] if p["padding_strip"] else 0)
+    assert (f["col0"], f["col1"]) == (0, truth["width_px"])
+    area = (f["row1"] - f["row0"]) * (f["col1"] - f["col0"]) * truth["um_per_px"] ** 2 * 1e-8
+    assert truth["field_area_cm2"] == pytest.approx(area, rel=1e-12)
+    inside = [_in_field(h["emergence_rc"], f) for h in truth["hairs"]]
+    assert inside == [h["in_field"] for h in truth["hairs"]]
+    assert truth["count_in_field"] == sum(inside)
+    assert truth["density_per_cm2"] == truth["count_in_field"] / truth["field_area_cm2"]
+    assert [h["hair_id"] for h in truth["hairs"]] == list(range(len(truth["hairs"])))
+    units = {u["unit_id"]: u for u in truth["units"]}
+    assert sorted(units) == list(range(len(units)))
+    for u in truth["units"]:
+        assert set(u) == UNIT_KEYS and 1 <= u["n_hairs"] <= 4
+        assert u["in_field"] == _in_field(u["opening_rc"], f)
+    for h in truth["hairs"]:
+        assert set(h) == HAIR_KEYS and h["in_frame"] and h["unit_id"] in units
+        assert h["color"] in HAIR_COLORS and h["kind"] in ("clipped", "long")
+        line = np.asarray(h["centerline_rc"])
+        assert np.allclose(line[0], h["emergence_rc"], atol=0.01) and np.allclose(line[-1], h["tip_rc"], atol=0.01)
+        steps = np.hypot(*np.diff(line, axis=0).T)
+        assert steps.max() <= 2.02  # ~2 px spacing (coordinates rounded to 0.01 px)
+        assert steps.sum() * truth["um_per_px"] == pytest.approx(h["length_um"], rel=2e-3, abs=0.05)
+
+
+def test_same_seed_gives_identical_files(tmp_path):
+    a = generate(tmp_path / "a", 2, seed=123, **SMALL)
+    b = generate(tmp_path / "b", 2, seed=123, **SMALL)
     assert a.equals(b)
-    for name in a["image"]:
+    for name in list(a["image"]) + [n.rsplit(".", 1)[0] + ".json" for n in a["image"]] + ["manifest.csv"]:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
-def test_truth_is_self_consistent(tmp_path):
-    manifest = generate(tmp_path, 3, seed=77)
-    for name in manifest["image"]:
+def test_any_frame_reproduces_alone(tmp_path):
+    manifest = generate(tmp_path, 3, seed=8, image_format="png", jpeg_quality=None, **SMALL)
+    assert list(manifest["image"]) == [f"phantom_8_{i:04d}.png" for i in range(3)]
+    img, truth = _frame([8, 2], jpeg_quality=None, **SMALL)
+    on_disk = cv2.imread(str(tmp_path / "phantom_8_0002.png"))[..., ::-1]
+    assert np.array_equal(img, on_disk)
+    saved = load_truth(tmp_path / "phantom_8_0002.json")
+    assert saved["seed"] == [8, 2] and saved["image"] == "phantom_8_0002.png"
+    assert saved["hairs"] == json.loads(json.dumps(truth["hairs"]))
+
+
+def test_manifest_and_truth_files(tmp_path):
+    manifest = generate(tmp_path, 3, seed=77, **SMALL)
+    assert list(manifest.columns) == ["image", "um_per_px", "field_id"]
+    assert pd.read_csv(tmp_path / "manifest.csv").equals(manifest)
+    for name, um in zip(manifest["image"], manifest["um_per_px"]):
         truth = load_truth(tmp_path / (name.rsplit(".", 1)[0] + ".json"))
-        assert truth["schema"] == SCHEMA and truth["image"] == name
-        f = truth["field"]
-        inside = [f["row0"] <= h["emergence_rc"][0] < f["row1"] and f["col0"] <= h["emergence_rc"][1] < f["col1"]
-                  for h in truth["hairs"]]
-        assert inside == [h["in_field"] for h in truth["hairs"]]
-        assert truth["count_in_field"] == sum(inside)
-        area = (f["row1"] - f["row0"]) * (f["col1"] - f["col0"]) * truth["um_per_px"] ** 2 * 1e-8
-        assert truth["field_area_cm2"] == pytest.approx(area, rel=1e-12)
-        assert truth["density_per_cm2"] == pytest.approx(truth["count_in_field"] / area, rel=1e-12)
-        units = {u["unit_id"]: u for u in truth["units"]}
-        for h in truth["hairs"]:
-            if h["kind"] == "clipped" and h["unit_id"] in units:
-                u = units[h["unit_id"]]
-                assert 1 <= u["n_hairs"] <= 4
-                gap_px = np.hypot(*(np.subtract(h["emergence_rc"], u["opening_rc"])))
-                assert gap_px <= 2.0 * h["width_um"] / truth["um_per_px"]
+        assert truth["image"] == name and truth["um_per_px"] == um
+        assert name.endswith(".jpg") == (truth["params"]["jpeg_quality"] is not None)
+        _check_truth(truth)
+
+
+def test_truth_is_self_consistent_across_varied_scenes():
+    kinds = set()
+    for i in range(6):
+        _, truth = _frame([31, i], header_strip=i % 2 == 0, padding_strip=i % 3 == 0, n_long_hairs=3 * (i % 2),
+                          **SMALL)
+        _check_truth(truth)
+        kinds |= {h["kind"] for h in truth["hairs"]}
+    assert kinds == {"clipped", "long"}
 
 
 def test_zero_density_and_no_confounders_gives_no_hairs():
-    rng = np.random.default_rng(1)
-    img, truth = render_frame(sample_scene(rng, density_per_cm2=0.0, **QUIET), rng)
-    assert truth["count_in_field"] == 0 and truth["hairs"] == []
-    assert img.std(axis=(0, 1)).max() < 12  # only skin texture left
+    img, truth = _frame(1, density_per_cm2=0.0, skin_texture=0.0, **QUIET, **SMALL)
+    assert truth["count_in_field"] == 0 and truth["hairs"] == [] and truth["units"] == []
+    assert truth["density_per_cm2"] == 0.0
+    assert img.min() > 60  # no dark shaft anywhere: only skin
 
 
-def test_opaque_shaft_has_its_width_across():
-    """A single black 60 µm shaft at 3 µm/px is 20 px across (half-contrast width)."""
-    rng = np.random.default_rng(5)
-    params = sample_scene(rng, height=300, width=300, um_per_px=3.0, density_per_cm2=0.0, **QUIET)
-    from pipeline import synth
-
-    img = synth._skin(rng, params)
-    hair = dict(path=np.column_stack([np.full(200, 150.0), np.linspace(50, 250, 200)]), width_um=60.0,
-                kind="clipped", unit_id=0)
-    synth._draw_hair(img, hair, params, synth.HAIR_COLOURS["black"][0], synth.HAIR_COLOURS["black"][1], rng)
-    col = img[100:200, 150].mean(axis=1)
-    skin, hair_level = np.median(img[:50, 150].mean(axis=1)), col.min()
-    dark = col < (skin + hair_level) / 2
-    assert dark.sum() == pytest.approx(20, abs=1.5)
+def _cross_section(img, centre_rc, angle_rad, half=30):
+    """Grey-level profile through ``centre_rc`` along direction ``angle_rad`` (0.1 px steps)."""
+    t = np.arange(-half, half, 0.1)
+    rows = centre_rc[0] + t * np.sin(angle_rad)
+    cols = centre_rc[1] + t * np.cos(angle_rad)
+    return map_coordinates(img.mean(axis=2), [rows, cols], order=1), 0.1
 
 
-def test_scale_bar_leg_is_one_millimetre():
-    rng = np.random.default_rng(9)
-    quiet = {**QUIET, "scale_bar": True}
-    img, truth = render_frame(sample_scene(rng, height=600, width=800, um_per_px=4.0, density_per_cm2=0.0,
-                                           skin_tone=0.1, **quiet), rng)
-    row = int(0.93 * 600)
-    line = np.abs(img[row].astype(int) - np.median(img[row - 30], axis=0)).max(axis=1) > 60
-    cols = np.flatnonzero(line[: 800 // 2])
-    assert cols.max() - cols.min() == pytest.approx(1000 / 4.0, abs=2)
+@pytest.mark.parametrize("angle_deg", [0.0, 33.0, 90.0])
+def test_opaque_black_shaft_is_its_diameter_across(angle_deg):
+    """A black 60 µm shaft at 3 µm/px is 20 px across (half-contrast width, perpendicular to it)."""
+    skin = np.full((300, 300, 3), 0.6, np.float32)
+    a = np.radians(angle_deg)
+    d = np.array([np.sin(a), np.cos(a)])
+    line = np.array([150, 150]) + np.outer(np.linspace(-110, 110, 111), d)
+    img = paint_hair(skin, line, width_um=60.0, um_per_px=3.0, color="black")
+    profile, step = _cross_section(img, (150.0, 150.0), a + np.pi / 2)
+    dark = profile < (0.6 + profile.min()) / 2
+    assert dark.sum() * step == pytest.approx(20.0, abs=1.5)
+    assert profile.min() < 0.2  # close to opaque
+
+
+def test_blur_keeps_integrated_contrast():
+    """Blur widens a thin shaft but keeps contrast x width (DESIGN.md, the profile method)."""
+    skin = np.full((200, 200, 3), 0.6, np.float32)
+    line = np.array([[100.0, 10.0], [100.0, 190.0]])
+    sharp = paint_hair(skin, line, width_um=40.0, um_per_px=2.5, color="black")
+    soft = cv2.GaussianBlur(sharp, (0, 0), 3.0)
+    areas = [np.sum(0.6 - im[50:150, 100].mean(axis=1)) for im in (sharp, soft)]
+    assert areas[1] == pytest.approx(areas[0], rel=0.01)
+    wide = paint_hair(skin, line, width_um=100.0, um_per_px=2.5, color="black")
+    contrast = 0.6 - wide[100, 100].mean()
+    assert areas[0] / contrast == pytest.approx(16.0, rel=0.05)  # 40 µm / 2.5 µm/px = 16 px
+    vellus = paint_hair(skin, line, width_um=20.0, um_per_px=2.5, color="black")
+    ratio = np.sum(0.6 - vellus[50:150, 100].mean(axis=1)) / contrast / 8.0
+    assert 0.75 < ratio < 0.97  # vellus hairs carry less pigment: a little lighter
+
+
+def test_white_hair_on_light_skin_shows_by_a_faint_rim():
+    skin = np.full((120, 200, 3), 0.62, np.float32)
+    img = paint_hair(skin, np.array([[60.0, 20.0], [60.0, 180.0]]), width_um=80.0, um_per_px=3.0, color="white")
+    col = img[30:90, 100].mean(axis=1)
+    assert col.min() < 0.62 - 0.04  # darker refraction edge
+    assert col.max() > 0.62 + 0.05  # brighter, translucent shaft
+
+
+def test_cut_tip_is_sharp_and_emergence_fades():
+    skin = np.full((100, 300, 3), 0.6, np.float32)
+    img = paint_hair(skin, np.array([[50.0, 50.0], [50.0, 250.0]]), width_um=60.0, um_per_px=3.0).mean(axis=2)
+    along = img[50, :]
+    assert along[252] > 0.55 and along[247] < 0.25  # sharp tip within +-2.5 px of col 250
+    assert along[51] > along[60] > along[75]  # fades in over about one diameter (20 px)
+
+
+def test_scale_bar_legs_are_one_millimetre():
+    um = 4.0
+    corner = (430, 40)
+    img, _ = _frame(9, density_per_cm2=0.0, skin_texture=0.0, um_per_px=um, skin_tone=2, **{
+        **QUIET, "scale_bar": True, "scale_bar_rc": corner, "scale_bar_color": "dark"}, **SMALL)
+    grey = img.mean(axis=2)
+    dark = grey < grey[200, 300] - 60
+    cols = np.flatnonzero(dark[corner[0]])
+    cols = cols[: np.flatnonzero(np.diff(np.r_[cols, 10**6]) > 1)[0] + 1]  # first run: the leg, not the label
+    rows = np.flatnonzero(dark[:, corner[1]])
+    assert cols.max() - cols.min() + 1 == pytest.approx(1000 / um, abs=2)
+    assert rows.max() - rows.min() + 1 == pytest.approx(1000 / um, abs=2)
+    assert cols.min() == corner[1] and rows.max() == corner[0]
 
 
 def test_mean_density_matches_request():
     got = []
-    for i in range(30):
-        rng = np.random.default_rng([4242, i])
-        params = sample_scene(rng, density_per_cm2=150.0, height=480, width=640, um_per_px=8.0, **QUIET)
-        got.append(render_frame(params, rng)[1]["density_per_cm2"])
+    for i in range(40):
+        _, truth = _frame([4242, i], density_per_cm2=150.0, um_per_px=8.0, skin_texture=0.0, **QUIET, **SMALL)
+        got.append(truth["density_per_cm2"])
     assert np.mean(got) == pytest.approx(150.0, rel=0.15)
+    assert np.std(got) > 0  # fields differ, as real fields do
 
 
-def test_manifest_and_truth_files_written(tmp_path):
-    manifest = generate(tmp_path, 2, seed=3)
-    assert list(manifest.columns) == ["image", "um_per_px", "field_id"]
-    assert (tmp_path / "manifest.csv").is_file()
-    stems = {p.stem for p in tmp_path.glob("*.json")}
-    assert stems == {n.rsplit(".", 1)[0] for n in manifest["image"]}
-    assert all(json.loads((tmp_path / f"{s}.json").read_text())["schema"] == SCHEMA for s in stems)
+def test_units_share_an_opening():
+    _, truth = _frame(12, density_per_cm2=280.0, unit_size_probs=(0.1, 0.4, 0.4, 0.1), **QUIET, **SMALL)
+    by_unit = {}
+    for h in truth["hairs"]:
+        by_unit.setdefault(h["unit_id"], []).append(h)
+    assert {len(v) for v in by_unit.values()} >= {3, 4}
+    um = truth["um_per_px"]
+    for u in truth["units"]:
+        hairs = by_unit[u["unit_id"]]
+        assert len(hairs) <= u["n_hairs"] <= 4
+        if len(hairs) < u["n_hairs"]:
+            continue  # part of the unit lies outside the frame
+        widest = max(h["width_um"] for h in hairs) / um
+        for h in hairs:
+            assert np.hypot(*np.subtract(h["emergence_rc"], u["opening_rc"])) <= widest
+        tips = [tuple(h["tip_rc"]) for h in hairs]
+        assert len(set(tips)) == len(tips)
+
+
+def test_width_mix_follows_the_requested_shares():
+    widths = []
+    for i in range(3):
+        _, truth = _frame([5, i], frac_vellus=0.3, frac_intermediate=0.3, density_per_cm2=300.0, um_per_px=8.0,
+                          **QUIET, **SMALL)
+        widths += [h["width_um"] for h in truth["hairs"]]
+    widths = np.array(widths)
+    assert len(widths) > 150 and widths.min() >= 10 and widths.max() <= 120
+    assert np.mean(widths <= 30) == pytest.approx(0.3, abs=0.08)
+    assert np.mean((widths > 30) & (widths <= 60)) == pytest.approx(0.3, abs=0.08)
+
+
+def test_sample_scene_ranges_and_overrides():
+    scenes = [sample_scene(np.random.default_rng([3, i])) for i in range(300)]
+    um = np.array([s.um_per_px for s in scenes])
+    assert um.min() >= 2.2 and um.max() <= 9.0 and 0.6 < np.mean(um <= 3.6) < 0.9
+    assert {(s.height, s.width) for s in scenes} == {(1024, 1280), (768, 1024), (480, 640)}
+    dens = np.array([s.density_per_cm2 for s in scenes])
+    assert dens.min() >= 40 and dens.max() <= 300
+    assert {s.hair_color for s in scenes} == set(HAIR_COLORS) and {s.skin_tone for s in scenes} == set(range(1, 7))
+    assert any(s.n_long_hairs > 0 for s in scenes) and any(s.jpeg_quality for s in scenes)
+    base = sample_scene(np.random.default_rng(17))
+    fixed = sample_scene(np.random.default_rng(17), density_per_cm2=150, hair_color="black")
+    assert fixed.density_per_cm2 == 150 and fixed.hair_color == "black"
+    assert fixed.skin_tone == base.skin_tone and fixed.blur_sigma_px == base.blur_sigma_px
+    with pytest.raises(TypeError, match="unknown scene parameter"):
+        sample_scene(np.random.default_rng(0), densty=100)
+    with pytest.raises(ValueError, match="hair_color"):
+        SceneParams(hair_color="purple")
+
+
+def test_load_truth_rejects_other_json(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"schema": "something/else"}))
+    with pytest.raises(ValueError, match="not a phantom truth file"):
+        load_truth(path)
+
+
+def test_committed_samples_are_consistent():
+    manifest = pd.read_csv(SAMPLES / "manifest.csv")
+    assert list(manifest.columns) == ["image", "um_per_px", "patient_id", "site", "session_date", "field_id"]
+    assert len(manifest) == 6 and set(manifest["patient_id"]) == {"P001"} and set(manifest["site"]) == {"vertex"}
+    density = {}
+    for row in manifest.itertuples():
+        assert (SAMPLES / row.image).is_file()
+        truth = load_truth(SAMPLES / (row.image.rsplit(".", 1)[0] + ".json"))
+        _check_truth(truth)
+        assert truth["image"] == row.image and truth["um_per_px"] == row.um_per_px == 2.78
+        assert (truth["height_px"], truth["width_px"]) == (1024, 1280)
+        density.setdefault(row.session_date, []).append(truth["density_per_cm2"])
+    first, second = (np.mean(density[d]) for d in sorted(density))
+    assert second > first  # the responder
+    assert sum(p.stat().st_size for p in SAMPLES.iterdir()) < 8e6
