@@ -27,6 +27,7 @@ class Candidate:
     contrast: float
     cut: tuple[bool, bool]
     scores: np.ndarray
+    length_px: float = 0.0
     root: int = 0
     confident: bool = False
     partner: "Candidate | None" = None
@@ -62,17 +63,17 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[C
         path = measure.resample_path(h.path)
         pts = np.clip(np.round(path).astype(int), 0, np.array(dist.shape) - 1)
         r = float(np.median(dist[pts[:, 0], pts[:, 1]]))
-        length = h.length_px + 2 * r * sum(k == "free" for k in h.end_kinds) / 2
+        length = h.length_px + r * sum(k == "free" for k in h.end_kinds)  # skeletons stop ~r short of a free end
         if length < min_len or length < settings.min_aspect * 2 * max(r, 1.0):
             continue
         contrast = float(np.median(prob[pts[:, 0], pts[:, 1]]))
         if contrast < settings.darkness_threshold:
             continue
-        t = measure.hair_thickness_px(h, darkness=con.darkness, dist=dist, full=con.full,
+        t = measure.hair_thickness_px(path, radius_px=r, darkness=con.darkness, full=con.full,
                                       method=settings.thickness_method)
         cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
         scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))
-        out.append(Candidate(h, t, r, contrast, cut, scores))
+        out.append(Candidate(h, t, r, contrast, cut, scores, length_px=length))
     return out
 
 
@@ -218,11 +219,10 @@ def _hair_table(cands: list[Candidate], um_per_px: float | None, settings: Setti
     for c in cands:
         path = c.hair.path if c.root == 0 else c.hair.path[::-1]
         root = path[0] if c.emergence is None else c.emergence
-        length_px = c.hair.length_px + c.radius_px * sum(k == "free" for k in c.hair.end_kinds)
         paths.append(path)
         mid = path[len(path) // 2]
         rows.append(dict(row=float(root[0]), col=float(root[1]), mid_row=float(mid[0]), mid_col=float(mid[1]),
-                         length_px=length_px,
+                         length_px=c.length_px,
                          thickness_px=c.thickness_px, touches_border=bool(any(c.cut)),
                          root_known=bool(c.confident)))
     df = pd.DataFrame(rows, columns=["row", "col", "mid_row", "mid_col", "length_px", "thickness_px",

@@ -119,18 +119,20 @@ def _integrate_lobe(p: np.ndarray, dt: float) -> float:
     return float(total * dt)
 
 
-def hair_thickness_px(hair: Hair, *, darkness: np.ndarray, dist: np.ndarray, full: float,
+def hair_thickness_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarray, full: float,
                       method: str) -> float:
-    """Shaft diameter of one hair (pixels) by ``method`` (see module doc)."""
-    path = resample_path(hair.path)
-    pts = np.round(path).astype(int)
-    pts[:, 0] = np.clip(pts[:, 0], 0, dist.shape[0] - 1)
-    pts[:, 1] = np.clip(pts[:, 1], 0, dist.shape[1] - 1)
-    d = dist[pts[:, 0], pts[:, 1]]
-    r = float(np.median(d)) if d.size else 1.0
-    dt_width = max(1.0, 2 * r - 1)
+    """Shaft diameter of one hair (pixels) by ``method`` (see module doc).
+
+    Parameters
+    ----------
+    path : ndarray, shape (K, 2)
+        Centre line resampled at 1-px steps (:func:`resample_path`).
+    radius_px : float
+        Median distance-transform value along the centre line (pixels).
+    """
+    r = radius_px
     if method == "distance":
-        return dt_width
+        return max(1.0, 2 * r - 1)
     widths, peaks = profile_widths(darkness, path, radius_px=max(r, 1.0), full=full)
     own = float(np.median(peaks))
     ref = own if own >= 0.8 * full else full

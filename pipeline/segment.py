@@ -252,9 +252,10 @@ def frame_regions(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The field is the frame minus full-width header and padding strips; the
     skin pixels are the field minus drawn overlays, text and glare.
     """
-    overlay = overlay_pixels(image)
+    blue_cyan, red = _drawn_colours(image)
+    overlay = overlay_pixels(image, drawn=blue_cyan | red)
     band_rows = _band_rows(image, overlay)
-    valid = ~(overlay | text_boxes(image))
+    valid = ~(overlay | text_boxes(blue_cyan))
     valid[band_rows] = False
     return valid, ~band_rows
 
@@ -313,15 +314,15 @@ def remove_scale_bar(image: np.ndarray) -> np.ndarray:
     return cv2.inpaint(image, bar.astype(np.uint8), 3, cv2.INPAINT_TELEA)
 
 
-def text_boxes(image: np.ndarray) -> np.ndarray:
-    """Boxes around clusters of coloured drawn pixels (text labels and their backgrounds).
+def text_boxes(marks: np.ndarray) -> np.ndarray:
+    """Boxes around clusters of drawn marks (text labels and their backgrounds).
 
-    Pure blue or cyan pixels closer than ~10 px are clustered; a compact cluster (box
+    ``marks`` (bool, (M, N)): pure blue or cyan pixels. Marks closer than ~10 px are clustered; a compact cluster (box
     under 5% of the frame, at least 10% filled) is masked as its box plus
     8 px. Long thin drawings (circles, lines) are left to the pixel mask.
     """
-    m, n = image.shape[:2]
-    grown = cv2.dilate(_drawn_colours(image, red=False).astype(np.uint8), np.ones((11, 11), np.uint8))
+    m, n = marks.shape
+    grown = cv2.dilate(marks.astype(np.uint8), np.ones((11, 11), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     out = np.zeros((m, n), bool)
     for k in range(1, count):
@@ -331,28 +332,29 @@ def text_boxes(image: np.ndarray) -> np.ndarray:
     return out
 
 
-def overlay_pixels(image: np.ndarray) -> np.ndarray:
+def overlay_pixels(image: np.ndarray, *, drawn: np.ndarray | None = None) -> np.ndarray:
     """Pixels that look drawn rather than photographed (bool, grown 2 px)."""
     rgb = image.astype(np.int16)
     mn = rgb.min(axis=2)
     white = (mn > 245) & (rgb.max(axis=2) - mn < 12)
-    drawn = _drawn_colours(image) | white
+    if drawn is None:
+        drawn = np.logical_or(*_drawn_colours(image))
+    drawn = drawn | white
     drawn = cv2.dilate(drawn.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     return drawn
 
 
-def _drawn_colours(image: np.ndarray, *, red: bool = True) -> np.ndarray:
-    """Pure blue or cyan (and, with ``red``, pure red) pixels: colours of drawn marks (bool).
+def _drawn_colours(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pure blue-or-cyan and pure red pixels: colours of drawn marks (two bool masks).
 
-    Red also catches vessels, which is harmless for a skin mask but would
-    make red clusters look like text labels.
+    Red also catches vessels: harmless in a skin mask, but red clusters must
+    not be taken for text labels, so the two are kept apart.
     """
     rgb = image.astype(np.int16)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    out = ((b > 140) & (b - np.maximum(r, g) > 90)) | ((b > 150) & (g > 150) & (r < 90))
-    if red:
-        out |= (r > 150) & (r - np.maximum(g, b) > 90)
-    return out
+    blue_cyan = ((b > 140) & (b - np.maximum(r, g) > 90)) | ((b > 150) & (g > 150) & (r < 90))
+    red = (r > 150) & (r - np.maximum(g, b) > 90)
+    return blue_cyan, red
 
 
 def _band_rows(image: np.ndarray, overlay: np.ndarray) -> np.ndarray:
