@@ -30,6 +30,12 @@ app = typer.Typer(
 _MAX_ERRORS_SHOWN = 5
 
 
+class Segmenter(str, Enum):
+    classical = "classical"
+    learned = "learned"
+    auto = "auto"
+
+
 class Half(str, Enum):
     A = "A"
     B = "B"
@@ -74,6 +80,9 @@ def analyze(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or warnings; one summary line.")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable), "
                                                       "e.g. --set thickness_method=distance.")] = None,
+    segmenter: Annotated[Optional[Segmenter], typer.Option(
+        help="Hair probability from classical filters, the learned model, or auto (the model card's choice).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Learned model: a name under models/ or a folder.")] = None,
 ) -> None:
     """Measure every frame and write OUT/images.csv, hairs.csv, overlays/ and run.json."""
     from pipeline.batch import BatchError, run_batch
@@ -82,6 +91,11 @@ def analyze(
     console = Console()
     try:
         settings = Settings.from_overrides(set_)
+        if segmenter is not None:
+            settings = settings.replace(segmenter=segmenter.value)
+        if model is not None:
+            settings = settings.replace(model=model)
+        _check_model(settings)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     try:
@@ -91,6 +105,35 @@ def analyze(
         raise _fail(str(exc)) from None
     _print_summary(console, summary, quiet=quiet)
     raise typer.Exit(summary.exit_code)
+
+
+def _check_model(settings) -> None:
+    """Fail early, before any frame, when the learned model asked for cannot load."""
+    if settings.segmenter == "learned":
+        learned = _lazy("pipeline.learned", "the learned segmenter")
+        try:
+            learned.load_model(settings.model)
+        except learned.ModelError as exc:
+            raise ValueError(str(exc)) from None
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (e.g. models/hairnet-v1).")],
+    steps: Annotated[Optional[int], typer.Option(min=1, help="Optimiser steps (default: the shipped model's).")] = None,
+    frames: Annotated[Optional[int], typer.Option(min=1, help="Phantom frames rendered for training.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of crops, augmentation and initial weights.")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Processes rendering phantoms; torch threads.")] = 2,
+) -> None:
+    """Train the learned segmenter on fresh phantoms only (CPU) and write a model folder."""
+    training = _lazy("pipeline.train", "training")
+    cfg = training.TrainConfig(seed=seed)
+    if steps is not None:
+        cfg = training.dataclasses_replace(cfg, steps=steps)
+    if frames is not None:
+        cfg = training.dataclasses_replace(cfg, n_frames=frames)
+    console = Console()
+    training.train(out, cfg, workers=workers, log=lambda m: console.print(m, highlight=False))
 
 
 @app.command()

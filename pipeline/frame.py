@@ -34,13 +34,26 @@ class Candidate:
     emergence: np.ndarray | None = None
 
 
-def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings) -> FrameResult:
-    """Run the whole per-frame core on an RGB uint8 frame (see ``analyze_frame``)."""
+def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
+                  probability: np.ndarray | None = None) -> FrameResult:
+    """Run the whole per-frame core on an RGB uint8 frame (see ``analyze_frame``).
+
+    ``probability`` (float, frame shape), when given, replaces the hair
+    probability step (used to tune a learned model's thresholds).
+    """
     scale = um_per_px or settings.scale_um_per_px
     image = segment.remove_scale_bar(image)
     valid, field_rows = segment.frame_regions(image)
     con = segment.darkness_map(image, um_per_px=scale, settings=settings, valid=valid)
-    prob = segment.probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)
+    if probability is not None:
+        prob = np.where(valid, probability, 0.0).astype(np.float32)
+    elif settings.segmenter != "classical" and _learned().uses_learned(settings):
+        learned = _learned()
+        model = learned.load_model(settings.model)
+        prob = model.hair_probability(image, um_per_px=scale, settings=settings, valid=valid)
+        settings = settings.replace(darkness_low=model.thresholds["low"], darkness_threshold=model.thresholds["high"])
+    else:
+        prob = segment.probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)
     mask = segment.hair_mask(prob, um_per_px=scale, settings=settings)
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
@@ -53,6 +66,12 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     area_cm2 = None if um_per_px is None else field_rows.sum() * image.shape[1] * (um_per_px * 1e-4) ** 2
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
     return FrameResult(hairs, metrics, paths, valid, prob, mask)
+
+
+def _learned():
+    """The learned segmenter module, imported only when asked for (it loads torch)."""
+    from pipeline import learned
+    return learned
 
 
 def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[Candidate]:

@@ -70,6 +70,12 @@ class Settings:
     thickness_method : str
         ``"profile"`` (integrated contrast across the shaft, blur-invariant)
         or ``"distance"`` (2 x distance transform on the centre line).
+    segmenter : str
+        Hair probability from ``"classical"`` filters, the ``"learned"``
+        network (:mod:`pipeline.learned`), or ``"auto"``: the learned one
+        when its model card's measurements prefer it.
+    model : str
+        Learned model name (a folder under ``models/``) or path.
     """
 
     vellus_max_um: float = 30.0
@@ -91,6 +97,8 @@ class Settings:
     fused_ratio: float = 2.0
     fused_quantile: float = 50.0
     thickness_method: str = "profile"
+    segmenter: str = "classical"
+    model: str = "hairnet-v1"
 
     def __post_init__(self) -> None:
         if not 0 < self.vellus_max_um <= self.terminal_min_um:
@@ -101,6 +109,11 @@ class Settings:
         if self.thickness_method not in ("profile", "distance"):
             raise ValueError(
                 f"thickness_method must be 'profile' or 'distance', not {self.thickness_method!r}"
+            )
+
+        if self.segmenter not in ("classical", "learned", "auto"):
+            raise ValueError(
+                f"segmenter must be 'classical', 'learned' or 'auto', not {self.segmenter!r}"
             )
 
     def to_dict(self) -> dict[str, Any]:

@@ -1038,8 +1038,12 @@ def _shaft_colour(sd: np.ndarray, s: np.ndarray, radius: float, rgb: np.ndarray,
 
 
 def _paint_shaft(img: np.ndarray, hair: _Hair, um: float, light_deg: float, rng: np.random.Generator,
-                 fade: bool = True) -> None:
-    """Composite one hair onto ``img`` (float RGB) in place."""
+                 fade: bool = True, alpha_out: np.ndarray | None = None) -> None:
+    """Composite one hair onto ``img`` (float RGB) in place.
+
+    ``alpha_out`` (float32, frame shape), when given, keeps the per-pixel
+    maximum shaft opacity: the exact hair coverage used as a training label.
+    """
     rgb, k_um, spec, rim = _HAIR_OPTICS[hair.color]
     radius = 0.5 * hair.width_um / um
     if hair.width_um <= 30:
@@ -1055,6 +1059,9 @@ def _paint_shaft(img: np.ndarray, hair: _Hair, um: float, light_deg: float, rng:
     local_r = radius * (1 + 0.03 * np.sin(2 * math.pi * s / wobble + rng.uniform(0, 2 * math.pi)))
     local_r *= 0.55 + 0.45 * np.clip(s / fade, 0, 1)  # the shaft dives obliquely into the skin: it tapers
     alpha = _shaft_alpha(sd, s, local_r, k_um * um, length, hair.tan_cut, fade)
+    if alpha_out is not None:
+        cover = _shaft_alpha(sd, s, local_r, 50.0, length, hair.tan_cut, fade)  # opaque: geometry only
+        np.maximum.at(alpha_out, (rr, cc), cover.astype(np.float32))
     light_side = 1.0 if math.cos(math.radians(light_deg) - hair.theta - math.pi / 2) >= 0 else -1.0
     col = _shaft_colour(sd, s, radius, np.asarray(rgb, np.float32), spec, light_side, hair.tone, rng)
     pix = img[rr, cc]
@@ -1260,7 +1267,8 @@ def _overlays(img8: np.ndarray, p: SceneParams, rng: np.random.Generator) -> Non
 
 # =========================================================================== frame and truth
 
-def render_frame(params: SceneParams, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def render_frame(params: SceneParams, rng: np.random.Generator,
+                 layers: dict | None = None) -> tuple[np.ndarray, dict]:
     """Render one frame and its exact truth.
 
     Parameters
@@ -1269,6 +1277,10 @@ def render_frame(params: SceneParams, rng: np.random.Generator) -> tuple[np.ndar
         What to render (see ``sample_scene``).
     rng : numpy.random.Generator
         Seeded generator for placements and texture.
+    layers : dict, optional
+        When given, filled with ``"hair_cover"``: float32 (height, width),
+        the geometric coverage of every painted shaft (0–1, sharp, before
+        defocus), the per-pixel label for training a segmenter.
 
     Returns
     -------
@@ -1296,8 +1308,11 @@ def render_frame(params: SceneParams, rng: np.random.Generator) -> tuple[np.ndar
     drawn = [hh for hh in lay.hairs if hh.curve is not None]
     _shadows(img, p, drawn)
     order = [hh for hh in drawn if hh.kind == "clipped"] + [hh for hh in drawn if hh.kind == "long"]
+    cover = np.zeros(img.shape[:2], np.float32) if layers is not None else None
     for hair in order:
-        _paint_shaft(img, hair, p.um_per_px, p.light_angle_deg, rng)
+        _paint_shaft(img, hair, p.um_per_px, p.light_angle_deg, rng, alpha_out=cover)
+    if layers is not None:
+        layers["hair_cover"] = cover
     for centre, radius, over in flakes:
         if over:
             _draw_flake(img, centre, radius, rng, frost)

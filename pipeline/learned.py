@@ -1,0 +1,270 @@
+"""Learned hair segmenter: a compact U-Net written with torch alone.
+
+The network sees an RGB frame resampled to a fixed pixel size
+(``config["model_um_per_px"]``, 5 µm/px for the shipped model) and predicts,
+per pixel, three maps in [0, 1]:
+
+``hair``
+    the shaft mask (what :func:`pipeline.segment.hair_probability` gives on
+    the classical path, so it plugs into the same shafts and measurement code);
+``centre``
+    the shaft centre lines;
+``tip``
+    a heat map of the cut tips (one per clipped hair, even when several hairs
+    share one opening).
+
+A model is a folder ``models/NAME/`` holding ``config.json``,
+``thresholds.json``, ``weights.pt``, ``weights.sha256`` (checked on load)
+and ``MODEL_CARD.md``.  It is found by name under the project's ``models/``
+folder (or ``$TRICHO_MODELS``), or given as a path.  Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from pipeline.settings import Settings
+
+HEADS = ("hair", "centre", "tip")
+WEIGHTS = "weights.pt"
+
+
+class ModelError(RuntimeError):
+    """A model folder that cannot be used (missing, corrupt, wrong hash)."""
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+    )
+
+
+class HairNet(nn.Module):
+    """U-Net with ``len(widths) - 1`` poolings; input RGB in [-0.5, 0.5].
+
+    Parameters
+    ----------
+    widths : tuple of int
+        Channels per level, finest first.
+    n_out : int
+        Output maps (logits), one per entry of ``HEADS``.
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 48, 64), n_out: int = len(HEADS)) -> None:
+        super().__init__()
+        self.widths = tuple(int(w) for w in widths)
+        self.down = nn.ModuleList()
+        c = 3
+        for w in self.widths:
+            self.down.append(_block(c, w))
+            c = w
+        self.up = nn.ModuleList(_block(self.widths[i] + self.widths[i + 1], self.widths[i])
+                                for i in reversed(range(len(self.widths) - 1)))
+        self.head = nn.Conv2d(self.widths[0], n_out, 1)
+
+    @property
+    def stride(self) -> int:
+        """Input sides must be multiples of this (pixels)."""
+        return 2 ** (len(self.widths) - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for block in self.up:
+            skip = skips.pop()
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], 1))
+        return self.head(x)
+
+
+def to_input(image: np.ndarray) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) -> float tensor (1, 3, H, W) in [-0.5, 0.5]."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255).sub_(0.5)[None]
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class LearnedModel:
+    """A loaded model folder (see the module docstring).
+
+    Attributes
+    ----------
+    name : str
+    path : Path
+    net : HairNet
+        In eval mode, on the CPU.
+    config : dict
+        ``config.json``; ``model_um_per_px`` is the pixel size it works at.
+    thresholds : dict
+        ``thresholds.json``: hysteresis ``low`` / ``high`` on the hair map,
+        tuned on phantoms held out from training.
+    sha256 : str
+        Of the weights file.
+    """
+
+    name: str
+    path: Path
+    net: HairNet
+    config: dict
+    thresholds: dict
+    sha256: str
+
+    @property
+    def um_per_px(self) -> float:
+        return float(self.config["model_um_per_px"])
+
+    def predict(self, image: np.ndarray, *, um_per_px: float, tile: int = 768,
+                overlap: int = 64) -> dict[str, np.ndarray]:
+        """Per-pixel maps of an RGB uint8 frame, at the frame's resolution.
+
+        The frame is resampled to the model's pixel size, cut into
+        ``tile``-pixel tiles overlapping by ``overlap`` (blended with a
+        linear ramp), and the maps resampled back.
+
+        Returns
+        -------
+        dict of str -> ndarray of float32, shape (M, N)
+            One map in [0, 1] per entry of ``HEADS``.
+        """
+        h, w = image.shape[:2]
+        f = float(um_per_px) / self.um_per_px
+        small = cv2.resize(image, (max(8, round(w * f)), max(8, round(h * f))),
+                           interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        maps = predict_tiled(self.net, small, tile=tile, overlap=overlap)
+        return {k: cv2.resize(maps[i], (w, h), interpolation=cv2.INTER_LINEAR) for i, k in enumerate(HEADS)}
+
+    def hair_probability(self, image: np.ndarray, *, um_per_px: float | None,
+                         settings: Settings = Settings(), valid: np.ndarray | None = None) -> np.ndarray:
+        """Drop-in for :func:`pipeline.segment.hair_probability` (same arguments and output)."""
+        prob = self.predict(image, um_per_px=um_per_px or settings.scale_um_per_px)["hair"]
+        if valid is not None:
+            prob = np.where(valid, prob, 0.0)
+        return prob.astype(np.float32)
+
+
+def _ramp(n: int, overlap: int) -> np.ndarray:
+    r = np.ones(n, np.float32)
+    k = min(overlap, n // 2)
+    if k > 0:
+        edge = (np.arange(k, dtype=np.float32) + 0.5) / k
+        r[:k], r[n - k:] = edge, edge[::-1]
+    return r
+
+
+def _starts(n: int, tile: int, overlap: int) -> list[int]:
+    if n <= tile:
+        return [0]
+    step = tile - overlap
+    s = list(range(0, n - tile, step)) + [n - tile]
+    return sorted(set(s))
+
+
+@torch.no_grad()
+def predict_tiled(net: HairNet, image: np.ndarray, *, tile: int = 768, overlap: int = 64) -> np.ndarray:
+    """Sigmoid maps (n_out, H, W) of an RGB uint8 image at the model's scale."""
+    h, w = image.shape[:2]
+    out = np.zeros((net.head.out_channels, h, w), np.float32)
+    weight = np.zeros((h, w), np.float32)
+    for r0 in _starts(h, tile, overlap):
+        for c0 in _starts(w, tile, overlap):
+            crop = image[r0:r0 + tile, c0:c0 + tile]
+            ch, cw = crop.shape[:2]
+            s = net.stride
+            ph, pw = (-ch) % s, (-cw) % s
+            x = to_input(cv2.copyMakeBorder(crop, 0, ph, 0, pw, cv2.BORDER_REFLECT_101))
+            y = torch.sigmoid(net(x))[0, :, :ch, :cw].numpy()
+            wt = np.outer(_ramp(ch, overlap if h > tile else 0), _ramp(cw, overlap if w > tile else 0))
+            out[:, r0:r0 + ch, c0:c0 + cw] += y * wt
+            weight[r0:r0 + ch, c0:c0 + cw] += wt
+    return out / np.maximum(weight, 1e-6)
+
+
+def models_root() -> Path:
+    """Where models are looked up by name: ``$TRICHO_MODELS`` or the project's ``models/``."""
+    env = os.environ.get("TRICHO_MODELS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "models"
+
+
+def resolve(name_or_path: str | os.PathLike) -> Path:
+    p = Path(name_or_path)
+    if (p / "config.json").is_file():
+        return p
+    q = models_root() / str(name_or_path)
+    if (q / "config.json").is_file():
+        return q
+    raise ModelError(f"model {str(name_or_path)!r} not found (looked in {p} and {q}): give a model folder "
+                     f"with config.json, or train one with `tricho train --out models/NAME`")
+
+
+def save_model(folder: str | os.PathLike, net: HairNet, config: dict, thresholds: dict) -> Path:
+    """Write a model folder (weights, their sha256, config, thresholds)."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = {**config, "widths": list(net.widths), "heads": list(HEADS)}
+    torch.save(net.state_dict(), out / WEIGHTS)
+    (out / "weights.sha256").write_text(f"{file_sha256(out / WEIGHTS)}  {WEIGHTS}\n")
+    (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    (out / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n")
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(name_or_path: str) -> LearnedModel:
+    """Load a model folder by name or path; the weights' sha256 is checked.
+
+    Raises
+    ------
+    ModelError
+        Folder missing, a file missing, or weights that do not match
+        ``weights.sha256`` (a corrupt or swapped file).
+    """
+    path = resolve(name_or_path)
+    try:
+        config = json.loads((path / "config.json").read_text())
+        thresholds = json.loads((path / "thresholds.json").read_text())
+        expected = (path / "weights.sha256").read_text().split()[0]
+    except (OSError, ValueError, IndexError) as exc:
+        raise ModelError(f"model folder {path} is incomplete or unreadable ({exc}); retrain it with "
+                         f"`tricho train --out {path}`") from exc
+    digest = file_sha256(path / WEIGHTS)
+    if digest != expected:
+        raise ModelError(f"{path / WEIGHTS}: sha256 {digest[:12]}… does not match weights.sha256 "
+                         f"({expected[:12]}…); the file is corrupt or was replaced: restore it from git "
+                         f"or retrain with `tricho train --out {path}`")
+    net = HairNet(tuple(config["widths"]), len(config.get("heads", HEADS)))
+    net.load_state_dict(torch.load(path / WEIGHTS, map_location="cpu", weights_only=True))
+    net.eval()
+    return LearnedModel(path.name, path, net, config, thresholds, digest)
+
+
+def uses_learned(settings: Settings) -> bool:
+    """Whether ``settings`` select the learned path (``auto`` follows the model's own card)."""
+    if settings.segmenter == "classical":
+        return False
+    if settings.segmenter == "learned":
+        return True
+    try:
+        return bool(load_model(settings.model).config.get("auto_prefer", False))
+    except ModelError:
+        return False

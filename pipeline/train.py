@@ -1,0 +1,258 @@
+"""Training of the learned segmenter on the project's own phantoms only.
+
+Frames come from :mod:`pipeline.synth` with seeds in a namespace of their own
+(``[TRAIN_SEED, i]`` for training, ``[HOLDOUT_SEED, i]`` for the thresholds),
+never the seeds of reported phantom suites, and never from ``../shared/data``.
+Labels are exact: the painted shaft coverage, the truth centre lines and the
+cut tips.  Crops are randomised with albumentations (colour, gamma, CLAHE,
+blur, noise, JPEG, elastic and grid distortion, grey, random burned-in text).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from dataclasses import replace as dataclasses_replace  # noqa: F401  (used by the CLI)
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline import synth
+from pipeline.learned import HEADS, HairNet, save_model, to_input
+
+TRAIN_SEED = 7_000_000
+HOLDOUT_SEED = 7_100_000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the trained weights (written to ``config.json``).
+
+    Attributes
+    ----------
+    model_um_per_px : float
+        Pixel size the network works at (µm/px).
+    widths : tuple of int
+        U-Net channels per level.
+    n_frames : int
+        Phantom frames rendered for training.
+    steps, batch, crop : int
+        Optimiser steps, crops per step, crop side (pixels at model scale).
+    lr : float
+        Peak AdamW learning rate (one-cycle schedule).
+    seed : int
+        Seeds crops, augmentations and initial weights.
+    n_holdout : int
+        Held-out phantom frames the thresholds are tuned on.
+    """
+
+    model_um_per_px: float = 5.0
+    widths: tuple[int, ...] = (16, 32, 48, 64)
+    n_frames: int = 400
+    steps: int = 1800
+    batch: int = 8
+    crop: int = 192
+    lr: float = 3e-3
+    seed: int = 0
+    n_holdout: int = 24
+
+
+def render_example(seed: tuple[int, int], model_um_per_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """One phantom at the model's pixel size: image (H, W, 3) and labels (3, H, W), both uint8 (labels x255)."""
+    rng = np.random.default_rng(list(seed))
+    params = synth.sample_scene(rng)
+    layers: dict = {}
+    img, truth = synth.render_frame(params, rng, layers)
+    f = params.um_per_px / model_um_per_px
+    size = (max(8, round(img.shape[1] * f)), max(8, round(img.shape[0] * f)))
+    interp = cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(img, size, interpolation=interp)
+    hair = (cv2.resize(layers["hair_cover"], size, interpolation=interp) > 0.5).astype(np.float32)
+    centre = np.zeros(hair.shape, np.uint8)
+    tips = np.zeros(hair.shape, np.float32)
+    for h in truth["hairs"]:
+        line = np.asarray(h["centerline_rc"], float) * f
+        cv2.polylines(centre, [np.round(line[:, ::-1] * 4).astype(np.int32)], False, 1, 1, cv2.LINE_8, 2)
+        if h.get("kind", "clipped") == "clipped":
+            r, c = np.asarray(h["tip_rc"], float) * f
+            if 0 <= r < tips.shape[0] and 0 <= c < tips.shape[1]:
+                tips[int(r), int(c)] = 1.0
+    centre = (centre > 0).astype(np.float32) * hair  # only where the shaft is drawn
+    tips = cv2.GaussianBlur(tips, (0, 0), 1.5)
+    if tips.max() > 0:
+        tips /= tips.max()
+    labels = np.stack([hair, centre, np.clip(tips, 0, 1)])
+    return small, np.round(labels * 255).astype(np.uint8)  # uint8 keeps the pool small
+
+
+def render_pool(seeds: list[tuple[int, int]], model_um_per_px: float, workers: int = 2) -> list:
+    """Render many examples in parallel processes (order kept)."""
+    with ProcessPoolExecutor(max_workers=workers) as ex:
+        return list(ex.map(render_example, seeds, [model_um_per_px] * len(seeds), chunksize=4))
+
+
+def _random_text(image: np.ndarray, **_) -> np.ndarray:
+    """Burned-in text and lines like a device overlay, at a random place."""
+    rng = np.random.default_rng()
+    out = image.copy()
+    colour = tuple(int(v) for v in rng.choice([[255, 255, 255], [40, 60, 230], [230, 40, 40], [20, 20, 20]]))
+    h, w = out.shape[:2]
+    for _ in range(int(rng.integers(1, 4))):
+        text = "".join(rng.choice(list("0123456789 .:/-xmmABCDEFGHJKLMNPRSTUVW"), int(rng.integers(3, 14))))
+        org = (int(rng.integers(0, w)), int(rng.integers(10, h)))
+        cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, float(rng.uniform(0.4, 1.2)), colour,
+                    int(rng.integers(1, 3)), cv2.LINE_AA)
+    if rng.random() < 0.3:
+        p = rng.integers(0, [w, h, w, h])
+        cv2.line(out, (int(p[0]), int(p[1])), (int(p[2]), int(p[3])), colour, int(rng.integers(1, 4)))
+    return out
+
+
+def augmenter(seed: int):
+    """The domain-randomisation pipeline (albumentations, seeded)."""
+    import albumentations as A
+
+    return A.Compose([
+        A.D4(p=1.0),
+        A.Affine(scale=(0.8, 1.25), rotate=(-30, 30), p=0.5),
+        A.OneOf([A.ElasticTransform(alpha=20, sigma=6), A.GridDistortion(distort_limit=0.2)], p=0.25),
+        A.HueSaturationValue(hue_shift_limit=15, sat_shift_limit=30, val_shift_limit=20, p=0.7),
+        A.RGBShift(r_shift_limit=20, g_shift_limit=20, b_shift_limit=20, p=0.3),
+        A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.3, p=0.7),
+        A.RandomGamma(gamma_limit=(70, 150), p=0.4),
+        A.CLAHE(clip_limit=(1, 3), p=0.15),
+        A.ToGray(p=0.15),
+        A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.Defocus(radius=(1, 2))], p=0.25),
+        A.GaussNoise(std_range=(0.01, 0.06), p=0.4),
+        A.Lambda(image=_random_text, p=0.15),
+        A.ImageCompression(quality_range=(35, 95), p=0.5),
+    ], seed=seed)
+
+
+def _crops(pool, rng: np.random.Generator, n: int, size: int, aug) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = [], []
+    for _ in range(n):
+        img, lab = pool[int(rng.integers(len(pool)))]
+        h, w = img.shape[:2]
+        pad_h, pad_w = max(0, size - h), max(0, size - w)
+        if pad_h or pad_w:
+            img = cv2.copyMakeBorder(img, 0, pad_h, 0, pad_w, cv2.BORDER_REFLECT_101)
+            lab = np.stack([cv2.copyMakeBorder(m, 0, pad_h, 0, pad_w, cv2.BORDER_REFLECT_101) for m in lab])
+            h, w = img.shape[:2]
+        r, c = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+        masks = [m[r:r + size, c:c + size].astype(np.float32) / 255 for m in lab]
+        o = aug(image=img[r:r + size, c:c + size], masks=masks)
+        xs.append(to_input(o["image"])[0])
+        m = np.stack(o["masks"]).astype(np.float32)
+        m[:2] = m[:2] > 0.5
+        ys.append(torch.from_numpy(m))
+    return torch.stack(xs), torch.stack(ys)
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE + soft Dice on the hair map; weighted BCE on centre lines and tips."""
+    hair = F.binary_cross_entropy_with_logits(logits[:, 0], target[:, 0])
+    p = torch.sigmoid(logits[:, 0])
+    dice = 1 - (2 * (p * target[:, 0]).sum() + 1) / (p.sum() + target[:, 0].sum() + 1)
+    centre = F.binary_cross_entropy_with_logits(logits[:, 1], target[:, 1], pos_weight=torch.tensor(4.0))
+    tip = F.binary_cross_entropy_with_logits(logits[:, 2], target[:, 2], pos_weight=torch.tensor(20.0))
+    return hair + dice + 0.5 * centre + 0.25 * tip
+
+
+def fit(pool, cfg: TrainConfig, log: Callable[[int, float], None] | None = None) -> tuple[HairNet, list]:
+    """Train a HairNet on ``pool`` (list of (image, labels)); returns it and the loss curve."""
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    net = HairNet(cfg.widths)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 2), pct_start=0.1)
+    aug = augmenter(cfg.seed)
+    curve = []
+    net.train()
+    for step in range(cfg.steps):
+        x, y = _crops(pool, rng, cfg.batch, cfg.crop, aug)
+        loss = loss_fn(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        curve.append(loss.item())
+        if log is not None:
+            log(step, curve[-1])
+    net.eval()
+    return net, curve
+
+
+def tune_thresholds(net: HairNet, cfg: TrainConfig, n: int | None = None) -> dict:
+    """Hysteresis thresholds that minimise count MAPE on held-out phantoms.
+
+    Frames ``[HOLDOUT_SEED, i]`` are never trained on; the count is compared
+    with the truth's ``count_in_field``.
+    """
+    from pipeline.frame import measure_frame
+    from pipeline.learned import LearnedModel
+    from pipeline.settings import Settings
+
+    frames = []
+    for i in range(n if n is not None else cfg.n_holdout):
+        rng = np.random.default_rng([HOLDOUT_SEED, i])
+        params = synth.sample_scene(rng)
+        img, truth = synth.render_frame(params, rng)
+        frames.append((img, params.um_per_px, truth["count_in_field"]))
+    model = LearnedModel("candidate", Path("."), net, {"model_um_per_px": cfg.model_um_per_px}, {}, "")
+    probs = [model.predict(img, um_per_px=um)["hair"] for img, um, _ in frames]
+    best = None
+    for high in (0.35, 0.45, 0.55, 0.65, 0.75):
+        for gap in (0.1, 0.25):
+            s = Settings(segmenter="classical", darkness_threshold=high, darkness_low=max(0.05, high - gap))
+            errs = []
+            for (img, um, true_n), prob in zip(frames, probs):
+                n_found = len(measure_frame(img, um_per_px=um, settings=s, probability=prob).hairs)
+                errs.append(abs(n_found - true_n) / max(true_n, 1))
+            mape = 100 * float(np.mean(errs))
+            if best is None or mape < best["holdout_count_mape_pct"]:
+                best = {"high": high, "low": round(max(0.05, high - gap), 3), "holdout_count_mape_pct": round(mape, 2),
+                        "holdout_frames": len(frames), "holdout_seed": HOLDOUT_SEED}
+    return best
+
+
+def train(out: str | Path, cfg: TrainConfig = TrainConfig(), *, workers: int = 2,
+          log: Callable[[str], None] = print) -> Path:
+    """Render phantoms, train, tune thresholds, write the model folder ``out``.
+
+    Returns
+    -------
+    Path
+        The model folder; ``loss.csv`` holds the loss curve.
+    """
+    t0 = time.time()
+    torch.set_num_threads(max(1, workers))
+    pool = render_pool([(TRAIN_SEED, i) for i in range(cfg.n_frames)], cfg.model_um_per_px, workers)
+    log(f"rendered {len(pool)} phantom frames in {time.time() - t0:.0f} s")
+    t1 = time.time()
+
+    def every(step: int, loss: float) -> None:
+        if step % 100 == 0 or step == cfg.steps - 1:
+            log(f"step {step + 1}/{cfg.steps}  loss {loss:.4f}  {time.time() - t1:.0f} s")
+
+    net, curve = fit(pool, cfg, every)
+    t2 = time.time()
+    thresholds = tune_thresholds(net, cfg)
+    log(f"thresholds {thresholds}")
+    config = {**asdict(cfg), "model_um_per_px": cfg.model_um_per_px, "train_seed": TRAIN_SEED,
+              "train_seconds": round(t2 - t1, 1), "render_seconds": round(t1 - t0, 1),
+              "tune_seconds": round(time.time() - t2, 1), "torch": torch.__version__,
+              "auto_prefer": False}
+    path = save_model(out, net, config, thresholds)
+    win = 50
+    smooth = [float(np.mean(curve[max(0, i - win + 1):i + 1])) for i in range(len(curve))]
+    (path / "loss.csv").write_text("step,loss,loss_smooth50\n" + "".join(
+        f"{i + 1},{v:.5f},{s:.5f}\n" for i, (v, s) in enumerate(zip(curve, smooth))))
+    log(f"wrote {path} in {time.time() - t0:.0f} s")
+    return path

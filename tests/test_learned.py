@@ -1,0 +1,134 @@
+"""The learned segmenter: model folders, tiled inference, training, and the plug-in path.
+
+Tests use tiny models made here (a few KB), never the shipped weights, so they
+stay fast and do not depend on a trained file.
+"""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pipeline import learned
+from pipeline.core import HAIR_COLUMNS, analyze_frame
+from pipeline.learned import HairNet, ModelError, load_model, predict_tiled, save_model
+from pipeline.settings import Settings
+from pipeline.train import TrainConfig, fit, render_example
+
+
+def _line_example(rng: np.random.Generator, size: int = 96) -> tuple[np.ndarray, np.ndarray]:
+    """Light skin with 1-3 dark straight shafts, and their exact mask (labels x255)."""
+    img = np.full((size, size, 3), 200, np.uint8) + rng.integers(-8, 8, (size, size, 3)).astype(np.uint8)
+    mask = np.zeros((size, size), np.uint8)
+    for _ in range(int(rng.integers(1, 4))):
+        p, q = rng.integers(0, size, 2), rng.integers(0, size, 2)
+        w = int(rng.integers(2, 5))
+        cv2.line(img, tuple(map(int, p)), tuple(map(int, q)), (40, 30, 25), w)
+        cv2.line(mask, tuple(map(int, p)), tuple(map(int, q)), 255, w)
+    labels = np.stack([mask, np.zeros_like(mask), np.zeros_like(mask)])
+    return img, labels
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A 2-level HairNet trained for a few steps on drawn lines; saved as a model folder."""
+    rng = np.random.default_rng(0)
+    pool = [_line_example(rng) for _ in range(24)]
+    cfg = TrainConfig(widths=(6, 12), steps=120, batch=6, crop=64, lr=1e-2, seed=1)
+    torch.set_num_threads(1)
+    net, curve = fit(pool, cfg)
+    folder = save_model(tmp_path_factory.mktemp("models") / "tiny", net,
+                        {"model_um_per_px": 3.0, "auto_prefer": True}, {"low": 0.3, "high": 0.5})
+    return folder, curve
+
+
+def test_training_lowers_the_loss(tiny_model):
+    _, curve = tiny_model
+    assert np.mean(curve[-20:]) < 0.6 * np.mean(curve[:10])
+
+
+def test_tiny_model_segments_a_drawn_shaft(tiny_model):
+    folder, _ = tiny_model
+    model = load_model(str(folder))
+    img, labels = _line_example(np.random.default_rng(99), size=128)
+    prob = model.predict(img, um_per_px=3.0)["hair"]
+    truth = labels[0] > 0
+    found = prob > 0.5
+    dice = 2 * (found & truth).sum() / (found.sum() + truth.sum())
+    assert dice > 0.7
+
+
+def test_model_folder_round_trip_and_sha_check(tiny_model, tmp_path):
+    folder, _ = tiny_model
+    model = load_model(str(folder))
+    assert model.thresholds == {"low": 0.3, "high": 0.5}
+    assert model.config["widths"] == [6, 12]
+    assert len(model.sha256) == 64
+    # a corrupted copy is refused, naming the file and the fix
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in folder.iterdir():
+        (bad / f.name).write_bytes(f.read_bytes())
+    (bad / "weights.pt").write_bytes((bad / "weights.pt").read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ModelError, match="weights.pt.*does not match.*retrain"):
+        load_model(str(bad))
+
+
+def test_missing_model_names_where_it_looked(tmp_path):
+    with pytest.raises(ModelError, match="not found.*tricho train"):
+        load_model(str(tmp_path / "nope"))
+
+
+def test_tiled_prediction_matches_one_pass():
+    torch.manual_seed(0)
+    net = HairNet((4, 8)).eval()
+    img = np.random.default_rng(1).integers(0, 255, (200, 260, 3)).astype(np.uint8)
+    whole = predict_tiled(net, img, tile=512)
+    tiled = predict_tiled(net, img, tile=96, overlap=32)
+    assert whole.shape == tiled.shape == (3, 200, 260)
+    assert 0 <= tiled.min() and tiled.max() <= 1
+    # away from tile seams the receptive field (~12 px) sees the same pixels
+    assert np.abs(whole - tiled)[:, 20:-20, 20:-20].mean() < 0.02
+
+
+def test_learned_path_plugs_into_the_core(tiny_model):
+    folder, _ = tiny_model
+    img = np.full((300, 400, 3), 205, np.uint8)
+    for c in (80, 200, 320):
+        cv2.line(img, (c, 60), (c + 20, 250), (35, 30, 25), 4)
+    s = Settings(segmenter="learned", model=str(folder))
+    res = analyze_frame(img, um_per_px=3.0, settings=s)
+    assert list(res.hairs.columns) == HAIR_COLUMNS
+    assert len(res.hairs) == 3
+    assert res.hairs["thickness_um"].between(9, 20).all()  # 4 px x 3 µm/px = 12 µm (+ line drawing spread)
+
+
+def test_auto_follows_the_model_card(tiny_model, tmp_path):
+    folder, _ = tiny_model
+    assert learned.uses_learned(Settings(segmenter="auto", model=str(folder)))  # card says auto_prefer
+    cfg = json.loads((folder / "config.json").read_text())
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in folder.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    (other / "config.json").write_text(json.dumps({**cfg, "auto_prefer": False}))
+    assert not learned.uses_learned(Settings(segmenter="auto", model=str(other)))
+    assert not learned.uses_learned(Settings(segmenter="auto", model=str(tmp_path / "missing")))
+    assert not learned.uses_learned(Settings(segmenter="classical", model=str(folder)))
+
+
+def test_bad_segmenter_name_is_refused():
+    with pytest.raises(ValueError, match="segmenter must be"):
+        Settings(segmenter="magic")
+
+
+def test_training_labels_match_the_phantom():
+    img, labels = render_example((12345, 0), 5.0)
+    hair, centre, tip = labels
+    assert img.shape[:2] == hair.shape
+    assert 0.005 < (hair > 127).mean() < 0.5
+    assert ((centre > 127) <= (hair > 127)).all()  # centre lines lie inside the shafts
+    assert tip.max() == 255
