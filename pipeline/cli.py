@@ -123,6 +123,7 @@ def train(
     steps: Annotated[Optional[int], typer.Option(min=1, help="Optimiser steps (default: the shipped model's).")] = None,
     frames: Annotated[Optional[int], typer.Option(min=1, help="Phantom frames rendered for training.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of crops, augmentation and initial weights.")] = 0,
+    holdout: Annotated[Optional[int], typer.Option(min=1, help="Held-out phantoms the thresholds are tuned on.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes rendering phantoms; torch threads.")] = 2,
 ) -> None:
     """Train the learned segmenter on fresh phantoms only (CPU) and write a model folder."""
@@ -132,6 +133,8 @@ def train(
         cfg = training.dataclasses_replace(cfg, steps=steps)
     if frames is not None:
         cfg = training.dataclasses_replace(cfg, n_frames=frames)
+    if holdout is not None:
+        cfg = training.dataclasses_replace(cfg, n_holdout=holdout)
     console = Console()
     training.train(out, cfg, workers=workers, log=lambda m: console.print(m, highlight=False))
 

@@ -35,11 +35,12 @@ class Candidate:
 
 
 def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
-                  probability: np.ndarray | None = None) -> FrameResult:
+                  probability: np.ndarray | None = None, tips: np.ndarray | None = None) -> FrameResult:
     """Run the whole per-frame core on an RGB uint8 frame (see ``analyze_frame``).
 
     ``probability`` (float, frame shape), when given, replaces the hair
-    probability step (used to tune a learned model's thresholds).
+    probability step, and ``tips`` (K x 2 row, col) the cut tips that split
+    touching shafts (both used to tune a learned model's thresholds).
     """
     scale = um_per_px or settings.scale_um_per_px
     image = segment.remove_scale_bar(image)
@@ -48,10 +49,14 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     if probability is not None:
         prob = np.where(valid, probability, 0.0).astype(np.float32)
     elif settings.segmenter != "classical" and _learned().uses_learned(settings):
-        learned = _learned()
-        model = learned.load_model(settings.model)
-        prob = model.hair_probability(image, um_per_px=scale, settings=settings, valid=valid)
+        model = _learned().load_model(settings.model)
+        maps = model.predict(image, um_per_px=scale)
+        prob = np.where(valid, maps["hair"], 0.0).astype(np.float32)
+        tips = None
         settings = settings.replace(darkness_low=model.thresholds["low"], darkness_threshold=model.thresholds["high"])
+        if model.thresholds.get("tip") is not None:
+            tips = tip_points(np.where(valid, maps["tip"], 0.0), threshold=model.thresholds["tip"],
+                              min_distance_px=max(2, round(2 * model.um_per_px / scale)))
     else:
         prob = segment.probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)
     mask = segment.hair_mask(prob, um_per_px=scale, settings=settings)
@@ -60,8 +65,11 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     halo = measure.halo_map(image, sigma_px=20.0 / scale)
     cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings)
     _orient(cands)
-    counted = split_fused([c for c in cands if _emerges_inside(c, field_rows, image.shape)],
-                          ratio=settings.fused_ratio, quantile=settings.fused_quantile)
+    inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape)]
+    if tips is None:
+        counted = split_fused(inside, ratio=settings.fused_ratio, quantile=settings.fused_quantile)
+    else:
+        counted = split_by_tips(inside, tips)
     hairs, paths = _hair_table(counted, um_per_px, settings)
     area_cm2 = None if um_per_px is None else field_rows.sum() * image.shape[1] * (um_per_px * 1e-4) ** 2
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
@@ -115,6 +123,32 @@ def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0)
             continue
         for _ in range(k):
             out.append(dataclasses.replace(c, thickness_px=c.thickness_px / k))
+    return out
+
+
+def tip_points(tip_map: np.ndarray, *, threshold: float, min_distance_px: int) -> np.ndarray:
+    """Cut-tip positions (row, col), float array (K, 2): local maxima of a tip heat map above ``threshold``."""
+    from skimage.feature import peak_local_max
+
+    return peak_local_max(tip_map, min_distance=int(min_distance_px), threshold_abs=float(threshold)).astype(float)
+
+
+def split_by_tips(cands: list[Candidate], tips: np.ndarray, *, reach: float = 1.5, max_hairs: int = 4) -> list[Candidate]:
+    """Count a traced shaft as as many hairs as it has cut tips.
+
+    Clipped hairs of one unit that touch along their length merge into one
+    stripe, but each keeps its own cut tip.  A shaft whose end lies within
+    ``reach`` x its radius (+3 px) of k > 1 tips is counted as k hairs (at
+    most ``max_hairs``), sharing its width equally; otherwise it is one hair.
+    """
+    if len(tips) == 0:
+        return cands
+    out = []
+    for c in cands:
+        r = reach * max(c.radius_px, 1.0) + 3.0
+        k = max(int((np.hypot(*(tips - end).T) <= r).sum()) for end in (c.hair.path[0], c.hair.path[-1]))
+        k = min(max(k, 1), max_hairs)
+        out.extend([c] if k == 1 else [dataclasses.replace(c, thickness_px=c.thickness_px / k) for _ in range(k)])
     return out
 
 

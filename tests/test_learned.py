@@ -132,3 +132,34 @@ def test_training_labels_match_the_phantom():
     assert 0.005 < (hair > 127).mean() < 0.5
     assert ((centre > 127) <= (hair > 127)).all()  # centre lines lie inside the shafts
     assert tip.max() == 255
+
+
+def test_tricho_train_writes_a_loadable_model_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    out = tmp_path / "m"
+    res = CliRunner().invoke(app, ["train", "--out", str(out), "--steps", "2", "--frames", "2", "--holdout", "1",
+                                   "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    for name in ("config.json", "thresholds.json", "weights.pt", "weights.sha256", "loss.csv"):
+        assert (out / name).is_file()
+    model = load_model(str(out))
+    assert model.config["steps"] == 2 and model.config["n_frames"] == 2
+    assert {"low", "high", "tip"} <= set(model.thresholds)
+
+
+def test_analyze_with_a_missing_model_stops_before_any_frame(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    img = tmp_path / "in"
+    img.mkdir()
+    cv2.imwrite(str(img / "a.png"), np.full((64, 64, 3), 200, np.uint8))
+    res = CliRunner().invoke(app, ["analyze", str(img), "--out", str(tmp_path / "out"), "--segmenter", "learned",
+                                   "--model", str(tmp_path / "no-such-model")])
+    assert res.exit_code == 2
+    assert "not found" in res.output
+    assert not (tmp_path / "out" / "images.csv").exists()
