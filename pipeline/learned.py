@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import multiprocessing
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,6 +256,8 @@ def load_model(name_or_path: str) -> LearnedModel:
     net = HairNet(tuple(config["widths"]), len(config.get("heads", HEADS)))
     net.load_state_dict(torch.load(path / WEIGHTS, map_location="cpu", weights_only=True))
     net.eval()
+    if multiprocessing.parent_process() is not None:
+        torch.set_num_threads(1)  # a batch worker: the pool already uses every core
     return LearnedModel(path.name, path, net, config, thresholds, digest)
 
 
