@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from pipeline import measure, segment, shafts
+from pipeline import measure, quality, segment, shafts
 from pipeline.core import HAIR_COLUMNS, METRIC_COLUMNS, FrameResult
 from pipeline.settings import Settings
 
@@ -73,6 +73,7 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     hairs, paths = _hair_table(counted, um_per_px, settings)
     area_cm2 = None if um_per_px is None else field_rows.sum() * image.shape[1] * (um_per_px * 1e-4) ** 2
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
+    metrics.update(quality.assess(image, valid, field_rows, um_per_px=scale, settings=settings))
     return FrameResult(hairs, metrics, paths, valid, prob, mask)
 
 

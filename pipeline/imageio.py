@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "file_sha256", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "file_sha256", "is_dicom", "read_dicom", "read_frame", "read_image"]
 
 #: File extensions (lower case) picked up when a folder is walked.
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".dcm"}
 
 #: Default refusal limit for the pixel count claimed by a file's header.
 DEFAULT_MAX_MEGAPIXELS = 100.0
@@ -220,3 +220,96 @@ def _to_uint8(path: Path, data: np.ndarray) -> np.ndarray:
         bits = max(8, int(np.ceil(hi)).bit_length())
         scaled = values * (255.0 / (2**bits - 1))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- DICOM
+
+
+def is_dicom(path: str | os.PathLike) -> bool:
+    """Whether a file is DICOM Part 10 ("DICM" at byte 128) or named ``.dcm``."""
+    path = Path(path)
+    if path.suffix.lower() == ".dcm":
+        return True
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def read_dicom(path: str | os.PathLike, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[np.ndarray, dict]:
+    """Read a DICOM photograph (VL Photographic / Dermoscopic) as uint8 RGB plus its metadata.
+
+    Returns
+    -------
+    image : ndarray of uint8, shape (M, N, 3)
+    info : dict
+        ``um_per_px`` from Pixel Spacing (0028,0030) or Imager Pixel Spacing
+        (0018,1164), in µm/px (None when absent or not square), and
+        ``patient_id`` / ``session_date`` (ISO) from PatientID and StudyDate
+        when present.
+
+    Raises
+    ------
+    ImageReadError
+        Not DICOM, no pixel data, a compression pydicom cannot decode here,
+        or too many pixels.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    path = Path(path)
+    _check_file(path)
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, *_DECODE_ERRORS) as exc:
+        raise ImageReadError(path, f"not a readable DICOM file ({type(exc).__name__}: {exc}); export it again") from None
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if rows * cols / 1e6 > max_megapixels:
+        raise ImageReadError(path, f"refused: DICOM header claims {cols} x {rows} px, more than the limit of "
+                                   f"{max_megapixels:g} MP; downscale the image or raise max_megapixels")
+    try:
+        data = ds.pixel_array
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds for missing handlers / data
+        raise ImageReadError(path, f"DICOM pixel data cannot be decoded ({type(exc).__name__}: {exc}); "
+                                   "export it uncompressed or as baseline JPEG") from None
+    photometric = str(ds.get("PhotometricInterpretation", "RGB"))
+    if photometric.startswith("YBR") and data.ndim == 3:
+        from pydicom.pixels import convert_color_space
+
+        data = convert_color_space(data, photometric, "RGB")
+    if data.ndim == 4:
+        data = data[0]  # first frame of a multi-frame object
+    if data.ndim == 2:
+        grey = data if data.dtype == np.uint8 else _to_uint8(path, data)
+        if photometric == "MONOCHROME1":
+            grey = 255 - grey
+        image = np.repeat(grey[..., None], 3, axis=2)
+    else:
+        image = data[..., :3] if data.dtype == np.uint8 else np.stack([_to_uint8(path, data[..., k]) for k in range(3)], 2)
+    return np.ascontiguousarray(image), _dicom_info(ds)
+
+
+def _dicom_info(ds) -> dict:
+    info: dict = {"um_per_px": None}
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    try:
+        row_mm, col_mm = float(spacing[0]), float(spacing[1])
+        if row_mm > 0 and abs(row_mm - col_mm) <= 0.01 * col_mm:
+            info["um_per_px"] = 1000.0 * (row_mm + col_mm) / 2
+    except (TypeError, ValueError, IndexError):
+        pass
+    if ds.get("PatientID"):
+        info["patient_id"] = str(ds.PatientID)
+    date = str(ds.get("StudyDate", "") or "")
+    if len(date) == 8 and date.isdigit():
+        info["session_date"] = f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    return info
+
+
+def read_frame(path: str | os.PathLike, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[np.ndarray, dict]:
+    """Read any supported frame: DICOM by :func:`read_dicom`, the rest by :func:`read_image` (empty info)."""
+    if is_dicom(path):
+        return read_dicom(path, max_megapixels=max_megapixels)
+    return read_image(path, max_megapixels=max_megapixels), {}

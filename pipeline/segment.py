@@ -263,12 +263,28 @@ def frame_regions(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def scale_bar(image: np.ndarray, *, min_length_px: int = 101, corner_px: int = 8) -> np.ndarray:
     """An L-shaped scale bar burned into the frame (bool, grown 4 px), or nothing.
 
+    See :func:`find_scale_bar`; this is its mask (all False without a bar).
+    """
+    found = find_scale_bar(image, min_length_px=min_length_px, corner_px=corner_px)
+    return found[0] if found is not None else np.zeros(image.shape[:2], bool)
+
+
+def find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
+                   corner_px: int = 8) -> tuple[np.ndarray, float, float] | None:
+    """An L-shaped scale bar burned into the frame: its mask and leg lengths.
+
     Thin (< 6 px) straight runs of at least ``min_length_px`` along rows and
     along columns are found by a long opening of a thin-line map (a pixel
     that differs, with the same sign, from those 3 px to either side). Only a
     horizontal and a vertical run that end at a common corner (within
     ``corner_px``) are taken: a device's "1.0 mm" bar is such an L, whereas a
     straight shaft's specular line is one run with no partner.
+
+    Returns
+    -------
+    (mask, horizontal_px, vertical_px) or None
+        ``mask`` (bool, (M, N), grown 2 px) covers both legs; the lengths
+        are each leg's extent (pixels), also past a shaft that breaks it.
     """
     g = image.astype(np.int16).mean(axis=2)
     segments = []
@@ -280,16 +296,54 @@ def scale_bar(image: np.ndarray, *, min_length_px: int = 101, corner_px: int = 8
         count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
         segments.append([(labels == k, stats[k]) for k in range(1, count) if min(stats[k][2:4]) < 6])
     out = np.zeros(g.shape, bool)
+    legs: list[tuple[float, float]] = []
     for h_mask, (hc, hr, hw, hh, _) in segments[0]:
         h_ends = [(hr + hh / 2, hc), (hr + hh / 2, hc + hw - 1)]
         for v_mask, (vc, vr, vw, vh, _) in segments[1]:
             v_ends = [(vr, vc + vw / 2), (vr + vh - 1, vc + vw / 2)]
             if any(abs(p[0] - q[0]) <= corner_px and abs(p[1] - q[1]) <= corner_px for p in h_ends for q in v_ends):
                 # the whole of both legs, also past a shaft that crosses and breaks one
-                out |= _collinear(segments[0], row=hr + hh / 2) | _collinear(segments[1], col=vc + vw / 2)
+                h_leg = _collinear(segments[0], row=hr + hh / 2)
+                v_leg = _collinear(segments[1], col=vc + vw / 2)
+                out |= h_leg | v_leg
+                # the vertical leg is followed past faint stretches; the horizontal one
+                # ends in the label box, which a weak test would run into
+                legs.append((_leg_extent(g, h_leg, axis=1, follow=False), _leg_extent(g, v_leg, axis=0)))
     if not out.any():
-        return out
-    return cv2.dilate(out.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        return None
+    horizontal, vertical = max(legs, key=lambda lv: lv[0] + lv[1])
+    return cv2.dilate(out.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0, horizontal, vertical
+
+
+def _leg_extent(g: np.ndarray, leg: np.ndarray, *, axis: int, follow: bool = True, max_gap_px: int = 40) -> float:
+    """Length (pixels) of a scale-bar leg, followed past faint or hidden stretches.
+
+    Along the leg's own line a weaker thin-line test (a step of 6 grey levels
+    to both sides, same sign) extends the detected run while gaps stay under
+    ``max_gap_px`` (a crossing shaft, a light patch of skin).
+    """
+    idx = np.flatnonzero(leg.any(axis=1 - axis))
+    if not follow:
+        return float(idx[-1] - idx[0] + 1)
+    across = np.flatnonzero(leg.any(axis=axis))
+    line = int(round(np.median(across)))
+    profile = g[line, :] if axis == 1 else g[:, line]
+    others = [g[max(0, line - 3), :], g[min(g.shape[0] - 1, line + 3), :]] if axis == 1 else \
+        [g[:, max(0, line - 3)], g[:, min(g.shape[1] - 1, line + 3)]]
+    a, b = profile - others[0], profile - others[1]
+    sign = np.sign(np.median(a[idx[0]:idx[-1] + 1]))
+    weak = (sign * a > 6) & (sign * b > 6)
+    lo, hi = int(idx[0]), int(idx[-1])
+    for step in (-1, 1):
+        pos, gap = (lo, hi)[step > 0], 0
+        while 0 <= pos + step < weak.size and gap < max_gap_px:
+            pos += step
+            if weak[pos]:
+                gap = 0
+                lo, hi = min(lo, pos), max(hi, pos)
+            else:
+                gap += 1
+    return float(hi - lo + 1)
 
 
 def _collinear(segments, *, row: float | None = None, col: float | None = None) -> np.ndarray:
