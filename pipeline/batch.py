@@ -48,10 +48,12 @@ import numpy as np
 import pandas as pd
 
 import pipeline
+from pipeline import calibration as _calibration
 from pipeline import core as _core
 from pipeline import overlay as _overlay
-from pipeline.imageio import IMAGE_EXTENSIONS, ImageReadError, file_sha256, read_image
+from pipeline.imageio import IMAGE_EXTENSIONS, ImageReadError, file_sha256, read_frame
 from pipeline.settings import Settings
+from pipeline.store import ResultStore, StoreError, default_url, result_key
 
 __all__ = [
     "BatchError", "BatchSummary", "Frame", "MANIFEST_NAME", "NO_CALIBRATION_NOTE",
@@ -60,7 +62,7 @@ __all__ = [
 
 MANIFEST_NAME = "manifest.csv"
 #: Manifest columns with a meaning; any other column is carried into images.csv as is.
-MANIFEST_META_COLUMNS = ["patient_id", "site", "session_date", "field_id"]
+MANIFEST_META_COLUMNS = ["patient_id", "site", "session_date", "field_id", "device"]
 NO_CALIBRATION_NOTE = "no pixel size: give --um-per-px or a manifest um_per_px column"
 
 #: First columns of images.csv, in contract order.
@@ -103,6 +105,10 @@ class Frame:
         missing): the frame becomes an error row without being read.
     notes : tuple of str
         Warnings carried into the ``note`` column (e.g. not in the manifest).
+    layout : str
+        For a folder without manifest: ``"fits"`` when the path follows
+        ``PATIENT/SESSION_DATE/SITE[_FIELD].ext`` (metadata taken from it),
+        ``"misfit"`` otherwise; ``""`` for manifest rows and files.
     """
 
     path: Path
@@ -111,11 +117,17 @@ class Frame:
     um_per_px: float | None = None
     error: str | None = None
     notes: tuple[str, ...] = ()
+    layout: str = ""
 
 
 @dataclass
 class BatchSummary:
-    """What a run did. ``exit_code``: 0 all frames ok, 1 some frames failed."""
+    """What a run did. ``exit_code``: 0 no frame failed, 1 some frames failed.
+
+    ``n_skipped``: frames with the same bytes as an earlier one (measured
+    once); ``n_flagged``: ok frames that failed a quality check;
+    ``n_reused``: frames whose stored result was reused, not measured again.
+    """
 
     n_frames: int
     n_ok: int
@@ -126,6 +138,9 @@ class BatchSummary:
     mean_density_per_cm2: float | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)
     n_internal_errors: int = 0
+    n_skipped: int = 0
+    n_flagged: int = 0
+    n_reused: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -186,7 +201,49 @@ def _folder_frames(folder: Path, skip: Path | None) -> list[Frame]:
     manifest = folder / MANIFEST_NAME
     if manifest.is_file():
         return _manifest_frames(manifest, folder, skip)
-    return [Frame(path=p, key=_key(p, folder)) for p in _walk_images(folder, skip)]
+    frames = []
+    for p in _walk_images(folder, skip):
+        meta = layout_metadata(_key(p, folder))
+        frames.append(Frame(path=p, key=_key(p, folder), metadata=meta, layout="fits" if meta else "misfit"))
+    return frames
+
+
+def layout_metadata(key: str) -> dict[str, str]:
+    """Metadata from the folder layout ``PATIENT/SESSION_DATE/SITE[_FIELD].ext``.
+
+    ``SESSION_DATE`` is ``YYYY-MM-DD`` or ``YYYYMMDD`` (written ISO);
+    ``_FIELD`` is a trailing ``_`` + digits. A key that does not fit gives ``{}``.
+
+    Examples
+    --------
+    >>> layout_metadata("P007/2026-03-01/vertex_2.jpg")
+    {'patient_id': 'P007', 'session_date': '2026-03-01', 'site': 'vertex', 'field_id': '2'}
+    >>> layout_metadata("scan_001.jpg")
+    {}
+    """
+    parts = PurePosixPath(key).parts
+    if len(parts) < 3:
+        return {}
+    patient, session, name = parts[-3], parts[-2], PurePosixPath(parts[-1]).stem
+    date = _iso_date(session)
+    if date is None or not patient or not name:
+        return {}
+    site, _, field_id = name.rpartition("_")
+    if not (site and field_id.isdigit()):
+        site, field_id = name, ""
+    out = {"patient_id": patient, "session_date": date, "site": site}
+    if field_id:
+        out["field_id"] = field_id
+    return out
+
+
+def _iso_date(text: str) -> str | None:
+    for fmt in ("%Y-%m-%d", "%Y%m%d"):
+        try:
+            return datetime.strptime(text, fmt).date().isoformat()
+        except ValueError:
+            continue
+    return None
 
 
 def _walk_images(folder: Path, skip: Path | None) -> list[Path]:
@@ -298,10 +355,20 @@ def _manifest_row_frame(
     scale, scale_error = _parse_um_per_px(raw_scale)
     if scale_error:
         return Frame(path, key, metadata, error=f"{where}: {scale_error}")
+    metadata = _with_layout(key, metadata)
     if not path.is_file():
         return Frame(path, key, metadata, scale,
                      error=f"{where}: listed image {key} not found at {path}; fix the path in the manifest or add the file")
     return Frame(path, key, metadata, scale)
+
+
+def _with_layout(key: str, metadata: dict[str, str]) -> dict[str, str]:
+    """Manifest metadata over what the folder layout says (a non-empty manifest cell wins)."""
+    merged = dict(layout_metadata(key))
+    for k, v in metadata.items():
+        if v or k not in merged:
+            merged[k] = v
+    return merged
 
 
 def _parse_um_per_px(text: str) -> tuple[float | None, str | None]:
@@ -325,7 +392,7 @@ def _prefix_clashes(found: list[Frame], earlier: list[Frame], source: Path) -> l
     for f in found:
         if f.key in taken and f.path.resolve() not in resolved:
             name = source.resolve().name if source.is_dir() else source.resolve().parent.name
-            f = Frame(f.path, f"{name}/{f.key}", f.metadata, f.um_per_px, f.error, f.notes)
+            f = Frame(f.path, f"{name}/{f.key}", f.metadata, f.um_per_px, f.error, f.notes, f.layout)
         out.append(f)
     return out
 
@@ -397,31 +464,41 @@ def _meta_name(name: str, reserved: set[str]) -> str:
 def _process_frame(
     index: int,
     path: str,
-    um_per_px: float | None,
+    calibration: dict[str, Any],
     settings: Settings,
     overlay_path: str | None,
     analyze: Callable,
     draw: Callable,
 ) -> dict[str, Any]:
-    """Read, analyse and draw one frame. Module-level and plain-argument (spawn-safe).
+    """Read, calibrate, analyse and draw one frame. Module-level and plain-argument (spawn-safe).
+
+    ``calibration`` holds the given inputs (``manifest``, ``device``, ``cli``);
+    the pixel size is resolved here because the DICOM header and a burned-in
+    scale bar are only known once the file is read
+    (:func:`pipeline.calibration.resolve_um_per_px`).
 
     Never raises: an error becomes ``status='error'`` with a one-line message,
     and an unexpected one also carries its traceback.
     """
     start = time.perf_counter()
     out: dict[str, Any] = {"index": index, "metrics": {}, "hairs": None, "status": "ok", "error": "",
-                           "traceback": None, "sha256": None, "width_px": None, "height_px": None}
+                           "traceback": None, "width_px": None, "height_px": None,
+                           "um_per_px": None, "calibration_source": "none", "file_metadata": {}}
     try:
-        out["sha256"] = file_sha256(path)
-    except OSError:
-        pass
-    try:
-        image = read_image(path)
+        image, info = read_frame(path)
         out["height_px"], out["width_px"] = int(image.shape[0]), int(image.shape[1])
-        result = analyze(image, um_per_px=um_per_px, settings=settings)
+        out["file_metadata"] = {k: v for k, v in info.items() if k != "um_per_px"}
+        um, source, note = _calibration.resolve_um_per_px(
+            image, manifest=calibration.get("manifest"), dicom=info.get("um_per_px"),
+            device=calibration.get("device"), cli=calibration.get("cli"), bar_um=settings.scale_bar_um)
+        out["um_per_px"], out["calibration_source"] = um, source
+        result = analyze(image, um_per_px=um, settings=settings)
         if overlay_path is not None:
             _save_png(draw(image, result, settings=settings), Path(overlay_path))
         out["metrics"] = dict(result.metrics)
+        if note:
+            core_note = out["metrics"].get("note")
+            out["metrics"]["note"] = "; ".join(n for n in (core_note if isinstance(core_note, str) else "", note) if n)
         out["hairs"] = pd.DataFrame(result.hairs)
     except ImageReadError as exc:
         out.update(status="error", error=_one_line(str(exc)))
@@ -462,6 +539,8 @@ def run_batch(
     overlays: bool = True,
     progress: bool = True,
     console=None,
+    db: str | None = None,
+    scheduler: str | None = None,
 ) -> BatchSummary:
     """Analyse every frame of ``inputs`` and write the run's outputs to ``out_dir``.
 
@@ -470,9 +549,11 @@ def run_batch(
     inputs : sequence of path
         Image files, folders, manifests (see ``collect_inputs``).
     out_dir : path
-        Output folder (created). Nothing is written anywhere else.
+        Output folder (created). Nothing is written anywhere else (but the
+        ``db`` server when given).
     um_per_px : float, optional
-        Pixel size (µm/px) for frames whose manifest row gives none. Without
+        Pixel size (µm/px) for frames with no better calibration (manifest,
+        DICOM, scale bar, device; see :mod:`pipeline.calibration`). Without
         any, a frame gets counts only: µm, area and density columns are empty
         and ``note`` says so.
     workers : int
@@ -486,6 +567,14 @@ def run_batch(
         Show a progress bar (frames, rate, ETA) on ``console``.
     console : rich.console.Console, optional
         Where progress and warnings go (default: stderr).
+    db : str, optional
+        SQLAlchemy URL of the results store (default: SQLite
+        ``OUT/results.sqlite``). A frame whose result key (content hash,
+        settings digest, version, calibration inputs) is already stored is
+        not measured again.
+    scheduler : str, optional
+        Address of a Dask distributed scheduler (``tcp://host:port``): the
+        same per-frame tasks run on its workers instead of local processes.
 
     Returns
     -------
@@ -496,7 +585,7 @@ def run_batch(
     BatchError
         Before any frame is processed: bad option, missing input, unreadable
         manifest, no images found, analysis functions that cannot be sent to
-        worker processes.
+        worker processes, a store that cannot be opened, an unreachable scheduler.
     """
     console = console or _stderr_console()
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
@@ -508,13 +597,32 @@ def run_batch(
         raise BatchError(f"no images found in {', '.join(map(str, inputs))} "
                          f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); check the folder")
     _prepare_out_dir(out_dir, overlays)
-    _print_warnings(frames, console)
-    results = _run_frames(frames, out_dir, um_per_px, workers, settings, overlays, progress, console)
-    images, hairs = _tables(frames, results, um_per_px)
+    store = _open_store(db, out_dir)
+    try:
+        _print_warnings(frames, console)
+        run_id = store.start_run(settings_json=json.dumps(settings.to_dict(), sort_keys=True),
+                                 settings_digest=settings.digest(), version=pipeline.__version__,
+                                 inputs=[str(p) for p in inputs])
+        plan = _plan(frames, out_dir, um_per_px, settings, overlays, store)
+        computed = _run_jobs(plan, out_dir, settings, workers, scheduler, progress, console, store)
+        results = _collect(plan, store)
+        images, hairs = _tables(frames, results)
+        store.finish_run(run_id, [_run_frame_record(f, r) for f, r in zip(frames, results)])
+    finally:
+        store.close()
     _write_outputs(out_dir, images, hairs, results, frames)
     seconds = time.perf_counter() - t0
-    _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, started, seconds, results, images)
-    return _summary(images, hairs, results, out_dir, seconds)
+    extra = {"run_id": run_id, "store": store.safe_url, "scheduler": scheduler,
+             "frames_measured": computed, "frames_reused": sum(1 for p in plan if p["reused"])}
+    _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, started, seconds, results, images, extra)
+    return _summary(images, hairs, results, out_dir, seconds, reused=extra["frames_reused"])
+
+
+def _open_store(db: str | None, out_dir: Path) -> ResultStore:
+    try:
+        return ResultStore(db or default_url(out_dir))
+    except StoreError as exc:
+        raise BatchError(str(exc)) from None
 
 
 def _stderr_console():
@@ -540,6 +648,11 @@ def _prepare_out_dir(out_dir: Path, overlays: bool) -> None:
 
 
 def _print_warnings(frames: list[Frame], console) -> None:
+    misfit = sorted({str(PurePosixPath(f.key).parent) for f in frames if f.layout == "misfit"})
+    for folder in misfit:
+        console.print(f"[yellow]warning:[/yellow] folder {folder!r}: no {MANIFEST_NAME} and the layout is not "
+                      "PATIENT/SESSION_DATE/SITE[_FIELD].ext; its frames get no patient, session or site "
+                      "(add a manifest.csv to give them)", highlight=False)
     unlisted = [f.key for f in frames if f.notes]
     if unlisted:
         from rich.markup import escape
@@ -549,38 +662,99 @@ def _print_warnings(frames: list[Frame], console) -> None:
                       f"{MANIFEST_NAME}, processed without its metadata: {escape(shown)}", highlight=False)
 
 
-def _frame_scale(frame: Frame, um_per_px: float | None) -> tuple[float | None, str]:
-    if frame.um_per_px is not None:
-        return frame.um_per_px, "manifest"
-    if um_per_px is not None:
-        return float(um_per_px), "cli"
-    return None, "none"
+def _calibration_inputs(frame: Frame, um_per_px: float | None) -> dict[str, Any]:
+    """What the user gave for a frame's pixel size (part of its result key)."""
+    device = str(frame.metadata.get("device", "") or "").strip() or None
+    return {"manifest": frame.um_per_px, "device": device, "cli": None if um_per_px is None else float(um_per_px)}
 
 
-def _run_frames(frames, out_dir, um_per_px, workers, settings, overlays, progress, console) -> list[dict]:
-    """Process every frame; results in input order whatever the worker count."""
-    analyze, draw = _core.analyze_frame, _overlay.draw_overlay
+def _plan(frames: list[Frame], out_dir: Path, um_per_px: float | None, settings: Settings, overlays: bool,
+          store: ResultStore) -> list[dict[str, Any]]:
+    """Per frame: its hash, result key, overlay target, and whether a stored result is reused.
+
+    A frame with a known problem, or whose file cannot be hashed, is an
+    error; a second frame with the same bytes as an earlier one is
+    ``skipped`` (measured once).
+    """
     names = _overlay_names(frames)
-    jobs = []
+    digest, version = settings.digest(), pipeline.__version__
+    plan, first_by_hash = [], {}
     for i, (frame, name) in enumerate(zip(frames, names)):
+        item = {"index": i, "frame": frame, "sha256": None, "key": None, "reused": False, "error": frame.error,
+                "status": "error" if frame.error else "ok", "calibration": _calibration_inputs(frame, um_per_px),
+                "overlay": str(out_dir / "overlays" / name) if overlays else None}
         if frame.error is None:
-            target = str(out_dir / "overlays" / name) if overlays else None
-            jobs.append((i, str(frame.path), _frame_scale(frame, um_per_px)[0], settings, target, analyze, draw))
-    results = {i: _known_error(i, f) for i, f in enumerate(frames) if f.error is not None}
+            try:
+                item["sha256"] = file_sha256(frame.path)
+            except OSError as exc:
+                item.update(status="error", error=f"{frame.path}: cannot be read ({exc.strerror}); check the file "
+                                                  "and its permissions")
+        if item["sha256"] is not None:
+            if item["sha256"] in first_by_hash:
+                item.update(status="skipped", error=f"same content as {first_by_hash[item['sha256']]}: measured once; "
+                                                    "remove the copy if it is not meant to be there")
+            else:
+                first_by_hash[item["sha256"]] = frame.key
+                item["key"] = result_key(item["sha256"], digest, version, item["calibration"])
+        plan.append(item)
+    known = store.known(p["key"] for p in plan if p["key"])
+    for item in plan:
+        if item["key"] in known and (item["overlay"] is None or Path(item["overlay"]).is_file()):
+            item["reused"] = True
+    return plan
+
+
+def _run_jobs(plan, out_dir, settings, workers, scheduler, progress, console, store) -> int:
+    """Measure every planned frame without a stored result; store each ok result as it arrives.
+
+    Returns the number of frames measured. Error results are kept on the
+    plan items (``result``) and not stored, so a rerun tries them again.
+    """
+    analyze, draw = _core.analyze_frame, _overlay.draw_overlay
+    todo = [p for p in plan if p["key"] and not p["reused"]]
+    jobs = [(p["index"], str(p["frame"].path), p["calibration"], settings, p["overlay"], analyze, draw) for p in todo]
+    by_index = {p["index"]: p for p in plan}
     with _progress_bar(progress, console) as bar:
-        task = bar.add_task("frames", total=len(frames), completed=len(results))
-        for res in _execute(jobs, workers):
-            results[res["index"]] = res
+        task = bar.add_task("frames", total=len(plan), completed=len(plan) - len(todo))
+        for res in _execute(jobs, workers, scheduler):
+            item = by_index[res["index"]]
+            item["result"] = res
+            if res["status"] == "ok":
+                store.put(item["key"], sha256=item["sha256"], settings_digest=settings.digest(),
+                          version=pipeline.__version__, result=res, um_per_px=res["um_per_px"],
+                          calibration_source=res["calibration_source"])
             bar.advance(task)
-    return [results[i] for i in range(len(frames))]
+    return len(todo)
 
 
-def _known_error(index: int, frame: Frame) -> dict[str, Any]:
-    return {"index": index, "metrics": {}, "hairs": None, "status": "error", "error": frame.error,
-            "traceback": None, "sha256": None, "width_px": None, "height_px": None, "seconds": None}
+def _collect(plan: list[dict[str, Any]], store: ResultStore) -> list[dict[str, Any]]:
+    """One result per frame, in input order; ok results are read back from the store."""
+    stored = store.get(p["key"] for p in plan if p["key"] and (p["reused"] or p.get("result", {}).get("status") == "ok"))
+    out = []
+    for item in plan:
+        base = {"index": item["index"], "metrics": {}, "hairs": None, "status": item["status"],
+                "error": item["error"] or "", "traceback": None, "sha256": item["sha256"], "width_px": None,
+                "height_px": None, "seconds": None, "um_per_px": None, "calibration_source": "none",
+                "file_metadata": {}, "reused": item["reused"], "key": item["key"]}
+        fresh = item.get("result")
+        if fresh is not None:
+            base.update({k: fresh[k] for k in ("status", "error", "traceback", "width_px", "height_px", "seconds",
+                                               "um_per_px", "calibration_source", "file_metadata")})
+        row = stored.get(item["key"]) if item["key"] else None
+        if row is not None and base["status"] == "ok":
+            base.update(metrics=row["metrics"], hairs=row["hairs"], width_px=row["width_px"],
+                        height_px=row["height_px"], um_per_px=row["um_per_px"],
+                        calibration_source=row["calibration_source"], file_metadata=row["file_metadata"])
+            if item["reused"]:
+                base["seconds"] = None
+        out.append(base)
+    return out
 
 
-def _execute(jobs: list[tuple], workers: int) -> Iterable[dict]:
+def _execute(jobs: list[tuple], workers: int, scheduler: str | None = None) -> Iterable[dict]:
+    if scheduler:
+        yield from _execute_dask(jobs, scheduler)
+        return
     if workers == 1 or len(jobs) <= 1:
         for job in jobs:
             yield _process_frame(*job)
@@ -596,6 +770,28 @@ def _execute(jobs: list[tuple], workers: int) -> Iterable[dict]:
                 yield _worker_died(futures[future][0], exc)
 
 
+def _execute_dask(jobs: list[tuple], scheduler: str) -> Iterable[dict]:
+    """The same per-frame tasks on a Dask distributed cluster (the workers must see the input paths)."""
+    try:
+        from distributed import Client, as_completed as dask_completed
+    except ImportError:
+        raise BatchError("--scheduler needs dask.distributed: pip install 'distributed'") from None
+    try:
+        client = Client(scheduler, timeout="20s", set_as_default=False)
+    except Exception as exc:  # noqa: BLE001 - unreachable or refusing scheduler
+        raise BatchError(f"cannot reach the Dask scheduler {scheduler} ({type(exc).__name__}: {exc}); "
+                         "check the address and that the scheduler runs") from None
+    try:
+        futures = {client.submit(_process_frame, *job, pure=False): job for job in jobs}
+        for future in dask_completed(list(futures), loop=client.loop):
+            try:
+                yield future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker died
+                yield _worker_died(futures[future][0], exc)
+    finally:
+        client.close()
+
+
 def _check_picklable(functions: tuple) -> None:
     for fn in functions:
         try:
@@ -608,8 +804,8 @@ def _check_picklable(functions: tuple) -> None:
 def _worker_died(index: int, exc: BaseException) -> dict[str, Any]:
     return {"index": index, "metrics": {}, "hairs": None, "status": "error",
             "error": _one_line(f"internal error: {type(exc).__name__}: worker process failed ({exc})"),
-            "traceback": "".join(traceback.format_exception(exc)), "sha256": None,
-            "width_px": None, "height_px": None, "seconds": None}
+            "traceback": "".join(traceback.format_exception(exc)), "width_px": None, "height_px": None,
+            "seconds": None, "um_per_px": None, "calibration_source": "none", "file_metadata": {}}
 
 
 class _NoProgress:
@@ -644,14 +840,16 @@ def _progress_bar(show: bool, console):
 # --------------------------------------------------------------------------- tables and outputs
 
 
-def _tables(frames: list[Frame], results: list[dict], um_per_px: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    meta_names = _metadata_column_names(frames)
-    columns = image_columns(meta_names)
+def _tables(frames: list[Frame], results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    metas = [_frame_metadata(f, r) for f, r in zip(frames, results)]
     reserved = set(image_columns())
+    meta_names = list(dict.fromkeys(_meta_name(k, reserved) for m in metas for k in m))
+    columns = image_columns(meta_names)
     rows, hair_tables = [], []
-    for frame, res in zip(frames, results):
-        scale, source = _frame_scale(frame, um_per_px)
-        rows.append(_image_row(frame, res, scale, source, reserved))
+    for frame, res, meta in zip(frames, results, metas):
+        scale = res.get("um_per_px")
+        scale = None if scale is None or (isinstance(scale, float) and math.isnan(scale)) else float(scale)
+        rows.append(_image_row(frame, res, meta, scale, reserved))
         if res["status"] == "ok" and res["hairs"] is not None and len(res["hairs"]):
             hair_tables.append(_hair_rows(frame.key, res["hairs"], scale))
     images = pd.DataFrame(rows).reindex(columns=columns)
@@ -660,24 +858,38 @@ def _tables(frames: list[Frame], results: list[dict], um_per_px: float | None) -
     return _integers(images), _integers(hairs)
 
 
+def _frame_metadata(frame: Frame, res: dict) -> dict[str, Any]:
+    """Manifest / folder-layout metadata, completed by what the file says (DICOM PatientID, StudyDate)."""
+    meta = dict(frame.metadata)
+    for k, v in (res.get("file_metadata") or {}).items():
+        if v not in (None, "") and not meta.get(k):
+            meta[k] = v
+    return meta
+
+
 def _is_physical(column: str) -> bool:
     """A column that needs a pixel size (µm, cm² or um_per_px itself)."""
     return column.endswith("_um") or "cm2" in column or column == "um_per_px"
 
 
-def _image_row(frame: Frame, res: dict, scale: float | None, source: str, reserved: set[str]) -> dict:
+def _image_row(frame: Frame, res: dict, meta: dict, scale: float | None, reserved: set[str]) -> dict:
     metrics = {k: v for k, v in res["metrics"].items() if k in _core.METRIC_COLUMNS}
     if scale is None:
         metrics.update({k: None for k in metrics if _is_physical(k)})
     core_note = metrics.get("note")
     notes = [core_note.strip() if isinstance(core_note, str) else ""]
-    notes += [NO_CALIBRATION_NOTE] if scale is None and "no pixel size" not in notes[0] else []
+    notes += [NO_CALIBRATION_NOTE] if scale is None and res["status"] == "ok" and "no pixel size" not in notes[0] else []
     notes += list(frame.notes)
     row = {**metrics, "image": frame.key, "um_per_px": scale, "status": res["status"], "error": res["error"],
-           "note": "; ".join(n for n in notes if n), "calibration_source": source,
+           "note": "; ".join(n for n in notes if n), "calibration_source": res.get("calibration_source") or "none",
            "sha256": res["sha256"], "width_px": res["width_px"], "height_px": res["height_px"]}
-    row.update({_meta_name(k, reserved): v for k, v in frame.metadata.items()})
+    row.update({_meta_name(k, reserved): v for k, v in meta.items()})
     return row
+
+
+def _run_frame_record(frame: Frame, res: dict) -> dict[str, Any]:
+    return {"image": frame.key, "path": str(frame.path), "result_key": res.get("key") if res["status"] == "ok" else None,
+            "status": res["status"], "error": res["error"], "metadata": _frame_metadata(frame, res)}
 
 
 def _hair_rows(key: str, hairs: pd.DataFrame, scale: float | None) -> pd.DataFrame:
@@ -704,12 +916,27 @@ def _write_outputs(out_dir: Path, images: pd.DataFrame, hairs: pd.DataFrame, res
                    frames: list[Frame]) -> None:
     _atomic_write(out_dir / "images.csv", images.to_csv(index=False, lineterminator="\n"))
     _atomic_write(out_dir / "hairs.csv", hairs.to_csv(index=False, lineterminator="\n"))
+    for name, table in (("images", images), ("hairs", hairs)):
+        _atomic_parquet(out_dir / f"{name}.parquet", table)
     logs = [f"== {frames[i].key} ({frames[i].path})\n{r['traceback']}" for i, r in enumerate(results) if r["traceback"]]
     log_path = out_dir / "errors.log"
     if logs:
         _atomic_write(log_path, "\n".join(logs))
     elif log_path.is_file():
         log_path.unlink()  # stale, from an earlier run into the same folder
+
+
+def _atomic_parquet(target: Path, table: pd.DataFrame) -> None:
+    """Write a table as Parquet (pyarrow) to a temporary file, then rename over ``target``."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        text = {c: "string" for c in table.columns if table[c].dtype == object}
+        table.astype(text).to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _atomic_write(target: Path, text: str) -> None:
@@ -724,7 +951,8 @@ def _atomic_write(target: Path, text: str) -> None:
         raise
 
 
-def _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, started, seconds, results, images) -> None:
+def _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, started, seconds, results, images,
+                    extra: dict | None = None) -> None:
     per_frame = [r["seconds"] for r in results if r.get("seconds") is not None]
     n_ok = int((images["status"] == "ok").sum())
     record = {
@@ -745,10 +973,34 @@ def _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, sta
             "per_frame_median": statistics.median(per_frame) if per_frame else None,
             "per_frame_max": max(per_frame) if per_frame else None,
         },
-        "frames": {"total": len(images), "ok": n_ok, "error": len(images) - n_ok},
+        "frames": {"total": len(images), "ok": n_ok, "error": int((images["status"] == "error").sum()),
+                   "skipped": int((images["status"] == "skipped").sum()),
+                   "flagged": int(_flagged(images).sum())},
+        "model": _model_record(settings),
+        **(extra or {}),
         "environment": _environment(),
     }
     _atomic_write(out_dir / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+
+
+def _model_record(settings: Settings) -> dict[str, Any] | None:
+    """Name, folder and weights sha256 of the learned model a run used (None on the classical path)."""
+    if settings.segmenter == "classical":
+        return None
+    from pipeline import learned
+
+    try:
+        if not learned.uses_learned(settings):
+            return None
+        model = learned.load_model(settings.model)
+    except learned.ModelError:
+        return None
+    return {"name": model.name, "path": str(model.path), "sha256": model.sha256, "device": "cpu"}
+
+
+def _flagged(images: pd.DataFrame) -> pd.Series:
+    flags = images["quality_flags"] if "quality_flags" in images else pd.Series("", index=images.index)
+    return (images["status"] == "ok") & flags.astype("string").fillna("").str.len().gt(0)
 
 
 def _environment() -> dict[str, str]:
@@ -760,14 +1012,17 @@ def _environment() -> dict[str, str]:
 
 
 def _summary(images: pd.DataFrame, hairs: pd.DataFrame, results: list[dict], out_dir: Path,
-             seconds: float) -> BatchSummary:
+             seconds: float, *, reused: int = 0) -> BatchSummary:
     ok = images["status"] == "ok"
+    bad = images["status"] == "error"
     density = pd.to_numeric(images.loc[ok, "density_per_cm2"], errors="coerce").dropna()
-    failed = images.loc[~ok, ["image", "error"]]
+    failed = images.loc[bad, ["image", "error"]]
     return BatchSummary(
-        n_frames=len(images), n_ok=int(ok.sum()), n_error=int((~ok).sum()), out_dir=out_dir, seconds=seconds,
+        n_frames=len(images), n_ok=int(ok.sum()), n_error=int(bad.sum()), out_dir=out_dir, seconds=seconds,
         n_hairs=int(pd.to_numeric(images.loc[ok, "hair_count"], errors="coerce").fillna(0).sum()),
         mean_density_per_cm2=float(density.mean()) if len(density) else None,
         errors=[(str(a), str(b)) for a, b in failed.itertuples(index=False)],
         n_internal_errors=sum(1 for r in results if r["traceback"]),
+        n_skipped=int((images["status"] == "skipped").sum()), n_flagged=int(_flagged(images).sum()),
+        n_reused=reused,
     )

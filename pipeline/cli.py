@@ -8,6 +8,7 @@ a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -75,7 +76,8 @@ def analyze(
                                                   show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (images.csv, hairs.csv, overlays/, run.json).")],
     um_per_px: Annotated[Optional[float], typer.Option(help="Pixel size in µm/px for frames without a manifest value.")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (1 = in this process).")] = 1,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (1 = in this process; "
+                                                   "default: all cores).", show_default=False)] = None,
     overlays: Annotated[bool, typer.Option("--overlays/--no-overlays", help="Write overlay PNGs.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or warnings; one summary line.")] = False,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable), "
@@ -83,8 +85,17 @@ def analyze(
     segmenter: Annotated[Optional[Segmenter], typer.Option(
         help="Hair probability from classical filters, the learned model, or auto (the model card's choice).")] = None,
     model: Annotated[Optional[str], typer.Option(help="Learned model: a name under models/ or a folder.")] = None,
+    db: Annotated[Optional[str], typer.Option(help="Results store URL (default: SQLite OUT/results.sqlite), "
+                                              "e.g. postgresql+psycopg://user@host/tricho.")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (tcp://HOST:PORT): run the frames "
+                                                     "on that cluster instead of local processes.")] = None,
 ) -> None:
-    """Measure every frame and write OUT/images.csv, hairs.csv, overlays/ and run.json."""
+    """Measure every frame and write OUT/images.csv, hairs.csv (+ .parquet), overlays/, run.json.
+
+    Results are kept in a store keyed by each file's content and the
+    settings: rerunning does no work twice, and a run that was killed
+    finishes where it stopped.
+    """
     from pipeline.batch import BatchError, run_batch
     from pipeline.settings import Settings
 
@@ -99,8 +110,9 @@ def analyze(
     except ValueError as exc:
         raise _fail(str(exc)) from None
     try:
-        summary = run_batch(inputs, out, um_per_px=um_per_px, workers=workers, overlays=overlays, settings=settings,
-                            progress=not quiet, console=Console(stderr=True, quiet=quiet))
+        summary = run_batch(inputs, out, um_per_px=um_per_px, workers=workers or os.cpu_count() or 1,
+                            overlays=overlays, settings=settings, progress=not quiet,
+                            console=Console(stderr=True, quiet=quiet), db=db, scheduler=scheduler)
     except BatchError as exc:
         raise _fail(str(exc)) from None
     _print_summary(console, summary, quiet=quiet)
@@ -176,13 +188,16 @@ def _print_summary(console: Console, summary, *, quiet: bool) -> None:
     density = "-" if summary.mean_density_per_cm2 is None else f"{summary.mean_density_per_cm2:.1f}"
     if quiet:
         console.print(f"{summary.n_ok}/{summary.n_frames} frames ok, {summary.n_error} errors, "
+                      f"{summary.n_flagged} flagged, {summary.n_skipped} skipped, {summary.n_reused} reused, "
                       f"{summary.n_hairs} hairs -> {summary.out_dir}", highlight=False, soft_wrap=True)
     else:
         table = Table(title=f"tricho analyze -> {summary.out_dir}", title_justify="left")
-        for name in ("frames", "ok", "errors", "hairs", "mean density (/cm²)", "seconds"):
+        for name in ("frames", "ok", "errors", "flagged", "skipped", "reused", "hairs", "mean density (/cm²)",
+                     "seconds"):
             table.add_column(name, justify="right")
-        table.add_row(str(summary.n_frames), str(summary.n_ok), str(summary.n_error), str(summary.n_hairs),
-                      density, f"{summary.seconds:.1f}")
+        table.add_row(str(summary.n_frames), str(summary.n_ok), str(summary.n_error), str(summary.n_flagged),
+                      str(summary.n_skipped), str(summary.n_reused), str(summary.n_hairs), density,
+                      f"{summary.seconds:.1f}")
         console.print(table)
     for image, message in summary.errors[:_MAX_ERRORS_SHOWN]:
         console.print(Text(message) if image in message else Text(f"{image}: ", style="bold") + Text(message),

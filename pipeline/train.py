@@ -54,10 +54,10 @@ class TrainConfig:
 
     model_um_per_px: float = 5.0
     widths: tuple[int, ...] = (16, 32, 48, 64)
-    n_frames: int = 400
-    steps: int = 4000
+    n_frames: int = 600
+    steps: int = 5000
     batch: int = 8
-    crop: int = 224
+    crop: int = 192
     lr: float = 3e-3
     seed: int = 0
     n_holdout: int = 24

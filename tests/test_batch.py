@@ -21,6 +21,7 @@ IMAGE_COLUMNS = [
     "cumulative_thickness_mm_per_cm2", "follicular_units", "hairs_per_unit", "status", "error",
     "vellus_share_pct", "intermediate_share_pct", "terminal_share_pct", "units_per_cm2",
     "single_hair_unit_share_pct", "note",
+    "focus_score", "overexposed_pct", "underexposed_pct", "glare_pct", "skin_pct", "quality_flags",
 ]
 TAIL = ["calibration_source", "sha256", "width_px", "height_px"]
 HAIRS_COLUMNS = [
@@ -97,7 +98,9 @@ def test_run_json(tmp_path, good_folder, fake_core):
     assert record["settings_digest"] == settings.digest()
     assert record["inputs"] == [str(good_folder)]
     assert (record["um_per_px"], record["workers"]) == (2.5, 1)
-    assert record["frames"] == {"total": 9, "ok": 9, "error": 0}
+    assert record["frames"] == {"total": 9, "ok": 9, "error": 0, "skipped": 0, "flagged": 0}
+    assert (record["frames_measured"], record["frames_reused"]) == (9, 0)
+    assert record["store"].endswith("results.sqlite") and record["model"] is None
     assert record["started_utc"].endswith("+00:00") and record["finished_utc"] >= record["started_utc"]
     assert set(record["seconds"]) == {"total", "per_frame_mean", "per_frame_median", "per_frame_max"}
     assert set(record["environment"]) >= {"python", "numpy", "opencv", "platform"}

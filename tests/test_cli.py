@@ -30,7 +30,8 @@ def test_analyze_all_ok(tmp_path, good_folder, fake_core):
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
     row = next(line for line in result.stdout.splitlines() if line.startswith("│"))
-    assert row.replace("│", " ").split()[:4] == ["9", "9", "0", "36"]
+    # frames, ok, errors, flagged, skipped, reused, hairs
+    assert row.replace("│", " ").split()[:7] == ["9", "9", "0", "0", "0", "0", "36"]
     images = pd.read_csv(out / "images.csv")
     assert list(images["hair_count"]) == list(range(9))
     assert sorted(p.name for p in (out / "overlays").iterdir()) == [f"img_{k}.png" for k in range(9)]
@@ -40,7 +41,8 @@ def test_analyze_some_frames_fail(tmp_path, good_folder, fake_core):
     (good_folder / "broken.jpg").write_text("not a photo")
     result = _invoke("analyze", good_folder, "--out", tmp_path / "out", "--quiet", "--no-overlays")
     assert result.exit_code == 1
-    assert result.stdout.splitlines()[0] == f"9/10 frames ok, 1 errors, 36 hairs -> {tmp_path / 'out'}"
+    assert result.stdout.splitlines()[0] == (f"9/10 frames ok, 1 errors, 0 flagged, 0 skipped, 0 reused, "
+                                             f"36 hairs -> {tmp_path / 'out'}")
     assert "broken.jpg" in result.stdout and "not an image file" in result.stdout
     assert "Traceback" not in result.output
     assert not (tmp_path / "out" / "overlays").exists()
