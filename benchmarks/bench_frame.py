@@ -2,12 +2,13 @@
 
 Usage::
 
-    python benchmarks/bench_frame.py [--frames N] [--real DIR]
+    python benchmarks/bench_frame.py [--frames N] [--real DIR] [--segmenter learned --threads 2]
 
 Times ``analyze_frame`` (no file I/O) on generated phantoms (and on real
 frames when ``--real`` points at a folder of JPEGs), after one warm-up call
 that pays numba's compile time. Threads are pinned to one for a fair
-one-core figure.
+one-core figure; ``--threads 2`` lets torch use two (the learned path's
+target is stated for 2 cores).
 """
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import argparse
 import glob
 import os
 import statistics
+import sys
 import time
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+_threads = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
+os.environ.setdefault("OMP_NUM_THREADS", _threads)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import cv2  # noqa: E402
@@ -26,6 +29,7 @@ import numpy as np  # noqa: E402
 cv2.setNumThreads(1)
 
 from pipeline.core import analyze_frame  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
 
 
 def frames(n: int, real: str | None):
@@ -46,15 +50,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--real", default=None, help="folder of real 1280x1024 JPEG frames")
+    ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
+    ap.add_argument("--model", default=Settings().model)
+    ap.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (read before import)")
     a = ap.parse_args()
+    settings = Settings(segmenter=a.segmenter, model=a.model)
+    if a.segmenter == "learned":
+        import torch
+
+        torch.set_num_threads(a.threads)
     data = list(frames(a.frames, a.real))
-    analyze_frame(data[0][0], um_per_px=data[0][1])  # warm-up (numba JIT)
+    analyze_frame(data[0][0], um_per_px=data[0][1], settings=settings)  # warm-up (numba JIT, model load)
     times = []
     for img, um in data:
         t = time.perf_counter()
-        analyze_frame(img, um_per_px=um)
+        analyze_frame(img, um_per_px=um, settings=settings)
         times.append(time.perf_counter() - t)
-    print(f"frames={len(times)} size={data[0][0].shape[1]}x{data[0][0].shape[0]} "
+    print(f"segmenter={a.segmenter} threads={a.threads} frames={len(times)} size={data[0][0].shape[1]}x{data[0][0].shape[0]} "
           f"median_s={statistics.median(times):.3f} mean_s={statistics.mean(times):.3f} max_s={max(times):.3f}")
 
 

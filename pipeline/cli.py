@@ -130,6 +130,45 @@ def _check_model(settings) -> None:
 
 
 @app.command()
+def compare(
+    results: Annotated[Path, typer.Argument(help="Output folder of `tricho analyze` (images.csv, hairs.csv).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for sessions.csv, changes.csv, summary.csv.")],
+    baseline: Annotated[Optional[str], typer.Option(help="Baseline session date (default: each course's first).")] = None,
+    include_flagged: Annotated[bool, typer.Option("--include-flagged", help="Keep quality-flagged frames.")] = False,
+    boot: Annotated[int, typer.Option(min=100, help="Bootstrap draws per confidence interval.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+) -> None:
+    """Compare sessions per patient and site: change, 95% CI, MDC, and improved / stable / worsened."""
+    course_io = _lazy("pipeline.course_io", "course comparison")
+    from pipeline.course import CourseSettings
+
+    settings = CourseSettings(n_boot=boot, seed=seed, include_flagged=include_flagged, baseline=baseline)
+    try:
+        tables = course_io.run_compare(results, out, settings)
+    except course_io.CompareError as exc:
+        raise _fail(str(exc)) from None
+    console = Console()
+    table = Table(title=f"tricho compare -> {out}", title_justify="left")
+    for name in ("patient", "site", "sessions", "density change (/cm²)", "95% CI", "MDC", "response"):
+        table.add_column(name)
+    for r in tables["summary"].itertuples(index=False):
+        ci = "-" if pd_isna(r.density_ci_low) else f"{r.density_ci_low:+.1f} … {r.density_ci_high:+.1f}"
+        change = "-" if pd_isna(r.density_change) else f"{r.density_change:+.1f} ({r.density_change_pct:+.1f}%)"
+        mdc = "-" if pd_isna(r.density_mdc) else f"{r.density_mdc:.1f}"
+        table.add_row(str(r.patient_id), str(r.site), str(r.n_sessions), change, ci, mdc, str(r.response))
+    console.print(table)
+    if len(tables["left_out"]):
+        console.print(f"{len(tables['left_out'])} frame(s) left out: see {out / 'left_out.csv'}", highlight=False)
+
+
+def pd_isna(value) -> bool:
+    try:
+        return value is None or value != value
+    except TypeError:
+        return False
+
+
+@app.command()
 def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (e.g. models/hairnet-v1).")],
     steps: Annotated[Optional[int], typer.Option(min=1, help="Optimiser steps (default: the shipped model's).")] = None,

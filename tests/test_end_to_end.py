@@ -50,3 +50,19 @@ def test_analyze_and_evaluate_the_samples(tmp_path):
     report = json.loads((out / "evaluation.json").read_text())
     assert report["frames"]["n_evaluated"] == 6
     assert report["metrics"]["count"]["n"] == 6
+
+    res = CliRunner().invoke(app, ["compare", str(out), "--out", str(tmp_path / "course"), "--boot", "200"])
+    assert res.exit_code == 0, res.output
+    summary = pd.read_csv(tmp_path / "course" / "summary.csv")
+    assert (summary["patient_id"].tolist(), summary["n_sessions"].tolist()) == (["P001"], [2])
+    assert summary["response"].iloc[0] in {"improved", "stable", "worsened"}
+    sessions = pd.read_csv(tmp_path / "course" / "sessions.csv")
+    assert sessions["n_fields"].tolist() == [3, 3]
+    assert sessions["n_hairs"].sum() == images["hair_count"].sum()
+    changes = pd.read_csv(tmp_path / "course" / "changes.csv")
+    assert set(changes["metric"]) >= {"density_per_cm2", "mean_thickness_um", "vellus_share_pct"}
+
+
+def test_compare_without_a_run_folder_exits_2(tmp_path):
+    res = CliRunner().invoke(app, ["compare", str(tmp_path / "nope"), "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "tricho analyze" in res.output

@@ -1,0 +1,326 @@
+"""Treatment courses: sessions per patient and site, change with uncertainty, response.
+
+Pure: the ``images`` and ``hairs`` tables of an analysis run in, tidy tables
+out (``sessions``, ``changes``, ``summary``). No file is read or written here.
+
+Definitions
+-----------
+Session value
+    The fields of one session are pooled: density = total hairs / total
+    area; terminal density likewise; mean thickness over all hairs;
+    vellus share = vellus hairs / hairs; cumulative thickness = sum of
+    diameters / total area; hairs per unit = hairs / units.
+Change
+    session value minus reference value (the baseline session, or the
+    previous session), in the metric's units and in percent of the reference.
+Confidence interval (95%)
+    Percentile bootstrap (``n_boot`` draws, seeded): in each draw the
+    fields of each of the two sessions are resampled with replacement,
+    each field's hair count is redrawn from a Poisson law around its count
+    (counting noise), and the hairs of each drawn field are resampled with
+    replacement for the thickness metrics (Efron & Tibshirani 1993,
+    doi:10.1007/978-1-4899-4541-9).
+Minimal detectable change (MDC95)
+    The within-visit standard deviation of a metric between fields of the
+    same session, pooled over every session with two or more fields, gives
+    the standard error of measurement of a session value,
+    SEM = SD_within / sqrt(n_fields); MDC95 = 1.96 x sqrt(2) x SEM = 2.77 x SEM
+    (Weir 2005, doi:10.1519/15184.1), using the smaller field count of the
+    two sessions compared.
+Real change
+    ``|change| > MDC95`` and a CI that excludes zero.
+Response (per patient and site, latest session against baseline)
+    ``improved`` when the density change is real and positive, ``worsened``
+    when it is real and negative, else ``stable``. Thickness, terminal
+    density and vellus share are reported beside it, not used for the call.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+#: Metrics compared, with the images.csv / hairs.csv names they derive from.
+METRICS = [
+    "density_per_cm2", "terminal_density_per_cm2", "mean_thickness_um", "vellus_share_pct",
+    "cumulative_thickness_mm_per_cm2", "hairs_per_unit",
+]
+PRIMARY = "density_per_cm2"
+KEYS = ["patient_id", "site"]
+
+
+@dataclass(frozen=True)
+class CourseSettings:
+    """Tunables of the course comparison (written into the compare run's JSON).
+
+    Attributes
+    ----------
+    n_boot : int
+        Bootstrap draws for each confidence interval.
+    seed : int
+        Seed of the bootstrap.
+    include_flagged : bool
+        Keep frames with ``quality_flags`` (left out by default).
+    baseline : str or None
+        Session date taken as baseline (ISO); default the first session.
+    """
+
+    n_boot: int = 2000
+    seed: int = 0
+    include_flagged: bool = False
+    baseline: str | None = None
+
+
+# ----------------------------------------------------------------------------- selecting frames
+
+
+def usable_frames(images: pd.DataFrame, settings: CourseSettings = CourseSettings()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Frames that enter the comparison, and the left-out ones with the reason.
+
+    A frame enters when it is ``ok``, has a patient, site, session date and
+    a pixel size (area), and no quality flag (unless ``include_flagged``).
+    """
+    frames = images.copy()
+    for col in ("patient_id", "site", "session_date", "quality_flags", "status"):
+        if col not in frames:
+            frames[col] = ""
+        frames[col] = frames[col].astype("string").fillna("").str.strip()
+    reason = pd.Series("", index=frames.index, dtype="string")
+    reason[frames["status"] != "ok"] = "status is not ok"
+    missing = (frames["patient_id"] == "") | (frames["site"] == "") | (frames["session_date"] == "")
+    reason[(reason == "") & missing] = "no patient_id, site or session_date"
+    area = pd.to_numeric(frames.get("area_cm2"), errors="coerce")
+    reason[(reason == "") & ~(area > 0)] = "no pixel size (no area)"
+    if not settings.include_flagged:
+        flagged = frames["quality_flags"] != ""
+        reason[(reason == "") & flagged] = "quality flag: " + frames["quality_flags"]
+    left = frames[reason != ""].assign(reason=reason[reason != ""])
+    return frames[reason == ""].copy(), left[["image", "reason"] if "image" in left else ["reason"]]
+
+
+# ----------------------------------------------------------------------------- session values
+
+
+def _field_table(frames: pd.DataFrame, hairs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Per field: counts and area; and each field's hair thicknesses (µm)."""
+    f = pd.DataFrame({
+        "image": frames["image"].astype(str),
+        "patient_id": frames["patient_id"].astype(str), "site": frames["site"].astype(str),
+        "session_date": frames["session_date"].astype(str),
+        "area_cm2": pd.to_numeric(frames["area_cm2"], errors="coerce"),
+        "hairs": pd.to_numeric(frames["hair_count"], errors="coerce").fillna(0),
+        "terminal": pd.to_numeric(frames["terminal_count"], errors="coerce").fillna(0),
+        "vellus": pd.to_numeric(frames["vellus_count"], errors="coerce").fillna(0),
+        "units": pd.to_numeric(frames["follicular_units"], errors="coerce").fillna(0),
+    }).reset_index(drop=True)
+    by_image = {str(k): g["thickness_um"].to_numpy(float) for k, g in hairs.groupby("image")} if len(hairs) else {}
+    thick = {img: by_image.get(img, np.zeros(0)) for img in f["image"]}
+    return f, thick
+
+
+def _pooled(hairs: np.ndarray, area: np.ndarray, terminal: np.ndarray, vellus: np.ndarray, units: np.ndarray,
+            thickness: list[np.ndarray]) -> dict[str, float]:
+    """Session values from arrays over its fields (see the module doc)."""
+    n, a = float(hairs.sum()), float(area.sum())
+    t = np.concatenate(thickness) if thickness else np.zeros(0)
+    t = t[np.isfinite(t)]
+    return {
+        "density_per_cm2": n / a if a > 0 else math.nan,
+        "terminal_density_per_cm2": float(terminal.sum()) / a if a > 0 else math.nan,
+        "mean_thickness_um": float(t.mean()) if t.size else math.nan,
+        "vellus_share_pct": 100.0 * float(vellus.sum()) / n if n > 0 else math.nan,
+        "cumulative_thickness_mm_per_cm2": float(t.sum()) / 1000.0 / a if a > 0 else math.nan,
+        "hairs_per_unit": n / float(units.sum()) if units.sum() > 0 else math.nan,
+    }
+
+
+def session_table(fields: pd.DataFrame, thick: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per patient, site and session: ``n_fields``, ``n_hairs``, ``area_cm2`` and the pooled METRICS."""
+    rows = []
+    for (pid, site, date), g in fields.groupby(["patient_id", "site", "session_date"], sort=True):
+        vals = _pooled(g["hairs"].to_numpy(), g["area_cm2"].to_numpy(), g["terminal"].to_numpy(),
+                       g["vellus"].to_numpy(), g["units"].to_numpy(), [thick[i] for i in g["image"]])
+        rows.append({"patient_id": pid, "site": site, "session_date": date, "n_fields": len(g),
+                     "n_hairs": int(g["hairs"].sum()), "area_cm2": float(g["area_cm2"].sum()), **vals})
+    return pd.DataFrame(rows, columns=["patient_id", "site", "session_date", "n_fields", "n_hairs", "area_cm2",
+                                       *METRICS])
+
+
+# ----------------------------------------------------------------------------- repeatability
+
+
+def within_visit_sd(fields: pd.DataFrame, thick: dict[str, np.ndarray]) -> dict[str, float]:
+    """Pooled within-session SD of each metric between single fields (NaN without repeated fields).
+
+    Each field's own value of a metric is computed as a one-field session;
+    the squared deviations from its session's mean are pooled over all
+    sessions with at least two fields (degrees of freedom: fields - sessions).
+    """
+    per_field = []
+    for _, r in fields.iterrows():
+        vals = _pooled(np.array([r.hairs]), np.array([r.area_cm2]), np.array([r.terminal]), np.array([r.vellus]),
+                       np.array([r.units]), [thick[r.image]])
+        per_field.append({"patient_id": r.patient_id, "site": r.site, "session_date": r.session_date, **vals})
+    pf = pd.DataFrame(per_field)
+    out = {}
+    for m in METRICS:
+        ss, dof = 0.0, 0
+        for _, g in pf.groupby(["patient_id", "site", "session_date"]):
+            v = g[m].to_numpy(float)
+            v = v[np.isfinite(v)]
+            if v.size >= 2:
+                ss += float(((v - v.mean()) ** 2).sum())
+                dof += v.size - 1
+        out[m] = math.sqrt(ss / dof) if dof > 0 else math.nan
+    return out
+
+
+def mdc95(sd_within: float, n_fields: int) -> float:
+    """Minimal detectable change of a session value pooled over ``n_fields`` fields.
+
+    Examples
+    --------
+    >>> round(mdc95(10.0, 4), 3)   # 2.77 x 10 / sqrt(4)
+    13.859
+    """
+    if not (n_fields >= 1 and math.isfinite(sd_within)):
+        return math.nan
+    return 1.959964 * math.sqrt(2.0) * sd_within / math.sqrt(n_fields)
+
+
+# ----------------------------------------------------------------------------- change and its CI
+
+
+def _session_arrays(g: pd.DataFrame, thick: dict[str, np.ndarray]) -> dict:
+    return {"hairs": g["hairs"].to_numpy(float), "area": g["area_cm2"].to_numpy(float),
+            "terminal": g["terminal"].to_numpy(float), "vellus": g["vellus"].to_numpy(float),
+            "units": g["units"].to_numpy(float), "thick": [thick[i] for i in g["image"]]}
+
+
+def _draw_session(s: dict, rng: np.random.Generator) -> dict[str, float]:
+    """One bootstrap replicate of a session's values: fields, counts (Poisson) and hairs resampled."""
+    idx = rng.integers(0, len(s["hairs"]), len(s["hairs"]))
+    hairs = s["hairs"][idx]
+    drawn = rng.poisson(np.maximum(hairs, 0)).astype(float)
+    scale = np.divide(drawn, hairs, out=np.ones_like(hairs), where=hairs > 0)
+    thicknesses = []
+    for j, k in zip(idx, drawn.astype(int)):
+        t = s["thick"][j]
+        thicknesses.append(t[rng.integers(0, t.size, k)] if t.size and k > 0 else np.zeros(0))
+    return _pooled(drawn, s["area"][idx], s["terminal"][idx] * scale, s["vellus"][idx] * scale,
+                   s["units"][idx] * scale, thicknesses)
+
+
+def change_ci(a: pd.DataFrame, b: pd.DataFrame, thick: dict[str, np.ndarray], *, n_boot: int,
+              rng: np.random.Generator) -> dict[str, tuple[float, float]]:
+    """95% percentile-bootstrap interval of (session b - session a) for every metric."""
+    sa_, sb_ = _session_arrays(a, thick), _session_arrays(b, thick)
+    diffs = {m: np.empty(n_boot) for m in METRICS}
+    for i in range(n_boot):
+        va, vb = _draw_session(sa_, rng), _draw_session(sb_, rng)
+        for m in METRICS:
+            diffs[m][i] = vb[m] - va[m]
+    out = {}
+    for m, d in diffs.items():
+        d = d[np.isfinite(d)]
+        out[m] = (float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))) if d.size else (math.nan, math.nan)
+    return out
+
+
+def compare_course(images: pd.DataFrame, hairs: pd.DataFrame,
+                   settings: CourseSettings = CourseSettings()) -> dict[str, pd.DataFrame]:
+    """Sessions, changes and the response per patient and site.
+
+    Parameters
+    ----------
+    images, hairs : pandas.DataFrame
+        ``images.csv`` and ``hairs.csv`` of an analysis run (column contract
+        of :mod:`pipeline.batch`).
+    settings : CourseSettings
+
+    Returns
+    -------
+    dict of str -> DataFrame
+        ``sessions`` (one row per patient, site, session), ``changes``
+        (one row per session after the first, metric and reference
+        (``baseline`` or ``previous``)), ``summary`` (one row per patient
+        and site), ``left_out`` (frames not used, with the reason),
+        ``repeatability`` (within-visit SD per metric).
+    """
+    frames, left = usable_frames(images, settings)
+    fields, thick = _field_table(frames, hairs)
+    sessions = session_table(fields, thick)
+    sd = within_visit_sd(fields, thick)
+    rng = np.random.default_rng(settings.seed)
+    changes, summary = [], []
+    for (pid, site), course in sessions.groupby(KEYS, sort=True):
+        course = course.sort_values("session_date").reset_index(drop=True)
+        base_date = settings.baseline if settings.baseline in set(course["session_date"]) else course["session_date"][0]
+        for i, row in course.iterrows():
+            if row["session_date"] == base_date:
+                continue
+            refs = [("baseline", course[course["session_date"] == base_date].iloc[0])]
+            if i > 0 and course.loc[i - 1, "session_date"] != base_date:
+                refs.append(("previous", course.loc[i - 1]))
+            for ref_name, ref in refs:
+                changes += _change_rows(fields, thick, ref, row, ref_name, sd, settings.n_boot, rng)
+        summary.append(_summary_row(pid, site, course, base_date, changes))
+    change_cols = ["patient_id", "site", "session_date", "reference", "reference_date", "metric", "value",
+                   "baseline", "change", "change_pct", "ci_low", "ci_high", "mdc", "real_change", "method"]
+    return {
+        "sessions": sessions,
+        "changes": pd.DataFrame(changes, columns=change_cols),
+        "summary": pd.DataFrame(summary, columns=SUMMARY_COLUMNS),
+        "left_out": left.reset_index(drop=True),
+        "repeatability": pd.DataFrame([{"metric": m, "sd_within": v} for m, v in sd.items()]),
+    }
+
+
+def _change_rows(fields, thick, ref, row, ref_name, sd, n_boot, rng) -> list[dict]:
+    def session_fields(r):
+        return fields[(fields.patient_id == r.patient_id) & (fields.site == r.site)
+                      & (fields.session_date == r.session_date)]
+
+    a, b = session_fields(ref), session_fields(row)
+    ci = change_ci(a, b, thick, n_boot=n_boot, rng=rng)
+    out = []
+    for m in METRICS:
+        value, base = float(row[m]), float(ref[m])
+        change = value - base
+        mdc = mdc95(sd[m], min(len(a), len(b)))
+        lo, hi = ci[m]
+        real = bool(math.isfinite(mdc) and abs(change) > mdc and (lo > 0 or hi < 0))
+        out.append({"patient_id": row.patient_id, "site": row.site, "session_date": row.session_date,
+                    "reference": ref_name, "reference_date": ref.session_date, "metric": m, "value": value,
+                    "baseline": base, "change": change,
+                    "change_pct": 100.0 * change / base if base else math.nan,
+                    "ci_low": lo, "ci_high": hi, "mdc": mdc, "real_change": real, "method": "pooled"})
+    return out
+
+
+SUMMARY_COLUMNS = ["patient_id", "site", "n_sessions", "baseline_date", "latest_date", "response",
+                   "density_change", "density_change_pct", "density_ci_low", "density_ci_high", "density_mdc",
+                   "mean_thickness_change_um", "terminal_density_change", "vellus_share_change_pp"]
+
+
+def _summary_row(pid, site, course, base_date, changes) -> dict:
+    latest = course["session_date"].iloc[-1]
+    row = {"patient_id": pid, "site": site, "n_sessions": len(course), "baseline_date": base_date,
+           "latest_date": latest, "response": "stable"}
+    mine = [c for c in changes if c["patient_id"] == pid and c["site"] == site and c["session_date"] == latest
+            and c["reference"] == "baseline"]
+    by_metric = {c["metric"]: c for c in mine}
+    if PRIMARY not in by_metric:
+        row["response"] = "single session" if len(course) == 1 else "stable"
+        return row
+    d = by_metric[PRIMARY]
+    if d["real_change"]:
+        row["response"] = "improved" if d["change"] > 0 else "worsened"
+    row.update(density_change=d["change"], density_change_pct=d["change_pct"], density_ci_low=d["ci_low"],
+               density_ci_high=d["ci_high"], density_mdc=d["mdc"],
+               mean_thickness_change_um=by_metric["mean_thickness_um"]["change"],
+               terminal_density_change=by_metric["terminal_density_per_cm2"]["change"],
+               vellus_share_change_pp=by_metric["vellus_share_pct"]["change"])
+    return row

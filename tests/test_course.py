@@ -1,0 +1,105 @@
+"""Course comparison with known answers: pooling, repeatability, MDC, CI and the response rule."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.course import CourseSettings, compare_course, mdc95, session_table, usable_frames, within_visit_sd
+from pipeline.course import _field_table
+
+
+def _frames(spec):
+    """spec: list of (patient, site, date, hairs, area_cm2, terminal, vellus, units[, flags])."""
+    rows, hairs = [], []
+    for k, s in enumerate(spec):
+        pid, site, date, n, area, term, vel, units = s[:8]
+        flags = s[8] if len(s) > 8 else ""
+        image = f"{pid}_{date}_{k}.png"
+        rows.append(dict(image=image, patient_id=pid, site=site, session_date=date, hair_count=n, area_cm2=area,
+                         terminal_count=term, vellus_count=vel, follicular_units=units, status="ok",
+                         quality_flags=flags))
+        hairs += [dict(image=image, hair_id=i + 1, thickness_um=70.0 if i < term else 25.0) for i in range(n)]
+    return pd.DataFrame(rows), pd.DataFrame(hairs)
+
+
+def test_session_values_pool_the_fields():
+    images, hairs = _frames([("P", "vertex", "2026-01-01", 10, 0.1, 4, 6, 5),
+                             ("P", "vertex", "2026-01-01", 20, 0.2, 6, 14, 10)])
+    fields, thick = _field_table(images, hairs)
+    s = session_table(fields, thick).iloc[0]
+    assert (s.n_fields, s.n_hairs, s.area_cm2) == (2, 30, pytest.approx(0.3))
+    assert s.density_per_cm2 == pytest.approx(100.0)              # 30 hairs / 0.3 cm²
+    assert s.terminal_density_per_cm2 == pytest.approx(10 / 0.3)
+    assert s.vellus_share_pct == pytest.approx(100 * 20 / 30)
+    assert s.mean_thickness_um == pytest.approx((10 * 70 + 20 * 25) / 30)
+    assert s.cumulative_thickness_mm_per_cm2 == pytest.approx((10 * 70 + 20 * 25) / 1000 / 0.3)
+    assert s.hairs_per_unit == pytest.approx(2.0)
+
+
+def test_within_visit_sd_and_mdc_exact():
+    images, hairs = _frames([("P", "v", "2026-01-01", 10, 0.1, 0, 0, 5), ("P", "v", "2026-01-01", 12, 0.1, 0, 0, 6),
+                             ("P", "v", "2026-02-01", 20, 0.1, 0, 0, 5), ("P", "v", "2026-02-01", 20, 0.1, 0, 0, 5)])
+    sd = within_visit_sd(*_field_table(images, hairs))["density_per_cm2"]
+    # session 1: 100 and 120 /cm² (SS 200), session 2: 200 and 200 (SS 0); dof 2 -> sqrt(100) = 10
+    assert sd == pytest.approx(10.0)
+    assert mdc95(sd, 2) == pytest.approx(1.959964 * math.sqrt(2) * 10 / math.sqrt(2))
+    assert math.isnan(mdc95(math.nan, 3))
+
+
+def _course(densities_per_session, *, fields=4, area=0.5, jitter=0.03, seed=0):
+    """A course whose sessions have the given densities (/cm²), several fields each, jittered a little."""
+    rng = np.random.default_rng(seed)
+    spec = []
+    for j, dens in enumerate(densities_per_session):
+        for _ in range(fields):
+            n = int(round(dens * area * (1 + rng.normal(0, jitter))))
+            spec.append(("P1", "vertex", f"2026-0{j + 1}-01", n, area, n // 2, n // 5, max(1, n // 2)))
+    return _frames(spec)
+
+
+@pytest.mark.parametrize("densities, response", [
+    ((150, 150, 150), "stable"),
+    ((150, 165, 190), "improved"),
+    ((150, 130, 100), "worsened"),
+])
+def test_response_rule(densities, response):
+    images, hairs = _course(densities)
+    out = compare_course(images, hairs, CourseSettings(n_boot=400))
+    summary = out["summary"].iloc[0]
+    assert summary.response == response
+    assert summary.n_sessions == 3
+    change = out["changes"].query("metric == 'density_per_cm2' and reference == 'baseline'")
+    latest = change.iloc[-1]
+    assert latest.change == pytest.approx(latest.value - latest.baseline)
+    assert latest.ci_low < latest.change < latest.ci_high
+    assert set(out["changes"]["reference"]) == {"baseline", "previous"}
+    assert set(out["changes"]["method"]) == {"pooled"}
+
+
+def test_flagged_and_incomplete_frames_are_left_out_with_a_reason():
+    images, hairs = _frames([("P", "v", "2026-01-01", 10, 0.1, 0, 0, 5),
+                             ("P", "v", "2026-01-01", 90, 0.1, 0, 0, 5, "blurred"),
+                             ("", "v", "2026-01-01", 10, 0.1, 0, 0, 5)])
+    used, left = usable_frames(images)
+    assert len(used) == 1
+    assert sorted(left["reason"]) == ["no patient_id, site or session_date", "quality flag: blurred"]
+    used_forced, _ = usable_frames(images, CourseSettings(include_flagged=True))
+    assert len(used_forced) == 2
+
+
+def test_named_baseline():
+    images, hairs = _course((150, 170, 190))
+    out = compare_course(images, hairs, CourseSettings(n_boot=200, baseline="2026-02-01"))
+    base = out["changes"].query("reference == 'baseline'")
+    assert set(base["reference_date"]) == {"2026-02-01"}
+    assert set(base["session_date"]) == {"2026-01-01", "2026-03-01"}
+
+
+def test_same_seed_same_intervals():
+    images, hairs = _course((150, 170))
+    a = compare_course(images, hairs, CourseSettings(n_boot=200, seed=3))["changes"]
+    b = compare_course(images, hairs, CourseSettings(n_boot=200, seed=3))["changes"]
+    pd.testing.assert_frame_equal(a, b)
