@@ -541,6 +541,7 @@ def run_batch(
     console=None,
     db: str | None = None,
     scheduler: str | None = None,
+    pseudonymize: str | None = None,
 ) -> BatchSummary:
     """Analyse every frame of ``inputs`` and write the run's outputs to ``out_dir``.
 
@@ -575,6 +576,11 @@ def run_batch(
     scheduler : str, optional
         Address of a Dask distributed scheduler (``tcp://host:port``): the
         same per-frame tasks run on its workers instead of local processes.
+    pseudonymize : str, optional
+        Secret key: every patient identifier (manifest, folder layout, DICOM
+        PatientID) is replaced by a keyed pseudonym
+        (:class:`pipeline.pseudonym.Pseudonymizer`) in every output — tables,
+        overlay names, store, run.json, messages.
 
     Returns
     -------
@@ -596,6 +602,9 @@ def run_batch(
     if not frames:
         raise BatchError(f"no images found in {', '.join(map(str, inputs))} "
                          f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); check the folder")
+    pseudo = _pseudonymizer(pseudonymize)
+    if pseudo is not None:
+        frames = [_pseudonymized_frame(f, pseudo) for f in frames]
     _prepare_out_dir(out_dir, overlays)
     store = _open_store(db, out_dir)
     try:
@@ -604,18 +613,56 @@ def run_batch(
                                  settings_digest=settings.digest(), version=pipeline.__version__,
                                  inputs=[str(p) for p in inputs])
         plan = _plan(frames, out_dir, um_per_px, settings, overlays, store)
-        computed = _run_jobs(plan, out_dir, settings, workers, scheduler, progress, console, store)
+        computed = _run_jobs(plan, out_dir, settings, workers, scheduler, progress, console, store, pseudo)
         results = _collect(plan, store)
         images, hairs = _tables(frames, results)
-        store.finish_run(run_id, [_run_frame_record(f, r) for f, r in zip(frames, results)])
+        records = [_run_frame_record(f, r) for f, r in zip(frames, results)]
+        if pseudo is not None:
+            images, hairs = _pseudonymized_table(images, pseudo), _pseudonymized_table(hairs, pseudo)
+            for r in results:
+                r["traceback"] = pseudo.text(r["traceback"])
+            records = [{k: pseudo.text(v) if k != "metadata" else {m: pseudo.text(x) for m, x in v.items()}
+                        for k, v in rec.items()} for rec in records]
+        store.finish_run(run_id, records)
     finally:
         store.close()
     _write_outputs(out_dir, images, hairs, results, frames)
     seconds = time.perf_counter() - t0
     extra = {"run_id": run_id, "store": store.safe_url, "scheduler": scheduler,
-             "frames_measured": computed, "frames_reused": sum(1 for p in plan if p["reused"])}
-    _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, started, seconds, results, images, extra)
+             "frames_measured": computed, "frames_reused": sum(1 for p in plan if p["reused"]),
+             "pseudonymized": pseudo is not None}
+    shown_inputs = [pseudo.text(str(p)) for p in inputs] if pseudo is not None else inputs
+    _write_run_json(out_dir, shown_inputs, um_per_px, workers, overlays, settings, started, seconds, results, images,
+                    extra, pseudo)
     return _summary(images, hairs, results, out_dir, seconds, reused=extra["frames_reused"])
+
+
+def _pseudonymizer(key: str | None):
+    if key is None:
+        return None
+    from pipeline.pseudonym import Pseudonymizer
+
+    try:
+        return Pseudonymizer(key)
+    except ValueError as exc:
+        raise BatchError(str(exc)) from None
+
+
+def _pseudonymized_frame(frame: Frame, pseudo) -> Frame:
+    """A frame whose patient id, key, notes and error carry pseudonyms (the path stays, to read the file)."""
+    meta = dict(frame.metadata)
+    if meta.get("patient_id"):
+        meta["patient_id"] = pseudo.patient(meta["patient_id"])
+    return Frame(frame.path, pseudo.text(frame.key), meta, frame.um_per_px, pseudo.text(frame.error),
+                 tuple(pseudo.text(n) for n in frame.notes), frame.layout)
+
+
+def _pseudonymized_table(table: pd.DataFrame, pseudo) -> pd.DataFrame:
+    table = table.copy()
+    for column in table.columns:
+        if table[column].dtype == object or str(table[column].dtype) in ("string", "str"):
+            table[column] = table[column].map(pseudo.text)
+    return table
 
 
 def _open_store(db: str | None, out_dir: Path) -> ResultStore:
@@ -704,7 +751,7 @@ def _plan(frames: list[Frame], out_dir: Path, um_per_px: float | None, settings:
     return plan
 
 
-def _run_jobs(plan, out_dir, settings, workers, scheduler, progress, console, store) -> int:
+def _run_jobs(plan, out_dir, settings, workers, scheduler, progress, console, store, pseudo=None) -> int:
     """Measure every planned frame without a stored result; store each ok result as it arrives.
 
     Returns the number of frames measured. Error results are kept on the
@@ -718,6 +765,11 @@ def _run_jobs(plan, out_dir, settings, workers, scheduler, progress, console, st
         task = bar.add_task("frames", total=len(plan), completed=len(plan) - len(todo))
         for res in _execute(jobs, workers, scheduler):
             item = by_index[res["index"]]
+            if pseudo is not None:
+                meta = res.get("file_metadata") or {}
+                if meta.get("patient_id"):
+                    meta["patient_id"] = pseudo.patient(meta["patient_id"])
+                res["error"] = pseudo.text(res["error"])
             item["result"] = res
             if res["status"] == "ok":
                 store.put(item["key"], sha256=item["sha256"], settings_digest=settings.digest(),
@@ -952,7 +1004,7 @@ def _atomic_write(target: Path, text: str) -> None:
 
 
 def _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, started, seconds, results, images,
-                    extra: dict | None = None) -> None:
+                    extra: dict | None = None, pseudo=None) -> None:
     per_frame = [r["seconds"] for r in results if r.get("seconds") is not None]
     n_ok = int((images["status"] == "ok").sum())
     record = {
@@ -961,7 +1013,7 @@ def _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, sta
         "settings": settings.to_dict(),
         "settings_digest": settings.digest(),
         "inputs": [str(p) for p in inputs],
-        "out_dir": str(out_dir),
+        "out_dir": pseudo.text(str(out_dir)) if pseudo is not None else str(out_dir),
         "um_per_px": um_per_px,
         "workers": workers,
         "overlays": overlays,

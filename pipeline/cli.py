@@ -89,6 +89,9 @@ def analyze(
                                               "e.g. postgresql+psycopg://user@host/tricho.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(help="Dask scheduler address (tcp://HOST:PORT): run the frames "
                                                      "on that cluster instead of local processes.")] = None,
+    pseudonymize: Annotated[Optional[str], typer.Option(
+        help="Secret KEY: replace patient identifiers by keyed pseudonyms in every output.",
+        envvar="TRICHO_PSEUDONYM_KEY", show_envvar=True)] = None,
 ) -> None:
     """Measure every frame and write OUT/images.csv, hairs.csv (+ .parquet), overlays/, run.json.
 
@@ -112,7 +115,8 @@ def analyze(
     try:
         summary = run_batch(inputs, out, um_per_px=um_per_px, workers=workers or os.cpu_count() or 1,
                             overlays=overlays, settings=settings, progress=not quiet,
-                            console=Console(stderr=True, quiet=quiet), db=db, scheduler=scheduler)
+                            console=Console(stderr=True, quiet=quiet), db=db, scheduler=scheduler,
+                            pseudonymize=pseudonymize)
     except BatchError as exc:
         raise _fail(str(exc)) from None
     _print_summary(console, summary, quiet=quiet)
@@ -166,6 +170,46 @@ def pd_isna(value) -> bool:
         return value is None or value != value
     except TypeError:
         return False
+
+
+export_app = typer.Typer(help="Export a run's results (FHIR R4 for patient records).", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("fhir")
+def export_fhir(
+    results: Annotated[Path, typer.Argument(help="Output folder of `tricho analyze`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Bundle file to write (JSON).")],
+    transaction: Annotated[bool, typer.Option("--transaction", help="A transaction bundle instead of a collection.")] = False,
+    post: Annotated[Optional[str], typer.Option("--post", help="FHIR server base URL to send the bundle to.")] = None,
+    pseudonymize: Annotated[Optional[str], typer.Option(
+        help="Secret KEY: patient identifiers become keyed pseudonyms in the bundle.",
+        envvar="TRICHO_PSEUDONYM_KEY", show_envvar=True)] = None,
+) -> None:
+    """Write a FHIR R4 Bundle: one Observation per frame and metric, Patient, Device, DocumentReference."""
+    export_io = _lazy("pipeline.export_io", "FHIR export")
+    from pipeline import fhir
+
+    try:
+        bundle = export_io.export_fhir(results, out, transaction=transaction, pseudonymize=pseudonymize)
+    except export_io.ExportError as exc:
+        raise _fail(str(exc)) from None
+    console = Console()
+    kinds = {}
+    for entry in bundle["entry"]:
+        kinds[entry["resource"]["resourceType"]] = kinds.get(entry["resource"]["resourceType"], 0) + 1
+    console.print(f"wrote {out}: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())), highlight=False)
+    if post:
+        try:
+            outcome = fhir.post_bundle(bundle, post)
+        except RuntimeError as exc:
+            raise _fail(str(exc), code=1) from None
+        bad = [o for o in outcome if not o["status"].startswith("2")]
+        for o in outcome:
+            console.print(f"{o['status']:>12}  {o['fullUrl']}  {o['location']}", highlight=False, soft_wrap=True)
+        console.print(f"sent to {post}: {len(outcome) - len(bad)} accepted, {len(bad)} not", highlight=False)
+        if bad:
+            raise typer.Exit(1)
 
 
 @app.command()

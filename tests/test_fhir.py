@@ -1,0 +1,156 @@
+"""FHIR R4 export (validated with fhir.resources R4B), posting, and pseudonymised outputs."""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import frame_with_hairs, write_png
+from pipeline import fhir
+from pipeline.batch import run_batch
+from pipeline.cli import app
+
+pytest.importorskip("fhir.resources")
+
+
+def _course_run(tmp_path: Path, fake_core, **kwargs) -> Path:
+    """Two patients, two sessions each, in the folder layout; analysed with the fake core."""
+    root = tmp_path / "clinic"
+    k = 0
+    for pid in ("P007", "P042"):
+        for date in ("2026-01-10", "2026-03-07"):
+            for field in (1, 2):
+                image = frame_with_hairs(2 + k % 4)
+                image[-1, -1] = k
+                write_png(root / pid / date / f"vertex_{field}.png", image)
+                k += 1
+    out = tmp_path / "run"
+    run_batch([root], out, um_per_px=5.0, progress=False, **kwargs)
+    return out
+
+
+def test_bundle_validates_with_one_patient_reference_per_patient_and_ucum_units(tmp_path, fake_core):
+    out = _course_run(tmp_path, fake_core)
+    res = CliRunner().invoke(app, ["export", "fhir", str(out), "--out", str(tmp_path / "bundle.json")])
+    assert res.exit_code == 0, res.output
+    bundle = json.loads((tmp_path / "bundle.json").read_text())
+    fhir.validate(bundle)
+    assert bundle["type"] == "collection"
+    by_type: dict[str, list] = {}
+    for e in bundle["entry"]:
+        by_type.setdefault(e["resource"]["resourceType"], []).append(e)
+    patients = {e["fullUrl"]: e["resource"]["identifier"][0]["value"] for e in by_type["Patient"]}
+    assert sorted(patients.values()) == ["P007", "P042"]
+    obs = [e["resource"] for e in by_type["Observation"]]
+    assert {o["subject"]["reference"] for o in obs} == set(patients)
+    assert len(by_type["DocumentReference"]) == 8 and len(by_type["Device"]) == 1
+    units = {o["code"]["coding"][0]["code"]: o["valueQuantity"]["code"] for o in obs}
+    assert units["hair-density"] == "/cm2" and units["mean-shaft-thickness"] == "um"
+    assert units["cumulative-hair-thickness"] == "mm/cm2"
+    assert all(o["valueQuantity"]["system"] == "http://unitsofmeasure.org" for o in obs)
+    assert all(o["bodySite"]["coding"][0]["code"] == "43067004" and o["bodySite"]["text"] == "vertex" for o in obs)
+    assert {o["effectiveDateTime"] for o in obs} == {"2026-01-10", "2026-03-07"}
+    density = [o for o in obs if o["code"]["coding"][0]["code"] == "hair-density"]
+    images = pd.read_csv(out / "images.csv").sort_values("image")
+    assert sorted(o["valueQuantity"]["value"] for o in density) == \
+        sorted(round(v, 6) for v in images["density_per_cm2"])
+    comps = {c["code"]["coding"][0]["code"]: c["valueQuantity"]["value"] for c in density[0]["component"]}
+    assert set(comps) >= {"hair-count", "vellus-hair-count", "intermediate-hair-count", "terminal-hair-count"}
+    docs = [e["resource"] for e in by_type["DocumentReference"]]
+    assert {d["identifier"][0]["value"] for d in docs} == set(images["sha256"])
+
+
+def test_transaction_bundle_has_requests_and_validates(tmp_path, fake_core):
+    out = _course_run(tmp_path, fake_core)
+    bundle = fhir.build_bundle(pd.read_csv(out / "images.csv", dtype={"patient_id": str}), version="0.1.0",
+                               method="test", transaction=True)
+    fhir.validate(bundle)
+    assert bundle["type"] == "transaction"
+    assert all(e["request"] == {"method": "POST", "url": e["resource"]["resourceType"]} for e in bundle["entry"])
+
+
+class _FakeFhir(BaseHTTPRequestHandler):
+    """Answers a transaction with 201 for every entry but the last (a 400): errors must be reported."""
+
+    received: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _FakeFhir.received.append((self.path, body))
+        n = len(body["entry"])
+        answer = {"resourceType": "Bundle", "type": "transaction-response",
+                  "entry": [{"response": {"status": "201 Created" if i < n - 1 else "400 Bad Request",
+                                          "location": f"Observation/{i}/_history/1"}} for i in range(n)]}
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/fhir+json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_post_reports_every_entry_and_fails_on_a_rejected_one(tmp_path, fake_core):
+    out = _course_run(tmp_path, fake_core)
+    server = HTTPServer(("127.0.0.1", 0), _FakeFhir)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/fhir"
+        res = CliRunner().invoke(app, ["export", "fhir", str(out), "--out", str(tmp_path / "b.json"),
+                                       "--transaction", "--post", url])
+    finally:
+        server.shutdown()
+    path, body = _FakeFhir.received[-1]
+    assert path == "/fhir" and body["type"] == "transaction"
+    assert res.exit_code == 1
+    assert "400 Bad Request" in res.output and f"{len(body['entry']) - 1} accepted, 1 not" in res.output
+
+
+def test_unreachable_server_is_an_error_not_silence(tmp_path, fake_core):
+    out = _course_run(tmp_path, fake_core)
+    res = CliRunner().invoke(app, ["export", "fhir", str(out), "--out", str(tmp_path / "b.json"),
+                                   "--post", "http://127.0.0.1:9/fhir"])
+    assert res.exit_code == 1 and "cannot send the bundle" in res.output
+
+
+# ----------------------------------------------------------------------------- pseudonymisation
+
+
+def test_pseudonymized_outputs_contain_no_original_identifier(tmp_path, fake_core):
+    out = _course_run(tmp_path, fake_core, pseudonymize="clinic-secret")
+    (tmp_path / "clinic" / "P042" / "2026-01-10" / "broken.png").write_bytes(b"")  # an error message names a path
+    run_batch([tmp_path / "clinic"], out, um_per_px=5.0, progress=False, pseudonymize="clinic-secret")
+    res = CliRunner().invoke(app, ["export", "fhir", str(out), "--out", str(out / "bundle.json")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["compare", str(out), "--out", str(out / "course"), "--boot", "100"])
+    assert res.exit_code == 0, res.output
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) > 10
+    for path in files:
+        data = path.read_bytes()
+        for original in (b"P007", b"P042"):
+            assert original not in data, f"{original!r} found in {path}"
+            assert original.decode() not in path.relative_to(out).as_posix()
+    images = pd.read_csv(out / "images.csv")
+    assert images["patient_id"].str.startswith("PSN-").all() and images["patient_id"].nunique() == 2
+    assert (images["status"] == "error").sum() == 1
+
+
+def test_same_key_same_pseudonym_other_key_other():
+    from pipeline.pseudonym import Pseudonymizer
+
+    a, b, c = Pseudonymizer("k1"), Pseudonymizer("k1"), Pseudonymizer("k2")
+    assert a.patient("P007") == b.patient("P007") != c.patient("P007")
+    assert a.patient("P007").startswith("PSN-") and len(a.patient("P007")) == 20
+    assert a.text("clinic/P007/2026-01-10/vertex.png") == f"clinic/{a.patient('P007')}/2026-01-10/vertex.png"
+    with pytest.raises(ValueError, match="key is empty"):
+        Pseudonymizer("")
