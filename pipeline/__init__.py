@@ -1,4 +1,9 @@
-"""Trichoscopy image analysis: hair count, shaft thickness and density, proven on phantom truth."""
+"""Trichoscopy image analysis: hair count, shaft thickness and density, proven on phantom truth.
+
+The Python API (tables with the CSV columns)::
+
+    from pipeline import analyze_image, analyze_folder, compare
+"""
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -8,4 +13,14 @@ except PackageNotFoundError:  # running from a source tree without install
 
 from pipeline.settings import Settings  # noqa: E402
 
-__all__ = ["Settings", "__version__"]
+_API = ("analyze_image", "analyze_folder", "compare", "ImageAnalysis", "FolderAnalysis", "CourseComparison")
+__all__ = ["Settings", "__version__", *_API]
+
+
+def __getattr__(name: str):
+    """The API functions, imported on first use (``import pipeline`` stays light)."""
+    if name in _API:
+        from pipeline import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
