@@ -65,12 +65,17 @@ class CourseSettings:
         Keep frames with ``quality_flags`` (left out by default).
     baseline : str or None
         Session date taken as baseline (ISO); default the first session.
+    matched_retest_sd_pct : float
+        SD of the measured same-spot (matched) hair-count change between two
+        visits with no true change, in % of the count, measured on phantom
+        courses (``benchmarks/course_response.py``); MDC95 = 1.96 x it.
     """
 
     n_boot: int = 2000
     seed: int = 0
     include_flagged: bool = False
     baseline: str | None = None
+    matched_retest_sd_pct: float = 4.0
 
 
 # ----------------------------------------------------------------------------- selecting frames
@@ -230,7 +235,8 @@ def change_ci(a: pd.DataFrame, b: pd.DataFrame, thick: dict[str, np.ndarray], *,
 
 
 def compare_course(images: pd.DataFrame, hairs: pd.DataFrame,
-                   settings: CourseSettings = CourseSettings()) -> dict[str, pd.DataFrame]:
+                   settings: CourseSettings = CourseSettings(),
+                   field_pairs: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Sessions, changes and the response per patient and site.
 
     Parameters
@@ -239,6 +245,15 @@ def compare_course(images: pd.DataFrame, hairs: pd.DataFrame,
         ``images.csv`` and ``hairs.csv`` of an analysis run (column contract
         of :mod:`pipeline.batch`).
     settings : CourseSettings
+    field_pairs : DataFrame, optional
+        Same-spot matches of fields against their baseline (one row per
+        field pair: ``patient_id, site, session_date, reference_date,
+        registered, common_area_cm2, n_before, n_after, terminal_before,
+        terminal_after, vellus_before, vellus_after, thickness_sum_before_um,
+        thickness_sum_after_um, persisting, gained, lost``; see
+        :func:`pipeline.course_io.match_fields`). Where a session has
+        registered pairs, its baseline change of the counting metrics is
+        computed over the common region (``method = matched``).
 
     Returns
     -------
@@ -265,7 +280,10 @@ def compare_course(images: pd.DataFrame, hairs: pd.DataFrame,
             if i > 0 and course.loc[i - 1, "session_date"] != base_date:
                 refs.append(("previous", course.loc[i - 1]))
             for ref_name, ref in refs:
-                changes += _change_rows(fields, thick, ref, row, ref_name, sd, settings.n_boot, rng)
+                rows = _change_rows(fields, thick, ref, row, ref_name, sd, settings.n_boot, rng)
+                if ref_name == "baseline" and field_pairs is not None and len(field_pairs):
+                    rows = _matched_rows(rows, field_pairs, row, ref, settings, rng)
+                changes += rows
         summary.append(_summary_row(pid, site, course, base_date, changes))
     change_cols = ["patient_id", "site", "session_date", "reference", "reference_date", "metric", "value",
                    "baseline", "change", "change_pct", "ci_low", "ci_high", "mdc", "real_change", "method"]
@@ -297,6 +315,70 @@ def _change_rows(fields, thick, ref, row, ref_name, sd, n_boot, rng) -> list[dic
                     "baseline": base, "change": change,
                     "change_pct": 100.0 * change / base if base else math.nan,
                     "ci_low": lo, "ci_high": hi, "mdc": mdc, "real_change": real, "method": "pooled"})
+    return out
+
+
+MATCHED_METRICS = ["density_per_cm2", "terminal_density_per_cm2", "mean_thickness_um", "vellus_share_pct",
+                   "cumulative_thickness_mm_per_cm2"]
+
+
+def _matched_values(p: pd.DataFrame) -> tuple[dict[str, float], dict[str, float]]:
+    """Before / after values of MATCHED_METRICS over the common regions of field pairs ``p``."""
+    area = float(p["common_area_cm2"].sum())
+    out = []
+    for side in ("before", "after"):
+        n = float(p[f"n_{side}"].sum())
+        t = float(p[f"thickness_sum_{side}_um"].sum())
+        out.append({"density_per_cm2": n / area if area > 0 else math.nan,
+                    "terminal_density_per_cm2": float(p[f"terminal_{side}"].sum()) / area if area > 0 else math.nan,
+                    "mean_thickness_um": t / n if n > 0 else math.nan,
+                    "vellus_share_pct": 100.0 * float(p[f"vellus_{side}"].sum()) / n if n > 0 else math.nan,
+                    "cumulative_thickness_mm_per_cm2": t / 1000.0 / area if area > 0 else math.nan})
+    return out[0], out[1]
+
+
+def _matched_rows(rows: list[dict], field_pairs: pd.DataFrame, row, ref, settings: CourseSettings,
+                  rng: np.random.Generator) -> list[dict]:
+    """Replace the pooled baseline change of the counting metrics by the same-spot one where fields registered.
+
+    CI: bootstrap over the registered field pairs (the spots sample the
+    scalp), and for density each drawn pair's count change is blurred by the
+    measured same-spot detection noise (normal, SD
+    ``settings.matched_retest_sd_pct`` of its baseline count). The same
+    hairs are seen twice, so there is no Poisson sampling term. MDC95 of the
+    density: 1.96 x that test-retest SD (already the SD of a difference) per area.
+    """
+    p = field_pairs[(field_pairs.patient_id == row.patient_id) & (field_pairs.site == row.site)
+                    & (field_pairs.session_date == row.session_date) & (field_pairs.reference_date == ref.session_date)
+                    & field_pairs.registered.astype(bool)]
+    if p.empty or float(p["common_area_cm2"].sum()) <= 0:
+        return rows
+    before, after = _matched_values(p)
+    draws = {m: [] for m in MATCHED_METRICS}
+    for _ in range(settings.n_boot):
+        q = p.iloc[rng.integers(0, len(p), len(p))].copy()
+        b, a = _matched_values(q)
+        noise = rng.normal(0.0, settings.matched_retest_sd_pct / 100.0 * q["n_before"].to_numpy(float))
+        counted = float((q["n_after"] - q["n_before"]).sum() + noise.sum()) / float(q["common_area_cm2"].sum())
+        for m in MATCHED_METRICS:
+            draws[m].append(counted if m == "density_per_cm2" else a[m] - b[m])
+    n_before, area = float(p["n_before"].sum()), float(p["common_area_cm2"].sum())
+    sd_change = settings.matched_retest_sd_pct / 100.0 * n_before / area  # hairs/cm², of a change
+    out = []
+    for r in rows:
+        m = r["metric"]
+        if m not in MATCHED_METRICS:
+            out.append(r)
+            continue
+        d = np.asarray(draws[m], float)
+        d = d[np.isfinite(d)]
+        lo, hi = (float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))) if d.size else (math.nan, math.nan)
+        change = after[m] - before[m]
+        mdc = 1.959964 * sd_change if m == "density_per_cm2" else r["mdc"]
+        real = bool(math.isfinite(mdc) and abs(change) > mdc and (lo > 0 or hi < 0))
+        out.append({**r, "value": after[m], "baseline": before[m], "change": change,
+                    "change_pct": 100.0 * change / before[m] if before[m] else math.nan,
+                    "ci_low": lo, "ci_high": hi, "mdc": mdc, "real_change": real, "method": "matched"})
     return out
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 import pipeline
-from pipeline.course import CourseSettings, compare_course
+from pipeline.course import CourseSettings, compare_course, usable_frames
 
 RESPONSE_RULE = ("improved / worsened: the density change of the latest session against baseline exceeds the "
                  "minimal detectable change (MDC95 = 2.77 x SEM from the within-visit spread between fields) "
@@ -39,25 +39,119 @@ def _read(path: Path) -> pd.DataFrame:
         raise CompareError(f"{path}: cannot be read as CSV ({exc}); rerun `tricho analyze`") from None
 
 
-def run_compare(results: str | Path, out: str | Path, settings: CourseSettings = CourseSettings()) -> dict:
+def _image_paths(results: Path, images: pd.DataFrame) -> dict[str, Path]:
+    """Where each frame of a run lives, from run.json's inputs (folders, manifests or files)."""
+    try:
+        inputs = [Path(p) for p in json.loads((results / "run.json").read_text()).get("inputs", [])]
+    except (OSError, ValueError):
+        inputs = []
+    roots = [p if p.is_dir() else p.parent for p in inputs]
+    out = {}
+    for key in images["image"].astype(str):
+        for root in roots:
+            if (root / key).is_file():
+                out[key] = root / key
+                break
+    return out
+
+
+def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
+                 settings: CourseSettings = CourseSettings(), *, gate_um: float = 60.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Register each field of a later session with the same field (``field_id``) at baseline, and match hairs.
+
+    Returns
+    -------
+    field_pairs : DataFrame
+        One row per field pair (see :func:`pipeline.course.compare_course`).
+    matches : DataFrame
+        One row per hair of a registered pair (:func:`pipeline.register.match_visits`)
+        with the pair's keys.
+    """
+    from pipeline import register
+    from pipeline.imageio import ImageReadError, read_image
+
+    frames, _ = usable_frames(images, settings)
+    if "field_id" not in frames or frames["field_id"].astype("string").fillna("").eq("").all():
+        return pd.DataFrame(), pd.DataFrame()
+    paths = _image_paths(results, frames)
+    by_image = {k: g.reset_index(drop=True) for k, g in hairs.groupby("image")} if len(hairs) else {}
+    empty = pd.DataFrame(columns=["row", "col", "thickness_um", "class"])
+    pairs, matches = [], []
+    frames = frames.assign(field_id=frames["field_id"].astype("string").fillna(""))
+    for (pid, site), course in frames.groupby(["patient_id", "site"]):
+        dates = sorted(course["session_date"].unique())
+        base_date = settings.baseline if settings.baseline in dates else dates[0]
+        base = course[course.session_date == base_date].set_index("field_id")
+        for _, row in course[course.session_date != base_date].iterrows():
+            if row.field_id == "" or row.field_id not in base.index:
+                continue
+            ref = base.loc[row.field_id]
+            ref = ref.iloc[0] if isinstance(ref, pd.DataFrame) else ref
+            keys = dict(patient_id=pid, site=site, session_date=row.session_date, reference_date=base_date,
+                        field_id=row.field_id, image=row.image, reference_image=ref.image)
+            if ref.image not in paths or row.image not in paths:
+                pairs.append({**keys, "registered": False, "how": "image files not found"})
+                continue
+            try:
+                fixed, moving = read_image(paths[ref.image]), read_image(paths[row.image])
+            except ImageReadError as exc:
+                pairs.append({**keys, "registered": False, "how": str(exc)})
+                continue
+            hf, hm = by_image.get(ref.image, empty), by_image.get(row.image, empty)
+            um = float(ref.um_per_px)
+            reg, how = register.register_frames(fixed, moving), "skin"
+            if reg is None:
+                reg, how = register.register_points(hf[["row", "col"]].to_numpy(float), hm[["row", "col"]].to_numpy(float),
+                                                    radius_px=gate_um / um), "openings"
+            if reg is None:
+                pairs.append({**keys, "registered": False, "how": "no registration (skin and openings disagree)"})
+                continue
+            region = register.common_region(fixed.shape[:2], moving.shape[:2], reg.matrix)
+            m = register.match_visits(hf, hm, reg.matrix, region, gate_px=gate_um / um)
+            before = hf.iloc[m.loc[m.fixed_index >= 0, "fixed_index"].to_numpy(int)]
+            after = hm.iloc[m.loc[m.moving_index >= 0, "moving_index"].to_numpy(int)]
+            pairs.append({**keys, "registered": True, "how": how, "n_inliers": reg.n_inliers,
+                          "rotation_deg": round(reg.rotation_deg, 3),
+                          "common_area_cm2": float(region.sum()) * (um * 1e-4) ** 2,
+                          "n_before": len(before), "n_after": len(after),
+                          "terminal_before": int((before["class"] == "terminal").sum()),
+                          "terminal_after": int((after["class"] == "terminal").sum()),
+                          "vellus_before": int((before["class"] == "vellus").sum()),
+                          "vellus_after": int((after["class"] == "vellus").sum()),
+                          "thickness_sum_before_um": float(before["thickness_um"].sum()),
+                          "thickness_sum_after_um": float(after["thickness_um"].sum()),
+                          "persisting": int((m.status == "persisting").sum()),
+                          "gained": int((m.status == "gained").sum()), "lost": int((m.status == "lost").sum())})
+            matches.append(m.assign(**keys))
+    return pd.DataFrame(pairs), (pd.concat(matches, ignore_index=True) if matches else pd.DataFrame())
+
+
+def run_compare(results: str | Path, out: str | Path, settings: CourseSettings = CourseSettings(),
+                *, match: bool = True) -> dict:
     """Compare the sessions of an analysis run and write the tables (see the module doc).
+
+    With ``match`` (default), fields that share a ``field_id`` across
+    sessions are registered and their hairs matched (:func:`match_fields`);
+    ``field_pairs.csv`` and ``matches.csv`` are written too.
 
     Returns
     -------
     dict of str -> DataFrame
-        As :func:`pipeline.course.compare_course`.
+        As :func:`pipeline.course.compare_course`, plus ``field_pairs`` and ``matches``.
     """
     results, out = Path(results), Path(out)
     images = _read(results / "images.csv")
     hairs = _read(results / "hairs.csv")
-    tables = compare_course(images, hairs, settings)
+    pairs, matches = match_fields(images, hairs, results, settings) if match else (pd.DataFrame(), pd.DataFrame())
+    tables = compare_course(images, hairs, settings, field_pairs=pairs if len(pairs) else None)
+    tables.update(field_pairs=pairs, matches=matches)
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         tmp = out / f".{name}.csv.tmp"
         table.to_csv(tmp, index=False, lineterminator="\n")
         tmp.replace(out / f"{name}.csv")
     record = {"package": "tricho-pipeline", "version": pipeline.__version__, "results": str(results),
-              "settings": dataclasses.asdict(settings), "response_rule": RESPONSE_RULE,
+              "settings": dataclasses.asdict(settings), "response_rule": RESPONSE_RULE, "matched": bool(match),
               "created_utc": datetime.now(timezone.utc).isoformat(),
               "counts": {k: int(len(v)) for k, v in tables.items()}}
     (out / "compare.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,247 @@
+"""Phantom treatment courses: the same spot of scalp photographed at every session.
+
+The follicles of a field persist from session to session; some units are
+lost, new ones appear, shafts thicken, and every hair is clipped again. The
+device is put back on the tattoo dot a little off: each session's field is
+shifted (up to ``max_shift_um``) and rotated (up to ``max_rotation_deg``)
+against the first, and lighting, focus and exposure change. The skin itself
+(texture, pigment network, vessels) moves with the field, so registration
+can use it. Truth: every hair carries a ``track_id`` that is the same in
+every session it appears in, and ``transform`` maps first-session pixels to
+this session's pixels (2 x 3, on (row, col)).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from pipeline import synth
+
+__all__ = ["CourseSpec", "render_course", "generate_course"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CourseSpec:
+    """What happens over a course (all changes relative to the first session).
+
+    Attributes
+    ----------
+    n_sessions : int
+    density_change_pct : float
+        Change of hair density at the last session (%, linear in session index).
+    thickening_um : float
+        Mean shaft thickening of persisting hairs at the last session (µm).
+    turnover_pct : float
+        Share of units lost *and* of units gained per session on top of the
+        net change (hair cycling; %).
+    max_shift_um, max_rotation_deg : float
+        Largest repositioning of the field against the first session.
+    """
+
+    n_sessions: int = 6
+    density_change_pct: float = 15.0
+    thickening_um: float = 4.0
+    turnover_pct: float = 2.0
+    max_shift_um: float = 150.0
+    max_rotation_deg: float = 4.0
+
+
+def _rotation(phi: float) -> np.ndarray:
+    """Rotation acting on (row, col) vectors, turning a direction angle by +phi (see synth's direction)."""
+    return np.array([[math.cos(phi), math.sin(phi)], [-math.sin(phi), math.cos(phi)]])
+
+
+def _transform(rng: np.random.Generator, p: synth.SceneParams, spec: CourseSpec, first: bool) -> np.ndarray:
+    """2 x 3 matrix (row, col) -> (row, col) from session-0 pixels to this session's pixels."""
+    if first:
+        return np.hstack([np.eye(2), np.zeros((2, 1))])
+    phi = math.radians(float(rng.uniform(-spec.max_rotation_deg, spec.max_rotation_deg)))
+    shift = rng.uniform(-1, 1, 2) * spec.max_shift_um / p.um_per_px
+    centre = np.array([p.height / 2, p.width / 2])
+    rot = _rotation(phi)
+    return np.hstack([rot, (centre - rot @ centre + shift)[:, None]])
+
+
+def _apply(m: np.ndarray, rc: np.ndarray) -> np.ndarray:
+    return (np.asarray(rc, float) @ m[:, :2].T) + m[:, 2]
+
+
+def _warp(img: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Warp a (row, col) image by ``m`` (session-0 -> session pixels); OpenCV wants (x, y)."""
+    swap = np.array([[0, 1], [1, 0]], float)
+    a = swap @ m[:, :2] @ swap
+    t = swap @ m[:, 2]
+    return cv2.warpAffine(img, np.hstack([a, t[:, None]]).astype(np.float64), (shape[1], shape[0]),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def _session_optics(rng: np.random.Generator, p: synth.SceneParams) -> synth.SceneParams:
+    """Lighting, focus and exposure of one visit."""
+    return dataclasses.replace(
+        p, light_angle_deg=float(rng.uniform(0, 360)),
+        blur_sigma_px=float(np.clip(p.blur_sigma_px * rng.uniform(0.7, 1.4), 0.4, 3.5)),
+        vignetting=float(rng.uniform(0.0, 0.3)),
+        white_balance=tuple(float(v * rng.normal(1.0, 0.03)) for v in p.white_balance),
+        glare=0.0 if rng.random() < 0.6 else float(rng.uniform(0.05, 0.25)))
+
+
+def render_course(params: synth.SceneParams, spec: CourseSpec, seed: int) -> list[tuple[np.ndarray, dict]]:
+    """Render ``spec.n_sessions`` frames of one spot and their truth (see the module doc).
+
+    Parameters
+    ----------
+    params : SceneParams
+        The first session's scene (its density is the baseline density).
+    spec : CourseSpec
+    seed : int
+        Seeds the follicles, the skin, every session's changes and optics.
+
+    Returns
+    -------
+    list of (image, truth)
+        One per session; ``truth`` follows ``tricho-phantom-truth/1`` plus
+        ``session`` (index), ``transform`` and a ``track_id`` per hair.
+    """
+    p0 = dataclasses.replace(params, n_long_hairs=0)
+    base = synth._layout(p0, np.random.default_rng([seed, 0]))
+    last = max(1, spec.n_sessions - 1)
+    gain_total = max(0.0, spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
+    extra_p = dataclasses.replace(p0, density_per_cm2=p0.density_per_cm2 * max(gain_total, 1e-6))
+    extra = synth._layout(extra_p, np.random.default_rng([seed, 1]))
+    units = _unit_table(base, 0) + _unit_table(extra, len(base.openings))
+    rng_plan = np.random.default_rng([seed, 2])
+    n_base = len(base.openings)
+    loss_total = max(0.0, -spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
+    lost_at = _schedule(rng_plan, n_base, loss_total, last)  # session index from which a unit is gone
+    gained_at = _schedule(rng_plan, len(extra.openings), gain_total * n_base / max(len(extra.openings), 1), last)
+    thick_gain = {i: float(rng_plan.normal(1.0, 0.5)) for i in range(len(units))}
+    out = []
+    for s in range(spec.n_sessions):
+        rng = np.random.default_rng([seed, 10 + s])
+        m = _transform(rng, p0, spec, first=s == 0)
+        ps = p0 if s == 0 else _session_optics(rng, p0)
+        present = [u for u in units if (u["source"] == 0 and lost_at[u["index"]] > s)
+                   or (u["source"] == 1 and gained_at[u["index"]] <= s)]
+        lay = _session_layout(present, m, ps, rng, spec, s / last, thick_gain, base, extra)
+        img, truth = _render(ps, lay, m, seed, rng)
+        truth.update(session=s, transform=m.round(6).tolist())
+        out.append((img, truth))
+    return out
+
+
+def _unit_table(lay, offset: int) -> list[dict]:
+    table = []
+    for uid in range(len(lay.openings)):
+        hairs = [h for h in lay.hairs if h.unit_id == uid]
+        table.append({"uid": offset + uid, "index": uid, "source": 0 if offset == 0 else 1, "hairs": hairs,
+                      "opening": lay.openings[uid], "theta": float(lay.unit_theta[uid])})
+    return table
+
+
+def _schedule(rng: np.random.Generator, n: int, total_share: float, last: int) -> np.ndarray:
+    """Session index from which each of ``n`` units changes (never = last + 1), spread over the course."""
+    at = np.full(n, last + 1)
+    k = min(n, int(round(total_share * n)))
+    if k > 0:
+        chosen = rng.choice(n, k, replace=False)
+        at[chosen] = rng.integers(1, last + 1, k)
+    return at
+
+
+def _session_layout(present, m, ps, rng, spec, progress, thick_gain, base, extra):
+    hairs, openings, thetas, sizes = [], [], [], []
+    for new_uid, u in enumerate(present):
+        openings.append(_apply(m, u["opening"][None])[0])
+        sizes.append(len(u["hairs"]))
+        turn = math.atan2(-m[1, 0], m[0, 0])
+        for k, h in enumerate(u["hairs"]):
+            hh = copy.copy(h)
+            hh.unit_id = new_uid
+            hh.emergence = np.round(_apply(m, h.emergence[None])[0], 3)
+            hh.theta = h.theta + turn
+            hh.width_um = round(max(8.0, h.width_um + spec.thickening_um * progress * thick_gain[u["uid"]]), 1)
+            lo, hi = ps.clip_length_um
+            hh.length_um = round(max(float(rng.uniform(lo, hi)), 2.5 * hh.width_um), 1)  # clipped again
+            hh.curve, hh.s = None, None
+            hh.track_id = u["uid"] * 8 + k
+            hairs.append(hh)
+        thetas.append(u["theta"] + turn)
+    synth._build_curves(ps, hairs)
+    empties = _apply(m, base.empties) if len(base.empties) else base.empties
+    return synth._Layout(hairs, np.array(openings).reshape(-1, 2), np.array(thetas), np.array(sizes, int), empties)
+
+
+def _render(p: synth.SceneParams, lay, m: np.ndarray, seed: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """synth.render_frame's steps with a given layout and a skin that moves with the field."""
+    skin_rng = np.random.default_rng([seed, 3])
+    img, frost = synth._render_skin(p, skin_rng)
+    if p.pigment_network:
+        synth._pigment_network(img, p, skin_rng)
+    if p.vessels:
+        synth._vessels(img, p, skin_rng)
+    shape = (p.height, p.width)
+    img, frost = _warp(img, m, shape), _warp(frost, m, shape)
+    synth._apply_halos(img, p, rng, lay, frost)
+    synth._empty_openings(img, p, rng, lay)
+    flakes = synth._flakes(p, rng, lay)
+    for centre, radius, over in flakes:
+        if not over:
+            synth._draw_flake(img, centre, radius, rng, frost)
+    drawn = [hh for hh in lay.hairs if hh.curve is not None]
+    synth._shadows(img, p, drawn)
+    for hair in drawn:
+        synth._paint_shaft(img, hair, p.um_per_px, p.light_angle_deg, rng)
+    for centre, radius, over in flakes:
+        if over:
+            synth._draw_flake(img, centre, radius, rng, frost)
+    if p.glare > 0:
+        synth._glare(img, p, rng, frost)
+    img8 = synth._camera(synth._defocus(img, p), p, rng)
+    synth._overlays(img8, p, rng)
+    truth = synth._truth(p, lay)
+    kept = [hh for hh in lay.hairs if hh.curve is not None and synth._curve_in_frame(hh, shape, p.um_per_px)]
+    for h, hh in zip(truth["hairs"], kept):
+        h["track_id"] = int(hh.track_id)
+    return img8, truth
+
+
+def generate_course(out_dir: str | Path, *, patient_id: str, site: str, seed: int, spec: CourseSpec = CourseSpec(),
+                    n_fields: int = 3, start: str = "2026-01-05", days_between: int = 14,
+                    **overrides: Any) -> pd.DataFrame:
+    """Write a course of ``n_fields`` spots x ``spec.n_sessions`` sessions with a manifest.
+
+    Field ``f`` is the same spot (``field_id``) at every session. Frames go to
+    ``OUT/PATIENT/DATE/SITE_F.png`` with truth JSON beside them; the rows are
+    appended to ``OUT/manifest.csv`` (``image, um_per_px, patient_id, site,
+    session_date, field_id``), so several courses can share one folder.
+    """
+    out = Path(out_dir)
+    rows = []
+    dates = [(pd.Timestamp(start) + pd.Timedelta(days=days_between * s)).date().isoformat()
+             for s in range(spec.n_sessions)]
+    for f in range(n_fields):
+        rng = np.random.default_rng([seed, 100 + f])
+        params = synth.sample_scene(rng, **{"header_strip": False, "padding_strip": False, "scale_bar": False,
+                                            "red_circle": False, "n_long_hairs": 0, **overrides})
+        for s, (img, truth) in enumerate(render_course(params, spec, seed * 1000 + f)):
+            rel = f"{patient_id}/{dates[s]}/{site}_{f + 1}.png"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(out / rel), img[..., ::-1])
+            truth.update(image=rel, seed=[int(seed), f, s])
+            (out / rel).with_suffix(".json").write_text(json.dumps(truth))
+            rows.append(dict(image=rel, um_per_px=params.um_per_px, patient_id=patient_id, site=site,
+                             session_date=dates[s], field_id=f + 1))
+    manifest = pd.DataFrame(rows)
+    path = out / "manifest.csv"
+    if path.is_file():
+        manifest = pd.concat([pd.read_csv(path, dtype=str), manifest.astype(str)], ignore_index=True)
+    manifest.to_csv(path, index=False)
+    return manifest

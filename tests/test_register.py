@@ -1,0 +1,120 @@
+"""Same-spot courses: the phantom course generator, registration and hair matching, matched compare."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from pipeline import synth
+from pipeline.cli import app
+from pipeline.register import (apply_rc, common_region, match_visits, register_frames, register_points)
+from pipeline.synth_course import CourseSpec, generate_course, render_course
+
+
+def _scene(seed, **kw):
+    rng = np.random.default_rng(seed)
+    base = dict(height=512, width=640, um_per_px=3.0, hair_color="black", skin_tone=3, header_strip=False,
+                padding_strip=False, scale_bar=False, red_circle=False, n_long_hairs=0, glare=0.0)
+    return synth.sample_scene(rng, **{**base, **kw})
+
+
+def test_course_keeps_the_follicles_and_moves_the_field():
+    frames = render_course(_scene(3, density_per_cm2=200), CourseSpec(n_sessions=3, density_change_pct=0,
+                                                                     turnover_pct=0, thickening_um=0), 7)
+    t0, t2 = frames[0][1], frames[2][1]
+    assert t0["transform"] == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    m = np.array(t2["transform"])
+    by_track = {h["track_id"]: h for h in t2["hairs"]}
+    common = [h for h in t0["hairs"] if h["track_id"] in by_track]
+    assert len(common) >= 0.6 * len(t0["hairs"])
+    for h in common:  # every persisting follicle sits where the transform puts it
+        moved = apply_rc(m, np.array([h["emergence_rc"]]))[0]
+        assert np.allclose(moved, by_track[h["track_id"]]["emergence_rc"], atol=0.01)
+        assert by_track[h["track_id"]]["width_um"] == h["width_um"]
+
+
+def test_density_change_shows_in_the_truth():
+    spec = CourseSpec(n_sessions=4, density_change_pct=40, turnover_pct=0, max_shift_um=0, max_rotation_deg=0)
+    frames = render_course(_scene(4, density_per_cm2=220, height=1024, width=1280), spec, 9)
+    counts = [t["count_in_field"] for _, t in frames]
+    assert counts[-1] > counts[0] * 1.2
+    assert counts == sorted(counts)  # gains only, no losses
+
+
+def test_registration_recovers_the_repositioning():
+    """Points anywhere in a small 640 x 512 frame come back within 8 px (24 µm, under half the 60 µm matching gate)."""
+    frames = render_course(_scene(5), CourseSpec(n_sessions=3), 11)
+    for img, truth in frames[1:]:
+        reg = register_frames(frames[0][0], img)
+        assert reg is not None and reg.n_inliers >= 20
+        m = np.array(truth["transform"])
+        pts = np.array([[50.0, 50.0], [256.0, 320.0], [460.0, 600.0]])
+        back = apply_rc(reg.matrix, apply_rc(m, pts))  # session-0 -> session -> back
+        assert np.abs(back - pts).max() < 8.0
+        assert np.abs(back[1] - pts[1]).max() < 3.0  # the middle of the frame
+
+
+def test_unrelated_frames_do_not_register():
+    a = render_course(_scene(5), CourseSpec(n_sessions=1), 11)[0][0]
+    b = render_course(_scene(6, skin_tone=2), CourseSpec(n_sessions=1), 12)[0][0]
+    assert register_frames(a, b) is None
+
+
+def test_point_registration_of_shifted_openings():
+    rng = np.random.default_rng(0)
+    fixed = rng.uniform(0, 500, (30, 2))
+    phi = np.radians(3.0)
+    rot = np.array([[np.cos(phi), np.sin(phi)], [-np.sin(phi), np.cos(phi)]])
+    truth = np.hstack([rot, [[12.0], [-20.0]]])  # moving = truth(fixed)
+    moving = apply_rc(truth, fixed[:25]) + rng.normal(0, 0.5, (25, 2))
+    moving = np.vstack([moving, rng.uniform(0, 500, (5, 2))])  # 5 new openings
+    reg = register_points(fixed, moving, radius_px=8.0)
+    assert reg is not None and reg.n_inliers >= 24
+    assert np.abs(apply_rc(reg.matrix, apply_rc(truth, fixed)) - fixed).max() < 1.5
+
+
+def test_match_visits_counts_persisting_gained_lost():
+    fixed = pd.DataFrame({"row": [10.0, 50.0, 90.0], "col": [10.0, 50.0, 90.0], "mid_row": [20.0, 60.0, 100.0],
+                          "mid_col": [10.0, 50.0, 90.0], "thickness_um": [60.0, 70.0, 80.0]})
+    shift = np.array([[1.0, 0.0, 5.0], [0.0, 1.0, -5.0]])  # moving -> fixed
+    moving = pd.DataFrame({"row": [5.0, 45.0, 150.0], "col": [15.0, 55.0, 150.0], "mid_row": [25.0, 55.0, 160.0],
+                           "mid_col": [15.0, 55.0, 150.0], "thickness_um": [62.0, 75.0, 40.0]})
+    region = np.ones((200, 200), bool)
+    m = match_visits(fixed, moving, shift, region, gate_px=3.0)
+    assert sorted(m["status"]) == ["gained", "lost", "persisting", "persisting"]
+    pers = m[m.status == "persisting"].sort_values("fixed_index")
+    assert pers["fixed_index"].tolist() == [0, 1] and pers["moving_index"].tolist() == [0, 1]
+    assert (pers["thickness_after_um"] - pers["thickness_before_um"]).tolist() == [2.0, 5.0]
+
+
+def test_common_region_of_a_shifted_frame():
+    shift = np.array([[1.0, 0.0, 10.0], [0.0, 1.0, 20.0]])  # moving row r -> fixed row r + 10
+    region = common_region((100, 100), (100, 100), shift)
+    assert region.sum() == 90 * 80 and not region[:10].any() and not region[:, :20].any()
+
+
+def test_compare_matches_a_phantom_course(tmp_path):
+    spec = CourseSpec(n_sessions=2, density_change_pct=20)
+    generate_course(tmp_path / "course", patient_id="P1", site="vertex", seed=5, spec=spec, n_fields=2,
+                    height=768, width=1024, hair_color="black", skin_tone=3, glare=0.0)
+    runner = CliRunner()
+    res = runner.invoke(app, ["analyze", str(tmp_path / "course"), "--out", str(tmp_path / "run"), "--quiet",
+                              "--no-overlays", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["compare", str(tmp_path / "run"), "--out", str(tmp_path / "cmp"), "--boot", "200"])
+    assert res.exit_code == 0, res.output
+    pairs = pd.read_csv(tmp_path / "cmp" / "field_pairs.csv")
+    assert len(pairs) == 2 and pairs["registered"].all() and set(pairs["how"]) <= {"skin", "openings"}
+    assert (pairs["persisting"] + pairs["lost"] == pairs["n_before"]).all()
+    assert (pairs["persisting"] + pairs["gained"] == pairs["n_after"]).all()
+    changes = pd.read_csv(tmp_path / "cmp" / "changes.csv")
+    density = changes.query("metric == 'density_per_cm2' and reference == 'baseline'").iloc[0]
+    assert density.method == "matched"
+    area = pairs["common_area_cm2"].sum()
+    assert density.change == pytest.approx((pairs["n_after"].sum() - pairs["n_before"].sum()) / area)
+    matches = pd.read_csv(tmp_path / "cmp" / "matches.csv")
+    assert set(matches["status"]) <= {"persisting", "gained", "lost"}
+    assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["matched"] is True
