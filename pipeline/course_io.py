@@ -4,8 +4,10 @@
 ``RESULTS/hairs.csv`` (an ``tricho analyze`` output folder), runs
 :func:`pipeline.course.compare_course` and writes ``OUT/sessions.csv``,
 ``OUT/changes.csv``, ``OUT/summary.csv``, ``OUT/left_out.csv``,
-``OUT/repeatability.csv`` and ``OUT/compare.json`` (settings, version,
-inputs, the response rule).
+``OUT/repeatability.csv``, ``OUT/field_pairs.csv`` / ``OUT/matches.csv``
+(same-spot matching), ``OUT/reports/PATIENT.html`` (one self-contained page
+per patient) and ``OUT/compare.json`` (settings, version, inputs, the
+response rule).
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import pipeline
 from pipeline.course import CourseSettings, compare_course, usable_frames
 
 RESPONSE_RULE = ("improved / worsened: the density change of the latest session against baseline exceeds the "
-                 "minimal detectable change (MDC95 = 2.77 x SEM from the within-visit spread between fields) "
+                 "minimal detectable change (pooled fields: MDC95 = 2.77 x SEM from the within-visit spread "
+                 "between fields; same spot matched: 1.96 x the test-retest SD of a matched count change) "
                  "and its 95% bootstrap CI excludes zero; otherwise stable")
 
 
@@ -126,6 +129,23 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
     return pd.DataFrame(pairs), (pd.concat(matches, ignore_index=True) if matches else pd.DataFrame())
 
 
+def _write_reports(out: Path, results: Path, images: pd.DataFrame, tables: dict) -> None:
+    """One self-contained HTML report per patient in OUT/reports/."""
+    from pipeline.report import patient_report
+
+    folder = out / "reports"
+    folder.mkdir(exist_ok=True)
+    frames = _image_paths(results, images)
+    overlays = results / "overlays"
+    for pid in sorted(tables["sessions"]["patient_id"].astype(str).unique()):
+        page = patient_report(pid, tables, overlays_dir=overlays if overlays.is_dir() else None, frames=frames,
+                              rule=RESPONSE_RULE, version=pipeline.__version__)
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in pid)
+        tmp = folder / f".{safe}.html.tmp"
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(folder / f"{safe}.html")
+
+
 def run_compare(results: str | Path, out: str | Path, settings: CourseSettings = CourseSettings(),
                 *, match: bool = True) -> dict:
     """Compare the sessions of an analysis run and write the tables (see the module doc).
@@ -150,6 +170,7 @@ def run_compare(results: str | Path, out: str | Path, settings: CourseSettings =
         tmp = out / f".{name}.csv.tmp"
         table.to_csv(tmp, index=False, lineterminator="\n")
         tmp.replace(out / f"{name}.csv")
+    _write_reports(out, results, images, tables)
     record = {"package": "tricho-pipeline", "version": pipeline.__version__, "results": str(results),
               "settings": dataclasses.asdict(settings), "response_rule": RESPONSE_RULE, "matched": bool(match),
               "created_utc": datetime.now(timezone.utc).isoformat(),

@@ -118,3 +118,7 @@ def test_compare_matches_a_phantom_course(tmp_path):
     matches = pd.read_csv(tmp_path / "cmp" / "matches.csv")
     assert set(matches["status"]) <= {"persisting", "gained", "lost"}
     assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["matched"] is True
+    page = (tmp_path / "cmp" / "reports" / "P1.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "patient P1" in page
+    assert page.count("data:image/png;base64,") >= 2  # trends and the matched-hair map
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
