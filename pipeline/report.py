@@ -134,23 +134,25 @@ def patient_report(patient_id: str, tables: dict[str, pd.DataFrame], *, overlays
             index=False, float_format=lambda v: f"{v:.2f}", na_rep="-"))
         pairs = tables.get("field_pairs", pd.DataFrame())
         matches = tables.get("matches", pd.DataFrame())
-        if overlays_dir is not None and "field_pairs" in tables and len(pairs):
-            mine = pairs[(pairs.patient_id == patient_id) & (pairs.site == site)]
-            latest = mine[mine.session_date == mine.session_date.max()] if len(mine) else mine
-            for r in latest.itertuples(index=False):
-                a, b = _file_b64(overlays_dir / overlay_name(r.reference_image)), _file_b64(overlays_dir / overlay_name(r.image))
+        mine = pairs[(pairs.patient_id == patient_id) & (pairs.site == site)] if len(pairs) else pairs
+        latest = mine[mine.session_date == mine.session_date.max()] if len(mine) else mine
+        for r in latest.itertuples(index=False):
+            if overlays_dir is not None:
+                a = _file_b64(overlays_dir / overlay_name(r.reference_image))
+                b = _file_b64(overlays_dir / overlay_name(r.image))
                 cells = "".join(f"<td>{_img_tag(x, n, kind='jpeg')}<br>{esc(n)}</td>"
                                 for x, n in ((a, r.reference_image), (b, r.image)) if x)
                 if cells:
-                    parts.append(f"<h3>Field {esc(str(r.field_id))}: baseline and latest</h3><table><tr>{cells}</tr></table>")
-                if frames and r.registered and r.reference_image in frames and len(matches):
-                    mm = matches[(matches.image == r.image) & (matches.reference_image == r.reference_image)]
-                    try:
-                        fig = match_figure(read_image(frames[r.reference_image]), mm)
-                    except Exception:  # noqa: BLE001 - a missing frame only loses the map
-                        continue
-                    parts.append(f"<h3>Field {esc(str(r.field_id))}: matched hairs (baseline frame)</h3>"
-                                 + _img_tag(fig, "matched hairs", "60%"))
+                    parts.append(f"<h3>Field {esc(str(r.field_id))}: baseline and latest</h3>"
+                                 f"<table><tr>{cells}</tr></table>")
+            if frames and bool(r.registered) and r.reference_image in frames and len(matches):
+                mm = matches[(matches.image == r.image) & (matches.reference_image == r.reference_image)]
+                try:
+                    fig = match_figure(read_image(frames[r.reference_image]), mm)
+                except Exception:  # noqa: BLE001 - a missing frame only loses the map
+                    continue
+                parts.append(f"<h3>Field {esc(str(r.field_id))}: matched hairs (baseline frame)</h3>"
+                             + _img_tag(fig, "matched hairs", "60%"))
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
              "table{border-collapse:collapse;font-size:12px;margin:0.5em 0}"
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}.small{font-size:12px;color:#555}"
