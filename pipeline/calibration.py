@@ -27,7 +27,7 @@ from pipeline import segment
 __all__ = ["DeviceProfile", "device_profiles", "device_um_per_px", "resolve_um_per_px", "scale_bar_um_per_px"]
 
 
-def scale_bar_um_per_px(image: np.ndarray, *, bar_um: float = 1000.0) -> float | None:
+def scale_bar_um_per_px(image: np.ndarray, *, bar_um: float = 1000.0, leg_tolerance: float = 0.03) -> float | None:
     """Pixel size read from an L-shaped scale bar burned into the frame.
 
     Parameters
@@ -35,19 +35,26 @@ def scale_bar_um_per_px(image: np.ndarray, *, bar_um: float = 1000.0) -> float |
     image : ndarray, shape (M, N, 3), uint8
     bar_um : float
         Length each leg stands for (µm); "1.0 mm" on the devices we know.
+    leg_tolerance : float
+        The two legs of the L are equal; when the detected lengths differ by
+        more than this fraction (a leg hidden by hair or lost on light skin)
+        the bar is not trusted and the next source of calibration is used:
+        an 18% error in pixel size is a 40% error in density.
 
     Returns
     -------
     float or None
-        ``bar_um`` / (longer leg in pixels), or None without a bar. Crossing
-        shafts only ever shorten a detected leg, so the longer leg is used.
+        ``bar_um`` / (mean leg length in pixels), or None without a
+        trustworthy bar.
     """
     found = segment.find_scale_bar(image)
     if found is None:
         return None
     _, horizontal, vertical = found
-    length = max(horizontal, vertical)
-    return bar_um / length if length > 0 else None
+    longer = max(horizontal, vertical)
+    if longer <= 0 or abs(horizontal - vertical) > leg_tolerance * longer:
+        return None
+    return bar_um / ((horizontal + vertical) / 2)
 
 
 class DeviceProfile(dict):

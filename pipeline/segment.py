@@ -308,18 +308,21 @@ def find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
                 out |= h_leg | v_leg
                 # the vertical leg is followed past faint stretches; the horizontal one
                 # ends in the label box, which a weak test would run into
-                legs.append((_leg_extent(g, h_leg, axis=1, follow=False), _leg_extent(g, v_leg, axis=0)))
+                legs.append((_leg_extent(g, h_leg, axis=1, follow=False),
+                             _leg_extent(g, v_leg, axis=0, corner=hr + hh / 2)))
     if not out.any():
         return None
     horizontal, vertical = max(legs, key=lambda lv: lv[0] + lv[1])
     return cv2.dilate(out.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0, horizontal, vertical
 
 
-def _leg_extent(g: np.ndarray, leg: np.ndarray, *, axis: int, follow: bool = True, max_gap_px: int = 40) -> float:
+def _leg_extent(g: np.ndarray, leg: np.ndarray, *, axis: int, follow: bool = True, corner: float | None = None,
+                max_gap_px: int = 30) -> float:
     """Length (pixels) of a scale-bar leg, followed past faint or hidden stretches.
 
-    Along the leg's own line a weaker thin-line test (a step of 6 grey levels
-    to both sides, same sign) extends the detected run while gaps stay under
+    Along the leg's own line, away from the corner only, a weaker thin-line
+    test (a step of 8 grey levels to both sides, same sign, and the bar's own
+    grey level within 25) extends the detected run while gaps stay under
     ``max_gap_px`` (a crossing shaft, a light patch of skin).
     """
     idx = np.flatnonzero(leg.any(axis=1 - axis))
@@ -332,9 +335,11 @@ def _leg_extent(g: np.ndarray, leg: np.ndarray, *, axis: int, follow: bool = Tru
         [g[:, max(0, line - 3)], g[:, min(g.shape[1] - 1, line + 3)]]
     a, b = profile - others[0], profile - others[1]
     sign = np.sign(np.median(a[idx[0]:idx[-1] + 1]))
-    weak = (sign * a > 6) & (sign * b > 6)
+    level = float(np.median(profile[idx]))
+    weak = (sign * a > 8) & (sign * b > 8) & (np.abs(profile - level) < 25)
     lo, hi = int(idx[0]), int(idx[-1])
-    for step in (-1, 1):
+    steps = (-1, 1) if corner is None else ((1,) if abs(lo - corner) < abs(hi - corner) else (-1,))
+    for step in steps:
         pos, gap = (lo, hi)[step > 0], 0
         while 0 <= pos + step < weak.size and gap < max_gap_px:
             pos += step

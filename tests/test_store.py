@@ -236,8 +236,8 @@ def test_manifest_overrides_the_layout(tmp_path, fake_core):
     run_batch([root], tmp_path / "out", progress=False)
     row = pd.read_csv(tmp_path / "out" / "images.csv", dtype=str, keep_default_na=False).iloc[0]
     assert (row.patient_id, row.site, row.session_date) == ("X9", "occiput", "2026-01-01")  # a gap filled by the layout
-    # device profile: 2.75 µm/px at 1280 px wide -> 35.2 µm/px for this 100-px frame
-    assert (row.calibration_source, float(row.um_per_px)) == ("device", pytest.approx(2.75 * 1280 / 100))
+    # device profile: 2.78 µm/px at 1280 px wide -> 35.6 µm/px for this 100-px frame
+    assert (row.calibration_source, float(row.um_per_px)) == ("device", pytest.approx(2.78 * 1280 / 100))
 
 
 # ----------------------------------------------------------------------------- bad input, 10% of a batch
