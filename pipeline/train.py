@@ -54,8 +54,8 @@ class TrainConfig:
 
     model_um_per_px: float = 5.0
     widths: tuple[int, ...] = (16, 32, 48, 64)
-    n_frames: int = 600
-    steps: int = 5000
+    n_frames: int = 400
+    steps: int = 1800
     batch: int = 8
     crop: int = 192
     lr: float = 3e-3
@@ -248,6 +248,8 @@ def train(out: str | Path, cfg: TrainConfig = TrainConfig(), *, workers: int = 2
 
     net, curve = fit(pool, cfg, every)
     t2 = time.time()
+    Path(out).mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), Path(out) / "weights.untuned.pt")  # hours of CPU: kept even if tuning fails
     thresholds = tune_thresholds(net, cfg)
     log(f"thresholds {thresholds}")
     config = {**asdict(cfg), "model_um_per_px": cfg.model_um_per_px, "train_seed": TRAIN_SEED,
@@ -255,6 +257,7 @@ def train(out: str | Path, cfg: TrainConfig = TrainConfig(), *, workers: int = 2
               "tune_seconds": round(time.time() - t2, 1), "torch": torch.__version__,
               "auto_prefer": False}
     path = save_model(out, net, config, thresholds)
+    (path / "weights.untuned.pt").unlink(missing_ok=True)
     win = 50
     smooth = [float(np.mean(curve[max(0, i - win + 1):i + 1])) for i in range(len(curve))]
     (path / "loss.csv").write_text("step,loss,loss_smooth50\n" + "".join(
