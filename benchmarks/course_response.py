@@ -20,11 +20,12 @@ test-retest SD of a matched count change, in % of the count: the value for
 ``CourseSettings.matched_retest_sd_pct``. Use seeds below 1000 for this
 (tuning); report seeds >= 1000.
 
-Writes OUT/course_response.json and prints a Markdown table.
+Writes OUT/{retest,response}_{segmenter}/course_response.json (and the calls and errors as CSV).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -70,10 +71,16 @@ def _true_change(folder: Path, pairs: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=pairs.index, dtype=float)
 
 
-def run(seeds: list[int], out: Path, *, retest: bool, workers: int) -> dict:
+def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: str = "classical",
+        retest_sd_pct: float | None = None) -> dict:
     from pipeline.batch import run_batch
     from pipeline.course import CourseSettings
     from pipeline.course_io import run_compare
+    from pipeline.settings import Settings
+
+    settings = Settings(segmenter=segmenter)
+    course_settings = CourseSettings(n_boot=500) if retest_sd_pct is None else \
+        CourseSettings(n_boot=500, matched_retest_sd_pct=retest_sd_pct)
 
     courses = {"retest": ("stable", 0.0, 0.0)} if retest else COURSES
     sessions, turnover = (2, 0.0) if retest else (6, 2.0)
@@ -86,9 +93,10 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int) -> dict:
     for s in seeds:
         for kind, (expected, _, _) in courses.items():
             folder = out / f"seed_{s}" / kind
-            run_batch([folder], folder.parent / f"{kind}_run", workers=workers, overlays=False, progress=False)
-            tables = run_compare(folder.parent / f"{kind}_run", folder.parent / f"{kind}_cmp",
-                                 CourseSettings(n_boot=500, seed=s))
+            run_dir = folder.parent / f"{kind}_run_{segmenter}"
+            run_batch([folder], run_dir, workers=workers, overlays=False, progress=False, settings=settings)
+            tables = run_compare(run_dir, folder.parent / f"{kind}_cmp_{segmenter}",
+                                 dataclasses.replace(course_settings, seed=s))
             summary = tables["summary"].iloc[0]
             calls.append({"seed": s, "course": kind, "expected": expected, "called": summary["response"],
                           "density_change_pct": summary["density_change_pct"]})
@@ -103,7 +111,8 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int) -> dict:
             rows.append({"seed": s, "course": kind, "registered_pairs": int(len(pairs)),
                          "all_pairs": int(len(tables["field_pairs"]))})
     calls, errors, reg = pd.DataFrame(calls), pd.DataFrame(errors), pd.DataFrame(rows)
-    report = {"seeds": [min(seeds), max(seeds)], "n_seeds": len(seeds), "retest": retest,
+    report = {"seeds": [min(seeds), max(seeds)], "n_seeds": len(seeds), "retest": retest, "segmenter": segmenter,
+              "matched_retest_sd_pct_used": course_settings.matched_retest_sd_pct,
               "registered_share": float(reg["registered_pairs"].sum() / max(reg["all_pairs"].sum(), 1))}
     if len(errors):
         err = errors["measured_change"] - errors["true_change"]
@@ -112,12 +121,16 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int) -> dict:
             "median_abs": float((err.abs() / errors["n_before"]).median() * 100),
             "sd": float((err / errors["n_before"]).std() * 100), "n_sessions": int(len(errors))}
     if retest and len(errors):
-        report["matched_retest_sd_pct"] = float((errors["measured_change"] / errors["n_before"]).std() * 100)
+        rel = errors["measured_change"] / errors["n_before"] * 100
+        report["matched_retest_sd_pct"] = float(rel.std())
+        report["matched_retest_robust_sd_pct"] = float(1.4826 * (rel - rel.median()).abs().median())
     if not retest:
         calls["right"] = calls["expected"] == calls["called"]
         report["right_call_rate"] = float(calls["right"].mean())
         report["right_call_rate_by_course"] = calls.groupby("course")["right"].mean().round(3).to_dict()
         report["calls"] = calls.groupby(["course", "called"]).size().unstack(fill_value=0).to_dict()
+    out.mkdir(parents=True, exist_ok=True)
+    out = out / f"{'retest' if retest else 'response'}_{segmenter}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "course_response.json").write_text(json.dumps(report, indent=2, default=str))
     calls.to_csv(out / "calls.csv", index=False)
@@ -131,12 +144,16 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/course_bench"))
     ap.add_argument("--retest", action="store_true")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
+    ap.add_argument("--retest-sd-pct", type=float, default=None,
+                    help="same-spot test-retest SD to use (default: CourseSettings')")
     a = ap.parse_args()
     start, stop = (int(v) for v in a.seeds.split(":"))
     seeds = list(range(start, stop))
     if not a.retest and min(seeds) < 1000:
         print("note: seeds below 1000 are tuning seeds; report seeds >= 1000", file=sys.stderr)
-    report = run(seeds, a.out, retest=a.retest, workers=a.workers)
+    report = run(seeds, a.out, retest=a.retest, workers=a.workers, segmenter=a.segmenter,
+                 retest_sd_pct=a.retest_sd_pct)
     print(json.dumps(report, indent=2, default=str))
 
 
