@@ -144,6 +144,8 @@ def compare(
 ) -> None:
     """Compare sessions per patient and site: change, 95% CI, MDC, and improved / stable / worsened."""
     course_io = _lazy("pipeline.course_io", "course comparison")
+    from pandas import isna
+
     from pipeline.course import CourseSettings
 
     settings = CourseSettings(n_boot=boot, seed=seed, include_flagged=include_flagged, baseline=baseline)
@@ -156,20 +158,13 @@ def compare(
     for name in ("patient", "site", "sessions", "density change (/cm²)", "95% CI", "MDC", "response"):
         table.add_column(name)
     for r in tables["summary"].itertuples(index=False):
-        ci = "-" if pd_isna(r.density_ci_low) else f"{r.density_ci_low:+.1f} … {r.density_ci_high:+.1f}"
-        change = "-" if pd_isna(r.density_change) else f"{r.density_change:+.1f} ({r.density_change_pct:+.1f}%)"
-        mdc = "-" if pd_isna(r.density_mdc) else f"{r.density_mdc:.1f}"
+        ci = "-" if isna(r.density_ci_low) else f"{r.density_ci_low:+.1f} … {r.density_ci_high:+.1f}"
+        change = "-" if isna(r.density_change) else f"{r.density_change:+.1f} ({r.density_change_pct:+.1f}%)"
+        mdc = "-" if isna(r.density_mdc) else f"{r.density_mdc:.1f}"
         table.add_row(str(r.patient_id), str(r.site), str(r.n_sessions), change, ci, mdc, str(r.response))
     console.print(table)
     if len(tables["left_out"]):
         console.print(f"{len(tables['left_out'])} frame(s) left out: see {out / 'left_out.csv'}", highlight=False)
-
-
-def pd_isna(value) -> bool:
-    try:
-        return value is None or value != value
-    except TypeError:
-        return False
 
 
 export_app = typer.Typer(help="Export a run's results (FHIR R4 for patient records).", no_args_is_help=True)

@@ -50,6 +50,12 @@ class Registration:
         return float(np.hypot(self.matrix[0, 0], self.matrix[0, 1]))
 
 
+def swap_axes(matrix: np.ndarray) -> np.ndarray:
+    """A (2, 3) affine on (row, col) as the same affine on OpenCV's (x, y), and back (its own inverse)."""
+    swap = np.array([[0, 1], [1, 0]], float)
+    return np.hstack([swap @ matrix[:, :2] @ swap, (swap @ matrix[:, 2])[:, None]])
+
+
 def apply_rc(matrix: np.ndarray, rc: np.ndarray) -> np.ndarray:
     """Apply a (2, 3) (row, col) transform to points of shape (N, 2)."""
     rc = np.asarray(rc, float).reshape(-1, 2)
@@ -98,10 +104,7 @@ def register_frames(fixed: np.ndarray, moving: np.ndarray, *, max_side_px: int =
         return None
     if abs(np.hypot(m[0, 0], m[0, 1]) - 1.0) > max_scale_change:
         return None
-    # (x, y) -> (row, col): swap axes on both sides
-    swap = np.array([[0, 1], [1, 0]], float)
-    matrix = np.hstack([swap @ m[:, :2] @ swap, (swap @ m[:, 2])[:, None]])
-    return Registration(matrix, int(inliers.sum()), float(inliers.sum()) / len(good))
+    return Registration(swap_axes(m), int(inliers.sum()), float(inliers.sum()) / len(good))
 
 
 def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -164,9 +167,7 @@ def common_region(fixed_shape: tuple[int, int], moving_shape: tuple[int, int], m
     counting field; by default the whole frame.
     """
     moving_mask = np.ones(moving_shape, np.uint8) if moving_field is None else moving_field.astype(np.uint8)
-    swap = np.array([[0, 1], [1, 0]], float)
-    m_xy = np.hstack([swap @ matrix[:, :2] @ swap, (swap @ matrix[:, 2])[:, None]])
-    warped = cv2.warpAffine(moving_mask, m_xy, (fixed_shape[1], fixed_shape[0]), flags=cv2.INTER_NEAREST,
+    warped = cv2.warpAffine(moving_mask, swap_axes(matrix), (fixed_shape[1], fixed_shape[0]), flags=cv2.INTER_NEAREST,
                             borderValue=0) > 0
     return warped if fixed_field is None else warped & fixed_field
 

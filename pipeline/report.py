@@ -20,22 +20,26 @@ TREND_METRICS = [("density_per_cm2", "Hair density (/cm²)"), ("terminal_density
                  ("hairs_per_unit", "Hairs per unit")]
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def trend_figure(sessions: pd.DataFrame, changes: pd.DataFrame, site: str) -> str:
-    """Base64 PNG: one panel per metric, the change from baseline per session with its 95% CI and the MDC band."""
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (reports are made without a display)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def trend_figure(sessions: pd.DataFrame, changes: pd.DataFrame, site: str) -> str:
+    """Base64 PNG: one panel per metric, the change from baseline per session with its 95% CI and the MDC band."""
+    plt = _pyplot()
     s = sessions[sessions.site == site].sort_values("session_date")
     fig, axes = plt.subplots(2, 3, figsize=(12, 6))
     for ax, (metric, label) in zip(axes.ravel(), TREND_METRICS):
@@ -67,9 +71,7 @@ def trend_figure(sessions: pd.DataFrame, changes: pd.DataFrame, site: str) -> st
 
 def match_figure(frame: np.ndarray, matches: pd.DataFrame) -> str:
     """Base64 PNG: the baseline frame with persisting (green), lost (red) and gained (blue) hairs."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 5.1))
+    fig, ax = _pyplot().subplots(figsize=(6.4, 5.1))
     ax.imshow(frame)
     for status, colour in (("persisting", "lime"), ("lost", "red"), ("gained", "deepskyblue")):
         m = matches[matches.status == status]

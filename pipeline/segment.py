@@ -12,6 +12,7 @@ the same signature as :func:`hair_probability`.
 """
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import cv2
@@ -269,8 +270,29 @@ def scale_bar(image: np.ndarray, *, min_length_px: int = 101, corner_px: int = 8
     return found[0] if found is not None else np.zeros(image.shape[:2], bool)
 
 
+_BAR_CACHE: list = []  # one entry: ((shape, crc32, options), result)
+
+
 def find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
                    corner_px: int = 8) -> tuple[np.ndarray, float, float] | None:
+    """Cached :func:`_find_scale_bar`: a frame is searched once though calibration and the core both ask.
+
+    The cache holds the last frame only, keyed by its shape and a CRC of its
+    bytes (about 1 ms against the search's tens); the mask it returns is read-only.
+    """
+    img = np.ascontiguousarray(image)
+    key = (img.shape, zlib.crc32(img), min_length_px, corner_px)
+    if _BAR_CACHE and _BAR_CACHE[0][0] == key:
+        return _BAR_CACHE[0][1]
+    found = _find_scale_bar(img, min_length_px=min_length_px, corner_px=corner_px)
+    if found is not None:
+        found[0].setflags(write=False)
+    _BAR_CACHE[:] = [(key, found)]
+    return found
+
+
+def _find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
+                    corner_px: int = 8) -> tuple[np.ndarray, float, float] | None:
     """An L-shaped scale bar burned into the frame: its mask and leg lengths.
 
     Thin (< 6 px) straight runs of at least ``min_length_px`` along rows and

@@ -75,12 +75,11 @@ def _apply(m: np.ndarray, rc: np.ndarray) -> np.ndarray:
 
 
 def _warp(img: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Warp a (row, col) image by ``m`` (session-0 -> session pixels); OpenCV wants (x, y)."""
-    swap = np.array([[0, 1], [1, 0]], float)
-    a = swap @ m[:, :2] @ swap
-    t = swap @ m[:, 2]
-    return cv2.warpAffine(img, np.hstack([a, t[:, None]]).astype(np.float64), (shape[1], shape[0]),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    """Warp a (row, col) image by ``m`` (session-0 -> session pixels)."""
+    from pipeline.register import swap_axes
+
+    return cv2.warpAffine(img, swap_axes(m), (shape[1], shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT_101)
 
 
 def _session_optics(rng: np.random.Generator, p: synth.SceneParams) -> synth.SceneParams:
