@@ -7,6 +7,13 @@ Thickness is measured two ways (``Settings.thickness_method``):
     divided by the full contrast of a shaft of that pigment.  Blur spreads a
     shaft but keeps its integrated contrast, so the width is not inflated by
     defocus (the DESIGN note; cf. the "equivalent width" of spectroscopy).
+``edges``
+    Where a shaft is resolved (its profile falls below half its own peak on
+    both sides, at least ``min_resolved_px`` apart), the full width at half
+    maximum of its own profile: for a shaft wider than about 2.5 blur
+    sigmas the half-maximum points are its edges whatever its pigment
+    plateau, so the width does not depend on a frame-wide contrast
+    reference.  Narrower or unresolved shafts fall back to ``profile``.
 ``distance``
     Twice the Euclidean distance transform of the mask along the centre
     line, minus one pixel — a threshold-dependent reference.
@@ -70,6 +77,8 @@ def profile_widths(darkness: np.ndarray, path: np.ndarray, *, radius_px: float,
         Width at each sampled station (pixels).
     peaks : ndarray, shape (J,)
         Peak darkness at each station.
+    profiles : ndarray, shape (J, T)
+        The sampled profiles (0.5-px steps across the shaft, centred on it).
     """
     skip = int(max(2, 1.5 * radius_px))
     if len(path) <= 2 * skip + 1:
@@ -86,7 +95,37 @@ def profile_widths(darkness: np.ndarray, path: np.ndarray, *, radius_px: float,
     prof = map_coordinates(darkness, [rows.ravel(), cols.ravel()], order=1, mode="nearest")
     prof = prof.reshape(rows.shape)
     widths = np.array([_integrate_lobe(p, 0.5) for p in prof]) / full
-    return widths, prof.max(axis=1)
+    return widths, prof.max(axis=1), prof
+
+
+def half_max_width(p: np.ndarray, dt: float) -> float:
+    """Full width at half maximum of the central lobe of one profile (pixels).
+
+    The half-maximum crossings are interpolated linearly; NaN when the
+    profile does not fall below half its peak on both sides (a neighbour
+    of the same unit, or a window too small).
+
+    Parameters
+    ----------
+    p : ndarray, shape (T,)
+        Profile across the shaft, centred on it.
+    dt : float
+        Sample spacing (pixels).
+    """
+    c = len(p) // 2
+    centre = int(np.argmax(p[max(0, c - 3):c + 4])) + max(0, c - 3)
+    peak = float(p[centre])
+    if peak <= 0:
+        return float("nan")
+    half = 0.5 * peak
+    below = np.flatnonzero(p[:centre] < half)
+    above = np.flatnonzero(p[centre:] < half)
+    if below.size == 0 or above.size == 0:
+        return float("nan")
+    i, j = int(below[-1]), centre + int(above[0])
+    left = i + (half - p[i]) / (p[i + 1] - p[i])
+    right = j - 1 + (p[j - 1] - half) / (p[j - 1] - p[j])
+    return float((right - left) * dt)
 
 
 def _integrate_lobe(p: np.ndarray, dt: float) -> float:
@@ -120,7 +159,7 @@ def _integrate_lobe(p: np.ndarray, dt: float) -> float:
 
 
 def hair_thickness_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarray, full: float,
-                      method: str) -> float:
+                      method: str, min_resolved_px: float = 3.0) -> float:
     """Shaft diameter of one hair (pixels) by ``method`` (see module doc).
 
     Parameters
@@ -129,14 +168,23 @@ def hair_thickness_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarra
         Centre line resampled at 1-px steps (:func:`resample_path`).
     radius_px : float
         Median distance-transform value along the centre line (pixels).
+    min_resolved_px : float
+        ``edges`` only: a half-maximum width below this (pixels) is taken as
+        unresolved from blur and the integrated width is used.
     """
     r = radius_px
     if method == "distance":
         return max(1.0, 2 * r - 1)
-    widths, peaks = profile_widths(darkness, path, radius_px=max(r, 1.0), full=full)
+    widths, peaks, prof = profile_widths(darkness, path, radius_px=max(r, 1.0), full=full)
     own = float(np.median(peaks))
     ref = own if own >= 0.8 * full else full
-    return float(np.median(widths) * full / ref)
+    integrated = float(np.median(widths) * full / ref)
+    if method == "edges":
+        fw = np.array([half_max_width(p, 0.5) for p in prof])
+        fw = fw[np.isfinite(fw)]
+        if fw.size * 2 >= len(prof) and np.median(fw) >= min_resolved_px:
+            return float(np.median(fw))
+    return integrated
 
 
 def root_scores(hair: Hair, darkness: np.ndarray, halo: np.ndarray, radius_px: float) -> np.ndarray:

@@ -68,8 +68,10 @@ class Settings:
         Hairs whose emergence points lie within this distance share one
         follicular unit (µm).
     thickness_method : str
-        ``"profile"`` (integrated contrast across the shaft, blur-invariant)
-        or ``"distance"`` (2 x distance transform on the centre line).
+        ``"profile"`` (integrated contrast across the shaft, blur-invariant),
+        ``"edges"`` (half-maximum width of the shaft's own profile where it
+        is resolved, else ``"profile"``) or ``"distance"`` (2 x distance
+        transform on the centre line); see :mod:`pipeline.measure`.
     segmenter : str
         Hair probability from ``"classical"`` filters, the ``"learned"``
         network (:mod:`pipeline.learned`), or ``"auto"``: the learned one
@@ -109,7 +111,7 @@ class Settings:
     unit_radius_um: float = 120.0
     fused_ratio: float = 2.0
     fused_quantile: float = 50.0
-    thickness_method: str = "profile"
+    thickness_method: str = "edges"
     segmenter: str = "classical"
     model: str = "hairnet-v1"
     min_focus_score: float = 2.0
@@ -125,9 +127,9 @@ class Settings:
                 f"class limits must satisfy 0 < vellus_max_um ({self.vellus_max_um}) "
                 f"<= terminal_min_um ({self.terminal_min_um})"
             )
-        if self.thickness_method not in ("profile", "distance"):
+        if self.thickness_method not in ("profile", "edges", "distance"):
             raise ValueError(
-                f"thickness_method must be 'profile' or 'distance', not {self.thickness_method!r}"
+                f"thickness_method must be 'profile', 'edges' or 'distance', not {self.thickness_method!r}"
             )
 
         if self.segmenter not in ("classical", "learned", "auto"):

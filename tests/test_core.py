@@ -42,12 +42,26 @@ def test_distance_method_on_the_same_bar():
     assert res.hairs["thickness_um"].iloc[0] == pytest.approx(45.0, abs=0.5)
 
 
-def test_blurred_bar_keeps_its_width_by_profile():
+@pytest.mark.parametrize("method", ["edges", "profile"])
+def test_blurred_bar_keeps_its_width(method):
     img = blank()
     img[100:112, 50:350] = HAIR  # 12 px = 36 um at 3 um/px
     img = cv2.GaussianBlur(img, (0, 0), 2.0)
-    res = analyze_frame(img, um_per_px=3.0)
+    res = analyze_frame(img, um_per_px=3.0, settings=Settings(thickness_method=method))
     assert res.hairs["thickness_um"].iloc[0] == pytest.approx(36.0, rel=0.05)
+
+
+def test_pale_shaft_beside_a_dark_one_keeps_its_width_by_edges():
+    """A weakly pigmented shaft is measured at its edges, not by the dark shaft's contrast."""
+    img = blank()
+    img[80:92, 50:350] = HAIR                      # 12 px opaque dark shaft
+    img[180:196, 50:350] = (90, 82, 78)            # 16 px pale shaft, two thirds of the contrast
+    img = cv2.GaussianBlur(img, (0, 0), 1.5)
+    res = analyze_frame(img, um_per_px=3.0)
+    widths = res.hairs.sort_values("row")["thickness_um"].to_numpy()
+    assert widths == pytest.approx([36.0, 48.0], rel=0.05)
+    by_profile = analyze_frame(img, um_per_px=3.0, settings=Settings(thickness_method="profile"))
+    assert by_profile.hairs.sort_values("row")["thickness_um"].iloc[1] < 0.8 * 48.0
 
 
 def test_two_crossing_bars_are_two_hairs():
