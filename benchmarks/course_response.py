@@ -46,8 +46,9 @@ def _render(job: tuple) -> None:
                     n_fields=3)
 
 
-def _true_change(folder: Path, pairs: pd.DataFrame) -> pd.Series:
-    """True hair-count change per field pair inside the true common region (exact transforms)."""
+def _true_change(folder: Path, pairs: pd.DataFrame, margin_um: float) -> pd.Series:
+    """True hair-count change per field pair inside the true common region (exact transforms),
+    ``margin_um`` inside both frames as the measured one (``CourseSettings.match_margin_um``)."""
     from pipeline.register import apply_rc
 
     out = []
@@ -57,10 +58,11 @@ def _true_change(folder: Path, pairs: pd.DataFrame) -> pd.Series:
         m1 = np.vstack([np.array(t1["transform"]), [0, 0, 1]])
         back = np.linalg.inv(m1)[:2]  # session pixels -> session-0 pixels (both relative to the first visit)
         h, w = t0["height_px"], t0["width_px"]
+        m = margin_um / t0["um_per_px"]
 
         def inside(rc):
             rc = np.asarray(rc, float).reshape(-1, 2)
-            return (rc[:, 0] >= 0) & (rc[:, 0] < h) & (rc[:, 1] >= 0) & (rc[:, 1] < w)
+            return (rc[:, 0] >= m) & (rc[:, 0] < h - m) & (rc[:, 1] >= m) & (rc[:, 1] < w - m)
 
         def in_both(rc0):  # a session-0 point seen in both frames
             return inside(rc0) & inside(apply_rc(m1[:2], rc0))
@@ -72,7 +74,7 @@ def _true_change(folder: Path, pairs: pd.DataFrame) -> pd.Series:
 
 
 def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: str = "classical",
-        retest_sd_pct: float | None = None) -> dict:
+        retest_sd_pct: float | None = None, recheck: bool = True) -> dict:
     from pipeline.batch import run_batch
     from pipeline.course import CourseSettings
     from pipeline.course_io import run_compare
@@ -81,6 +83,8 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
     settings = Settings(segmenter=segmenter)
     course_settings = CourseSettings(n_boot=500) if retest_sd_pct is None else \
         CourseSettings(n_boot=500, matched_retest_sd_pct=retest_sd_pct)
+    if not recheck:
+        course_settings = dataclasses.replace(course_settings, recheck_ratio=0.0)
 
     courses = {"retest": ("stable", 0.0, 0.0)} if retest else COURSES
     sessions, turnover = (2, 0.0) if retest else (6, 2.0)
@@ -103,7 +107,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
             pairs = tables["field_pairs"]
             if len(pairs) and "n_before" in pairs:
                 pairs = pairs[pairs["registered"].astype(bool)].copy()
-                pairs["true_change"] = _true_change(folder, pairs)
+                pairs["true_change"] = _true_change(folder, pairs, course_settings.match_margin_um)
                 pairs["measured_change"] = pairs["n_after"] - pairs["n_before"]
                 per_session = pairs.groupby("session_date")[["true_change", "measured_change", "n_before"]].sum()
                 for date, r in per_session.iterrows():
@@ -113,6 +117,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
     calls, errors, reg = pd.DataFrame(calls), pd.DataFrame(errors), pd.DataFrame(rows)
     report = {"seeds": [min(seeds), max(seeds)], "n_seeds": len(seeds), "retest": retest, "segmenter": segmenter,
               "matched_retest_sd_pct_used": course_settings.matched_retest_sd_pct,
+              "recheck_ratio": course_settings.recheck_ratio,
               "registered_share": float(reg["registered_pairs"].sum() / max(reg["all_pairs"].sum(), 1))}
     if len(errors):
         err = errors["measured_change"] - errors["true_change"]
@@ -130,7 +135,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
         report["right_call_rate_by_course"] = calls.groupby("course")["right"].mean().round(3).to_dict()
         report["calls"] = calls.groupby(["course", "called"]).size().unstack(fill_value=0).to_dict()
     out.mkdir(parents=True, exist_ok=True)
-    out = out / f"{'retest' if retest else 'response'}_{segmenter}"
+    out = out / f"{'retest' if retest else 'response'}_{segmenter}{'' if recheck else '_norecheck'}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "course_response.json").write_text(json.dumps(report, indent=2, default=str))
     calls.to_csv(out / "calls.csv", index=False)
@@ -145,6 +150,8 @@ def main() -> None:
     ap.add_argument("--retest", action="store_true")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
+    ap.add_argument("--no-recheck", action="store_true",
+                    help="count gained and lost hairs as detected, without re-examining them in the other visit")
     ap.add_argument("--retest-sd-pct", type=float, default=None,
                     help="same-spot test-retest SD to use (default: CourseSettings')")
     a = ap.parse_args()
@@ -153,7 +160,7 @@ def main() -> None:
     if not a.retest and min(seeds) < 1000:
         print("note: seeds below 1000 are tuning seeds; report seeds >= 1000", file=sys.stderr)
     report = run(seeds, a.out, retest=a.retest, workers=a.workers, segmenter=a.segmenter,
-                 retest_sd_pct=a.retest_sd_pct)
+                 retest_sd_pct=a.retest_sd_pct, recheck=not a.no_recheck)
     print(json.dumps(report, indent=2, default=str))
 
 

@@ -16,6 +16,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import pipeline
@@ -58,6 +59,45 @@ def _image_paths(results: Path, images: pd.DataFrame) -> dict[str, Path]:
     return out
 
 
+def _probability_cache():
+    """``probability(key, image, um_per_px)``: the classical hair probability of a frame, computed once per key."""
+    from pipeline import segment
+
+    cache: dict[str, object] = {}
+
+    def probability(key: str, image, um_per_px: float):
+        if key not in cache:
+            cache[key] = segment.hair_probability(image, um_per_px=um_per_px)
+        return cache[key]
+    return probability
+
+
+def pair_counts(m: pd.DataFrame, hf: pd.DataFrame, hm: pd.DataFrame) -> dict:
+    """Counts, class counts and thickness sums before and after of one matched field pair.
+
+    A hair is there before when its status is ``persisting`` or ``lost``,
+    after when ``persisting`` or ``gained``; a re-examined hair
+    (``rechecked``) takes the class and thickness of the visit that measured it.
+    """
+    fi, mi = m["fixed_index"].to_numpy(int), m["moving_index"].to_numpy(int)
+    cls_f = np.where(fi >= 0, hf["class"].to_numpy(object)[np.maximum(fi, 0)] if len(hf) else None, None)
+    cls_m = np.where(mi >= 0, hm["class"].to_numpy(object)[np.maximum(mi, 0)] if len(hm) else None, None)
+    before_cls = np.where(fi >= 0, cls_f, cls_m)
+    after_cls = np.where(mi >= 0, cls_m, cls_f)
+    before = m["status"].isin(["persisting", "lost"]).to_numpy()
+    after = m["status"].isin(["persisting", "gained"]).to_numpy()
+    return {"n_before": int(before.sum()), "n_after": int(after.sum()),
+            "terminal_before": int((before_cls[before] == "terminal").sum()),
+            "terminal_after": int((after_cls[after] == "terminal").sum()),
+            "vellus_before": int((before_cls[before] == "vellus").sum()),
+            "vellus_after": int((after_cls[after] == "vellus").sum()),
+            "thickness_sum_before_um": float(np.nansum(m["thickness_before_um"].to_numpy(float)[before])),
+            "thickness_sum_after_um": float(np.nansum(m["thickness_after_um"].to_numpy(float)[after])),
+            "persisting": int((m.status == "persisting").sum()),
+            "gained": int((m.status == "gained").sum()), "lost": int((m.status == "lost").sum()),
+            "rechecked": int(m["rechecked"].sum()) if "rechecked" in m else 0}
+
+
 def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
                  settings: CourseSettings = CourseSettings(), *, gate_um: float = 60.0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Register each field of a later session with the same field (``field_id``) at baseline, and match hairs.
@@ -77,6 +117,7 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
     if "field_id" not in frames or frames["field_id"].astype("string").fillna("").eq("").all():
         return pd.DataFrame(), pd.DataFrame()
     paths = _image_paths(results, frames)
+    probability = _probability_cache()
     by_image = {k: g.reset_index(drop=True) for k, g in hairs.groupby("image")} if len(hairs) else {}
     empty = pd.DataFrame(columns=["row", "col", "thickness_um", "class"])
     pairs, matches = [], []
@@ -109,22 +150,16 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
             if reg is None:
                 pairs.append({**keys, "registered": False, "how": "no registration (skin and openings disagree)"})
                 continue
-            region = register.common_region(fixed.shape[:2], moving.shape[:2], reg.matrix)
+            region = register.common_region(fixed.shape[:2], moving.shape[:2], reg.matrix,
+                                            margin_px=settings.match_margin_um / um)
             m = register.match_visits(hf, hm, reg.matrix, region, gate_px=gate_um / um)
-            before = hf.iloc[m.loc[m.fixed_index >= 0, "fixed_index"].to_numpy(int)]
-            after = hm.iloc[m.loc[m.moving_index >= 0, "moving_index"].to_numpy(int)]
+            if settings.recheck_ratio > 0:
+                m = register.recheck_unmatched(m, hf, hm, reg.matrix, probability(ref.image, fixed, um),
+                                               probability(row.image, moving, um), um_per_px=um,
+                                               ratio=settings.recheck_ratio, floor=settings.recheck_floor)
             pairs.append({**keys, "registered": True, "how": how, "n_inliers": reg.n_inliers,
                           "rotation_deg": round(reg.rotation_deg, 3),
-                          "common_area_cm2": float(region.sum()) * (um * 1e-4) ** 2,
-                          "n_before": len(before), "n_after": len(after),
-                          "terminal_before": int((before["class"] == "terminal").sum()),
-                          "terminal_after": int((after["class"] == "terminal").sum()),
-                          "vellus_before": int((before["class"] == "vellus").sum()),
-                          "vellus_after": int((after["class"] == "vellus").sum()),
-                          "thickness_sum_before_um": float(before["thickness_um"].sum()),
-                          "thickness_sum_after_um": float(after["thickness_um"].sum()),
-                          "persisting": int((m.status == "persisting").sum()),
-                          "gained": int((m.status == "gained").sum()), "lost": int((m.status == "lost").sum())})
+                          "common_area_cm2": float(region.sum()) * (um * 1e-4) ** 2, **pair_counts(m, hf, hm)})
             matches.append(m.assign(**keys))
     return pd.DataFrame(pairs), (pd.concat(matches, ignore_index=True) if matches else pd.DataFrame())
 

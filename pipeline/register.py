@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["Registration", "register_frames", "register_points", "match_visits", "apply_rc", "common_region"]
+__all__ = ["Registration", "register_frames", "register_points", "match_visits", "recheck_unmatched", "apply_rc",
+           "common_region", "invert"]
 
 
 @dataclass(frozen=True)
@@ -160,16 +161,30 @@ def register_points(fixed_rc: np.ndarray, moving_rc: np.ndarray, *, radius_px: f
 
 
 def common_region(fixed_shape: tuple[int, int], moving_shape: tuple[int, int], matrix: np.ndarray,
-                  fixed_field: np.ndarray | None = None, moving_field: np.ndarray | None = None) -> np.ndarray:
+                  fixed_field: np.ndarray | None = None, moving_field: np.ndarray | None = None,
+                  *, margin_px: float = 0.0) -> np.ndarray:
     """Pixels of the fixed frame that the moving frame also shows (bool, fixed shape).
 
     ``fixed_field`` / ``moving_field`` (bool masks) restrict each frame to its
-    counting field; by default the whole frame.
+    counting field; by default the whole frame. ``margin_px`` keeps only
+    pixels at least that far from the border of either frame: near a border
+    one visit sees a hair whole and the other only cut, which would read
+    as a change.
     """
+    fixed_mask = np.ones(fixed_shape, np.uint8) if fixed_field is None else fixed_field.astype(np.uint8)
     moving_mask = np.ones(moving_shape, np.uint8) if moving_field is None else moving_field.astype(np.uint8)
+    if margin_px > 0:
+        fixed_mask, moving_mask = (_erode(m, margin_px) for m in (fixed_mask, moving_mask))
     warped = cv2.warpAffine(moving_mask, swap_axes(matrix), (fixed_shape[1], fixed_shape[0]), flags=cv2.INTER_NEAREST,
                             borderValue=0) > 0
-    return warped if fixed_field is None else warped & fixed_field
+    return warped & (fixed_mask > 0)
+
+
+def _erode(mask: np.ndarray, margin_px: float) -> np.ndarray:
+    """``mask`` (uint8) without the pixels closer than ``margin_px`` to its border or the frame's."""
+    padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    return (dist > margin_px).astype(np.uint8)
 
 
 def _inside(mask: np.ndarray, rc: np.ndarray) -> np.ndarray:
@@ -256,3 +271,108 @@ def match_visits(fixed_hairs: pd.DataFrame, moving_hairs: pd.DataFrame, matrix: 
                   thickness_before_um=np.nan, thickness_after_um=tm[b]) for b in mi if b not in used_m]
     return pd.DataFrame(rows, columns=["status", "fixed_index", "moving_index", "row", "col", "distance_px",
                                        "thickness_before_um", "thickness_after_um"])
+
+
+def invert(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a (2, 3) (row, col) affine transform."""
+    a_inv = np.linalg.inv(matrix[:, :2])
+    return np.column_stack([a_inv, -a_inv @ matrix[:, 2]])
+
+
+def _root_half(hairs: pd.DataFrame, n: int = 9) -> np.ndarray:
+    """Points along each hair's root half (emergence -> middle, 30%..100%), shape (H, n, 2), own pixels."""
+    root = hairs[["row", "col"]].to_numpy(float)
+    mid = hairs[["mid_row", "mid_col"]].to_numpy(float) if {"mid_row", "mid_col"} <= set(hairs.columns) else root
+    mid = np.where(np.isfinite(mid), mid, root)
+    t = np.linspace(0.3, 1.0, n)[None, :, None]
+    return root[:, None, :] + t * (mid - root)[:, None, :]
+
+
+def _sample(prob: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Median of ``prob`` at points (..., n, 2) (row, col); 0 outside the frame."""
+    r, c = np.round(pts[..., 0]).astype(int), np.round(pts[..., 1]).astype(int)
+    ok = (r >= 0) & (r < prob.shape[0]) & (c >= 0) & (c < prob.shape[1])
+    vals = np.zeros(r.shape, np.float32)
+    vals[ok] = prob[r[ok], c[ok]]
+    return np.median(vals, axis=-1)
+
+
+def _evidence(prob: np.ndarray, hairs: pd.DataFrame, *, um_per_px: float, tolerance_px: int) -> np.ndarray:
+    """Shaft evidence a frame holds outside its own counted hairs.
+
+    The probability map, max-filtered over ``tolerance_px`` (registration
+    error), with every counted hair's root-to-far-end stripe (its width plus
+    the tolerance) set to 0: a hair the frame did count cannot also explain
+    a neighbour the other visit found (a new hair beside an old one of its unit).
+    """
+    k = 2 * tolerance_px + 1
+    ev = cv2.dilate(prob.astype(np.float32), np.ones((k, k), np.uint8))
+    if len(hairs):
+        own = np.zeros(prob.shape, np.uint8)
+        root = hairs[["row", "col"]].to_numpy(float)
+        far = _far_end(hairs, root, None)
+        width = hairs["thickness_um"].to_numpy(float) / um_per_px if "thickness_um" in hairs else np.full(len(hairs), 4.0)
+        for a, b, w in zip(root, far, np.where(np.isfinite(width), width, 4.0)):
+            if np.isfinite(a).all() and np.isfinite(b).all():
+                cv2.line(own, (int(round(a[1])), int(round(a[0]))), (int(round(b[1])), int(round(b[0]))), 1,
+                         max(1, int(round(w + 2 * tolerance_px))))
+        ev[own > 0] = 0.0
+    return ev
+
+
+def recheck_unmatched(matches: pd.DataFrame, fixed_hairs: pd.DataFrame, moving_hairs: pd.DataFrame,
+                      matrix: np.ndarray, fixed_prob: np.ndarray, moving_prob: np.ndarray, *, um_per_px: float,
+                      ratio: float = 0.3, floor: float = 0.15, tolerance_px: int = 2) -> pd.DataFrame:
+    """Re-examine gained and lost hairs in the other visit's frame.
+
+    A hair counted in one visit and not the other is either a real change
+    or a detection that flipped (a faint shaft under the threshold in one
+    light, a texture read as a shaft in one and not the other). The other
+    frame settles it: where its hair probability along the hair's root half
+    (mapped through the registration, outside its own counted hairs) reaches
+    ``ratio`` of the probability the hair has in its own frame, and at least
+    ``floor``, the same shaft is there in both visits and the call becomes
+    ``persisting`` (``rechecked`` is True; its thickness and class come
+    from the visit that measured it). This is the idea of reading a
+    follow-up visit against the baseline one instead of counting each alone.
+
+    Parameters
+    ----------
+    matches : DataFrame
+        :func:`match_visits` output.
+    fixed_hairs, moving_hairs : DataFrame
+        The per-hair tables the matches index into.
+    matrix : ndarray, shape (2, 3)
+        Moving -> fixed transform.
+    fixed_prob, moving_prob : ndarray of float
+        Hair probability maps of the two frames (``segment.hair_probability``).
+    um_per_px : float
+        Pixel size (µm/px) of both frames.
+
+    Returns
+    -------
+    DataFrame
+        ``matches`` with statuses updated and a boolean ``rechecked`` column.
+    """
+    out = matches.copy()
+    out["rechecked"] = False
+    if out.empty or ratio <= 0:
+        return out
+    inv = invert(matrix)
+    for status, own_hairs, own_prob, other_hairs, other_prob, to_other, index in (
+            ("gained", moving_hairs, moving_prob, fixed_hairs, fixed_prob, matrix, "moving_index"),
+            ("lost", fixed_hairs, fixed_prob, moving_hairs, moving_prob, inv, "fixed_index")):
+        rows = np.flatnonzero(out["status"].to_numpy() == status)
+        if not rows.size:
+            continue
+        hairs = own_hairs.iloc[out[index].to_numpy(int)[rows]]
+        pts = _root_half(hairs)
+        own = _sample(own_prob, pts)
+        ev = _evidence(other_prob, other_hairs, um_per_px=um_per_px, tolerance_px=tolerance_px)
+        other = _sample(ev, apply_rc(to_other, pts.reshape(-1, 2)).reshape(pts.shape))
+        seen = (other >= floor) & (other >= ratio * own)
+        out.loc[out.index[rows[seen]], ["status", "rechecked"]] = ["persisting", True]
+        thick = "thickness_after_um" if status == "lost" else "thickness_before_um"
+        mine = "thickness_before_um" if status == "lost" else "thickness_after_um"
+        out.loc[out.index[rows[seen]], thick] = out.loc[out.index[rows[seen]], mine].to_numpy()
+    return out

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from pipeline import synth
 from pipeline.cli import app
-from pipeline.register import (apply_rc, common_region, match_visits, register_frames, register_points)
+from pipeline.register import (apply_rc, common_region, invert, match_visits, recheck_unmatched, register_frames,
+                               register_points)
 from pipeline.synth_course import CourseSpec, generate_course, render_course
 
 
@@ -94,6 +95,64 @@ def test_common_region_of_a_shifted_frame():
     shift = np.array([[1.0, 0.0, 10.0], [0.0, 1.0, 20.0]])  # moving row r -> fixed row r + 10
     region = common_region((100, 100), (100, 100), shift)
     assert region.sum() == 90 * 80 and not region[:10].any() and not region[:, :20].any()
+
+
+def test_common_region_keeps_a_margin_inside_both_frames():
+    same = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    region = common_region((100, 100), (100, 100), same, margin_px=10)
+    assert region.sum() == 80 * 80 and region[10:90, 10:90].all()
+    shift = np.array([[1.0, 0.0, 10.0], [0.0, 1.0, 20.0]])
+    assert common_region((100, 100), (100, 100), shift, margin_px=10).sum() == 70 * 60
+
+
+def test_invert_undoes_a_similarity():
+    a = np.deg2rad(7.0)
+    m = np.array([[np.cos(a), -np.sin(a), 12.0], [np.sin(a), np.cos(a), -4.0]]) * [[1.02], [1.02]]
+    m[:, 2] = [12.0, -4.0]
+    pts = np.array([[10.0, 20.0], [300.0, -5.0]])
+    assert apply_rc(invert(m), apply_rc(m, pts)) == pytest.approx(pts)
+
+
+def _hairs(rows):
+    """Hair table of horizontal hairs (row, col of the root; middle 40 px to the right)."""
+    return pd.DataFrame([dict(row=r, col=c, mid_row=r, mid_col=c + 40, thickness_um=24.0, **{"class": "terminal"})
+                         for r, c in rows])
+
+
+def _shaft(prob, r, c, value):
+    prob[r - 3:r + 4, c:c + 80] = value
+
+
+def test_recheck_turns_a_flipped_detection_into_persisting():
+    same = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    fixed, moving = _hairs([(50, 20), (120, 20)]), _hairs([(50, 20)])
+    pf, pm = np.zeros((200, 200), np.float32), np.zeros((200, 200), np.float32)
+    _shaft(pf, 50, 20, 0.8), _shaft(pf, 120, 20, 0.8), _shaft(pm, 50, 20, 0.8)
+    _shaft(pm, 120, 20, 0.3)  # the second shaft is there after too, under the detection threshold
+    m = match_visits(fixed, moving, same, np.ones((200, 200), bool), gate_px=5.0)
+    assert sorted(m["status"]) == ["lost", "persisting"]
+    out = recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0)
+    assert sorted(out["status"]) == ["persisting", "persisting"] and out["rechecked"].sum() == 1
+    again = out[out.rechecked].iloc[0]
+    assert again.thickness_after_um == again.thickness_before_um == 24.0
+    pm[117:124] = 0.0  # really gone after: stays lost
+    out = recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0)
+    assert sorted(out["status"]) == ["lost", "persisting"] and not out["rechecked"].any()
+
+
+def test_recheck_does_not_let_an_old_hair_explain_a_new_neighbour():
+    same = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    fixed, moving = _hairs([(50, 20)]), _hairs([(50, 20), (54, 20)])  # a new hair beside it, same unit
+    pf, pm = np.zeros((200, 200), np.float32), np.zeros((200, 200), np.float32)
+    _shaft(pf, 50, 20, 0.8), _shaft(pm, 50, 20, 0.8), _shaft(pm, 54, 20, 0.8)
+    m = match_visits(fixed, moving, same, np.ones((200, 200), bool), gate_px=3.0)
+    out = recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0)
+    assert sorted(out["status"]) == ["gained", "persisting"]
+    # without the old hair's stripe taken out, its shaft 7 px away would have explained it
+    far = fixed.assign(row=150.0, mid_row=150.0)
+    m2 = match_visits(far, moving.iloc[[1]].reset_index(drop=True), same, np.ones((200, 200), bool), gate_px=3.0)
+    out2 = recheck_unmatched(m2, far, moving.iloc[[1]].reset_index(drop=True), same, pf, pm, um_per_px=4.0)
+    assert "persisting" in set(out2["status"])
 
 
 def test_compare_matches_a_phantom_course(tmp_path):
