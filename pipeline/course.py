@@ -71,8 +71,8 @@ class CourseSettings:
         courses: 21.2% with the classical segmenter and the re-examination
         of gained and lost hairs on tuning seeds 0-9
         (``python benchmarks/course_response.py --retest --seeds 0:10``; one
-        frame whose scales read as hairs in one visit's light and not the
-        other's dominates it: the robust SD is 5.4%); MDC95 = 1.96 x it.
+        field whose scales read as hairs in one visit's light and not the
+        other's, -63%, dominates it: the robust SD is 5.4%); MDC95 = 1.96 x it.
     recheck_ratio, recheck_floor : float
         Same-spot matching: a gained or lost hair is re-examined in the other
         visit's frame and called persisting when the shaft is there at
