@@ -1036,18 +1036,26 @@ def _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, sta
 
 
 def _model_record(settings: Settings) -> dict[str, Any] | None:
-    """Name, folder and weights sha256 of the learned model a run used (None on the classical path)."""
-    if settings.segmenter == "classical":
-        return None
+    """Name, folder and weights sha256 of the learned models a run may use (None: none at all).
+
+    ``segmenter``: the model that segments every frame (learned path);
+    ``light_hair``: the model that segments frames without dark shafts on the
+    classical path (``Settings.light_hair_model``).
+    """
     from pipeline import learned
 
-    try:
-        if not learned.uses_learned(settings):
+    def record(name: str) -> dict[str, Any] | None:
+        try:
+            model = learned.load_model(name)
+        except learned.ModelError:
             return None
-        model = learned.load_model(settings.model)
-    except learned.ModelError:
+        return {"name": model.name, "path": str(model.path), "sha256": model.sha256, "device": "cpu"}
+
+    main = record(settings.model) if learned.uses_learned(settings) else None
+    light = record(settings.light_hair_model) if settings.light_hair_model and main is None else None
+    if main is None and light is None:
         return None
-    return {"name": model.name, "path": str(model.path), "sha256": model.sha256, "device": "cpu"}
+    return {**(main or {}), "role": "segmenter"} if main else {**light, "role": "light_hair"}
 
 
 def _flagged(images: pd.DataFrame) -> pd.Series:

@@ -32,6 +32,8 @@ class Candidate:
     confident: bool = False
     partner: "Candidate | None" = None
     emergence: np.ndarray | None = None
+    lobes: int = 1
+    stripe_px: float = float("nan")
 
 
 def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
@@ -46,17 +48,15 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     image = segment.remove_scale_bar(image)
     valid, field_rows = segment.frame_regions(image)
     con = segment.darkness_map(image, um_per_px=scale, settings=settings, valid=valid)
+    used = "classical"
     if probability is not None:
         prob = np.where(valid, probability, 0.0).astype(np.float32)
     elif settings.segmenter != "classical" and _learned().uses_learned(settings):
-        model = _learned().load_model(settings.model)
-        maps = model.predict(image, um_per_px=scale)
-        prob = np.where(valid, maps["hair"], 0.0).astype(np.float32)
-        tips = None
-        settings = settings.replace(darkness_low=model.thresholds["low"], darkness_threshold=model.thresholds["high"])
-        if model.thresholds.get("tip") is not None:
-            tips = tip_points(np.where(valid, maps["tip"], 0.0), threshold=model.thresholds["tip"],
-                              min_distance_px=max(2, round(2 * model.um_per_px / scale)))
+        prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.model)
+        used = "learned"
+    elif con.light and settings.light_hair_model and _learned().available(settings.light_hair_model):
+        prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
+        used = "learned_light_hair"
     else:
         prob = segment.probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)
     mask = segment.hair_mask(prob, um_per_px=scale, settings=settings)
@@ -74,7 +74,21 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     area_cm2 = None if um_per_px is None else field_rows.sum() * image.shape[1] * (um_per_px * 1e-4) ** 2
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
     metrics.update(quality.assess(image, valid, field_rows, um_per_px=scale, settings=settings))
+    metrics["segmenter"] = used
     return FrameResult(hairs, metrics, paths, valid, prob, mask)
+
+
+def _learned_maps(image: np.ndarray, valid: np.ndarray, scale: float, settings: Settings, name: str):
+    """Hair probability, cut tips and thresholds from the learned model ``name``."""
+    model = _learned().load_model(name)
+    maps = model.predict(image, um_per_px=scale)
+    prob = np.where(valid, maps["hair"], 0.0).astype(np.float32)
+    settings = settings.replace(darkness_low=model.thresholds["low"], darkness_threshold=model.thresholds["high"])
+    tips = None
+    if model.thresholds.get("tip") is not None:
+        tips = tip_points(np.where(valid, maps["tip"], 0.0), threshold=model.thresholds["tip"],
+                          min_distance_px=max(2, round(2 * model.um_per_px / scale)))
+    return prob, tips, settings
 
 
 def _learned():
@@ -101,29 +115,35 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[C
                                       method=settings.thickness_method)
         cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
         scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))
-        out.append(Candidate(h, t, r, contrast, cut, scores, length_px=length))
+        lobes, stripe = 1, float("nan")
+        if settings.seam_dip > 0 and not con.light:
+            lobes, stripe = measure.lobe_count(con.darkness, path, radius_px=r, min_dip=settings.seam_dip)
+        out.append(Candidate(h, t, r, contrast, cut, scores, length_px=length, lobes=lobes, stripe_px=stripe))
     return out
 
 
 def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0) -> list[Candidate]:
-    """Count a shaft about k times the frame's typical width as k touching hairs.
+    """Count a stripe of k touching shafts as k hairs of one unit.
 
     Hairs of one unit often run side by side and merge into one mask
-    stripe with one centre line. Where a stripe is at least ``ratio`` times
-    the frame's typical shaft width (its ``quantile`` percentile), it is taken
-    as ``round(width / typical)`` hairs (at most 4) of equal share of the width.
+    stripe with one centre line.  A stripe counts as k hairs when its
+    profile shows k lobes separated by seams (``Candidate.lobes``, from
+    :func:`pipeline.measure.lobe_count`; each then gets the stripe's outer
+    width / k), or when it is at least ``ratio`` times the frame's typical
+    shaft width (its ``quantile`` percentile): ``round(width / typical)``
+    hairs (at most 4) of equal share of the width.
     """
-    if len(cands) < 3 or ratio <= 0:
-        return cands
-    typical = float(np.percentile([c.thickness_px for c in cands], quantile))
+    typical = (float(np.percentile([c.thickness_px for c in cands], quantile))
+               if len(cands) >= 3 and ratio > 0 else np.inf)
     out = []
     for c in cands:
-        k = int(min(4, round(c.thickness_px / typical))) if c.thickness_px >= ratio * typical else 1
+        k_width = int(min(4, round(c.thickness_px / typical))) if c.thickness_px >= ratio * typical else 1
+        k = max(k_width, c.lobes)
         if k == 1:
             out.append(c)
             continue
-        for _ in range(k):
-            out.append(dataclasses.replace(c, thickness_px=c.thickness_px / k))
+        width = c.stripe_px if c.lobes == k and np.isfinite(c.stripe_px) else c.thickness_px
+        out.extend(dataclasses.replace(c, thickness_px=width / k) for _ in range(k))
     return out
 
 

@@ -261,6 +261,15 @@ def load_model(name_or_path: str) -> LearnedModel:
     return LearnedModel(path.name, path, net, config, thresholds, digest)
 
 
+def available(name_or_path: str) -> bool:
+    """Whether the model folder ``name_or_path`` loads (found, weights matching their sha256)."""
+    try:
+        load_model(name_or_path)
+    except ModelError:
+        return False
+    return True
+
+
 def uses_learned(settings: Settings) -> bool:
     """Whether ``settings`` select the learned path (``auto`` follows the model's own card)."""
     if settings.segmenter == "classical":

@@ -33,10 +33,14 @@ class Contrast:
         Darkness of the frame's thick shafts (plateau level), the reference
         that turns darkness into a probability and an integrated profile
         into a width.
+    light : bool
+        True when the map is the colour distance of a frame without dark
+        shafts (blond, grey, white hair) rather than darkness.
     """
 
     darkness: np.ndarray
     full: float
+    light: bool = False
 
 
 def _odd(n: float) -> int:
@@ -90,7 +94,7 @@ def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
     if full >= settings.light_hair_below:
         return Contrast(dark, max(full, 0.35))
     colour = colour_contrast(image, max_width_px=width)
-    return Contrast(colour, max(0.12, _reference_contrast(colour, valid)))
+    return Contrast(colour, max(0.12, _reference_contrast(colour, valid)), light=True)
 
 
 def colour_contrast(image: np.ndarray, *, max_width_px: float) -> np.ndarray:
@@ -395,20 +399,23 @@ def remove_scale_bar(image: np.ndarray) -> np.ndarray:
     return cv2.inpaint(image, bar.astype(np.uint8), 3, cv2.INPAINT_TELEA)
 
 
-def text_boxes(marks: np.ndarray) -> np.ndarray:
+def text_boxes(marks: np.ndarray, *, min_marks: int = 80) -> np.ndarray:
     """Boxes around clusters of drawn marks (text labels and their backgrounds).
 
     ``marks`` (bool, (M, N)): pure blue or cyan pixels. Marks closer than ~10 px are clustered; a compact cluster (box
-    under 5% of the frame, at least 10% filled) is masked as its box plus
-    8 px. Long thin drawings (circles, lines) are left to the pixel mask.
+    under 5% of the frame, at least 10% filled, at least ``min_marks`` marked
+    pixels: a few glints of bluish skin under a blue colour cast are no text
+    label) is masked as its box plus 8 px. Long thin drawings (circles,
+    lines) are left to the pixel mask.
     """
     m, n = marks.shape
     grown = cv2.dilate(marks.astype(np.uint8), np.ones((11, 11), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    n_marks = np.bincount(labels[marks], minlength=count)
     out = np.zeros((m, n), bool)
     for k in range(1, count):
         c0, r0, w, h, area = stats[k]
-        if w * h < 0.05 * m * n and area >= 0.10 * w * h and w * h >= 200:
+        if w * h < 0.05 * m * n and area >= 0.10 * w * h and w * h >= 200 and n_marks[k] >= min_marks:
             out[max(0, r0 - 8):r0 + h + 8, max(0, c0 - 8):c0 + w + 8] = True
     return out
 

@@ -64,6 +64,19 @@ class Settings:
         as round(width / median) touching hairs of one unit (0 disables).
     fused_quantile : float
         Percentile of the frame's shaft widths taken as one shaft's width.
+    light_hair_model : str
+        Frames without dark shafts (blond, grey, white hair: the darkness
+        map's shaft contrast is below ``light_hair_below``) are segmented
+        by this learned model (name or folder) instead of the colour
+        distance map, which reads skin texture as hair; ``""`` keeps the
+        colour map.  The per-frame ``segmenter`` column says which ran.
+    seam_dip : float
+        Touching shafts of one unit: a dip of at least this share of the
+        peak darkness between two lobes of a stripe's cross profile is a
+        seam between two hairs (0 disables; dark hair only).  Off by
+        default: at 0.2 it cost fdu_val half A 0.6 points of count MAPE
+        (19.5 -> 20.1%) and did not help the tuning phantoms (seeds 91,
+        92), where touching shafts rarely leave a resolved seam.
     unit_radius_um : float
         Hairs whose emergence points lie within this distance share one
         follicular unit (µm).
@@ -111,6 +124,8 @@ class Settings:
     unit_radius_um: float = 120.0
     fused_ratio: float = 2.0
     fused_quantile: float = 50.0
+    seam_dip: float = 0.0
+    light_hair_model: str = "hairnet-v1"
     thickness_method: str = "edges"
     segmenter: str = "classical"
     model: str = "hairnet-v1"

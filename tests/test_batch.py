@@ -100,7 +100,9 @@ def test_run_json(tmp_path, good_folder, fake_core):
     assert (record["um_per_px"], record["workers"]) == (2.5, 1)
     assert record["frames"] == {"total": 9, "ok": 9, "error": 0, "skipped": 0, "flagged": 0}
     assert (record["frames_measured"], record["frames_reused"]) == (9, 0)
-    assert record["store"].endswith("results.sqlite") and record["model"] is None
+    assert record["store"].endswith("results.sqlite")
+    assert record["model"]["role"] == "light_hair" and record["model"]["name"] == settings.light_hair_model
+    assert len(record["model"]["sha256"]) == 64
     assert record["started_utc"].endswith("+00:00") and record["finished_utc"] >= record["started_utc"]
     assert set(record["seconds"]) == {"total", "per_frame_mean", "per_frame_median", "per_frame_max"}
     assert set(record["environment"]) >= {"python", "numpy", "opencv", "platform"}

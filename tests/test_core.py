@@ -189,3 +189,78 @@ def test_burned_in_scale_bar_is_not_a_hair():
     assert analyze_frame(img, um_per_px=2.78).metrics["hair_count"] == 0
     bar(img, 380, 150, 480, 330, 12)  # crosses the horizontal leg
     assert analyze_frame(img, um_per_px=2.78).metrics["hair_count"] == 1
+
+
+def _two_touching_shafts(seam: bool) -> np.ndarray:
+    """Two 10-px shafts side by side (one unit), with or without a 2-px lighter seam between them."""
+    img = blank()
+    img[100:110, 60:340] = HAIR
+    img[110:120, 60:340] = HAIR
+    if seam:
+        img[109:111, 60:340] = (120, 110, 105)
+    return cv2.GaussianBlur(img, (0, 0), 1.0)
+
+
+SEAMS = Settings(seam_dip=0.2)
+
+
+def test_touching_shafts_with_a_seam_are_two_hairs_of_their_own_width():
+    res = analyze_frame(_two_touching_shafts(seam=True), um_per_px=5.0, settings=SEAMS)
+    assert res.metrics["hair_count"] == 2
+    assert res.metrics["follicular_units"] == 1
+    assert res.hairs["thickness_um"].to_numpy() == pytest.approx([50.0, 50.0], rel=0.1)
+
+
+def test_one_wide_shaft_without_a_seam_stays_one_hair():
+    res = analyze_frame(_two_touching_shafts(seam=False), um_per_px=5.0, settings=SEAMS)
+    assert res.metrics["hair_count"] == 1
+    assert res.hairs["thickness_um"].iloc[0] == pytest.approx(100.0, rel=0.05)
+
+
+def test_seam_splitting_is_off_by_default():
+    """Off until it helps on real frames (see Settings.seam_dip)."""
+    res = analyze_frame(_two_touching_shafts(seam=True), um_per_px=5.0)
+    assert res.metrics["hair_count"] == 1
+
+
+def _white_hair_frame() -> tuple[np.ndarray, float]:
+    from pipeline.synth import SceneParams, render_frame
+
+    p = SceneParams(height=480, width=640, um_per_px=2.8, hair_color="white", skin_tone=5,
+                    density_per_cm2=200.0, scales=False, halos=False)
+    img, truth = render_frame(p, np.random.default_rng(5))
+    return img, truth["um_per_px"]
+
+
+def test_frame_without_dark_shafts_is_segmented_by_the_light_hair_model():
+    img, um = _white_hair_frame()
+    learned = analyze_frame(img, um_per_px=um)
+    assert learned.metrics["segmenter"] == "learned_light_hair"
+    colour = analyze_frame(img, um_per_px=um, settings=Settings(light_hair_model=""))
+    assert colour.metrics["segmenter"] == "classical"
+    assert not np.array_equal(learned.probability, colour.probability)
+
+
+def test_light_hair_model_that_is_missing_falls_back_to_the_colour_map():
+    img, um = _white_hair_frame()
+    res = analyze_frame(img, um_per_px=um, settings=Settings(light_hair_model="no-such-model"))
+    assert res.metrics["segmenter"] == "classical"
+
+
+def test_dark_hair_stays_on_the_classical_path():
+    res = analyze_frame(bar(blank(), 150, 50, 150, 350, 9), um_per_px=5.0)
+    assert res.metrics["segmenter"] == "classical"
+
+
+def test_blue_text_label_is_masked_and_bluish_glints_are_not():
+    from pipeline.segment import text_boxes
+
+    marks = np.zeros((400, 600), bool)
+    label = np.zeros((30, 120), np.uint8)
+    cv2.putText(label, "C=14.9 mm", (2, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 1, 2)
+    marks[50:80, 60:180] = label > 0                       # a drawn text label
+    for r, c in [(300, 400), (303, 410), (296, 395), (310, 402)]:
+        marks[r:r + 3, c:c + 3] = True                     # glints of bluish skin near a follicle
+    boxes = text_boxes(marks)
+    assert boxes[50:80, 60:180].all()
+    assert not boxes[290:320, 390:420].any()

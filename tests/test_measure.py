@@ -39,3 +39,33 @@ def test_half_max_width_is_nan_without_both_crossings():
     p[:p.size // 2 - 5] = p.max()  # a neighbour fused on the left: never below half there
     assert math.isnan(half_max_width(p, DT))
     assert math.isnan(half_max_width(np.zeros(41), DT))
+
+
+def _profile_image(columns: np.ndarray, rows: int = 60) -> np.ndarray:
+    return np.repeat(columns[None, :].astype(float), rows, axis=0)
+
+
+def test_lobe_count_sees_two_shafts_with_a_seam():
+    from pipeline.measure import lobe_count
+
+    col = np.zeros(80)
+    col[30:39] = 0.7
+    col[41:50] = 0.7
+    col[39:41] = 0.35  # the seam: half the darkness
+    dark = _profile_image(col)  # shafts run down the rows
+    path = np.column_stack([np.arange(5, 55, 1.0), np.full(50, 40.0)])
+    k, width = lobe_count(dark, path, radius_px=10.0, min_dip=0.2)
+    assert k == 2
+    assert width == pytest.approx(20.0, abs=1.5)
+
+
+def test_lobe_count_ignores_a_separate_neighbour():
+    from pipeline.measure import lobe_count
+
+    col = np.zeros(80)
+    col[36:45] = 0.7  # the shaft under the centre line
+    col[50:59] = 0.7  # a neighbour beyond a gap of skin
+    dark = _profile_image(col)
+    path = np.column_stack([np.arange(5, 55, 1.0), np.full(50, 40.0)])
+    k, _ = lobe_count(dark, path, radius_px=10.0, min_dip=0.2)
+    assert k == 1
