@@ -34,6 +34,8 @@ class Candidate:
     emergence: np.ndarray | None = None
     lobes: int = 1
     stripe_px: float = float("nan")
+    hidden_root: bool = False
+    ends_px: tuple[float, float] = (float("nan"), float("nan"))
 
 
 def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
@@ -64,10 +66,12 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
     halo = measure.halo_map(image, sigma_px=20.0 / scale)
     cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings)
-    _orient(cands)
-    inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape)]
+    _orient(cands, fork_angle_deg=settings.fork_angle_deg)
+    inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
+                                                  count_hidden=settings.count_hidden_roots)]
     if tips is None:
-        counted = split_fused(inside, ratio=settings.fused_ratio, quantile=settings.fused_quantile)
+        counted = split_fused(inside, ratio=settings.fused_ratio, quantile=settings.fused_quantile,
+                              step_ratio=settings.step_ratio)
     else:
         counted = split_by_tips(inside, tips)
     hairs, paths = _hair_table(counted, um_per_px, settings)
@@ -118,11 +122,16 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[C
         lobes, stripe = 1, float("nan")
         if settings.seam_dip > 0 and not con.light:
             lobes, stripe = measure.lobe_count(con.darkness, path, radius_px=r, min_dip=settings.seam_dip)
-        out.append(Candidate(h, t, r, contrast, cut, scores, length_px=length, lobes=lobes, stripe_px=stripe))
+        ends = (float("nan"), float("nan"))
+        if settings.step_ratio > 0 and not con.light:
+            ends = measure.width_step(con.darkness, path, radius_px=r)
+        out.append(Candidate(h, t, r, contrast, cut, scores, length_px=length, lobes=lobes, stripe_px=stripe,
+                             ends_px=ends))
     return out
 
 
-def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0) -> list[Candidate]:
+def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0,
+                step_ratio: float = 0.0) -> list[Candidate]:
     """Count a stripe of k touching shafts as k hairs of one unit.
 
     Hairs of one unit often run side by side and merge into one mask
@@ -131,7 +140,10 @@ def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0)
     :func:`pipeline.measure.lobe_count`; each then gets the stripe's outer
     width / k), or when it is at least ``ratio`` times the frame's typical
     shaft width (its ``quantile`` percentile): ``round(width / typical)``
-    hairs (at most 4) of equal share of the width.
+    hairs (at most 4) of equal share of the width; or, with ``step_ratio``
+    > 0, when one end of the stripe is that many times wider than the other
+    (``Candidate.ends_px``, :func:`pipeline.measure.width_step`): two hairs,
+    one of the narrow end's width and one of the difference.
     """
     typical = (float(np.percentile([c.thickness_px for c in cands], quantile))
                if len(cands) >= 3 and ratio > 0 else np.inf)
@@ -139,6 +151,11 @@ def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0)
     for c in cands:
         k_width = int(min(4, round(c.thickness_px / typical))) if c.thickness_px >= ratio * typical else 1
         k = max(k_width, c.lobes)
+        wide, narrow = c.ends_px
+        if k == 1 and step_ratio > 0 and wide >= step_ratio * narrow:
+            out += [dataclasses.replace(c, thickness_px=narrow),
+                    dataclasses.replace(c, thickness_px=max(wide - narrow, 0.3 * narrow))]
+            continue
         if k == 1:
             out.append(c)
             continue
@@ -185,7 +202,7 @@ def _is_cut(point: np.ndarray, valid: np.ndarray, r: float) -> bool:
     return not valid[r0:r1, c0:c1].all()
 
 
-def _orient(cands: list[Candidate]) -> None:
+def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0) -> None:
     """Choose the root end of every hair.
 
     Order of evidence: an end where the hair forks from others of its
@@ -196,11 +213,22 @@ def _orient(cands: list[Candidate]) -> None:
     hair near that axis takes the frame's direction; otherwise a hair's
     own ends decide (a hair cut by the border: its visible end against
     the frame's median score).
+
+    With ``fork_angle_deg`` > 0 only a junction where this hair and another
+    leave in directions within that angle (the V of one unit's opening) is
+    taken as a root; a junction where a hair meets a crossing or touching
+    shaft says nothing about its root, and a hair whose root end is such
+    a junction shows no emergence (``hidden_root``: a piece of a longer
+    hair between crossings; not counted with
+    ``Settings.count_hidden_roots=False``).
     """
+    forks = _fork_ends(cands, fork_angle_deg) if fork_angle_deg > 0 else None
     for c in cands:
         kinds = c.hair.end_kinds
         if kinds[0] != kinds[1]:
-            c.root, c.confident = (0 if kinds[0] == "junction" else 1), True
+            end = 0 if kinds[0] == "junction" else 1
+            if forks is None or (id(c), end) in forks:
+                c.root, c.confident = end, True
     _follow_forks(cands)
     direction = _frame_direction(cands)
     visible_scores = [s for c in cands for s, cut in zip(c.scores, c.cut) if not cut]
@@ -216,6 +244,9 @@ def _orient(cands: list[Candidate]) -> None:
             c.root = inner if c.scores[inner] >= median_score else 1 - inner
         else:
             c.root = int(np.argmax(c.scores))
+    if forks is not None:
+        for c in cands:
+            c.hidden_root = c.hair.end_kinds[c.root] == "junction" and (id(c), c.root) not in forks
 
 
 def _frame_direction(cands: list[Candidate]) -> np.ndarray | None:
@@ -251,6 +282,45 @@ def _frame_direction(cands: list[Candidate]) -> np.ndarray | None:
     return ref if votes.sum() > 0 else -ref
 
 
+def _outgoing(c: Candidate, end: int) -> np.ndarray:
+    """Unit direction in which the hair leaves its ``end`` (0 or 1), over about three radii."""
+    path = c.hair.path
+    k = int(min(len(path) - 1, max(3, 3 * c.radius_px)))
+    v = path[k] - path[0] if end == 0 else path[-1 - k] - path[-1]
+    return v / max(float(np.hypot(*v)), 1e-9)
+
+
+def _fork_ends(cands: list[Candidate], max_angle_deg: float = 60.0) -> set[tuple[int, int]]:
+    """(id(candidate), end) of junction ends that are a V-shaped fork of one unit.
+
+    A hair ending at a junction forks there when another hair, ending at
+    or running through the same point, lies within ``max_angle_deg`` of the
+    direction in which this hair leaves it; at a T-contact or a steep
+    crossing no other shaft does.
+    """
+    cos_max = np.cos(np.deg2rad(max_angle_deg))
+    out = set()
+    for c in cands:
+        for end in (0, 1):
+            if c.hair.end_kinds[end] != "junction":
+                continue
+            point = c.hair.path[0 if end == 0 else -1]
+            away = _outgoing(c, end)
+            for o in cands:
+                if o is c:
+                    continue
+                d = np.hypot(*(o.hair.path - point).T)
+                i = int(np.argmin(d))
+                if d[i] > 2 * max(c.radius_px, o.radius_px) + 2:
+                    continue
+                k = int(max(3, 3 * o.radius_px))
+                t = o.hair.path[min(i + k, len(d) - 1)] - o.hair.path[max(i - k, 0)]
+                if abs(float(away @ t)) >= cos_max * max(float(np.hypot(*t)), 1e-9):
+                    out.add((id(c), end))
+                    break
+    return out
+
+
 def _follow_forks(cands: list[Candidate]) -> None:
     """A hair passing through the opening another hair forks from shares its direction.
 
@@ -258,7 +328,7 @@ def _follow_forks(cands: list[Candidate]) -> None:
     through the junction and the others fork from it; the through-going
     shaft's root lies on the same side as theirs.
     """
-    forks = [c for c in cands if c.hair.end_kinds[0] != c.hair.end_kinds[1]]
+    forks = [c for c in cands if c.confident and c.hair.end_kinds[c.root] == "junction"]
     for c in cands:
         if c.confident:
             continue
@@ -279,9 +349,9 @@ def _root_to_tip(path: np.ndarray, root: int) -> np.ndarray:
     return v / max(np.hypot(*v), 1e-9)
 
 
-def _emerges_inside(c: Candidate, field_rows: np.ndarray, shape) -> bool:
+def _emerges_inside(c: Candidate, field_rows: np.ndarray, shape, *, count_hidden: bool = True) -> bool:
     """The counting rule: the root end is visible and lies in the field."""
-    if c.cut[c.root]:
+    if c.cut[c.root] or (c.hidden_root and not count_hidden):
         return False
     row, col = c.hair.path[0 if c.root == 0 else -1]
     return 0 <= row < shape[0] and 0 <= col < shape[1] and bool(field_rows[int(row)])

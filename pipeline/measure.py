@@ -251,6 +251,25 @@ def lobe_count(darkness: np.ndarray, path: np.ndarray, *, radius_px: float, min_
     return k, float(np.median(np.asarray(widths)[sel]))
 
 
+def width_step(darkness: np.ndarray, path: np.ndarray, *, radius_px: float) -> tuple[float, float]:
+    """Half-maximum widths of a stripe's two end thirds (pixels), wider first.
+
+    Clipped hairs of one unit that run fused side by side are cut at
+    different lengths: past the shorter hair's cut tip the stripe narrows
+    to one shaft.  A stripe whose ends differ in width by a large factor is
+    two hairs: the narrow end's width is the longer hair's, the difference
+    the shorter one's.  NaN when too few stations resolve a width.
+    """
+    _, _, prof = profile_widths(darkness, path, radius_px=max(radius_px, 1.0), full=1.0)
+    fw = np.array([half_max_width(q, 0.5) for q in prof])
+    fw = fw[np.isfinite(fw)]
+    if len(fw) < 4:
+        return float("nan"), float("nan")
+    q = max(1, len(fw) // 3)
+    a, b = float(np.median(fw[:q])), float(np.median(fw[-q:]))
+    return max(a, b), min(a, b)
+
+
 def _central_run(flags: np.ndarray) -> tuple[int, int]:
     """Half-open index range of the run of True values nearest the middle of ``flags``."""
     true = np.flatnonzero(flags)

@@ -264,3 +264,44 @@ def test_blue_text_label_is_masked_and_bluish_glints_are_not():
     boxes = text_boxes(marks)
     assert boxes[50:80, 60:180].all()
     assert not boxes[290:320, 390:420].any()
+
+
+def test_fused_pair_cut_at_different_lengths_is_two_hairs_with_a_width_step():
+    """Two touching 10-px shafts, one cut 140 px shorter: the stripe narrows from 20 to 10 px."""
+    img = blank()
+    img[100:110, 60:340] = HAIR
+    img[110:120, 60:200] = HAIR
+    img = cv2.GaussianBlur(img, (0, 0), 1.0)
+    on = analyze_frame(img, um_per_px=5.0, settings=Settings(step_ratio=1.5))
+    assert on.metrics["hair_count"] == 2 and on.metrics["follicular_units"] == 1
+    assert sorted(on.hairs["thickness_um"]) == pytest.approx([50.0, 50.0], rel=0.12)
+    assert analyze_frame(img, um_per_px=5.0).metrics["hair_count"] == 1  # off by default
+
+
+def test_a_bar_of_even_width_has_no_width_step():
+    img = cv2.GaussianBlur(blank(), (0, 0), 1.0)
+    img[100:118, 60:340] = HAIR
+    res = analyze_frame(img, um_per_px=5.0, settings=Settings(step_ratio=1.5))
+    assert res.metrics["hair_count"] == 1
+
+
+def _v_unit_and_a_touching_hair() -> np.ndarray:
+    img = blank(300, 500)
+    bar(img, 60, 60, 60, 440, 9)        # a long shaft across the frame
+    bar(img, 65, 250, 200, 320, 9)      # a clipped hair whose end touches it (a T, no opening)
+    bar(img, 260, 80, 160, 200, 9)      # a V-shaped unit: two hairs from one opening
+    bar(img, 260, 80, 200, 230, 9)
+    return img
+
+
+def test_only_a_v_shaped_fork_makes_a_junction_end_the_root():
+    img = _v_unit_and_a_touching_hair()
+    forks = analyze_frame(img, um_per_px=5.0).hairs  # fork_angle_deg=60 by default
+    every = analyze_frame(img, um_per_px=5.0, settings=Settings(fork_angle_deg=0.0)).hairs
+    def at(hairs, row, col):  # the hair whose centre-line middle is nearest (row, col)
+        return hairs.loc[((hairs["mid_row"] - row) ** 2 + (hairs["mid_col"] - col) ** 2).idxmin()]
+    assert bool(at(every, 130, 285)["root_known"]) and not bool(at(forks, 130, 285)["root_known"])
+    for hairs in (every, forks):
+        v = [at(hairs, 210, 140), at(hairs, 230, 155)]
+        assert all(bool(h["root_known"]) for h in v)
+        assert v[0]["unit_id"] == v[1]["unit_id"]
