@@ -20,7 +20,8 @@ def _method(run: dict) -> str:
     model = run.get("model") or {}
     text = f"tricho-pipeline {run.get('version', '?')}, segmenter {settings.get('segmenter', 'classical')}"
     if model:
-        text += f", model {model.get('name')} (weights sha256 {str(model.get('sha256', ''))[:12]})"
+        role = "light-hair model" if model.get("role") == "light_hair" else "model"
+        text += f", {role} {model.get('name')} (weights sha256 {str(model.get('sha256', ''))[:12]})"
     return text + f", settings {run.get('settings_digest', '?')}"
 
 

@@ -73,14 +73,18 @@ class Settings:
     count_hidden_roots : bool
         With ``fork_angle_deg`` > 0: whether a hair whose root end is a
         junction that is no fork (a crossing) still counts.  Not counting
-        them removes the pieces of long hairs between crossings, but on
-        fdu_val half A it cost 3.7 points of count MAPE (19.5 -> 23.2%,
-        CCC 0.64 -> 0.43): real units touch at their openings without a
-        clean V.
+        them removes pieces of long hairs between crossings (tuning
+        phantoms: count MAPE 50.5 -> 45.2%, seed 91; 83.5 -> 67.8%, seed
+        92) but misses real hairs whose opening touches another shaft: the
+        median frame error rose from 33 to 42% on those phantoms and fdu_val
+        half A went from 19.0 to 21.2% (CCC 0.63 -> 0.52).  So they count.
     step_ratio : float
         Touching shafts of one unit cut at different lengths: a stripe
         whose one end is at least this many times wider than the other is
-        two hairs (0 disables; dark hair only).
+        two hairs (0 disables; dark hair only).  Off by default: at 1.5 the
+        count MAPE of the tuning phantoms rose from 52.7 to 54.7% (seed 91)
+        and 86.2 to 98.1% (seed 92): more single shafts whose ends differ in
+        width than fused pairs.
     fork_angle_deg : float
         Root ends: a hair ending at a junction takes that end as its root
         only when another hair leaves the same junction within this angle
