@@ -195,8 +195,9 @@ def lobe_count(darkness: np.ndarray, path: np.ndarray, *, radius_px: float, min_
     into one mask stripe with one centre line, but a thin lighter seam stays
     between them.  Across the stripe the darkness profile then has one lobe
     per shaft.  At stations along the line, lobes are the profile maxima
-    above 0.6 of its peak, inside the stripe around the centre line
-    (the run above 0.4 of the peak: a separate neighbour is not a lobe), whose prominence is at least ``min_dip`` of the peak
+    above 0.6 of its peak inside the stripe around the centre line (the
+    run above 0.4 of the peak: a separate neighbour is not a lobe) whose
+    prominence is at least ``min_dip`` of the peak
     (``scipy.signal.find_peaks``); the count is the median over the stations
     (the part of a unit beyond its shorter hairs' cut tips has fewer lobes).
 
