@@ -1051,11 +1051,14 @@ def _model_record(settings: Settings) -> dict[str, Any] | None:
             return None
         return {"name": model.name, "path": str(model.path), "sha256": model.sha256, "device": "cpu"}
 
-    main = record(settings.model) if learned.uses_learned(settings) else None
-    light = record(settings.light_hair_model) if settings.light_hair_model and main is None else None
-    if main is None and light is None:
+    if learned.uses_learned(settings):
+        name, role = settings.model, "segmenter"
+    elif settings.light_hair_model:
+        name, role = settings.light_hair_model, "light_hair"
+    else:
         return None
-    return {**(main or {}), "role": "segmenter"} if main else {**light, "role": "light_hair"}
+    found = record(name)
+    return None if found is None else {**found, "role": role}
 
 
 def _flagged(images: pd.DataFrame) -> pd.Series:

@@ -273,16 +273,14 @@ def width_step(darkness: np.ndarray, path: np.ndarray, *, radius_px: float) -> t
 
 def _central_run(flags: np.ndarray) -> tuple[int, int]:
     """Half-open index range of the run of True values nearest the middle of ``flags``."""
+    from scipy.ndimage import label
+
     true = np.flatnonzero(flags)
     if true.size == 0:
         return 0, 0
-    c = int(true[np.argmin(np.abs(true - len(flags) // 2))])
-    lo, hi = c, c + 1
-    while lo > 0 and flags[lo - 1]:
-        lo -= 1
-    while hi < len(flags) and flags[hi]:
-        hi += 1
-    return lo, hi
+    runs, _ = label(flags)
+    run = np.flatnonzero(runs == runs[true[np.argmin(np.abs(true - len(flags) // 2))]])
+    return int(run[0]), int(run[-1]) + 1
 
 
 def root_scores(hair: Hair, darkness: np.ndarray, halo: np.ndarray, radius_px: float) -> np.ndarray:
