@@ -6,7 +6,7 @@ segmentation -> shafts -> per-hair measures -> root ends and counting rule
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -35,7 +35,8 @@ class Candidate:
     lobes: int = 1
     stripe_px: float = float("nan")
     hidden_root: bool = False
-    ends_px: tuple[float, float] = (float("nan"), float("nan"))
+    widths_px: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    shares: tuple[float, ...] = ()
 
 
 def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
@@ -65,13 +66,17 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
     halo = measure.halo_map(image, sigma_px=20.0 / scale)
-    cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings)
+    cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings, mask)
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
+    for c in inside:
+        tip = 1 - c.root
+        if len(c.widths_px) and c.hair.end_kinds[tip] == "free" and not c.cut[tip]:
+            c.shares = _step_shares(c.widths_px if c.root == 0 else c.widths_px[::-1], settings.tip_step,
+                                    measure.resample_path(c.hair.path))
     if tips is None:
-        counted = split_fused(inside, ratio=settings.fused_ratio, quantile=settings.fused_quantile,
-                              step_ratio=settings.step_ratio)
+        counted = split_fused(inside, ratio=settings.fused_ratio, quantile=settings.fused_quantile)
     else:
         counted = split_by_tips(inside, tips)
     hairs, paths = _hair_table(counted, um_per_px, settings)
@@ -101,7 +106,7 @@ def _learned():
     return learned
 
 
-def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[Candidate]:
+def _candidates(traced, con, dist, halo, valid, prob, scale, settings, mask=None) -> list[Candidate]:
     """Measure each traced hair; drop fragments too short or too faint."""
     min_len = settings.min_hair_length_um / scale
     out = []
@@ -122,16 +127,33 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[C
         lobes, stripe = 1, float("nan")
         if settings.seam_dip > 0 and not con.light:
             lobes, stripe = measure.lobe_count(con.darkness, path, radius_px=r, min_dip=settings.seam_dip)
-        ends = (float("nan"), float("nan"))
-        if settings.step_ratio > 0 and not con.light:
-            ends = measure.width_step(con.darkness, path, radius_px=r)
+        widths = np.zeros(0)
+        if settings.tip_step > 0 and not con.light:
+            widths = measure.cross_widths(mask, path, radius_px=r)
         out.append(Candidate(h, t, r, contrast, cut, scores, length_px=length, lobes=lobes, stripe_px=stripe,
-                             ends_px=ends))
+                             widths_px=widths))
     return out
 
 
-def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0,
-                step_ratio: float = 0.0) -> list[Candidate]:
+def _step_shares(widths: np.ndarray, min_drop: float, path: np.ndarray) -> tuple[float, ...]:
+    """Each shaft's share of a stripe's median width, from its cut-tip steps
+    (``widths`` root end first; empty for one shaft).  Only a straight
+    stripe (chord at least 95% of its length) is split: clipped shafts of
+    one unit run straight, a centre line that bends runs into a halo or a
+    crossing."""
+    length = float(np.sum(np.hypot(*np.diff(path, axis=0).T))) if len(path) > 1 else 0.0
+    if length <= 0 or np.hypot(*(path[-1] - path[0])) < 0.95 * length:
+        return ()
+    steps = measure.tip_steps(widths, min_drop=min_drop)
+    if not steps:
+        return ()
+    widths = measure.trim_tapers(widths)
+    typical = max(float(np.median(widths)), 1e-9)
+    tip = float(np.median(widths[-max(3, len(widths) // 6):]))
+    return tuple(w / typical for w in (tip, *steps))
+
+
+def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0) -> list[Candidate]:
     """Count a stripe of k touching shafts as k hairs of one unit.
 
     Hairs of one unit often run side by side and merge into one mask
@@ -140,10 +162,11 @@ def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0,
     :func:`pipeline.measure.lobe_count`; each then gets the stripe's outer
     width / k), or when it is at least ``ratio`` times the frame's typical
     shaft width (its ``quantile`` percentile): ``round(width / typical)``
-    hairs (at most 4) of equal share of the width; or, with ``step_ratio``
-    > 0, when one end of the stripe is that many times wider than the other
-    (``Candidate.ends_px``, :func:`pipeline.measure.width_step`): two hairs,
-    one of the narrow end's width and one of the difference.
+    hairs (at most 4) of equal share of the width.  A stripe whose width
+    steps down towards its tip at the cut tips of shorter hairs
+    (``Candidate.shares``, from :func:`pipeline.measure.tip_steps`, with
+    ``Settings.tip_step`` > 0) counts as one hair per level, each with its
+    own width, when that gives at least as many hairs.
     """
     typical = (float(np.percentile([c.thickness_px for c in cands], quantile))
                if len(cands) >= 3 and ratio > 0 else np.inf)
@@ -151,10 +174,8 @@ def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0,
     for c in cands:
         k_width = int(min(4, round(c.thickness_px / typical))) if c.thickness_px >= ratio * typical else 1
         k = max(k_width, c.lobes)
-        wide, narrow = c.ends_px
-        if k == 1 and step_ratio > 0 and wide >= step_ratio * narrow:
-            out += [dataclasses.replace(c, thickness_px=narrow),
-                    dataclasses.replace(c, thickness_px=max(wide - narrow, 0.3 * narrow))]
+        if c.shares and len(c.shares) >= k:
+            out.extend(dataclasses.replace(c, thickness_px=share * c.thickness_px) for share in c.shares)
             continue
         if k == 1:
             out.append(c)

@@ -252,23 +252,124 @@ def lobe_count(darkness: np.ndarray, path: np.ndarray, *, radius_px: float, min_
     return k, float(np.median(np.asarray(widths)[sel]))
 
 
-def width_step(darkness: np.ndarray, path: np.ndarray, *, radius_px: float) -> tuple[float, float]:
-    """Half-maximum widths of a stripe's two end thirds (pixels), wider first.
+def cross_widths(mask: np.ndarray, path: np.ndarray, *, radius_px: float) -> np.ndarray:
+    """Full mask width across a stripe at every point of its centre line (pixels).
+
+    At each point the mask is sampled along the normal (0.5-px steps, out
+    to three radii) and the width is the length of the run of mask pixels
+    through the centre line.  Unlike twice the distance transform it is the
+    whole local width even where the centre line runs off-centre, as it
+    does past the cut of one of two touching shafts.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (M, N)
+        Hair mask.
+    path : ndarray, shape (K, 2)
+        Centre line resampled at 1-px steps (row, col).
+    radius_px : float
+        Half-width of the stripe (pixels); sets the sampling reach.
+    """
+    if len(path) == 0:
+        return np.zeros(0)
+    tang = _tangents(path, max(2, int(round(3 * radius_px))))  # the stripe's axis, not the jog at a step
+    normal = np.column_stack([-tang[:, 1], tang[:, 0]])
+    reach = 3.0 * max(radius_px, 1.0) + 3.0
+    t = np.arange(-reach, reach + 0.25, 0.5)
+    rr = path[:, 0, None] + normal[:, 0, None] * t[None, :]
+    cc = path[:, 1, None] + normal[:, 1, None] * t[None, :]
+    inside = map_coordinates(mask.astype(np.float32), [rr.ravel(), cc.ravel()], order=1,
+                             mode="constant", cval=0.0).reshape(rr.shape) >= 0.5
+    mid = len(t) // 2
+    right = np.argmin(np.concatenate([inside[:, mid:], np.zeros((len(path), 1), bool)], axis=1), axis=1)
+    left = np.argmin(np.concatenate([inside[:, mid::-1], np.zeros((len(path), 1), bool)], axis=1), axis=1)
+    return np.maximum(right + left - 1, 0) * 0.5
+
+
+def trim_tapers(w: np.ndarray, window: int = 10) -> np.ndarray:
+    """The width profile without its tapered ends: end points narrower than
+    70% of the median of the next ``window`` points are dropped."""
+    lo, hi = 0, len(w)
+    while hi - lo > window and w[lo] < 0.7 * np.median(w[lo + 1:lo + 1 + window]):
+        lo += 1
+    while hi - lo > window and w[hi - 1] < 0.7 * np.median(w[hi - 1 - window:hi - 1]):
+        hi -= 1
+    return w[lo:hi]
+
+
+def tip_steps(widths: np.ndarray, *, min_drop: float = 0.5, min_width_px: float = 3.0,
+              flatness: float = 0.25, max_steps: int = 3) -> list[float]:
+    """Widths of the shafts that end along a stripe of touching hairs (pixels).
 
     Clipped hairs of one unit that run fused side by side are cut at
-    different lengths: past the shorter hair's cut tip the stripe narrows
-    to one shaft.  A stripe whose ends differ in width by a large factor is
-    two hairs: the narrow end's width is the longer hair's, the difference
-    the shorter one's.  NaN when too few stations resolve a width.
+    different lengths: going from the stripe's tip end (the longest
+    hair's tip) towards its root, the width rises by one shaft's width
+    at every other hair's cut tip.  A rise counts when it is abrupt (within
+    about one shaft width), at least ``min_drop`` times the tip end's
+    width, and both the level past it and the level before it hold for at
+    least one narrow-end width.  A slow widening (hairs diverging from
+    their opening, a halo at the root) is no step.
+
+    Parameters
+    ----------
+    widths : ndarray, shape (K,)
+        Full width at 1-px steps along the stripe, root end first
+        (:func:`cross_widths`).
+    min_drop : float
+        Smallest step, as a share of the narrow end's width.
+    min_width_px : float
+        Narrow ends thinner than this are not split, and no step is smaller
+        than half of it (pixel noise of the mask's edges).
+    flatness : float
+        Both plateaus' interquartile range must stay within this share of
+        the tip end's width (ragged mask edges on textured skin are no
+        plateaus).
+    max_steps : int
+        At most this many steps (a unit has at most four hairs).
+
+    Returns
+    -------
+    list of float
+        One width per step found (the width of the shaft that ends there);
+        empty for a single shaft.
     """
-    _, _, prof = profile_widths(darkness, path, radius_px=max(radius_px, 1.0), full=1.0)
-    fw = np.array([half_max_width(q, 0.5) for q in prof])
-    fw = fw[np.isfinite(fw)]
-    if len(fw) < 4:
-        return float("nan"), float("nan")
-    q = max(1, len(fw) // 3)
-    a, b = float(np.median(fw[:q])), float(np.median(fw[-q:]))
-    return max(a, b), min(a, b)
+    w = trim_tapers(np.asarray(widths, dtype=float))
+    n = len(w)
+    if n < 8:
+        return []
+    ends = max(3, n // 6)
+    single = float(np.median(w[-ends:]))
+    if single < min_width_px:
+        return []
+    smallest = max(min_drop * single, 0.5 * min_width_px)
+    span = max(3, int(round(single)))  # a plateau holds at least one shaft width
+    gap = max(2, int(round(0.6 * single)))  # the width changes within this at a cut
+    margin = max(span, int(round(0.5 * np.percentile(w, 90))))  # stay off the root end
+    level, pos, steps = single, n, []
+    while len(steps) < max_steps:
+        found = None
+        lowest = margin + span + gap - 1
+        for i in range(pos - span, lowest, -1):
+            after = w[i:i + span]
+            if abs(float(np.median(after)) - level) > 0.35 * single:
+                break
+            if float(np.median(w[i - gap - span:i - gap]) - np.median(after)) < smallest:
+                continue
+            # the sharpest rise within one gap of where it first shows
+            best = max(range(i, max(i - gap, lowest) - 1, -1),
+                       key=lambda j: (round(float(np.median(w[j - gap - span:j - gap]) - np.median(w[j:j + span])), 3), -j))
+            before = w[best - gap - span:best - gap]
+            rise = float(np.median(before) - np.median(w[best:best + span]))
+            flat = max(np.subtract(*np.percentile(x, [75, 25])) for x in (before, w[best:best + span]))
+            if rise >= smallest and flat <= flatness * single:
+                found = (best - gap, rise)  # two plateaus, not a ramp or ragged edges
+            break
+        if found is None:
+            break
+        pos, rise = found
+        steps.append(rise)
+        level += rise
+    return steps
 
 
 def _central_run(flags: np.ndarray) -> tuple[int, int]:

@@ -266,23 +266,50 @@ def test_blue_text_label_is_masked_and_bluish_glints_are_not():
     assert not boxes[290:320, 390:420].any()
 
 
-def test_fused_pair_cut_at_different_lengths_is_two_hairs_with_a_width_step():
+def test_fused_pair_cut_at_different_lengths_is_two_hairs_with_their_own_widths():
     """Two touching 10-px shafts, one cut 140 px shorter: the stripe narrows from 20 to 10 px."""
     img = blank()
     img[100:110, 60:340] = HAIR
     img[110:120, 60:200] = HAIR
     img = cv2.GaussianBlur(img, (0, 0), 1.0)
-    on = analyze_frame(img, um_per_px=5.0, settings=Settings(step_ratio=1.5))
+    on = analyze_frame(img, um_per_px=5.0, settings=Settings(tip_step=0.7))
     assert on.metrics["hair_count"] == 2 and on.metrics["follicular_units"] == 1
     assert sorted(on.hairs["thickness_um"]) == pytest.approx([50.0, 50.0], rel=0.12)
     assert analyze_frame(img, um_per_px=5.0).metrics["hair_count"] == 1  # off by default
 
 
-def test_a_bar_of_even_width_has_no_width_step():
+def test_a_bar_of_even_width_has_no_tip_step():
     img = cv2.GaussianBlur(blank(), (0, 0), 1.0)
     img[100:118, 60:340] = HAIR
-    res = analyze_frame(img, um_per_px=5.0, settings=Settings(step_ratio=1.5))
+    res = analyze_frame(img, um_per_px=5.0, settings=Settings(tip_step=0.7))
     assert res.metrics["hair_count"] == 1
+
+
+@pytest.mark.parametrize("profile, steps", [
+    (np.r_[[14.0] * 60, [8.0] * 40], [6.0]),                   # a pair: one cut tip
+    (np.r_[[20.0] * 50, [14.0] * 30, [8.0] * 40], [6.0, 6.0]),  # three hairs, two cut tips
+    (np.r_[0, 2, 5, [14.0] * 60, [8.0] * 40, 4, 2], [6.0]),    # tapered ends are left out
+    (np.full(100, 8.0), []),                                     # one even shaft
+    (np.linspace(20.0, 8.0, 100), []),                           # a slow widening is no cut
+    (np.r_[[8.0] * 60, [14.0] * 40], []),                        # wider at the tip: no cut tip there
+    (np.r_[[3.0] * 60, [2.0] * 40], []),                         # thinner than min_width_px
+])
+def test_tip_steps_known_answers(profile, steps):
+    from pipeline.measure import tip_steps
+
+    assert tip_steps(profile, min_drop=0.5) == pytest.approx(steps)
+
+
+def test_cross_widths_is_the_full_width_past_a_cut_tip():
+    from pipeline.measure import cross_widths
+
+    mask = np.zeros((60, 200), bool)
+    mask[20:28, 10:190] = True          # the longer shaft, 8 px
+    mask[28:36, 10:120] = True          # the shorter one beside it, 8 px
+    path = np.column_stack([np.full(180, 24.0), np.arange(10.0, 190.0)])  # off-centre, as past the cut
+    w = cross_widths(mask, path, radius_px=5)
+    assert np.median(w[20:90]) == pytest.approx(16.0, abs=0.6)
+    assert np.median(w[120:170]) == pytest.approx(8.0, abs=0.6)
 
 
 def _v_unit_and_a_touching_hair() -> np.ndarray:
