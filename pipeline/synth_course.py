@@ -1,7 +1,10 @@
 """Phantom treatment courses: the same spot of scalp photographed at every session.
 
 The follicles of a field persist from session to session; some units are
-lost, new ones appear, shafts thicken, and every hair is clipped again. The
+lost, new ones appear, shafts thicken, and every hair is clipped again.
+The first session's frame gets the course's density change exactly (to the
+nearest hair): a course labelled +15% has +15% hairs in the photographed
+field by its last session, with the turnover lost and gained on top. The
 device is put back on the tattoo dot a little off: each session's field is
 shifted (up to ``max_shift_um``) and rotated (up to ``max_rotation_deg``)
 against the first, and lighting, focus and exposure change. The skin itself
@@ -113,14 +116,16 @@ def render_course(params: synth.SceneParams, spec: CourseSpec, seed: int) -> lis
     base = synth._layout(p0, np.random.default_rng([seed, 0]))
     last = max(1, spec.n_sessions - 1)
     gain_total = max(0.0, spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
-    extra_p = dataclasses.replace(p0, density_per_cm2=p0.density_per_cm2 * max(gain_total, 1e-6))
+    loss_total = max(0.0, -spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
+    # twice the gains needed, so that the first field can be given its exact share
+    extra_p = dataclasses.replace(p0, density_per_cm2=p0.density_per_cm2 * max(2 * gain_total, 1e-6))
     extra = synth._layout(extra_p, np.random.default_rng([seed, 1]))
     units = _unit_table(base, 0) + _unit_table(extra, len(base.openings))
     rng_plan = np.random.default_rng([seed, 2])
     n_base = len(base.openings)
-    loss_total = max(0.0, -spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
     lost_at = _schedule(rng_plan, n_base, loss_total, last)  # session index from which a unit is gone
-    gained_at = _schedule(rng_plan, len(extra.openings), gain_total * n_base / max(len(extra.openings), 1), last)
+    gained_at = _schedule(rng_plan, len(extra.openings), 0.5, last)
+    _exact_in_field(rng_plan, base, extra, lost_at, gained_at, spec, last, (p0.height, p0.width))
     thick_gain = {i: float(rng_plan.normal(1.0, 0.5)) for i in range(len(units))}
     out = []
     for s in range(spec.n_sessions):
@@ -134,6 +139,46 @@ def render_course(params: synth.SceneParams, spec: CourseSpec, seed: int) -> lis
         truth.update(session=s, transform=m.round(6).tolist())
         out.append((img, truth))
     return out
+
+
+def _in_frame(rc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    rc = np.asarray(rc, float).reshape(-1, 2)
+    return (rc[:, 0] >= 0) & (rc[:, 0] < shape[0]) & (rc[:, 1] >= 0) & (rc[:, 1] < shape[1])
+
+
+def _exact_in_field(rng: np.random.Generator, base, extra, lost_at: np.ndarray, gained_at: np.ndarray,
+                    spec: CourseSpec, last: int, shape: tuple[int, int]) -> None:
+    """Reschedule the units that open inside the first session's frame so that its hair count
+    changes by exactly ``density_change_pct`` (to the nearest hair, when unit sizes allow) by the
+    last session, with ``turnover_pct`` per session lost and gained on top, spread evenly over the
+    course.  Elsewhere the random schedule stays: a course labelled +15% then has +15% in the
+    field that is photographed, not a random draw around it."""
+    base_in = np.flatnonzero(_in_frame(base.openings, shape))
+    extra_in = np.flatnonzero(_in_frame(extra.openings, shape))
+    hairs0 = int(base.unit_sizes[base_in].sum())
+    net = int(round(spec.density_change_pct / 100 * hairs0))
+    turn = int(round(spec.turnover_pct / 100 * last * hairs0))
+    lost = _pick(rng, base_in, base.unit_sizes, turn + max(0, -net))
+    gained = _pick(rng, extra_in, extra.unit_sizes, int(base.unit_sizes[lost].sum()) + net)
+    lost_at[base_in] = last + 1
+    gained_at[extra_in] = last + 1
+    lost_at[lost] = _spread(rng, len(lost), last)
+    gained_at[gained] = _spread(rng, len(gained), last)
+
+
+def _pick(rng: np.random.Generator, idx: np.ndarray, sizes: np.ndarray, hairs: int) -> np.ndarray:
+    """Units from ``idx`` (random order) whose sizes add up to ``hairs`` (or just under, when they cannot)."""
+    chosen, total = [], 0
+    for i in rng.permutation(idx):
+        if total + int(sizes[i]) <= hairs:
+            chosen.append(int(i))
+            total += int(sizes[i])
+    return np.asarray(chosen, dtype=int)
+
+
+def _spread(rng: np.random.Generator, k: int, last: int) -> np.ndarray:
+    """Sessions 1..last for ``k`` changes, as evenly as whole sessions allow, in random order."""
+    return rng.permutation(1 + (np.arange(k) * last) // max(k, 1)) if k else np.zeros(0, int)
 
 
 def _unit_table(lay, offset: int) -> list[dict]:
