@@ -347,29 +347,34 @@ def tip_steps(widths: np.ndarray, *, min_drop: float = 0.5, min_width_px: float 
     margin = max(span, int(round(0.5 * np.percentile(w, 90))))  # stay off the root end
     level, pos, steps = single, n, []
     while len(steps) < max_steps:
-        found = None
-        lowest = margin + span + gap - 1
-        for i in range(pos - span, lowest, -1):
-            after = w[i:i + span]
-            if abs(float(np.median(after)) - level) > 0.35 * single:
-                break
-            if float(np.median(w[i - gap - span:i - gap]) - np.median(after)) < smallest:
-                continue
-            # the sharpest rise within one gap of where it first shows
-            best = max(range(i, max(i - gap, lowest) - 1, -1),
-                       key=lambda j: (round(float(np.median(w[j - gap - span:j - gap]) - np.median(w[j:j + span])), 3), -j))
-            before = w[best - gap - span:best - gap]
-            rise = float(np.median(before) - np.median(w[best:best + span]))
-            flat = max(np.subtract(*np.percentile(x, [75, 25])) for x in (before, w[best:best + span]))
-            if rise >= smallest and flat <= flatness * single:
-                found = (best - gap, rise)  # two plateaus, not a ramp or ragged edges
-            break
+        found = _next_step(w, pos, level, span=span, gap=gap, lowest=margin + span + gap - 1,
+                           smallest=smallest, tolerance=0.35 * single, flat=flatness * single)
         if found is None:
             break
         pos, rise = found
         steps.append(rise)
         level += rise
     return steps
+
+
+def _next_step(w: np.ndarray, pos: int, level: float, *, span: int, gap: int, lowest: int,
+               smallest: float, tolerance: float, flat: float) -> tuple[int, float] | None:
+    """The next cut tip rootward of index ``pos`` on a width profile whose tip level is
+    ``level``: (index, rise), or None when the level changes without a clean step."""
+    def rise(j: int) -> float:
+        return float(np.median(w[j - gap - span:j - gap]) - np.median(w[j:j + span]))
+
+    for i in range(pos - span, lowest, -1):
+        if abs(float(np.median(w[i:i + span])) - level) > tolerance:
+            return None
+        if rise(i) < smallest:
+            continue
+        best = max(range(i, max(i - gap, lowest) - 1, -1), key=lambda j: (round(rise(j), 3), -j))
+        spread = max(np.subtract(*np.percentile(x, [75, 25]))
+                     for x in (w[best - gap - span:best - gap], w[best:best + span]))
+        # the sharpest rise within one gap of where it first shows, between two plateaus
+        return (best - gap, rise(best)) if rise(best) >= smallest and spread <= flat else None
+    return None
 
 
 def _central_run(flags: np.ndarray) -> tuple[int, int]:
