@@ -46,9 +46,10 @@ def _render(job: tuple) -> None:
                     n_fields=3)
 
 
-def _true_change(folder: Path, pairs: pd.DataFrame, margin_um: float) -> pd.Series:
-    """True hair-count change per field pair inside the true common region (exact transforms),
-    ``margin_um`` inside both frames as the measured one (``CourseSettings.match_margin_um``)."""
+def _true_counts(folder: Path, pairs: pd.DataFrame, margin_um: float) -> pd.DataFrame:
+    """True hair counts per field pair inside the true common region (exact transforms),
+    ``margin_um`` inside both frames as the measured one (``CourseSettings.match_margin_um``):
+    columns ``true_before`` (reference visit) and ``true_after``."""
     from pipeline.register import apply_rc
 
     out = []
@@ -69,8 +70,14 @@ def _true_change(folder: Path, pairs: pd.DataFrame, margin_um: float) -> pd.Seri
 
         e0 = np.array([x["emergence_rc"] for x in t0["hairs"]]).reshape(-1, 2)
         e1 = apply_rc(back, np.array([x["emergence_rc"] for x in t1["hairs"]]).reshape(-1, 2))
-        out.append(int(in_both(e1).sum()) - int(in_both(e0).sum()))
-    return pd.Series(out, index=pairs.index, dtype=float)
+        out.append((int(in_both(e0).sum()), int(in_both(e1).sum())))
+    return pd.DataFrame(out, index=pairs.index, columns=["true_before", "true_after"], dtype=float)
+
+
+def _true_change(folder: Path, pairs: pd.DataFrame, margin_um: float) -> pd.Series:
+    """True hair-count change per field pair inside the true common region (see ``_true_counts``)."""
+    counts = _true_counts(folder, pairs, margin_um)
+    return counts["true_after"] - counts["true_before"]
 
 
 def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: str = "classical",

@@ -1,0 +1,68 @@
+"""True and measured density change of every simulated course, in the common region of its last visit.
+
+Usage (after ``benchmarks/course_response.py`` has run into OUT)::
+
+    python benchmarks/course_truth.py /tmp/course_bench
+
+For every course (seed x responder / stable / decliner) it sums, over the
+registered field pairs of the last session, the true hair counts in the true
+common region (from the phantom truth and its exact transforms) and the
+measured matched counts (``field_pairs.csv`` of ``tricho compare``), and
+prints both changes in % with their mean and SD per course kind. It shows
+whether a wrong call comes from the simulation (a field whose true change
+is far from the nominal one) or from the measurement. Writes
+OUT/response_SEGMENTER/course_truth.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from course_response import COURSES, _true_counts  # noqa: E402
+
+
+def course_changes(out: Path, segmenter: str = "classical") -> pd.DataFrame:
+    from pipeline.course import CourseSettings
+
+    margin = CourseSettings().match_margin_um
+    rows = []
+    for seed_dir in sorted(out.glob("seed_*")):
+        for kind in COURSES:
+            cmp_dir = seed_dir / f"{kind}_cmp_{segmenter}"
+            if not (cmp_dir / "field_pairs.csv").is_file():
+                continue
+            pairs = pd.read_csv(cmp_dir / "field_pairs.csv")
+            pairs = pairs[pairs["registered"].astype(bool)]
+            pairs = pairs[pairs["session_date"] == pairs["session_date"].max()]
+            true = _true_counts(seed_dir / kind, pairs, margin).sum()
+            before, after = pairs["n_before"].sum(), pairs["n_after"].sum()
+            rows.append({"seed": seed_dir.name.removeprefix("seed_"), "course": kind,
+                         "true_before": int(true["true_before"]), "true_after": int(true["true_after"]),
+                         "true_change_pct": 100 * (true["true_after"] / max(true["true_before"], 1) - 1),
+                         "measured_before": int(before), "measured_after": int(after),
+                         "measured_change_pct": 100 * (after / max(before, 1) - 1)})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path, help="the --out folder of course_response.py")
+    ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
+    a = ap.parse_args()
+    table = course_changes(a.out, a.segmenter)
+    if table.empty:
+        sys.exit(f"no finished courses under {a.out}: run benchmarks/course_response.py --out {a.out} first")
+    pd.set_option("display.width", 160)
+    print(table.round(1).to_string(index=False))
+    print(table.groupby("course")[["true_change_pct", "measured_change_pct"]].agg(["mean", "std"]).round(1))
+    dest = a.out / f"response_{a.segmenter}"
+    dest.mkdir(parents=True, exist_ok=True)
+    table.to_csv(dest / "course_truth.csv", index=False)
+
+
+if __name__ == "__main__":
+    main()
