@@ -70,11 +70,7 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
-    for c in inside:
-        tip = 1 - c.root
-        if len(c.widths_px) and c.hair.end_kinds[tip] == "free" and not c.cut[tip]:
-            c.shares = _step_shares(c.widths_px if c.root == 0 else c.widths_px[::-1], settings.tip_step,
-                                    measure.resample_path(c.hair.path))
+    _add_tip_shares(inside, settings.tip_step)
     if tips is None:
         counted = split_fused(inside, ratio=settings.fused_ratio, quantile=settings.fused_quantile)
     else:
@@ -106,7 +102,7 @@ def _learned():
     return learned
 
 
-def _candidates(traced, con, dist, halo, valid, prob, scale, settings, mask=None) -> list[Candidate]:
+def _candidates(traced, con, dist, halo, valid, prob, scale, settings, mask) -> list[Candidate]:
     """Measure each traced hair; drop fragments too short or too faint."""
     min_len = settings.min_hair_length_um / scale
     out = []
@@ -133,6 +129,15 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, mask=None
         out.append(Candidate(h, t, r, contrast, cut, scores, length_px=length, lobes=lobes, stripe_px=stripe,
                              widths_px=widths))
     return out
+
+
+def _add_tip_shares(cands: list[Candidate], min_drop: float) -> None:
+    """Set ``shares`` of every oriented candidate whose tip end is free and uncut (cut-tip steps)."""
+    for c in cands:
+        tip = 1 - c.root
+        if len(c.widths_px) and c.hair.end_kinds[tip] == "free" and not c.cut[tip]:
+            c.shares = _step_shares(c.widths_px if c.root == 0 else c.widths_px[::-1], min_drop,
+                                    measure.resample_path(c.hair.path))
 
 
 def _step_shares(widths: np.ndarray, min_drop: float, path: np.ndarray) -> tuple[float, ...]:
