@@ -81,7 +81,7 @@ def _true_change(folder: Path, pairs: pd.DataFrame, margin_um: float) -> pd.Seri
 
 
 def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: str = "classical",
-        retest_sd_pct: float | None = None, recheck: bool = True) -> dict:
+        retest_sd_pct: float | None = None, recheck: bool = True, reuse_runs: bool = False) -> dict:
     from pipeline.batch import run_batch
     from pipeline.course import CourseSettings
     from pipeline.course_io import run_compare
@@ -105,7 +105,8 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
         for kind, (expected, _, _) in courses.items():
             folder = out / f"seed_{s}" / kind
             run_dir = folder.parent / f"{kind}_run_{segmenter}"
-            run_batch([folder], run_dir, workers=workers, overlays=False, progress=False, settings=settings)
+            if not (reuse_runs and (run_dir / "images.csv").is_file()):
+                run_batch([folder], run_dir, workers=workers, overlays=False, progress=False, settings=settings)
             tables = run_compare(run_dir, folder.parent / f"{kind}_cmp_{segmenter}",
                                  dataclasses.replace(course_settings, seed=s))
             summary = tables["summary"].iloc[0]
@@ -161,13 +162,16 @@ def main() -> None:
                     help="count gained and lost hairs as detected, without re-examining them in the other visit")
     ap.add_argument("--retest-sd-pct", type=float, default=None,
                     help="same-spot test-retest SD to use (default: CourseSettings')")
+    ap.add_argument("--reuse-runs", action="store_true",
+                    help="keep the analyze runs already in OUT (only the comparison is redone, e.g. after a "
+                         "CourseSettings change; the per-frame results do not depend on it)")
     a = ap.parse_args()
     start, stop = (int(v) for v in a.seeds.split(":"))
     seeds = list(range(start, stop))
     if not a.retest and min(seeds) < 1000:
         print("note: seeds below 1000 are tuning seeds; report seeds >= 1000", file=sys.stderr)
     report = run(seeds, a.out, retest=a.retest, workers=a.workers, segmenter=a.segmenter,
-                 retest_sd_pct=a.retest_sd_pct, recheck=not a.no_recheck)
+                 retest_sd_pct=a.retest_sd_pct, recheck=not a.no_recheck, reuse_runs=a.reuse_runs)
     print(json.dumps(report, indent=2, default=str))
 
 
