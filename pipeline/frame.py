@@ -6,7 +6,7 @@ segmentation -> shafts -> per-hair measures -> root ends and counting rule
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -35,7 +35,6 @@ class Candidate:
     lobes: int = 1
     stripe_px: float = float("nan")
     hidden_root: bool = False
-    widths_px: np.ndarray = field(default_factory=lambda: np.zeros(0))
     shares: tuple[float, ...] = ()
 
 
@@ -66,11 +65,12 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
     halo = measure.halo_map(image, sigma_px=20.0 / scale)
-    cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings, mask)
+    cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings)
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
-    _add_tip_shares(inside, settings.tip_step)
+    if settings.tip_step > 0 and not con.light:
+        _add_tip_shares(inside, mask, settings.tip_step)
     if tips is None:
         counted = split_fused(inside, ratio=settings.fused_ratio, quantile=settings.fused_quantile)
     else:
@@ -102,7 +102,7 @@ def _learned():
     return learned
 
 
-def _candidates(traced, con, dist, halo, valid, prob, scale, settings, mask) -> list[Candidate]:
+def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[Candidate]:
     """Measure each traced hair; drop fragments too short or too faint."""
     min_len = settings.min_hair_length_um / scale
     out = []
@@ -123,21 +123,18 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, mask) -> 
         lobes, stripe = 1, float("nan")
         if settings.seam_dip > 0 and not con.light:
             lobes, stripe = measure.lobe_count(con.darkness, path, radius_px=r, min_dip=settings.seam_dip)
-        widths = np.zeros(0)
-        if settings.tip_step > 0 and not con.light:
-            widths = measure.cross_widths(mask, path, radius_px=r)
-        out.append(Candidate(h, t, r, contrast, cut, scores, length_px=length, lobes=lobes, stripe_px=stripe,
-                             widths_px=widths))
+        out.append(Candidate(h, t, r, contrast, cut, scores, length_px=length, lobes=lobes, stripe_px=stripe))
     return out
 
 
-def _add_tip_shares(cands: list[Candidate], min_drop: float) -> None:
+def _add_tip_shares(cands: list[Candidate], mask: np.ndarray, min_drop: float) -> None:
     """Set ``shares`` of every oriented candidate whose tip end is free and uncut (cut-tip steps)."""
     for c in cands:
         tip = 1 - c.root
-        if len(c.widths_px) and c.hair.end_kinds[tip] == "free" and not c.cut[tip]:
-            c.shares = _step_shares(c.widths_px if c.root == 0 else c.widths_px[::-1], min_drop,
-                                    measure.resample_path(c.hair.path))
+        if c.hair.end_kinds[tip] == "free" and not c.cut[tip]:
+            path = measure.resample_path(c.hair.path)
+            widths = measure.cross_widths(mask, path, radius_px=c.radius_px)
+            c.shares = _step_shares(widths if c.root == 0 else widths[::-1], min_drop, path)
 
 
 def _step_shares(widths: np.ndarray, min_drop: float, path: np.ndarray) -> tuple[float, ...]:
@@ -154,8 +151,7 @@ def _step_shares(widths: np.ndarray, min_drop: float, path: np.ndarray) -> tuple
         return ()
     widths = measure.trim_tapers(widths)
     typical = max(float(np.median(widths)), 1e-9)
-    tip = float(np.median(widths[-max(3, len(widths) // 6):]))
-    return tuple(w / typical for w in (tip, *steps))
+    return tuple(w / typical for w in (measure.tip_width(widths), *steps))
 
 
 def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0) -> list[Candidate]:

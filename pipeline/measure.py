@@ -297,6 +297,12 @@ def trim_tapers(w: np.ndarray, window: int = 10) -> np.ndarray:
     return w[lo:hi]
 
 
+def tip_width(trimmed: np.ndarray) -> float:
+    """Width of a stripe's tip end (pixels): the median over its last sixth (at least 3 points)
+    of a profile whose tapers are trimmed (:func:`trim_tapers`), root end first."""
+    return float(np.median(trimmed[-max(3, len(trimmed) // 6):]))
+
+
 def tip_steps(widths: np.ndarray, *, min_drop: float = 0.5, min_width_px: float = 3.0,
               flatness: float = 0.25, max_steps: int = 3) -> list[float]:
     """Widths of the shafts that end along a stripe of touching hairs (pixels).
@@ -337,8 +343,7 @@ def tip_steps(widths: np.ndarray, *, min_drop: float = 0.5, min_width_px: float 
     n = len(w)
     if n < 8:
         return []
-    ends = max(3, n // 6)
-    single = float(np.median(w[-ends:]))
+    single = tip_width(w)
     if single < min_width_px:
         return []
     smallest = max(min_drop * single, 0.5 * min_width_px)

@@ -117,14 +117,14 @@ def render_course(params: synth.SceneParams, spec: CourseSpec, seed: int) -> lis
     last = max(1, spec.n_sessions - 1)
     gain_total = max(0.0, spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
     loss_total = max(0.0, -spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
-    # twice the gains needed, so that the first field can be given its exact share
-    extra_p = dataclasses.replace(p0, density_per_cm2=p0.density_per_cm2 * max(2 * gain_total, 1e-6))
+    surplus = 2.0  # candidate new units per gain needed, so that the first field can be given its exact share
+    extra_p = dataclasses.replace(p0, density_per_cm2=p0.density_per_cm2 * max(surplus * gain_total, 1e-6))
     extra = synth._layout(extra_p, np.random.default_rng([seed, 1]))
     units = _unit_table(base, 0) + _unit_table(extra, len(base.openings))
     rng_plan = np.random.default_rng([seed, 2])
     n_base = len(base.openings)
     lost_at = _schedule(rng_plan, n_base, loss_total, last)  # session index from which a unit is gone
-    gained_at = _schedule(rng_plan, len(extra.openings), 0.5, last)
+    gained_at = _schedule(rng_plan, len(extra.openings), 1.0 / surplus, last)
     _exact_in_field(rng_plan, base, extra, lost_at, gained_at, spec, last, (p0.height, p0.width))
     thick_gain = {i: float(rng_plan.normal(1.0, 0.5)) for i in range(len(units))}
     out = []
