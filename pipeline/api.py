@@ -101,11 +101,19 @@ def analyze_image(image: str | os.PathLike | np.ndarray, *, um_per_px: float | N
         return _analyze_array(image, um_per_px=um_per_px, settings=settings, name=name or "array")
     path = Path(image)
     key = name or path.name
-    res = batch._process_frame(0, str(path), {"cli": um_per_px}, settings, None, core.analyze_frame,
-                               overlay.draw_overlay)
+    seen: dict[str, object] = {}
+
+    def analyze(frame: np.ndarray, **kwargs):  # keep the frame as read and its result for the overlay
+        seen["image"], seen["result"] = frame, core.analyze_frame(frame, **kwargs)
+        return seen["result"]
+
+    res = batch._process_frame(0, str(path), {"cli": um_per_px}, settings, None, analyze, overlay.draw_overlay)
     res["sha256"] = _sha(path)
     images, hairs = batch._tables([batch.Frame(path=path, key=key)], [res])
-    return ImageAnalysis(images, hairs)
+    if res["status"] != "ok":
+        return ImageAnalysis(images, hairs)
+    result = seen["result"]
+    return ImageAnalysis(images, hairs, result, overlay.draw_overlay(seen["image"], result, settings=settings))
 
 
 def _sha(path: Path) -> str | None:

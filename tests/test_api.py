@@ -4,6 +4,7 @@ from __future__ import annotations
 import doctest
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -30,6 +31,9 @@ def test_analyze_image_from_a_file_matches_the_batch(tmp_path):
     assert one.images.loc[0, "hair_count"] == folder.images.loc[0, "hair_count"] == len(one.hairs)
     pd.testing.assert_frame_equal(one.hairs.reset_index(drop=True), folder.hairs.reset_index(drop=True),
                                   check_dtype=False)
+    h, w = int(one.images.loc[0, "height_px"]), int(one.images.loc[0, "width_px"])
+    assert one.overlay.shape == (h, w, 3) and one.overlay.dtype == np.uint8  # the README's res.overlay
+    assert len(one.result.paths) == len(one.hairs)
 
 
 def test_analyze_folder_and_compare_the_samples(tmp_path):
@@ -46,4 +50,4 @@ def test_unreadable_file_gives_an_error_row_not_an_exception(tmp_path):
     bad.write_text("no photo")
     res = analyze_image(bad)
     assert res.images.loc[0, "status"] == "error" and "bad.jpg" in res.images.loc[0, "error"]
-    assert len(res.hairs) == 0
+    assert len(res.hairs) == 0 and res.overlay is None and res.result is None
