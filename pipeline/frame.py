@@ -105,13 +105,17 @@ def _learned():
 def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[Candidate]:
     """Measure each traced hair; drop fragments too short or too faint."""
     min_len = settings.min_hair_length_um / scale
-    out = []
+    shapes = []
     for h in traced:
         path = measure.resample_path(h.path)
         pts = np.clip(np.round(path).astype(int), 0, np.array(dist.shape) - 1)
         r = float(np.median(dist[pts[:, 0], pts[:, 1]]))
         length = h.length_px + r * sum(k == "free" for k in h.end_kinds)  # skeletons stop ~r short of a free end
-        if length < min_len or length < settings.min_aspect * 2 * max(r, 1.0):
+        shapes.append((h, path, pts, r, length))
+    keep = _elongated(np.array([s[3] for s in shapes]), np.array([s[4] for s in shapes]), min_len, settings)
+    out = []
+    for (h, path, pts, r, length), ok in zip(shapes, keep):
+        if not ok:
             continue
         contrast = float(np.median(prob[pts[:, 0], pts[:, 1]]))
         if contrast < settings.darkness_threshold:
@@ -125,6 +129,24 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[C
             lobes, stripe = measure.lobe_count(con.darkness, path, radius_px=r, min_dip=settings.seam_dip)
         out.append(Candidate(h, t, r, contrast, cut, scores, length_px=length, lobes=lobes, stripe_px=stripe))
     return out
+
+
+def _elongated(radius: np.ndarray, length: np.ndarray, min_len: float, settings: Settings) -> np.ndarray:
+    """Which traced shafts are long enough to be hairs (bool per shaft).
+
+    A shaft must be ``min_len`` long and ``min_aspect`` times its own mask
+    width; a wider stripe (touching hairs of one unit, short clipped) also
+    passes when it is ``min_aspect`` times the frame's typical shaft width
+    (median over the shafts that pass on their own) and ``stripe_aspect``
+    times its own width (a round blob does not).
+    """
+    own = settings.min_aspect * 2 * np.maximum(radius, 1.0)
+    keep = (length >= min_len) & (length >= own)
+    if settings.stripe_aspect <= 0 or keep.sum() < 3:
+        return keep
+    typical = settings.min_aspect * 2 * max(float(np.median(radius[keep])), 1.0)
+    stripe = (length >= min_len) & (length >= typical) & (length >= settings.stripe_aspect * 2 * np.maximum(radius, 1.0))
+    return keep | stripe
 
 
 def _add_tip_shares(cands: list[Candidate], mask: np.ndarray, min_drop: float) -> None:

@@ -309,12 +309,17 @@ def tip_steps(widths: np.ndarray, *, min_drop: float = 0.5, min_width_px: float 
 
     Clipped hairs of one unit that run fused side by side are cut at
     different lengths: going from the stripe's tip end (the longest
-    hair's tip) towards its root, the width rises by one shaft's width
-    at every other hair's cut tip.  A rise counts when it is abrupt (within
-    about one shaft width), at least ``min_drop`` times the tip end's
-    width, and both the level past it and the level before it hold for at
-    least one narrow-end width.  A slow widening (hairs diverging from
-    their opening, a halo at the root) is no step.
+    hair's tip) towards its root, the width rises at every other hair's
+    cut tip.  The trimmed profile (:func:`trim_tapers`) is fitted by 1 to
+    ``max_steps`` + 1 constant levels (least squares, exact dynamic
+    programming); the most levels that pass these tests win: the levels
+    fall from root to tip, each by at least ``min_drop`` times the tip
+    end's width and by 2.5 times the larger interquartile range of the two
+    plateaus it separates, every plateau holds for at least one tip-end
+    width and is flat (interquartile range within ``flatness`` times the
+    tip end's width), and the tip plateau is the tip end's width.  A slow
+    widening (hairs diverging from their opening, a halo at the root) fits
+    no clean levels.
 
     Parameters
     ----------
@@ -327,59 +332,72 @@ def tip_steps(widths: np.ndarray, *, min_drop: float = 0.5, min_width_px: float 
         Narrow ends thinner than this are not split, and no step is smaller
         than half of it (pixel noise of the mask's edges).
     flatness : float
-        Both plateaus' interquartile range must stay within this share of
-        the tip end's width (ragged mask edges on textured skin are no
-        plateaus).
+        Largest interquartile range of a plateau, as a share of the tip
+        end's width (ragged mask edges on textured skin are no plateaus).
     max_steps : int
         At most this many steps (a unit has at most four hairs).
 
     Returns
     -------
     list of float
-        One width per step found (the width of the shaft that ends there);
-        empty for a single shaft.
+        One width per step found (the width of the shaft that ends there),
+        tip end first; empty for a single shaft.
     """
     w = trim_tapers(np.asarray(widths, dtype=float))
     n = len(w)
-    if n < 8:
-        return []
-    single = tip_width(w)
+    single = tip_width(w) if n >= 8 else 0.0
     if single < min_width_px:
         return []
+    span = max(3, int(round(single)))
     smallest = max(min_drop * single, 0.5 * min_width_px)
-    span = max(3, int(round(single)))  # a plateau holds at least one shaft width
-    gap = max(2, int(round(0.6 * single)))  # the width changes within this at a cut
-    margin = max(span, int(round(0.5 * np.percentile(w, 90))))  # stay off the root end
-    level, pos, steps = single, n, []
-    while len(steps) < max_steps:
-        found = _next_step(w, pos, level, span=span, gap=gap, lowest=margin + span + gap - 1,
-                           smallest=smallest, tolerance=0.35 * single, flat=flatness * single)
-        if found is None:
-            break
-        pos, rise = found
-        steps.append(rise)
-        level += rise
-    return steps
+    for bounds in reversed(_level_fits(w, max_steps + 1, span)[1:]):
+        steps = _clean_steps(w, bounds, single, smallest, flatness * single)
+        if steps:
+            return steps
+    return []
 
 
-def _next_step(w: np.ndarray, pos: int, level: float, *, span: int, gap: int, lowest: int,
-               smallest: float, tolerance: float, flat: float) -> tuple[int, float] | None:
-    """The next cut tip rootward of index ``pos`` on a width profile whose tip level is
-    ``level``: (index, rise), or None when the level changes without a clean step."""
-    def rise(j: int) -> float:
-        return float(np.median(w[j - gap - span:j - gap]) - np.median(w[j:j + span]))
-
-    for i in range(pos - span, lowest, -1):
-        if abs(float(np.median(w[i:i + span])) - level) > tolerance:
-            return None
-        if rise(i) < smallest:
+def _level_fits(w: np.ndarray, max_levels: int, min_len: int) -> list[list[int]]:
+    """Least-squares fits of ``w`` by 1..``max_levels`` constant levels, each at least
+    ``min_len`` long: for every number of levels, the segment boundaries
+    ``[0, b1, ..., n]`` (an empty list where the profile is too short)."""
+    n = len(w)
+    c1 = np.r_[0.0, np.cumsum(w)]
+    c2 = np.r_[0.0, np.cumsum(w * w)]
+    i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    length = np.maximum(j - i, 1)
+    cost = (c2[j] - c2[i]) - (c1[j] - c1[i]) ** 2 / length
+    cost[j - i < min_len] = np.inf
+    best, back, fits = cost[0].copy(), [], [[0, n] if np.isfinite(cost[0, n]) else []]
+    for _ in range(1, max_levels):
+        total = best[:, None] + cost
+        back.append(np.argmin(total, axis=0))
+        best = total[back[-1], np.arange(n + 1)]
+        if not np.isfinite(best[n]):
+            fits.append([])
             continue
-        best = max(range(i, max(i - gap, lowest) - 1, -1), key=lambda j: (round(rise(j), 3), -j))
-        spread = max(np.subtract(*np.percentile(x, [75, 25]))
-                     for x in (w[best - gap - span:best - gap], w[best:best + span]))
-        # the sharpest rise within one gap of where it first shows, between two plateaus
-        return (best - gap, rise(best)) if rise(best) >= smallest and spread <= flat else None
-    return None
+        bounds = [n]
+        for arg in reversed(back):
+            bounds.append(int(arg[bounds[-1]]))
+        fits.append([0, *bounds[::-1]])
+    return fits
+
+
+def _clean_steps(w: np.ndarray, bounds: list[int], single: float, smallest: float,
+                 flat: float) -> list[float]:
+    """The drops between the levels of one fit, tip end first, when they are clean cut-tip
+    steps (see :func:`tip_steps`); else an empty list."""
+    if len(bounds) < 3:
+        return []
+    parts = [w[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    levels = [float(np.median(x)) for x in parts]
+    spread = [float(np.subtract(*np.percentile(x, [75, 25]))) for x in parts]
+    if max(spread) > flat or abs(levels[-1] - single) > flat:
+        return []
+    drops = [hi - lo for hi, lo in zip(levels[:-1], levels[1:])]
+    if any(d < max(smallest, 2.5 * max(s0, s1)) for d, s0, s1 in zip(drops, spread[:-1], spread[1:])):
+        return []
+    return drops[::-1]
 
 
 def _central_run(flags: np.ndarray) -> tuple[int, int]:

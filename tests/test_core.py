@@ -332,3 +332,19 @@ def test_only_a_v_shaped_fork_makes_a_junction_end_the_root():
         v = [at(hairs, 210, 140), at(hairs, 230, 155)]
         assert all(bool(h["root_known"]) for h in v)
         assert v[0]["unit_id"] == v[1]["unit_id"]
+
+
+def test_short_fused_stripe_counts_and_a_round_blob_does_not():
+    """Four 10-px hairs, one 20 x 45 px stripe (two short clipped hairs side by side: 2.25
+    of its own widths, under min_aspect) and a 24-px round blob."""
+    img = blank(400, 500)
+    for r in (40, 100, 160, 220):
+        img[r:r + 10, 60:210] = HAIR
+    img[300:320, 80:125] = HAIR
+    cv2.circle(img, (380, 320), 12, HAIR, -1)
+    img = cv2.GaussianBlur(img, (0, 0), 1.0)
+    on = analyze_frame(img, um_per_px=5.0, settings=Settings(stripe_aspect=1.5))
+    off = analyze_frame(img, um_per_px=5.0, settings=Settings(stripe_aspect=0.0))
+    assert off.metrics["hair_count"] == 4
+    assert on.metrics["hair_count"] == 6  # the stripe is 2 hairs by its width; the blob is none
+    assert (on.hairs["col"] < 300).all()
