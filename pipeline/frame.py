@@ -112,7 +112,8 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[C
         r = float(np.median(dist[pts[:, 0], pts[:, 1]]))
         length = h.length_px + r * sum(k == "free" for k in h.end_kinds)  # skeletons stop ~r short of a free end
         shapes.append((h, path, pts, r, length))
-    keep = _elongated(np.array([s[3] for s in shapes]), np.array([s[4] for s in shapes]), min_len, settings)
+    keep = _elongated(np.array([s[3] for s in shapes]), np.array([s[4] for s in shapes]),
+                      np.array([all(k == "free" for k in s[0].end_kinds) for s in shapes], bool), min_len, settings)
     out = []
     for (h, path, pts, r, length), ok in zip(shapes, keep):
         if not ok:
@@ -131,12 +132,14 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[C
     return out
 
 
-def _elongated(radius: np.ndarray, length: np.ndarray, min_len: float, settings: Settings) -> np.ndarray:
+def _elongated(radius: np.ndarray, length: np.ndarray, isolated: np.ndarray, min_len: float,
+               settings: Settings) -> np.ndarray:
     """Which traced shafts are long enough to be hairs (bool per shaft).
 
     A shaft must be ``min_len`` long and ``min_aspect`` times its own mask
     width; a wider stripe (touching hairs of one unit, short clipped) also
-    passes when it is ``min_aspect`` times the frame's typical shaft width
+    passes when it is ``isolated`` (both ends free: not a piece between
+    crossings), ``min_aspect`` times the frame's typical shaft width
     (median over the shafts that pass on their own) and ``stripe_aspect``
     times its own width (a round blob does not).
     """
@@ -145,7 +148,8 @@ def _elongated(radius: np.ndarray, length: np.ndarray, min_len: float, settings:
     if settings.stripe_aspect <= 0 or keep.sum() < 3:
         return keep
     typical = settings.min_aspect * 2 * max(float(np.median(radius[keep])), 1.0)
-    stripe = (length >= min_len) & (length >= typical) & (length >= settings.stripe_aspect * 2 * np.maximum(radius, 1.0))
+    stripe = (isolated & (length >= min_len) & (length >= typical)
+              & (length >= settings.stripe_aspect * 2 * np.maximum(radius, 1.0)))
     return keep | stripe
 
 

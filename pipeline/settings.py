@@ -52,13 +52,14 @@ class Settings:
         Shafts shorter than this many mask widths are blobs, not hairs.
     stripe_aspect : float
         A wider stripe (short clipped hairs of one unit fused side by side)
-        still counts when it is ``min_aspect`` times the frame's typical
-        shaft width and this many times its own width (0: off).  Such
-        stripes, dropped as blobs before, are mostly 2-3 hairs clipped
-        short at 20x-40x.  At 1.5 the dark-hair tuning phantoms' mean signed count error
-        went -10 -> -5% (seed 91), -21 -> -19 (92), -16 -> -13 (93), their
-        count MAPE 34.7 -> 34.7, 30.3 -> 28.3, 33.0 -> 32.2%; fdu_val half A
-        19.0 -> 19.1% with CCC 0.634 -> 0.647.
+        still counts when both its ends are free, it is ``min_aspect`` times
+        the frame's typical shaft width and this many times its own width
+        (0: off).  Such stripes, dropped as blobs before, are mostly 2-3
+        hairs clipped short at 20x-40x.  At 1.5 the tuning phantoms' count
+        MAPE went 50.4 -> 50.0% (seed 91), 83.5 -> 83.0 (92), 84.7 -> 84.2
+        (93) and fdu_val half A 19.0 -> 18.7% (CCC 0.634 -> 0.647).  Without
+        the free-ends condition pieces of long hairs between crossings
+        passed too (seed 91: 52.8%).
     spur_factor : float
         An end branch shorter than ``spur_factor`` times the local shaft
         half-width at its junction is a spur and is pruned.
