@@ -105,20 +105,16 @@ def _learned():
 def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[Candidate]:
     """Measure each traced hair; drop fragments too short or too faint."""
     min_len = settings.min_hair_length_um / scale
-    shapes = []
-    for h in traced:
-        path = measure.resample_path(h.path)
-        pts = np.clip(np.round(path).astype(int), 0, np.array(dist.shape) - 1)
-        r = float(np.median(dist[pts[:, 0], pts[:, 1]]))
-        length = h.length_px + r * sum(k == "free" for k in h.end_kinds)  # skeletons stop ~r short of a free end
-        shapes.append((h, path, pts, r, length))
-    keep = _elongated(np.array([s[3] for s in shapes]), np.array([s[4] for s in shapes]),
-                      np.array([all(k == "free" for k in s[0].end_kinds) for s in shapes], bool), min_len, settings)
+    paths = [measure.resample_path(h.path) for h in traced]
+    pts = [np.clip(np.round(p).astype(int), 0, np.array(dist.shape) - 1) for p in paths]
+    radius = np.array([np.median(dist[q[:, 0], q[:, 1]]) for q in pts], float)
+    free = np.array([[k == "free" for k in h.end_kinds] for h in traced], bool).reshape(-1, 2)
+    length = np.array([h.length_px for h in traced], float) + radius * free.sum(axis=1)  # skeletons stop ~r short of a free end
+    keep = _elongated(radius, length, free.all(axis=1), min_len, settings)
     out = []
-    for (h, path, pts, r, length), ok in zip(shapes, keep):
-        if not ok:
-            continue
-        contrast = float(np.median(prob[pts[:, 0], pts[:, 1]]))
+    for i in np.flatnonzero(keep):
+        h, path, pix, r = traced[i], paths[i], pts[i], float(radius[i])
+        contrast = float(np.median(prob[pix[:, 0], pix[:, 1]]))
         if contrast < settings.darkness_threshold:
             continue
         t = measure.hair_thickness_px(path, radius_px=r, darkness=con.darkness, full=con.full,
@@ -128,7 +124,8 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[C
         lobes, stripe = 1, float("nan")
         if settings.seam_dip > 0 and not con.light:
             lobes, stripe = measure.lobe_count(con.darkness, path, radius_px=r, min_dip=settings.seam_dip)
-        out.append(Candidate(h, t, r, contrast, cut, scores, length_px=length, lobes=lobes, stripe_px=stripe))
+        out.append(Candidate(h, t, r, contrast, cut, scores, length_px=float(length[i]), lobes=lobes,
+                             stripe_px=stripe))
     return out
 
 
