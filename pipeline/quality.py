@@ -28,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.segment import channel_max, channel_min
 from pipeline.settings import Settings
 
 QUALITY_COLUMNS = ["focus_score", "overexposed_pct", "underexposed_pct", "glare_pct", "skin_pct", "quality_flags"]
@@ -79,7 +80,7 @@ def assess(image: np.ndarray, valid: np.ndarray, field_rows: np.ndarray, *, um_p
     """
     field = image[field_rows]
     n = max(1, field.shape[0] * field.shape[1])
-    hi, lo = field.max(axis=2), field.min(axis=2)
+    hi, lo = channel_max(field), channel_min(field)
     over = 100.0 * np.count_nonzero(hi >= 250) / n
     under = 100.0 * np.count_nonzero(hi <= 10) / n
     glare = 100.0 * np.count_nonzero((lo >= 235) & (hi.astype(np.int16) - lo < 20)) / n

@@ -87,7 +87,7 @@ def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
         Skin pixels; others do not set the reference contrast.
     """
     width = settings.max_width_um / um_per_px
-    value = image.max(axis=2).astype(np.float32)
+    value = channel_max(image).astype(np.float32)
     bg = skin_background(value, max_width_px=width)
     dark = np.clip((bg - value) / bg, 0.0, 1.0)
     full = _reference_contrast(dark, valid)
@@ -312,7 +312,7 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
         ``mask`` (bool, (M, N), grown 2 px) covers both legs; the lengths
         are each leg's extent (pixels), also past a shaft that breaks it.
     """
-    g = image.astype(np.int16).mean(axis=2)
+    g = channel_mean(image)
     segments = []
     for axis, kernel in ((0, np.ones((1, min_length_px), np.uint8)), (1, np.ones((min_length_px, 1), np.uint8))):
         a = g - np.roll(g, 3, axis)
@@ -420,11 +420,30 @@ def text_boxes(marks: np.ndarray, *, min_marks: int = 80) -> np.ndarray:
     return out
 
 
+def channel_max(image: np.ndarray) -> np.ndarray:
+    """Per-pixel maximum over the colour channels (same as ``image.max(axis=2)``,
+    about 20 times faster: numpy reduces a short last axis slowly)."""
+    return np.maximum(np.maximum(image[..., 0], image[..., 1]), image[..., 2])
+
+
+def channel_min(image: np.ndarray) -> np.ndarray:
+    """Per-pixel minimum over the colour channels (same as ``image.min(axis=2)``)."""
+    return np.minimum(np.minimum(image[..., 0], image[..., 1]), image[..., 2])
+
+
+def channel_mean(image: np.ndarray) -> np.ndarray:
+    """Per-pixel mean over the colour channels (same values as ``image.mean(axis=2)``;
+    float64 for integer images, the image's own float type otherwise)."""
+    if not np.issubdtype(image.dtype, np.floating):
+        image = image.astype(np.float64)
+    return (image[..., 0] + image[..., 1] + image[..., 2]) / image.dtype.type(3)
+
+
 def overlay_pixels(image: np.ndarray, *, drawn: np.ndarray | None = None) -> np.ndarray:
     """Pixels that look drawn rather than photographed (bool, grown 2 px)."""
     rgb = image.astype(np.int16)
-    mn = rgb.min(axis=2)
-    white = (mn > 245) & (rgb.max(axis=2) - mn < 12)
+    mn = channel_min(rgb)
+    white = (mn > 245) & (channel_max(rgb) - mn < 12)
     if drawn is None:
         drawn = np.logical_or(*_drawn_colours(image))
     drawn = drawn | white
@@ -451,12 +470,13 @@ def _band_rows(image: np.ndarray, overlay: np.ndarray) -> np.ndarray:
     rows = np.zeros(m, bool)
     grey = image[:, ::4].astype(np.float32)
     overlay = overlay[:, ::4]
-    value = grey.max(axis=2)
-    chroma = grey.max(axis=2) - grey.min(axis=2)
-    row_mean = grey.mean(axis=2).mean(axis=1)
+    value = channel_max(grey)
+    chroma = value - channel_min(grey)
+    grey_mean = channel_mean(grey)
+    row_mean = grey_mean.mean(axis=1)
     centre = float(np.median(row_mean[m // 4: 3 * m // 4]))
     distinct = np.abs(row_mean - centre) > 20
-    row_std = grey.mean(axis=2).std(axis=1)
+    row_std = grey_mean.std(axis=1)
     flat = (row_std < 6) & (chroma.mean(axis=1) < 10) & distinct  # a uniform padding strip
     text = overlay.mean(axis=1) > 0.04
     dark_band = (np.median(value, axis=1) < 95) & (np.median(value, axis=1) < np.median(value[m // 4: 3 * m // 4]) - 50)
