@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 from scipy.sparse import coo_matrix
@@ -48,10 +49,23 @@ class Hair:
 
 
 def skeleton_of(mask: np.ndarray) -> np.ndarray:
-    """One-pixel-wide skeleton of a binary mask (bool)."""
+    """One-pixel-wide skeleton of a binary mask (bool).
+
+    Thinning looks only at 8-neighbours, so each 8-connected component is
+    thinned alone inside its bounding box (plus one pixel): the same
+    skeleton as thinning the whole frame, in a fraction of the time on
+    sparse hair masks.
+    """
     from skimage.morphology import skeletonize
 
-    return skeletonize(mask)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    out = np.zeros(mask.shape, bool)
+    rows, cols = mask.shape
+    for k in range(1, n):
+        x, y, w, h = stats[k, :4]
+        r0, r1, c0, c1 = max(0, y - 1), min(rows, y + h + 1), max(0, x - 1), min(cols, x + w + 1)
+        out[r0:r1, c0:c1] |= skeletonize(labels[r0:r1, c0:c1] == k)
+    return out
 
 
 def _summary(skel: np.ndarray):
