@@ -24,7 +24,7 @@ from pipeline import synth
 
 def spacing(seed: int) -> dict[str, float]:
     """Opening distances (µm) of one course scene: first visit to first visit, new to first visit."""
-    p = dataclasses.replace(synth.sample_scene(np.random.default_rng(seed)), n_long_hairs=0)
+    p = dataclasses.replace(synth.sample_scene(np.random.default_rng(seed)), n_long_hairs=0, uncut_fraction=0.0)
     base = synth._layout(p, np.random.default_rng([seed, 0]))
     extra = synth._layout(dataclasses.replace(p, density_per_cm2=p.density_per_cm2 * 0.6),
                           np.random.default_rng([seed, 1]))

@@ -136,9 +136,14 @@ class SceneParams:
     clip_length_um : tuple of 2 float
         Range of visible lengths of clipped hairs (µm).
     n_long_hairs : int
-        Number of uncut long hairs that reach the frame (fewer when the
-        frame has fewer hairs within reach; a large number makes every
-        reachable hair long).
+        Number of uncut long hairs emerging *outside* the field that lie
+        across it (fewer when the frame has fewer hairs within reach).
+    uncut_fraction : float
+        Share of the hairs emerging *inside* the field (or within 0.2 mm of
+        it) that are uncut long hairs (0 = clipped scalp; long-hair scenes
+        0.8–1).  In the real long-hair frames most shafts in view emerge in
+        the field and a smaller number (about 0.2–1.2 per emerging hair)
+        crosses it from outside.
     long_length_um : tuple of 2 float
         Range of visible lengths of long hairs (µm).
     flow_angle_deg, flow_bend_deg : float
@@ -195,6 +200,7 @@ class SceneParams:
     terminal_width_um: float = 80.0
     clip_length_um: tuple[float, float] = (250.0, 1100.0)
     n_long_hairs: int = 0
+    uncut_fraction: float = 0.0
     long_length_um: tuple[float, float] = (2500.0, 7000.0)
     flow_angle_deg: float = 45.0
     flow_bend_deg: float = 12.0
@@ -315,9 +321,12 @@ def _draw_core(rng: np.random.Generator, d: dict[str, Any]) -> dict[str, Any]:
     p1 = float(rng.uniform(0.55, 0.75) if mini else rng.uniform(0.25, 0.5))
     rest = rng.dirichlet([6.0, 2.0, 0.5]) * (1 - p1)
     lo = float(rng.uniform(120, 350))
+    # 0: clipped scalp; 1: a few stray long hairs; 2: uncut long hair (70x only,
+    # like ../shared/data/long_hair: most shafts emerge in view, fewer pass over)
     long_kind = rng.choice(3, p=[0.78, 0.15, 0.07])
-    n_long = [0, int(rng.integers(1, 11)), int(rng.integers(25, 90))][long_kind]
-    return dict(
+    stray, _ = int(rng.integers(1, 11)), rng.integers(25, 90)  # second draw kept for stream stability
+    long_kind = 1 if long_kind == 2 and not fine else long_kind
+    out = dict(
         height=size[0], width=size[1], um_per_px=um,
         density_per_cm2=float(rng.uniform(40, 300)),
         unit_size_probs=(p1, *map(float, rest)),
@@ -327,7 +336,7 @@ def _draw_core(rng: np.random.Generator, d: dict[str, Any]) -> dict[str, Any]:
         frac_vellus=thin * vel_share, frac_intermediate=thin * (1 - vel_share),
         terminal_width_um=float(rng.uniform(68, 100)),
         clip_length_um=(lo, lo + float(rng.uniform(200, 700) if rng.random() < 0.75 else rng.uniform(700, 1150))),
-        n_long_hairs=n_long,
+        n_long_hairs=[0, stray, 0][long_kind], uncut_fraction=0.0,
         long_length_um=(2000.0, float(rng.uniform(4000, 9000))),
         flow_angle_deg=float(rng.uniform(0, 360)), flow_bend_deg=float(rng.uniform(5, 25)),
         unit_spread_deg=float(rng.uniform(3, 10)),
@@ -338,6 +347,18 @@ def _draw_core(rng: np.random.Generator, d: dict[str, Any]) -> dict[str, Any]:
         pigment_network=bool(rng.random() < (0.8 if tone >= 4 else 0.12)),
         ink_blotch=bool(rng.random() < 0.1),
     )
+    if long_kind == 2:  # fixed values (overrides) win over the drawn ones
+        out.update(_uncut_scene(rng, {**out, **{k: v for k, v in d.items() if k in out}}))
+    return out
+
+
+def _uncut_scene(rng: np.random.Generator, d: dict[str, Any]) -> dict[str, Any]:
+    """An uncut long-hair scene: 80–100% of the hairs emerging in view are
+    long, and 0.2–1.2 hairs per such hair cross the field from outside."""
+    uncut = float(rng.uniform(0.8, 1.0))
+    field_cm2 = d["height"] * d["width"] * d["um_per_px"] ** 2 * 1e-8
+    n_pass = _stochastic_round(rng, float(rng.uniform(0.2, 1.2)) * uncut * d["density_per_cm2"] * field_cm2)
+    return dict(uncut_fraction=uncut, n_long_hairs=n_pass)
 
 
 def _draw_optics(rng: np.random.Generator, d: dict[str, Any]) -> dict[str, Any]:
@@ -536,28 +557,45 @@ def _near_frame(rc: np.ndarray, shape: tuple[int, int], pad: float) -> bool:
 
 
 def _make_long(p: SceneParams, rng: np.random.Generator, hairs: list[_Hair]) -> None:
-    """Turn up to ``n_long_hairs`` hairs into long uncut hairs that reach the frame."""
-    if p.n_long_hairs <= 0 or not hairs:
+    """Make hairs uncut: ``uncut_fraction`` of those emerging in view, then up
+    to ``n_long_hairs`` emerging outside the field that reach across it."""
+    if (p.n_long_hairs <= 0 and p.uncut_fraction <= 0) or not hairs:
         return
-    um = p.um_per_px
-    kmax = um / 1500.0  # tightest bend: 1.5 mm radius
+    um, shape = p.um_per_px, (p.height, p.width)
+    near = 200.0 / um
+    inside = np.array([_near_frame(h.emergence, shape, near) for h in hairs])
+    for idx in np.flatnonzero(inside):
+        if rng.random() < p.uncut_fraction:
+            lo, hi = p.long_length_um  # emerging in view: most leave the field on the skin
+            hairs[idx] = _uncut(p, rng, hairs[idx], float(rng.uniform(max(lo, 4000.0), max(hi, 4500.0))),
+                                thicken=False)
     done = 0
-    for idx in rng.permutation(len(hairs)):
+    for idx in rng.permutation(np.flatnonzero(~inside)):
         if done >= p.n_long_hairs:
             break
-        hair = hairs[idx]
         length = float(rng.uniform(*p.long_length_um))
-        if not _near_frame(hair.emergence, (p.height, p.width), length / um):
+        if not _near_frame(hairs[idx].emergence, shape, length / um):
             continue
-        trial = dataclasses.replace(
-            hair, kind="long", length_um=round(max(length, 20 * hair.width_um), 1),
-            width_um=round(max(hair.width_um, float(rng.uniform(45, 100))), 1),
-            curvature=(float(rng.uniform(-kmax, kmax)) * 0.5, float(rng.uniform(-kmax, kmax)) * 0.8),
-            tan_cut=math.tan(math.radians(float(rng.normal(0, 20)))))
-        _curve(trial, um)
-        if _curve_in_frame(trial, (p.height, p.width), um):
+        trial = _uncut(p, rng, hairs[idx], length)
+        if _curve_in_frame(trial, shape, um):
             hairs[idx] = trial
             done += 1
+
+
+def _uncut(p: SceneParams, rng: np.random.Generator, hair: _Hair, length: float | None = None,
+           thicken: bool = True) -> _Hair:
+    """A long uncut version of ``hair`` (gentle bends, centre line built); a
+    hair passing over from outside gets a thicker floor (45–100 µm)."""
+    um = p.um_per_px
+    kmax = um / 1500.0  # tightest bend: 1.5 mm radius
+    length = float(rng.uniform(*p.long_length_um)) if length is None else length
+    long = dataclasses.replace(
+        hair, kind="long", length_um=round(max(length, 20 * hair.width_um), 1),
+        width_um=round(max(hair.width_um, float(rng.uniform(45, 100))), 1) if thicken else hair.width_um,
+        curvature=(float(rng.uniform(-kmax, kmax)) * 0.5, float(rng.uniform(-kmax, kmax)) * 0.8),
+        tan_cut=math.tan(math.radians(float(rng.normal(0, 20)))))
+    _curve(long, um)
+    return long
 
 
 def _curve(hair: _Hair, um: float) -> None:
@@ -1465,7 +1503,7 @@ def generate_samples(out_dir, seed: int = 2026) -> pd.DataFrame:
             params = sample_scene(
                 rng, height=1024, width=1280, um_per_px=2.78, density_per_cm2=density, hair_color="black",
                 grey_fraction=0.0, skin_tone=3, frac_vellus=vel, frac_intermediate=inter, terminal_width_um=82.0,
-                clip_length_um=(180.0, 850.0), n_long_hairs=0, jpeg_quality=92, ink_blotch=False,
+                clip_length_um=(180.0, 850.0), n_long_hairs=0, uncut_fraction=0.0, jpeg_quality=92, ink_blotch=False,
                 blur_sigma_px=float(rng.uniform(1.0, 2.0)), **_SAMPLE_OVERLAYS[field])
             img, truth = render_frame(params, rng)
             truth["seed"] = [int(seed), k]

@@ -112,7 +112,7 @@ def render_course(params: synth.SceneParams, spec: CourseSpec, seed: int) -> lis
         One per session; ``truth`` follows ``tricho-phantom-truth/1`` plus
         ``session`` (index), ``transform`` and a ``track_id`` per hair.
     """
-    p0 = dataclasses.replace(params, n_long_hairs=0)
+    p0 = dataclasses.replace(params, n_long_hairs=0, uncut_fraction=0.0)
     base = synth._layout(p0, np.random.default_rng([seed, 0]))
     last = max(1, spec.n_sessions - 1)
     gain_total = max(0.0, spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
@@ -274,7 +274,7 @@ def generate_course(out_dir: str | Path, *, patient_id: str, site: str, seed: in
     for f in range(n_fields):
         rng = np.random.default_rng([seed, 100 + f])
         params = synth.sample_scene(rng, **{"header_strip": False, "padding_strip": False, "scale_bar": False,
-                                            "red_circle": False, "n_long_hairs": 0, **overrides})
+                                            "red_circle": False, "n_long_hairs": 0, "uncut_fraction": 0.0, **overrides})
         for s, (img, truth) in enumerate(render_course(params, spec, seed * 1000 + f)):
             rel = f"{patient_id}/{dates[s]}/{site}_{f + 1}.png"
             (out / rel).parent.mkdir(parents=True, exist_ok=True)

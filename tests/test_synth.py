@@ -18,7 +18,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 
 #: No optics, no overlays, no confounders: what is left is skin and hairs.
 QUIET = dict(
-    n_long_hairs=0, blur_sigma_px=0.0, blur_gradient_px=0.0, noise_gain=0.0, noise_read=0.0, vignetting=0.0,
+    n_long_hairs=0, uncut_fraction=0.0, blur_sigma_px=0.0, blur_gradient_px=0.0, noise_gain=0.0, noise_read=0.0, vignetting=0.0,
     glare=0.0, white_balance=(1.0, 1.0, 1.0), jpeg_quality=None, header_strip=False, padding_strip=False,
     scale_bar=False, red_circle=False, scales=False, vessels=False, pigment_network=False, halos=False,
     empty_openings=False, ink_blotch=False,
@@ -112,6 +112,29 @@ def test_truth_is_self_consistent_across_varied_scenes():
     assert kinds == {"clipped", "long"}
 
 
+def test_uncut_scene_hairs_emerging_in_view_are_long_and_passing_ones_come_from_outside():
+    common = dict(density_per_cm2=200.0, um_per_px=3.0, **{**QUIET, **SMALL, "n_long_hairs": 5})
+    _, clipped = _frame(7, **common)
+    _, uncut = _frame(7, **{**common, "uncut_fraction": 1.0})
+    assert {h["kind"] for h in clipped["hairs"] if h["in_field"]} == {"clipped"}
+    in_field = [h for h in uncut["hairs"] if h["in_field"]]
+    assert in_field and all(h["kind"] == "long" for h in in_field)
+    assert all(h["length_um"] >= 4000 for h in in_field)  # they leave the field, as in real long-hair frames
+    passing = [h for h in uncut["hairs"] if h["kind"] == "long" and not h["in_field"]]
+    assert 1 <= len(passing)  # emerged just outside (within 0.2 mm) or one of the 5 from further out
+    assert uncut["count_in_field"] == clipped["count_in_field"]  # same openings: the counting truth is unchanged
+
+
+def test_sampled_uncut_scenes_are_70x_and_have_fewer_passing_than_emerging_hairs():
+    scenes = [sample_scene(np.random.default_rng(s)) for s in range(400)]
+    uncut = [p for p in scenes if p.uncut_fraction > 0]
+    assert 10 <= len(uncut) <= 50  # about 7% x 75% of 400
+    for p in uncut:
+        field_cm2 = p.height * p.width * p.um_per_px ** 2 * 1e-8
+        assert p.um_per_px < 4.5 and 0.8 <= p.uncut_fraction <= 1.0
+        assert p.n_long_hairs <= 1.2 * p.density_per_cm2 * field_cm2 + 1
+
+
 def test_zero_density_and_no_confounders_gives_no_hairs():
     img, truth = _frame(1, density_per_cm2=0.0, skin_texture=0.0, **QUIET, **SMALL)
     assert truth["count_in_field"] == 0 and truth["hairs"] == [] and truth["units"] == []
@@ -198,7 +221,7 @@ def test_mean_density_matches_request():
 
 
 def test_units_share_an_opening():
-    _, truth = _frame(12, density_per_cm2=280.0, unit_size_probs=(0.1, 0.4, 0.4, 0.1), **QUIET, **SMALL)
+    _, truth = _frame(12, density_per_cm2=280.0, unit_size_probs=(0.1, 0.4, 0.4, 0.1), um_per_px=8.0, **QUIET, **SMALL)
     by_unit = {}
     for h in truth["hairs"]:
         by_unit.setdefault(h["unit_id"], []).append(h)
