@@ -299,73 +299,119 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
                     corner_px: int = 8) -> tuple[np.ndarray, float, float] | None:
     """An L-shaped scale bar burned into the frame: its mask and leg lengths.
 
-    Thin (< 6 px) straight runs of at least ``min_length_px`` along rows and
-    along columns are found by a long opening of a thin-line map (a pixel
-    that differs, with the same sign, from those 3 px to either side). Only a
-    horizontal and a vertical run that end at a common corner (within
-    ``corner_px``) are taken: a device's "1.0 mm" bar is such an L, whereas a
-    straight shaft's specular line is one run with no partner.
+    Thin (< 6 px) straight pieces of at least a quarter of ``min_length_px``
+    along rows and along columns are found by an opening of a thin-line map
+    (a pixel that differs, with the same sign, from those 3 px to either
+    side); pieces on one row (one column) make a leg, whose extent is followed
+    past faint stretches and crossing shafts (:func:`_leg_span`). A horizontal
+    and a vertical leg, each spanning at least ``min_length_px`` and at least
+    half covered by pieces, whose lines meet within ``corner_px`` of an end
+    of each — or, when shafts hide the corner, within a quarter of the
+    shorter leg — make the L: a device's "1.0 mm" bar is such an L, whereas
+    a straight shaft's specular line is one run with no partner. Shafts
+    crossing the bar break it into pieces, so no single unbroken run is
+    needed (tuning phantoms: 9 of 21 bars were missed when it was).
 
     Returns
     -------
     (mask, horizontal_px, vertical_px) or None
         ``mask`` (bool, (M, N), grown 2 px) covers both legs; the lengths
-        are each leg's extent (pixels), also past a shaft that breaks it.
+        are each leg's extent from the corner (pixels), also past a shaft
+        that breaks it.
     """
     g = channel_mean(image)
-    segments = []
-    for axis, kernel in ((0, np.ones((1, min_length_px), np.uint8)), (1, np.ones((min_length_px, 1), np.uint8))):
+    piece = max(15, min_length_px // 4)
+    legs: list[list[tuple[float, int, int, np.ndarray, int]]] = []
+    for axis in (0, 1):  # 0: horizontal legs (runs along a row), 1: vertical
+        kernel = np.ones((1, piece) if axis == 0 else (piece, 1), np.uint8)
         a = g - np.roll(g, 3, axis)
         b = g - np.roll(g, -3, axis)
         thin = ((np.abs(a) > 25) & (np.abs(b) > 25) & (np.sign(a) == np.sign(b))).astype(np.uint8)
         runs = cv2.morphologyEx(thin, cv2.MORPH_OPEN, kernel)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
-        segments.append([(labels == k, stats[k]) for k in range(1, count) if min(stats[k][2:4]) < 6])
-    out = np.zeros(g.shape, bool)
-    legs: list[tuple[float, float]] = []
-    for h_mask, (hc, hr, hw, hh, _) in segments[0]:
-        h_ends = [(hr + hh / 2, hc), (hr + hh / 2, hc + hw - 1)]
-        for v_mask, (vc, vr, vw, vh, _) in segments[1]:
-            v_ends = [(vr, vc + vw / 2), (vr + vh - 1, vc + vw / 2)]
-            if any(abs(p[0] - q[0]) <= corner_px and abs(p[1] - q[1]) <= corner_px for p in h_ends for q in v_ends):
-                # the whole of both legs, also past a shaft that crosses and breaks one
-                h_leg = _collinear(segments[0], row=hr + hh / 2)
-                v_leg = _collinear(segments[1], col=vc + vw / 2)
-                out |= h_leg | v_leg
-                # the vertical leg is followed past faint stretches; the horizontal one
-                # ends in the label box, which a weak test would run into
-                legs.append((_leg_extent(g, h_leg, axis=1, follow=False),
-                             _leg_extent(g, v_leg, axis=0, corner=hr + hh / 2)))
-    if not out.any():
+        pieces = [(labels == k, stats[k]) for k in range(1, count) if min(stats[k][2:4]) < 6]
+        legs.append(_group_legs(g, pieces, axis=axis, min_length_px=min_length_px))
+    found = []
+    for h_line, h_lo, h_hi, h_mask, _ in legs[0]:
+        for v_line, v_lo, v_hi, v_mask, _ in legs[1]:
+            tol = max(corner_px, min(h_hi - h_lo, v_hi - v_lo) / 4)
+            dh = min(abs(h_lo - v_line), abs(h_hi - v_line))
+            dv = min(abs(v_lo - h_line), abs(v_hi - h_line))
+            if dh > tol or dv > tol or not (h_lo - tol <= v_line <= h_hi + tol and v_lo - tol <= h_line <= v_hi + tol):
+                continue
+            h_far = h_hi if abs(h_hi - v_line) > abs(h_lo - v_line) else h_lo
+            v_far = v_hi if abs(v_hi - h_line) > abs(v_lo - h_line) else v_lo
+            mask = h_mask | v_mask
+            _paint_leg(mask, axis=0, line=h_line, ends=(v_line, h_far), width=h_mask)
+            _paint_leg(mask, axis=1, line=v_line, ends=(h_line, v_far), width=v_mask)
+            found.append((mask, abs(h_far - v_line) + 1.0, abs(v_far - h_line) + 1.0))
+    if not found:
         return None
-    horizontal, vertical = max(legs, key=lambda lv: lv[0] + lv[1])
+    mask, horizontal, vertical = max(found, key=lambda f: f[1] + f[2])
+    out = np.zeros(g.shape, bool)
+    for m, _, _ in found:
+        out |= m
     return cv2.dilate(out.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0, horizontal, vertical
 
 
-def _leg_extent(g: np.ndarray, leg: np.ndarray, *, axis: int, follow: bool = True, corner: float | None = None,
-                max_gap_px: int = 30) -> float:
-    """Length (pixels) of a scale-bar leg, followed past faint or hidden stretches.
+def _group_legs(g: np.ndarray, pieces, *, axis: int, min_length_px: int):
+    """Collinear thin pieces grouped into legs: ``(line, lo, hi, mask, covered_px)``.
 
-    Along the leg's own line, away from the corner only, a weaker thin-line
-    test (a step of 8 grey levels to both sides, same sign, and the bar's own
-    grey level within 25) extends the detected run while gaps stay under
+    ``line`` is the leg's row (``axis=0``) or column; ``lo, hi`` its extent
+    along that line, the vertical legs followed past faint stretches (the
+    horizontal one ends in the label box, which a weak test would run into).
+    Kept when it spans at least ``min_length_px`` and pieces cover at least
+    half of that.
+    """
+    legs, used = [], np.zeros(len(pieces), bool)
+    centres = [(r0 + h / 2) if axis == 0 else (c0 + w / 2) for _, (c0, r0, w, h, _) in pieces]
+    for i in np.argsort([-(st[2] if axis == 0 else st[3]) for _, st in pieces]):
+        if used[i]:
+            continue
+        group = [j for j in range(len(pieces)) if not used[j] and abs(centres[j] - centres[i]) <= 3]
+        used[group] = True
+        mask = np.logical_or.reduce([pieces[j][0] for j in group])
+        covered = sum(int(pieces[j][1][2] if axis == 0 else pieces[j][1][3]) for j in group)
+        lo, hi = _leg_span(g, mask, axis=1 - axis, follow=axis == 1)
+        if hi - lo + 1 >= min_length_px and covered >= min_length_px / 2:
+            legs.append((float(np.median([centres[j] for j in group])), lo, hi, mask, covered))
+    return legs
+
+
+def _paint_leg(mask: np.ndarray, *, axis: int, line: float, ends: tuple[float, float], width: np.ndarray) -> None:
+    """Fill a leg's line between ``ends`` (also where shafts broke it), as thick as its pieces."""
+    rows_or_cols = np.flatnonzero(width.any(axis=1) if axis == 0 else width.any(axis=0))
+    a0, a1 = int(rows_or_cols.min()), int(rows_or_cols.max()) + 1
+    lo, hi = int(round(min(ends))), int(round(max(ends))) + 1
+    if axis == 0:
+        mask[a0:a1, max(lo, 0):hi] = True
+    else:
+        mask[max(lo, 0):hi, a0:a1] = True
+
+
+def _leg_span(g: np.ndarray, leg: np.ndarray, *, axis: int, follow: bool = True,
+              max_gap_px: int = 30) -> tuple[int, int]:
+    """First and last index (pixels, along array ``axis``) of a scale-bar leg.
+
+    With ``follow``, along the leg's own line a weaker thin-line test (a
+    step of 8 grey levels to both sides, same sign, and the bar's own grey
+    level within 25) extends the detected pieces while gaps stay under
     ``max_gap_px`` (a crossing shaft, a light patch of skin).
     """
     idx = np.flatnonzero(leg.any(axis=1 - axis))
+    lo, hi = int(idx[0]), int(idx[-1])
     if not follow:
-        return float(idx[-1] - idx[0] + 1)
+        return lo, hi
     across = np.flatnonzero(leg.any(axis=axis))
     line = int(round(np.median(across)))
     profile = g[line, :] if axis == 1 else g[:, line]
     others = [g[max(0, line - 3), :], g[min(g.shape[0] - 1, line + 3), :]] if axis == 1 else \
         [g[:, max(0, line - 3)], g[:, min(g.shape[1] - 1, line + 3)]]
     a, b = profile - others[0], profile - others[1]
-    sign = np.sign(np.median(a[idx[0]:idx[-1] + 1]))
+    sign = np.sign(np.median(a[idx]))
     level = float(np.median(profile[idx]))
     weak = (sign * a > 8) & (sign * b > 8) & (np.abs(profile - level) < 25)
-    lo, hi = int(idx[0]), int(idx[-1])
-    steps = (-1, 1) if corner is None else ((1,) if abs(lo - corner) < abs(hi - corner) else (-1,))
-    for step in steps:
+    for step in (-1, 1):
         pos, gap = (lo, hi)[step > 0], 0
         while 0 <= pos + step < weak.size and gap < max_gap_px:
             pos += step
@@ -374,17 +420,7 @@ def _leg_extent(g: np.ndarray, leg: np.ndarray, *, axis: int, follow: bool = Tru
                 lo, hi = min(lo, pos), max(hi, pos)
             else:
                 gap += 1
-    return float(hi - lo + 1)
-
-
-def _collinear(segments, *, row: float | None = None, col: float | None = None) -> np.ndarray:
-    """Union of the runs lying on one row (horizontal runs) or one column (vertical)."""
-    out = None
-    for m, (c0, r0, w, h, _) in segments:
-        centre = r0 + h / 2 if row is not None else c0 + w / 2
-        if abs(centre - (row if row is not None else col)) <= 3:
-            out = m if out is None else out | m
-    return out
+    return lo, hi
 
 
 def remove_scale_bar(image: np.ndarray) -> np.ndarray:

@@ -44,6 +44,25 @@ def test_bar_crossed_by_a_shaft_keeps_its_length():
     assert calibration.scale_bar_um_per_px(img) == pytest.approx(1000 / 360, rel=0.02)
 
 
+def test_bar_broken_by_shafts_everywhere_is_found():
+    """Shafts cut both legs into pieces shorter than ``min_length_px`` and hide the corner itself."""
+    img = _with_bar(_skin(), 360)
+    for p0, p1 in [((20, 900), (90, 990)), ((120, 930), (200, 975)), ((230, 925), (300, 970)),
+                   ((15, 700), (70, 720)), ((15, 800), (70, 830))]:
+        cv2.line(img, p0, p1, (30, 25, 20), 22)
+    mask, horizontal, vertical = segment.find_scale_bar(img)
+    assert horizontal == pytest.approx(360, abs=3) and vertical == pytest.approx(360, abs=3)
+    assert mask[950, 40:399].mean() > 0.95 and mask[591:950, 40].mean() > 0.95  # broken stretches too
+    assert calibration.scale_bar_um_per_px(img) == pytest.approx(1000 / 360, rel=0.02)
+
+
+def test_two_straight_lines_far_from_meeting_are_no_bar():
+    img = _skin()
+    cv2.line(img, (300, 500), (700, 500), (40, 40, 40), 2)
+    cv2.line(img, (900, 100), (900, 450), (40, 40, 40), 2)
+    assert segment.find_scale_bar(img) is None
+
+
 def test_bar_with_a_hidden_leg_is_not_trusted():
     img = _with_bar(_skin(), 360)
     img[600:950, 30:50] = _skin()[600:950, 30:50]  # most of the vertical leg gone
