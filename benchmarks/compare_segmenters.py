@@ -110,6 +110,10 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     model = load_model(a.model)
     report = {"model": a.model, "model_sha256": model.sha256}
+    for name, folder in (("tiles", a.tiles), ("fdu", a.fdu)):
+        if name not in a.skip and not folder.is_dir():
+            print(f"note: {folder} not found (relative paths are taken from {Path.cwd()}): {name} skipped; "
+                  f"pass --{name} with the data's folder")
     if "tiles" not in a.skip and a.tiles.is_dir():
         report["scalp_tiles"] = score_tiles(a.tiles, um_per_px=a.tile_um_per_px, model=model)
         report["scalp_tiles"]["tile_um_per_px"] = a.tile_um_per_px
