@@ -328,9 +328,15 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
         b = g - np.roll(g, -3, axis)
         thin = ((np.abs(a) > 25) & (np.abs(b) > 25) & (np.sign(a) == np.sign(b))).astype(np.uint8)
         runs = cv2.morphologyEx(thin, cv2.MORPH_OPEN, kernel)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
-        pieces = [(labels == k, stats[k]) for k in range(1, count) if min(stats[k][2:4]) < 6]
-        legs.append(_group_legs(g, pieces, axis=axis, min_length_px=min_length_px))
+        x, y, w, h = cv2.boundingRect(runs)  # label only the box holding any run: most frames have few
+        labels = np.zeros(g.shape, np.int32)
+        count, labels[y:y + h, x:x + w], stats, _ = cv2.connectedComponentsWithStats(
+            np.ascontiguousarray(runs[y:y + h, x:x + w]), connectivity=8) if w and h else (1, 0, None, None)
+        if count > 1:
+            stats[:, 0] += x
+            stats[:, 1] += y
+        pieces = [(k, stats[k]) for k in range(1, count) if min(stats[k][2:4]) < 6]
+        legs.append(_group_legs(g, labels, pieces, axis=axis, min_length_px=min_length_px))
     found = []
     for h_line, h_lo, h_hi, h_mask, _ in legs[0]:
         for v_line, v_lo, v_hi, v_mask, _ in legs[1]:
@@ -354,14 +360,16 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
     return cv2.dilate(out.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0, horizontal, vertical
 
 
-def _group_legs(g: np.ndarray, pieces, *, axis: int, min_length_px: int):
+def _group_legs(g: np.ndarray, labels: np.ndarray, pieces, *, axis: int, min_length_px: int):
     """Collinear thin pieces grouped into legs: ``(line, lo, hi, mask, covered_px)``.
 
+    ``pieces`` are ``(label, stats)`` of the components in ``labels``.
     ``line`` is the leg's row (``axis=0``) or column; ``lo, hi`` its extent
     along that line, the vertical legs followed past faint stretches (the
     horizontal one ends in the label box, which a weak test would run into).
     Kept when it spans at least ``min_length_px`` and pieces cover at least
-    half of that.
+    half of that (checked on the component boxes first: a frame has many
+    short thin pieces and few legs).
     """
     legs, used = [], np.zeros(len(pieces), bool)
     centres = [(r0 + h / 2) if axis == 0 else (c0 + w / 2) for _, (c0, r0, w, h, _) in pieces]
@@ -370,10 +378,15 @@ def _group_legs(g: np.ndarray, pieces, *, axis: int, min_length_px: int):
             continue
         group = [j for j in range(len(pieces)) if not used[j] and abs(centres[j] - centres[i]) <= 3]
         used[group] = True
-        mask = np.logical_or.reduce([pieces[j][0] for j in group])
         covered = sum(int(pieces[j][1][2] if axis == 0 else pieces[j][1][3]) for j in group)
+        if covered < min_length_px / 2:
+            continue
+        mask = np.zeros(g.shape, bool)
+        for j in group:
+            k, (c0, r0, w, h, _) = pieces[j]
+            mask[r0:r0 + h, c0:c0 + w] |= labels[r0:r0 + h, c0:c0 + w] == k
         lo, hi = _leg_span(g, mask, axis=1 - axis, follow=axis == 1)
-        if hi - lo + 1 >= min_length_px and covered >= min_length_px / 2:
+        if hi - lo + 1 >= min_length_px:
             legs.append((float(np.median([centres[j] for j in group])), lo, hi, mask, covered))
     return legs
 
