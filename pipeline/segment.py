@@ -348,12 +348,12 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
             h_far = h_hi if abs(h_hi - v_line) > abs(h_lo - v_line) else h_lo
             v_far = v_hi if abs(v_hi - h_line) > abs(v_lo - h_line) else v_lo
             mask = h_mask | v_mask
-            _paint_leg(mask, axis=0, line=h_line, ends=(v_line, h_far), width=h_mask)
-            _paint_leg(mask, axis=1, line=v_line, ends=(h_line, v_far), width=v_mask)
+            _paint_leg(mask, axis=0, ends=(v_line, h_far), width=h_mask)
+            _paint_leg(mask, axis=1, ends=(h_line, v_far), width=v_mask)
             found.append((mask, abs(h_far - v_line) + 1.0, abs(v_far - h_line) + 1.0))
     if not found:
         return None
-    mask, horizontal, vertical = max(found, key=lambda f: f[1] + f[2])
+    _, horizontal, vertical = max(found, key=lambda f: f[1] + f[2])  # the lengths of the most complete L
     out = np.zeros(g.shape, bool)
     for m, _, _ in found:
         out |= m
@@ -391,8 +391,9 @@ def _group_legs(g: np.ndarray, labels: np.ndarray, pieces, *, axis: int, min_len
     return legs
 
 
-def _paint_leg(mask: np.ndarray, *, axis: int, line: float, ends: tuple[float, float], width: np.ndarray) -> None:
-    """Fill a leg's line between ``ends`` (also where shafts broke it), as thick as its pieces."""
+def _paint_leg(mask: np.ndarray, *, axis: int, ends: tuple[float, float], width: np.ndarray) -> None:
+    """Fill a leg's line between ``ends`` (also where shafts broke it), as thick as its pieces
+    (``width``: the leg's own pixels; ``axis`` 0 horizontal, 1 vertical)."""
     rows_or_cols = np.flatnonzero(width.any(axis=1) if axis == 0 else width.any(axis=0))
     a0, a1 = int(rows_or_cols.min()), int(rows_or_cols.max()) + 1
     lo, hi = int(round(min(ends))), int(round(max(ends))) + 1
