@@ -110,14 +110,16 @@ def main() -> None:
     a.out.mkdir(parents=True, exist_ok=True)
     model = load_model(a.model)
     report = {"model": a.model, "model_sha256": model.sha256}
+    use = {}
     for name, folder in (("tiles", a.tiles), ("fdu", a.fdu)):
-        if name not in a.skip and not folder.is_dir():
+        use[name] = name not in a.skip and folder.is_dir()
+        if name not in a.skip and not use[name]:
             print(f"note: {folder} not found (relative paths are taken from {Path.cwd()}): {name} skipped; "
                   f"pass --{name} with the data's folder")
-    if "tiles" not in a.skip and a.tiles.is_dir():
+    if use["tiles"]:
         report["scalp_tiles"] = score_tiles(a.tiles, um_per_px=a.tile_um_per_px, model=model)
         report["scalp_tiles"]["tile_um_per_px"] = a.tile_um_per_px
-    if "fdu" not in a.skip and a.fdu.is_dir():
+    if use["fdu"]:
         report["fdu_val"] = score_fdu(a.fdu, a.out, model=a.model, workers=a.workers)
     if "phantoms" not in a.skip and a.n > 0:
         if a.phantom_seed < 1000:

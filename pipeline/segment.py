@@ -328,14 +328,8 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
         b = g - np.roll(g, -3, axis)
         thin = ((np.abs(a) > 25) & (np.abs(b) > 25) & (np.sign(a) == np.sign(b))).astype(np.uint8)
         runs = cv2.morphologyEx(thin, cv2.MORPH_OPEN, kernel)
-        x, y, w, h = cv2.boundingRect(runs)  # label only the box holding any run: most frames have few
-        labels = np.zeros(g.shape, np.int32)
-        count, labels[y:y + h, x:x + w], stats, _ = cv2.connectedComponentsWithStats(
-            np.ascontiguousarray(runs[y:y + h, x:x + w]), connectivity=8) if w and h else (1, 0, None, None)
-        if count > 1:
-            stats[:, 0] += x
-            stats[:, 1] += y
-        pieces = [(k, stats[k]) for k in range(1, count) if min(stats[k][2:4]) < 6]
+        labels, stats = _components_in_box(runs)
+        pieces = [(k, stats[k]) for k in range(1, len(stats)) if min(stats[k][2:4]) < 6]
         legs.append(_group_legs(g, labels, pieces, axis=axis, min_length_px=min_length_px))
     found = []
     for h_line, h_lo, h_hi, h_mask, _ in legs[0]:
@@ -358,6 +352,22 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
     for m, _, _ in found:
         out |= m
     return cv2.dilate(out.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0, horizontal, vertical
+
+
+def _components_in_box(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """8-connected components (labels over the whole frame, stats in frame
+    coordinates, row 0 the background) labelled only inside the box that holds
+    any set pixel: a frame's thin runs are few and labelling all of it costs
+    more than the rest of the bar search."""
+    labels = np.zeros(binary.shape, np.int32)
+    x, y, w, h = cv2.boundingRect(binary)
+    if not (w and h):
+        return labels, np.zeros((1, 5), np.int32)
+    _, labels[y:y + h, x:x + w], stats, _ = cv2.connectedComponentsWithStats(
+        np.ascontiguousarray(binary[y:y + h, x:x + w]), connectivity=8)
+    stats[1:, 0] += x
+    stats[1:, 1] += y
+    return labels, stats
 
 
 def _group_legs(g: np.ndarray, labels: np.ndarray, pieces, *, axis: int, min_length_px: int):

@@ -564,9 +564,9 @@ def _make_long(p: SceneParams, rng: np.random.Generator, hairs: list[_Hair]) -> 
     um, shape = p.um_per_px, (p.height, p.width)
     near = 200.0 / um
     inside = np.array([_near_frame(h.emergence, shape, near) for h in hairs])
+    lo, hi = p.long_length_um
     for idx in np.flatnonzero(inside):
-        if rng.random() < p.uncut_fraction:
-            lo, hi = p.long_length_um  # emerging in view: most leave the field on the skin
+        if rng.random() < p.uncut_fraction:  # emerging in view: long enough that most leave the field
             hairs[idx] = _uncut(p, rng, hairs[idx], float(rng.uniform(max(lo, 4000.0), max(hi, 4500.0))),
                                 thicken=False)
     done = 0
@@ -582,13 +582,12 @@ def _make_long(p: SceneParams, rng: np.random.Generator, hairs: list[_Hair]) -> 
             done += 1
 
 
-def _uncut(p: SceneParams, rng: np.random.Generator, hair: _Hair, length: float | None = None,
-           thicken: bool = True) -> _Hair:
-    """A long uncut version of ``hair`` (gentle bends, centre line built); a
-    hair passing over from outside gets a thicker floor (45–100 µm)."""
+def _uncut(p: SceneParams, rng: np.random.Generator, hair: _Hair, length: float, *, thicken: bool = True) -> _Hair:
+    """A long uncut version of ``hair``, ``length`` µm visible (gentle bends,
+    centre line built); a hair passing over from outside gets a thicker floor
+    (45–100 µm)."""
     um = p.um_per_px
     kmax = um / 1500.0  # tightest bend: 1.5 mm radius
-    length = float(rng.uniform(*p.long_length_um)) if length is None else length
     long = dataclasses.replace(
         hair, kind="long", length_um=round(max(length, 20 * hair.width_um), 1),
         width_um=round(max(hair.width_um, float(rng.uniform(45, 100))), 1) if thicken else hair.width_um,
