@@ -28,7 +28,7 @@ import pandas as pd
 
 from pipeline import synth
 
-__all__ = ["CourseSpec", "render_course", "generate_course"]
+__all__ = ["CourseSpec", "render_course", "generate_course", "patient_traits", "PATIENT_TRAITS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,11 +257,32 @@ def _render(p: synth.SceneParams, lay, m: np.ndarray, seed: int, rng: np.random.
     return img8, truth
 
 
+#: What one patient's fields share: the device and magnification (frame and
+#: pixel size), the hair (colour, greying, widths, vellus and intermediate
+#: shares, unit sizes, clipping) and the skin tone.  Spots, skin texture,
+#: overlays and optics are drawn per field.
+PATIENT_TRAITS = ("height", "width", "um_per_px", "hair_color", "grey_fraction", "skin_tone", "frac_vellus",
+                  "frac_intermediate", "terminal_width_um", "unit_size_probs", "clip_length_um")
+#: A field's density is the patient's times a factor drawn from this range
+#: (spots of one site differ; published within-site CVs are about 10%).
+FIELD_DENSITY_SPREAD = (0.85, 1.15)
+
+
+def patient_traits(rng: np.random.Generator, **overrides: Any) -> dict[str, Any]:
+    """The scene values one patient keeps in every field (:data:`PATIENT_TRAITS`, plus the site's density)."""
+    scene = synth.sample_scene(rng, **overrides)
+    return {k: getattr(scene, k) for k in (*PATIENT_TRAITS, "density_per_cm2")}
+
+
 def generate_course(out_dir: str | Path, *, patient_id: str, site: str, seed: int, spec: CourseSpec = CourseSpec(),
                     n_fields: int = 3, start: str = "2026-01-05", days_between: int = 14,
                     **overrides: Any) -> pd.DataFrame:
     """Write a course of ``n_fields`` spots x ``spec.n_sessions`` sessions with a manifest.
 
+    The fields are spots of one patient's site: they share the patient's
+    hair, skin and device (:data:`PATIENT_TRAITS`), and each field's density
+    is the patient's within :data:`FIELD_DENSITY_SPREAD`; ``overrides`` fix
+    any scene value for every field.
     Field ``f`` is the same spot (``field_id``) at every session. Frames go to
     ``OUT/PATIENT/DATE/SITE_F.png`` with truth JSON beside them; the rows are
     appended to ``OUT/manifest.csv`` (``image, um_per_px, patient_id, site,
@@ -271,10 +292,15 @@ def generate_course(out_dir: str | Path, *, patient_id: str, site: str, seed: in
     rows = []
     dates = [(pd.Timestamp(start) + pd.Timedelta(days=days_between * s)).date().isoformat()
              for s in range(spec.n_sessions)]
+    fixed = {"header_strip": False, "padding_strip": False, "scale_bar": False, "red_circle": False,
+             "n_long_hairs": 0, "uncut_fraction": 0.0, **overrides}
+    patient = patient_traits(np.random.default_rng([seed, 99]), **fixed)
     for f in range(n_fields):
         rng = np.random.default_rng([seed, 100 + f])
-        params = synth.sample_scene(rng, **{"header_strip": False, "padding_strip": False, "scale_bar": False,
-                                            "red_circle": False, "n_long_hairs": 0, "uncut_fraction": 0.0, **overrides})
+        params = synth.sample_scene(rng, **{**patient, **fixed})
+        spread = float(np.random.default_rng([seed, 200 + f]).uniform(*FIELD_DENSITY_SPREAD))
+        if "density_per_cm2" not in overrides:
+            params = dataclasses.replace(params, density_per_cm2=patient["density_per_cm2"] * spread)
         for s, (img, truth) in enumerate(render_course(params, spec, seed * 1000 + f)):
             rel = f"{patient_id}/{dates[s]}/{site}_{f + 1}.png"
             (out / rel).parent.mkdir(parents=True, exist_ok=True)

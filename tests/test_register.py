@@ -193,3 +193,21 @@ def test_compare_matches_a_phantom_course(tmp_path):
     assert page.startswith("<!DOCTYPE html>") and "patient P1" in page
     assert page.count("data:image/png;base64,") >= 2  # trends and the matched-hair map
     assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
+
+
+def test_the_fields_of_one_course_are_one_patient(tmp_path):
+    """Spots of one site share the patient's hair, skin and device; their densities differ a little."""
+    from pipeline.synth_course import FIELD_DENSITY_SPREAD, PATIENT_TRAITS
+
+    for seed in (3, 4):
+        generate_course(tmp_path / str(seed), patient_id="P", site="vertex", seed=seed,
+                        spec=CourseSpec(n_sessions=1), n_fields=3, height=240, width=320)
+        truths = [json.loads(p.read_text()) for p in sorted((tmp_path / str(seed)).rglob("*.json"))]
+        params = [t["params"] for t in truths]
+        assert len(params) == 3
+        for key in PATIENT_TRAITS:
+            assert all(p[key] == params[0][key] for p in params), key
+        density = [p["density_per_cm2"] for p in params]
+        assert max(density) / min(density) <= FIELD_DENSITY_SPREAD[1] / FIELD_DENSITY_SPREAD[0] + 1e-9
+        assert len(set(density)) == 3  # each spot its own
+        assert len({p.read_bytes() for p in (tmp_path / str(seed)).rglob("*.png")}) == 3  # three spots
