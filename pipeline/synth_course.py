@@ -263,9 +263,14 @@ def _render(p: synth.SceneParams, lay, m: np.ndarray, seed: int, rng: np.random.
 #: overlays and optics are drawn per field.
 PATIENT_TRAITS = ("height", "width", "um_per_px", "hair_color", "grey_fraction", "skin_tone", "frac_vellus",
                   "frac_intermediate", "terminal_width_um", "unit_size_probs", "clip_length_um")
-#: A field's density is the patient's times a factor drawn from this range
-#: (spots of one site differ; published within-site CVs are about 10%).
+#: A field's density is the patient's times a factor drawn uniformly from
+#: this range (spots of one site differ; an assumed spread, SD about 9%).
 FIELD_DENSITY_SPREAD = (0.85, 1.15)
+#: A course's protocol: the device's full frame at every visit, on a site of
+#: 100-250 hairs/cm² (the range treatment trials report effects on), so that a
+#: +15% change is several hairs per field.  ``overrides`` can change both.
+COURSE_FRAME = {"height": 1024, "width": 1280}
+COURSE_DENSITY_PER_CM2 = (100.0, 250.0)
 
 
 def patient_traits(rng: np.random.Generator, **overrides: Any) -> dict[str, Any]:
@@ -280,9 +285,10 @@ def generate_course(out_dir: str | Path, *, patient_id: str, site: str, seed: in
     """Write a course of ``n_fields`` spots x ``spec.n_sessions`` sessions with a manifest.
 
     The fields are spots of one patient's site: they share the patient's
-    hair, skin and device (:data:`PATIENT_TRAITS`), and each field's density
-    is the patient's within :data:`FIELD_DENSITY_SPREAD`; ``overrides`` fix
-    any scene value for every field.
+    hair, skin and device (:data:`PATIENT_TRAITS`), every frame is the
+    device's full frame (:data:`COURSE_FRAME`), the site's density is drawn
+    from :data:`COURSE_DENSITY_PER_CM2` and each field's is the site's within
+    :data:`FIELD_DENSITY_SPREAD`; ``overrides`` fix any scene value for every field.
     Field ``f`` is the same spot (``field_id``) at every session. Frames go to
     ``OUT/PATIENT/DATE/SITE_F.png`` with truth JSON beside them; the rows are
     appended to ``OUT/manifest.csv`` (``image, um_per_px, patient_id, site,
@@ -292,9 +298,10 @@ def generate_course(out_dir: str | Path, *, patient_id: str, site: str, seed: in
     rows = []
     dates = [(pd.Timestamp(start) + pd.Timedelta(days=days_between * s)).date().isoformat()
              for s in range(spec.n_sessions)]
+    site_density = float(np.random.default_rng([seed, 98]).uniform(*COURSE_DENSITY_PER_CM2))
     fixed = {"header_strip": False, "padding_strip": False, "scale_bar": False, "red_circle": False,
-             "n_long_hairs": 0, "uncut_fraction": 0.0, **overrides}
-    patient = patient_traits(np.random.default_rng([seed, 99]), **fixed)
+             "n_long_hairs": 0, "uncut_fraction": 0.0, **COURSE_FRAME, **overrides}
+    patient = patient_traits(np.random.default_rng([seed, 99]), **{"density_per_cm2": site_density, **fixed})
     for f in range(n_fields):
         rng = np.random.default_rng([seed, 100 + f])
         params = synth.sample_scene(rng, **{**patient, **fixed})

@@ -197,7 +197,7 @@ def test_compare_matches_a_phantom_course(tmp_path):
 
 def test_the_fields_of_one_course_are_one_patient(tmp_path):
     """Spots of one site share the patient's hair, skin and device; their densities differ a little."""
-    from pipeline.synth_course import FIELD_DENSITY_SPREAD, PATIENT_TRAITS
+    from pipeline.synth_course import COURSE_DENSITY_PER_CM2, FIELD_DENSITY_SPREAD, PATIENT_TRAITS
 
     for seed in (3, 4):
         generate_course(tmp_path / str(seed), patient_id="P", site="vertex", seed=seed,
@@ -209,5 +209,7 @@ def test_the_fields_of_one_course_are_one_patient(tmp_path):
             assert all(p[key] == params[0][key] for p in params), key
         density = [p["density_per_cm2"] for p in params]
         assert max(density) / min(density) <= FIELD_DENSITY_SPREAD[1] / FIELD_DENSITY_SPREAD[0] + 1e-9
+        low, high = COURSE_DENSITY_PER_CM2
+        assert low * FIELD_DENSITY_SPREAD[0] <= min(density) and max(density) <= high * FIELD_DENSITY_SPREAD[1]
         assert len(set(density)) == 3  # each spot its own
         assert len({p.read_bytes() for p in (tmp_path / str(seed)).rglob("*.png")}) == 3  # three spots
