@@ -76,7 +76,9 @@ class CourseSettings:
         field's scales read as hairs in one visit's light and not the
         other's).  The SD in % hardly depends on the count (5.8% for the 18
         courses with 60 hairs or more, 6.3% for the 12 with fewer), so one
-        percentage serves every course; MDC95 = 1.96 x it.
+        percentage serves every course; MDC95 = 1.96 x it.  On the
+        one-patient, full-frame courses of 2026-11-30 the same commands give
+        4.0% (seeds 0-9) and 5.7% (10-29), about 5.2% over the 30; 6.0 is kept.
     recheck_ratio, recheck_floor : float
         Same-spot matching: a gained or lost hair is re-examined in the other
         visit's frame and called persisting when the shaft is there at
