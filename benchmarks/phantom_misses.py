@@ -30,21 +30,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluate import EvaluationSettings, match_hairs
+from pipeline.evaluate import EvaluationSettings, match_phantom_frame
 
 DARK = ("black", "dark_brown", "brown")
 
 
 def frame_hairs(truth: dict, pred: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
     """One row per counted truth hair of one phantom frame: found or why missed, and the matched thickness."""
-    um = float(truth["um_per_px"])
-    targets = [h for h in truth["hairs"] if h["in_field"] and h["in_frame"]]
-    r0, r1, c0, c1 = (float(truth["field"][k]) for k in ("row0", "row1", "col0", "col1"))
-    rc = pred[["row", "col"]].to_numpy(float)
-    ok = np.isfinite(rc).all(axis=1) & (rc[:, 0] >= r0) & (rc[:, 0] < r1) & (rc[:, 1] >= c0) & (rc[:, 1] < c1)
-    rc, thick = rc[ok], pred["thickness_um"].to_numpy(float)[ok]
-    gates = np.array([max(settings.gate_min_px, settings.gate_widths * h["width_um"] / um) for h in targets])
-    pairs = match_hairs(rc, [np.asarray(h["centerline_rc"], float) for h in targets], gates)
+    targets = [h | {"centerline_rc": np.asarray(h["centerline_rc"], float)}
+               for h in truth["hairs"] if h["in_field"] and h["in_frame"]]
+    field = tuple(float(truth["field"][k]) for k in ("row0", "row1", "col0", "col1"))
+    pairs, kept = match_phantom_frame(targets, pred, um_per_px=float(truth["um_per_px"]), field_rc=field,
+                                      settings=settings)
+    thick = pred["thickness_um"].to_numpy(float)[kept]
     found = {j: thick[i] for i, j, _ in pairs}
     units: dict[int, list[int]] = {}
     for j, h in enumerate(targets):
@@ -56,9 +54,7 @@ def frame_hairs(truth: dict, pred: pd.DataFrame, settings: EvaluationSettings) -
                   else "unit" if mates else "single")
         rows.append({"width_um": h["width_um"], "hair_colour": h["color"], "status": status,
                      "thickness_um": found.get(j, np.nan)})
-    out = pd.DataFrame(rows, columns=["width_um", "hair_colour", "status", "thickness_um"])
-    out["unmatched_predictions"] = len(rc) - len(pairs)
-    return out
+    return pd.DataFrame(rows, columns=["width_um", "hair_colour", "status", "thickness_um"])
 
 
 def run_table(run: Path, frames: Path, *, with_long_hair: bool = False) -> pd.DataFrame:

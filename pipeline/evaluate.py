@@ -61,6 +61,7 @@ __all__ = [
     "lins_ccc",
     "load_truth",
     "match_hairs",
+    "match_phantom_frame",
     "read_phantom_truth",
     "read_voc",
     "subject_half",
@@ -674,25 +675,51 @@ def _in_box(points: np.ndarray, box: tuple[float, float, float, float]) -> np.nd
     return (r >= r0) & (r < r1) & (c >= c0) & (c < c1)
 
 
+def match_phantom_frame(targets: list[dict[str, Any]], pred_hairs: pd.DataFrame, *, um_per_px: float,
+                        field_rc: tuple[float, float, float, float],
+                        settings: EvaluationSettings) -> tuple[list[tuple[int, int, float]], np.ndarray]:
+    """Match a run's hairs of one phantom frame to its truth hairs, as ``tricho evaluate`` scores them.
+
+    Predicted hairs count when their (row, col) lies in the counting field;
+    each truth hair's gate is ``gate_widths`` of its width, at least
+    ``gate_min_px`` (:func:`match_hairs`).
+
+    Parameters
+    ----------
+    targets : list of dict
+        Truth hairs (``width_um``, ``centerline_rc`` as (L, 2) arrays).
+    pred_hairs : DataFrame
+        The frame's rows of ``hairs.csv`` (``row``, ``col``, ``thickness_um``).
+
+    Returns
+    -------
+    pairs : list of (int, int, float)
+        ``(index into the kept predictions, truth index, distance in pixels)``.
+    kept : ndarray of int
+        Row positions in ``pred_hairs`` of the predictions that took part.
+    """
+    pred_rc = pred_hairs[["row", "col"]].to_numpy(dtype=float)
+    kept = np.flatnonzero(np.isfinite(pred_rc).all(axis=1) & _in_box(pred_rc, field_rc))
+    gates = np.array([max(settings.gate_min_px, settings.gate_widths * h["width_um"] / um_per_px)
+                      for h in targets])
+    return match_hairs(pred_rc[kept], [h["centerline_rc"] for h in targets], gates), kept
+
+
 def _phantom_columns(truth: FrameTruth, img: pd.Series, pred_hairs: pd.DataFrame,
                      settings: EvaluationSettings) -> tuple[dict[str, Any], np.ndarray]:
     """Thickness, detection and class shares of one phantom frame."""
     counted = [h for h in truth.hairs if h["in_field"]]
     widths = np.array([h["width_um"] for h in counted], dtype=float)
     targets = [h for h in counted if h["in_frame"]]
-    pred_rc = pred_hairs[["row", "col"]].to_numpy(dtype=float)
-    pred_rc_ok = np.isfinite(pred_rc).all(axis=1) & _in_box(pred_rc, truth.field_rc)
-    pred_rc, pred_um = pred_rc[pred_rc_ok], pred_hairs["thickness_um"].to_numpy(float)[pred_rc_ok]
-    gates = np.array([max(settings.gate_min_px,
-                          settings.gate_widths * h["width_um"] / truth.um_per_px)
-                      for h in targets])
-    pairs = match_hairs(pred_rc, [h["centerline_rc"] for h in targets], gates)
+    pairs, kept = match_phantom_frame(targets, pred_hairs, um_per_px=truth.um_per_px, field_rc=truth.field_rc,
+                                      settings=settings)
+    pred_um = pred_hairs["thickness_um"].to_numpy(float)[kept]
     diffs = np.array([pred_um[i] - targets[j]["width_um"] for i, j, _ in pairs], dtype=float)
     true_v = _share_pct(np.count_nonzero(widths <= settings.vellus_max_um), widths.size)
     true_t = _share_pct(np.count_nonzero(widths > settings.terminal_min_um), widths.size)
     pred_v, pred_t = _pred_shares(img)
     return {
-        "n_true_detect": len(targets), "n_pred_detect": len(pred_rc), "n_matched": len(pairs),
+        "n_true_detect": len(targets), "n_pred_detect": len(kept), "n_matched": len(pairs),
         "true_mean_thickness_um": float(widths.mean()) if widths.size else math.nan,
         "pred_mean_thickness_um": img.get("mean_thickness_um", math.nan),
         "true_vellus_share_pct": true_v, "pred_vellus_share_pct": pred_v,
