@@ -13,7 +13,10 @@ and thickening of +4 µm for the responder. Every frame goes through
 (improved / stable / worsened) is compared with the truth, and for each
 matched session the measured change in hair count in the common region is
 compared with the true change there (from the phantom truth and its exact
-transform).
+transform). A course called ``indeterminate`` (the visits agree on too few
+hairs, ``CourseSettings.min_agreement``) is not a right call; the report gives
+the right-call rate over all courses, the share called indeterminate and the
+right-call rate over the courses the tool did call.
 
 ``--retest``: courses with no change at all (two sessions, 3 fields) give the
 test-retest SD of a matched count change, in % of the count: the value for
@@ -111,7 +114,8 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
                                  dataclasses.replace(course_settings, seed=s))
             summary = tables["summary"].iloc[0]
             calls.append({"seed": s, "course": kind, "expected": expected, "called": summary["response"],
-                          "density_change_pct": summary["density_change_pct"]})
+                          "density_change_pct": summary["density_change_pct"],
+                          "visit_agreement_pct": summary.get("visit_agreement_pct")})
             pairs = tables["field_pairs"]
             if len(pairs) and "n_before" in pairs:
                 pairs = pairs[pairs["registered"].astype(bool)].copy()
@@ -140,6 +144,9 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
     if not retest:
         calls["right"] = calls["expected"] == calls["called"]
         report["right_call_rate"] = float(calls["right"].mean())
+        called = calls["called"] != "indeterminate"
+        report["indeterminate_share"] = float((~called).mean())
+        report["right_call_rate_when_called"] = float(calls.loc[called, "right"].mean()) if called.any() else None
         report["right_call_rate_by_course"] = calls.groupby("course")["right"].mean().round(3).to_dict()
         report["calls"] = calls.groupby(["course", "called"]).size().unstack(fill_value=0).to_dict()
     out.mkdir(parents=True, exist_ok=True)

@@ -141,28 +141,38 @@ def compare(
     include_flagged: Annotated[bool, typer.Option("--include-flagged", help="Keep quality-flagged frames.")] = False,
     boot: Annotated[int, typer.Option(min=100, help="Bootstrap draws per confidence interval.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    min_agreement: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="Same-spot matching: below this share of hairs paired directly between the two "
+                               "visits the response is 'indeterminate' (0 turns it off).")] = 0.4,
 ) -> None:
-    """Compare sessions per patient and site: change, 95% CI, MDC, and improved / stable / worsened."""
+    """Compare sessions per patient and site: change, 95% CI, MDC, and improved / stable / worsened / indeterminate."""
     course_io = _lazy("pipeline.course_io", "course comparison")
     from pandas import isna
 
     from pipeline.course import CourseSettings
 
-    settings = CourseSettings(n_boot=boot, seed=seed, include_flagged=include_flagged, baseline=baseline)
+    settings = CourseSettings(n_boot=boot, seed=seed, include_flagged=include_flagged, baseline=baseline,
+                              min_agreement=min_agreement)
     try:
         tables = course_io.run_compare(results, out, settings)
     except course_io.CompareError as exc:
         raise _fail(str(exc)) from None
     console = Console()
     table = Table(title=f"tricho compare -> {out}", title_justify="left")
-    for name in ("patient", "site", "sessions", "density change (/cm²)", "95% CI", "MDC", "response"):
+    for name in ("patient", "site", "sessions", "density change (/cm²)", "95% CI", "MDC", "visit agreement",
+                 "response"):
         table.add_column(name)
     for r in tables["summary"].itertuples(index=False):
         ci = "-" if isna(r.density_ci_low) else f"{r.density_ci_low:+.1f} … {r.density_ci_high:+.1f}"
         change = "-" if isna(r.density_change) else f"{r.density_change:+.1f} ({r.density_change_pct:+.1f}%)"
         mdc = "-" if isna(r.density_mdc) else f"{r.density_mdc:.1f}"
-        table.add_row(str(r.patient_id), str(r.site), str(r.n_sessions), change, ci, mdc, str(r.response))
+        agree = "-" if isna(r.visit_agreement_pct) else f"{r.visit_agreement_pct:.0f}%"
+        table.add_row(str(r.patient_id), str(r.site), str(r.n_sessions), change, ci, mdc, agree, str(r.response))
     console.print(table)
+    if (tables["summary"]["response"] == "indeterminate").any():
+        console.print(f"indeterminate: the two visits paired directly fewer than {min_agreement:.0%} of the hairs "
+                      "either counted on the matched spot, so the tool does not see the same hairs twice (light or "
+                      "grey hair, dark skin, focus). Count those courses by hand or re-image them.", highlight=False)
     if len(tables["left_out"]):
         console.print(f"{len(tables['left_out'])} frame(s) left out: see {out / 'left_out.csv'}", highlight=False)
 

@@ -29,9 +29,19 @@ Minimal detectable change (MDC95)
     two sessions compared.
 Real change
     ``|change| > MDC95`` and a CI that excludes zero.
+Visit agreement (same-spot matching only)
+    Of the hairs either visit counts in the common region of its field
+    pairs, the share the two visits' detections pair directly, before the
+    re-examination of gained and lost hairs: (persisting - rechecked) /
+    (persisting + gained + lost). Low agreement means the two visits do not
+    see the same hairs (light or grey hair, dark skin, poor focus), and the
+    re-examination then decides most hairs; on phantom courses it then
+    reads nearly every change as none.
 Response (per patient and site, latest session against baseline)
     ``improved`` when the density change is real and positive, ``worsened``
-    when it is real and negative, else ``stable``. Thickness, terminal
+    when it is real and negative, else ``stable``; ``indeterminate`` instead
+    when the latest session was matched to the baseline with a visit
+    agreement below ``CourseSettings.min_agreement``. Thickness, terminal
     density and vellus share are reported beside it, not used for the call.
 """
 from __future__ import annotations
@@ -85,6 +95,16 @@ class CourseSettings:
         least at ``recheck_ratio`` of its own probability and at
         ``recheck_floor`` (:func:`pipeline.register.recheck_unmatched`;
         ``recheck_ratio=0`` turns this off).
+    min_agreement : float
+        Same-spot matching: below this visit agreement (module doc) the
+        response is ``indeterminate``, not a call the tool cannot back. Set
+        on tuning phantoms: the light- and grey-haired tuning courses
+        (seeds 0 and 3) agree on 31-38% of hairs and are called ``stable``
+        whatever their truth; the dark-haired ones (seeds 1 and 2) on
+        45-70%; same-day retests (seeds 0-29) span 25-85%, and the four below
+        40% are grey hair, dark skin or a dense field
+        (``python benchmarks/course_response.py --seeds 0:4`` and ``--retest
+        --seeds 0:30``, ``field_pairs.csv`` of each course). 0 turns it off.
     match_margin_um : float
         Same-spot matching counts hairs only at least this far inside both
         frames (µm), so a hair one visit sees whole and the other cut by
@@ -100,6 +120,7 @@ class CourseSettings:
     matched_retest_sd_pct: float = 6.0
     recheck_ratio: float = 0.3
     recheck_floor: float = 0.15
+    min_agreement: float = 0.4
     match_margin_um: float = 0.0
 
 
@@ -309,9 +330,10 @@ def compare_course(images: pd.DataFrame, hairs: pd.DataFrame,
                 if ref_name == "baseline" and field_pairs is not None and len(field_pairs):
                     rows = _matched_rows(rows, field_pairs, row, ref, settings, rng)
                 changes += rows
-        summary.append(_summary_row(pid, site, course, base_date, changes))
+        summary.append(_summary_row(pid, site, course, base_date, changes, settings.min_agreement))
     change_cols = ["patient_id", "site", "session_date", "reference", "reference_date", "metric", "value",
-                   "baseline", "change", "change_pct", "ci_low", "ci_high", "mdc", "real_change", "method"]
+                   "baseline", "change", "change_pct", "ci_low", "ci_high", "mdc", "real_change", "method",
+                   "visit_agreement_pct"]
     return {
         "sessions": sessions,
         "changes": pd.DataFrame(changes, columns=change_cols),
@@ -387,6 +409,7 @@ def _matched_rows(rows: list[dict], field_pairs: pd.DataFrame, row, ref, setting
         counted = float((q["n_after"] - q["n_before"]).sum() + noise.sum()) / float(q["common_area_cm2"].sum())
         for m in MATCHED_METRICS:
             draws[m].append(counted if m == "density_per_cm2" else a[m] - b[m])
+    agreement = visit_agreement(p)
     n_before, area = float(p["n_before"].sum()), float(p["common_area_cm2"].sum())
     sd_change = settings.matched_retest_sd_pct / 100.0 * n_before / area  # hairs/cm², of a change
     out = []
@@ -403,16 +426,33 @@ def _matched_rows(rows: list[dict], field_pairs: pd.DataFrame, row, ref, setting
         real = bool(math.isfinite(mdc) and abs(change) > mdc and (lo > 0 or hi < 0))
         out.append({**r, "value": after[m], "baseline": before[m], "change": change,
                     "change_pct": 100.0 * change / before[m] if before[m] else math.nan,
-                    "ci_low": lo, "ci_high": hi, "mdc": mdc, "real_change": real, "method": "matched"})
+                    "ci_low": lo, "ci_high": hi, "mdc": mdc, "real_change": real, "method": "matched",
+                    "visit_agreement_pct": agreement})
     return out
+
+
+def visit_agreement(pairs: pd.DataFrame) -> float:
+    """Visit agreement (%) of matched field pairs (module doc); NaN without hairs.
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"persisting": [8, 2], "rechecked": [2, 0], "gained": [1, 0], "lost": [1, 0]})
+    >>> visit_agreement(p)   # (10 - 2) / (10 + 1 + 1)
+    66.66666666666667
+    """
+    persisting = float(pairs["persisting"].sum())
+    rechecked = float(pairs["rechecked"].sum()) if "rechecked" in pairs else 0.0
+    total = persisting + float(pairs["gained"].sum()) + float(pairs["lost"].sum())
+    return 100.0 * (persisting - rechecked) / total if total > 0 else math.nan
 
 
 SUMMARY_COLUMNS = ["patient_id", "site", "n_sessions", "baseline_date", "latest_date", "response",
                    "density_change", "density_change_pct", "density_ci_low", "density_ci_high", "density_mdc",
-                   "mean_thickness_change_um", "terminal_density_change", "vellus_share_change_pp"]
+                   "mean_thickness_change_um", "terminal_density_change", "vellus_share_change_pp",
+                   "visit_agreement_pct"]
 
 
-def _summary_row(pid, site, course, base_date, changes) -> dict:
+def _summary_row(pid, site, course, base_date, changes, min_agreement: float) -> dict:
     latest = course["session_date"].iloc[-1]
     row = {"patient_id": pid, "site": site, "n_sessions": len(course), "baseline_date": base_date,
            "latest_date": latest, "response": "stable"}
@@ -423,11 +463,14 @@ def _summary_row(pid, site, course, base_date, changes) -> dict:
         row["response"] = "single session" if len(course) == 1 else "stable"
         return row
     d = by_metric[PRIMARY]
+    agreement = d.get("visit_agreement_pct", math.nan)
     if d["real_change"]:
         row["response"] = "improved" if d["change"] > 0 else "worsened"
+    if d["method"] == "matched" and agreement < 100.0 * min_agreement:  # NaN compares False
+        row["response"] = "indeterminate"
     row.update(density_change=d["change"], density_change_pct=d["change_pct"], density_ci_low=d["ci_low"],
                density_ci_high=d["ci_high"], density_mdc=d["mdc"],
                mean_thickness_change_um=by_metric["mean_thickness_um"]["change"],
                terminal_density_change=by_metric["terminal_density_per_cm2"]["change"],
-               vellus_share_change_pp=by_metric["vellus_share_pct"]["change"])
+               vellus_share_change_pp=by_metric["vellus_share_pct"]["change"], visit_agreement_pct=agreement)
     return row

@@ -25,7 +25,10 @@ from pipeline.course import CourseSettings, compare_course, usable_frames
 RESPONSE_RULE = ("improved / worsened: the density change of the latest session against baseline exceeds the "
                  "minimal detectable change (pooled fields: MDC95 = 2.77 x SEM from the within-visit spread "
                  "between fields; same spot matched: 1.96 x the test-retest SD of a matched count change) "
-                 "and its 95% bootstrap CI excludes zero; otherwise stable")
+                 "and its 95% bootstrap CI excludes zero; otherwise stable. indeterminate: the latest session "
+                 "was matched to the baseline spot but the two visits' detections paired directly fewer of the "
+                 "hairs either counted there than CourseSettings.min_agreement (the tool does not see the same "
+                 "hairs twice: light or grey hair, dark skin, focus); count by hand or re-image")
 
 
 class CompareError(Exception):

@@ -79,6 +79,34 @@ def test_response_rule(densities, response):
     assert set(out["changes"]["method"]) == {"pooled"}
 
 
+def _matched_pairs(*, persisting, rechecked, gained, lost, area=0.15):
+    """Field pairs (4 spots) of the second session against the first, all registered."""
+    n_before, n_after = persisting + lost, persisting + gained
+    return pd.DataFrame([dict(patient_id="P1", site="vertex", session_date="2026-02-01", reference_date="2026-01-01",
+                              registered=True, common_area_cm2=area, n_before=n_before, n_after=n_after,
+                              terminal_before=n_before // 2, terminal_after=n_after // 2, vellus_before=0,
+                              vellus_after=0, thickness_sum_before_um=70.0 * n_before,
+                              thickness_sum_after_um=70.0 * n_after, persisting=persisting, gained=gained,
+                              lost=lost, rechecked=rechecked) for _ in range(4)])
+
+
+@pytest.mark.parametrize("rechecked, response, agreement", [
+    (0, "improved", 100 * 20 / 28),  # the visits pair 20 of the 28 hairs they count: +8 hairs on 20 is real
+    (14, "indeterminate", 100 * 6 / 28),  # the re-examination had to decide 14 of the 20 persisting hairs
+])
+def test_a_matched_change_the_visits_do_not_agree_on_is_indeterminate(rechecked, response, agreement):
+    images, hairs = _course((150, 150))
+    pairs = _matched_pairs(persisting=20, rechecked=rechecked, gained=8, lost=0)
+    out = compare_course(images, hairs, CourseSettings(n_boot=400), field_pairs=pairs)
+    summary = out["summary"].iloc[0]
+    assert summary.response == response
+    assert summary.visit_agreement_pct == pytest.approx(agreement)
+    density = out["changes"].query("metric == 'density_per_cm2' and reference == 'baseline'").iloc[0]
+    assert density.method == "matched" and density.real_change  # the change itself is still reported as measured
+    off = compare_course(images, hairs, CourseSettings(n_boot=400, min_agreement=0.0), field_pairs=pairs)
+    assert off["summary"].iloc[0].response == "improved"
+
+
 def test_flagged_and_incomplete_frames_are_left_out_with_a_reason():
     images, hairs = _frames([("P", "v", "2026-01-01", 10, 0.1, 0, 0, 5),
                              ("P", "v", "2026-01-01", 90, 0.1, 0, 0, 5, "blurred"),
