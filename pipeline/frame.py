@@ -38,14 +38,31 @@ class Candidate:
     shares: tuple[float, ...] = ()
 
 
-def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
-                  probability: np.ndarray | None = None, tips: np.ndarray | None = None) -> FrameResult:
-    """Run the whole per-frame core on an RGB uint8 frame (see ``analyze_frame``).
+@dataclass
+class Stages:
+    """Intermediate results of the per-frame core, up to the counting rule (before fused stripes are split).
 
-    ``probability`` (float, frame shape), when given, replaces the hair
-    probability step, and ``tips`` (K x 2 row, col) the cut tips that split
-    touching shafts (both used to tune a learned model's thresholds).
+    For diagnostics (``benchmarks/phantom_stages.py``): where a hair is lost
+    — segmentation, tracing, the fragment filters or the counting rule.
     """
+
+    image: np.ndarray  # the frame with a burned-in scale bar painted out
+    valid: np.ndarray  # skin pixels
+    field_rows: np.ndarray  # rows of the counting field
+    contrast: segment.Contrast
+    prob: np.ndarray
+    mask: np.ndarray
+    traced: list
+    cands: list[Candidate]  # measured and oriented shafts
+    inside: list[Candidate]  # the ones whose root end counts
+    tips: np.ndarray | None  # cut tips of a learned model, when it gave them
+    used: str  # the segmenter that ran
+    settings: Settings  # with a learned model's thresholds when one ran
+
+
+def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
+                 probability: np.ndarray | None = None, tips: np.ndarray | None = None) -> Stages:
+    """The per-frame core up to the counting rule (see :func:`measure_frame` for the arguments)."""
     scale = um_per_px or settings.scale_um_per_px
     image = segment.remove_scale_bar(image)
     valid, field_rows = segment.frame_regions(image)
@@ -71,16 +88,30 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
                                                   count_hidden=settings.count_hidden_roots)]
     if settings.tip_step > 0 and not con.light:
         _add_tip_shares(inside, mask, settings.tip_step)
-    if tips is None:
-        counted = split_fused(inside, ratio=settings.fused_ratio, quantile=settings.fused_quantile)
+    return Stages(image, valid, field_rows, con, prob, mask, traced, cands, inside, tips, used, settings)
+
+
+def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
+                  probability: np.ndarray | None = None, tips: np.ndarray | None = None) -> FrameResult:
+    """Run the whole per-frame core on an RGB uint8 frame (see ``analyze_frame``).
+
+    ``probability`` (float, frame shape), when given, replaces the hair
+    probability step, and ``tips`` (K x 2 row, col) the cut tips that split
+    touching shafts (both used to tune a learned model's thresholds).
+    """
+    st = frame_stages(image, um_per_px=um_per_px, settings=settings, probability=probability, tips=tips)
+    settings = st.settings
+    scale = um_per_px or settings.scale_um_per_px
+    if st.tips is None:
+        counted = split_fused(st.inside, ratio=settings.fused_ratio, quantile=settings.fused_quantile)
     else:
-        counted = split_by_tips(inside, tips)
+        counted = split_by_tips(st.inside, st.tips)
     hairs, paths = _hair_table(counted, um_per_px, settings)
-    area_cm2 = None if um_per_px is None else field_rows.sum() * image.shape[1] * (um_per_px * 1e-4) ** 2
+    area_cm2 = None if um_per_px is None else st.field_rows.sum() * st.image.shape[1] * (um_per_px * 1e-4) ** 2
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
-    metrics.update(quality.assess(image, valid, field_rows, um_per_px=scale, settings=settings))
-    metrics["segmenter"] = used
-    return FrameResult(hairs, metrics, paths, valid, prob, mask)
+    metrics.update(quality.assess(st.image, st.valid, st.field_rows, um_per_px=scale, settings=settings))
+    metrics["segmenter"] = st.used
+    return FrameResult(hairs, metrics, paths, st.valid, st.prob, st.mask)
 
 
 def _learned_maps(image: np.ndarray, valid: np.ndarray, scale: float, settings: Settings, name: str):
