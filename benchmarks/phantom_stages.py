@@ -1,0 +1,159 @@
+"""At which stage of the per-frame core each missed phantom hair is lost, and why fused stripes stay one hair.
+
+Usage (frames from ``tricho synth`` or ``benchmarks/phantom_suite.py``; seeds below 1000 for tuning)::
+
+    tricho synth /tmp/tune91 --n 30 --seed 91
+    python benchmarks/phantom_stages.py /tmp/tune91 [/tmp/tune92 ...] [--out /tmp/stages]
+
+Every frame goes through :func:`pipeline.frame.frame_stages` and
+:func:`pipeline.frame.measure_frame` with default settings. Each truth hair
+counted by the density rule and inside the frame is matched to the counted
+hairs exactly as ``tricho evaluate`` does; a missed one is put at the first
+stage that lost it:
+
+* ``masked``: less than 80% of its centre line is skin (overlay, text, glare mask);
+* ``not segmented``: less than half of its centre line is in the hair mask;
+* ``not traced``: in the mask, but no traced centre line runs along it
+  (touching shafts whose one skeleton runs between them, or a blob);
+* ``dropped``: traced, but removed as a fragment (too short, too faint);
+* ``not counted``: measured, but its root end is cut by the border or a
+  non-skin region, hidden, or outside the field (the counting rule);
+* ``counted as a unit-mate``: a counted stripe runs along it, but the count
+  went to another hair of the stripe (fused hairs of one unit not split);
+* ``root off the shaft``: a counted hair near it matched nothing (its
+  emergence point was placed off the truth shaft).
+
+"Runs along" means at least 60% of the truth centre line within the traced
+shaft's radius + 2 px (or half the truth width + 3 px for the tracing test).
+
+The second table takes every counted stripe before fused stripes are split
+(``Stages.inside``) and gives how many truth hairs run along it against its
+width relative to the frame's median stripe width — the quantity
+``Settings.fused_ratio`` splits on. Long-hair scenes are left out
+(``--with-long-hair`` keeps them). Writes ``OUT/stages.csv`` (one row per
+truth hair) and ``OUT/stripes.csv`` (one row per counted stripe) when ``--out`` is given.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DARK = ("black", "dark_brown", "brown")
+ORDER = ["found", "masked", "not segmented", "not traced", "dropped", "not counted", "counted as a unit-mate",
+         "root off the shaft"]
+
+
+def _along(truth_line: np.ndarray, path: np.ndarray, reach: float) -> bool:
+    """At least 60% of the truth centre line within ``reach`` px of a traced path."""
+    t, q = truth_line[::2], np.asarray(path, float)[::2]
+    d = np.min(np.linalg.norm(t[:, None, :] - q[None, :, :], axis=2), axis=1)
+    return bool(np.mean(d <= reach) >= 0.6)
+
+
+def _samples(line: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    rc = np.clip(np.round(line).astype(int), 0, np.array(shape) - 1)
+    return rc[:, 0], rc[:, 1]
+
+
+def frame_tables(truth_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per truth hair: found or the stage that lost it; per counted stripe: truth hairs along it and width ratio."""
+    from pipeline.evaluate import EvaluationSettings, match_phantom_frame
+    from pipeline.frame import frame_stages, measure_frame
+    from pipeline.imageio import read_image
+    from pipeline.settings import Settings
+
+    truth = json.loads(truth_path.read_text())
+    image_path = next(p for p in truth_path.parent.glob(truth_path.stem + ".*") if p.suffix != ".json")
+    image, um = read_image(image_path), float(truth["um_per_px"])
+    settings = Settings()
+    stages = frame_stages(image, um_per_px=um, settings=settings)
+    result = measure_frame(image, um_per_px=um, settings=settings)
+    targets = [h | {"centerline_rc": np.asarray(h["centerline_rc"], float)}
+               for h in truth["hairs"] if h["in_field"] and h["in_frame"]]
+    field = tuple(float(truth["field"][k]) for k in ("row0", "row1", "col0", "col1"))
+    pairs, kept = match_phantom_frame(targets, result.hairs, um_per_px=um, field_rc=field,
+                                      settings=EvaluationSettings())
+    found = {j for _, j, _ in pairs}
+    matched_pred = {int(kept[i]) for i, _, _ in pairs}
+    unmatched = result.hairs[["row", "col"]].to_numpy(float)[
+        [k for k in range(len(result.hairs)) if k not in matched_pred]]
+    rows = []
+    for j, h in enumerate(targets):
+        line, width_px = h["centerline_rc"], h["width_um"] / um
+        stage = "found" if j in found else _lost_at(line, width_px, stages, unmatched)
+        rows.append({"frame": truth_path.stem, "hair_colour": h["color"], "width_um": h["width_um"], "stage": stage})
+    stripes = []
+    if len(stages.inside) >= 3:
+        typical = float(np.median([c.thickness_px for c in stages.inside]))
+        for c in stages.inside:
+            n_true = sum(_along(h["centerline_rc"], c.hair.path, c.radius_px + 2) for h in targets)
+            stripes.append({"frame": truth_path.stem, "truth_hairs_along": n_true,
+                            "width_ratio": c.thickness_px / typical, "lobes": c.lobes})
+    hair = truth["params"]["hair_color"]
+    kind = "dark-hair frame" if hair in DARK else "light-hair frame"
+    return (pd.DataFrame(rows).assign(frame_kind=kind),
+            pd.DataFrame(stripes, columns=["frame", "truth_hairs_along", "width_ratio", "lobes"]).assign(frame_kind=kind))
+
+
+def _lost_at(line: np.ndarray, width_px: float, stages, unmatched: np.ndarray) -> str:
+    """The first stage of the core that lost a missed truth hair (see the module doc)."""
+    r, c = _samples(line, stages.mask.shape)
+    if stages.valid[r, c].mean() < 0.8:
+        return "masked"
+    if stages.mask[r, c].mean() < 0.5:
+        return "not segmented"
+    reach = max(6.0, 0.5 * width_px + 3)
+    if not any(_along(line, t.path, reach) for t in stages.traced):
+        return "not traced"
+    along = [c for c in stages.cands if _along(line, c.hair.path, max(reach, c.radius_px + 2))]
+    if not along:
+        return "dropped"
+    counted = {id(c) for c in stages.inside}
+    if not any(id(c) in counted for c in along):
+        return "not counted"
+    if len(unmatched) and np.min(np.linalg.norm(line[:, None, :] - unmatched[None], axis=2)) <= 3 * reach:
+        return "root off the shaft"
+    return "counted as a unit-mate"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folders", nargs="+", type=Path, help="folders of phantom frames with their truth JSON")
+    ap.add_argument("--out", type=Path, help="write stages.csv and stripes.csv here")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--with-long-hair", action="store_true", help="keep scenes with uncut long hair")
+    a = ap.parse_args()
+    paths = []
+    for folder in a.folders:
+        for p in sorted(folder.rglob("*.json")):
+            t = json.loads(p.read_text())
+            if "hairs" in t and (a.with_long_hair or (t["params"].get("uncut_fraction", 0) == 0
+                                                       and t["params"].get("n_long_hairs", 0) == 0)):
+                paths.append(p)
+    with ProcessPoolExecutor(max_workers=a.workers) as pool:
+        parts = list(pool.map(frame_tables, paths))
+    hairs = pd.concat([p[0] for p in parts], ignore_index=True)
+    stripes = pd.concat([p[1] for p in parts], ignore_index=True)
+    print(f"{len(paths)} frames, {len(hairs)} truth hairs\n")
+    share = pd.crosstab(hairs["frame_kind"], hairs["stage"], normalize="index")
+    print("Where the truth hairs went (share of each kind's hairs):")
+    print(share.reindex(columns=[c for c in ORDER if c in share.columns]).round(3).to_string(), "\n")
+    dark = stripes[stripes["frame_kind"] == "dark-hair frame"]
+    bins = pd.cut(dark["width_ratio"], [0, 0.8, 1.2, 1.6, 2.0, 2.5, np.inf])
+    print("Counted stripes of dark-hair frames before the fused split: truth hairs along them (rows)"
+          " by width / frame median (columns):")
+    print(pd.crosstab(dark["truth_hairs_along"].clip(upper=4), bins).to_string())
+    if a.out:
+        a.out.mkdir(parents=True, exist_ok=True)
+        hairs.to_csv(a.out / "stages.csv", index=False)
+        stripes.to_csv(a.out / "stripes.csv", index=False)
+        print(f"\nwrote {a.out / 'stages.csv'} and {a.out / 'stripes.csv'}")
+
+
+if __name__ == "__main__":
+    main()
