@@ -26,9 +26,10 @@ RESPONSE_RULE = ("improved / worsened: the density change of the latest session 
                  "minimal detectable change (pooled fields: MDC95 = 2.77 x SEM from the within-visit spread "
                  "between fields; same spot matched: 1.96 x the test-retest SD of a matched count change) "
                  "and its 95% bootstrap CI excludes zero; otherwise stable. indeterminate: the latest session "
-                 "was matched to the baseline spot but the two visits' detections paired directly fewer of the "
-                 "hairs either counted there than CourseSettings.min_agreement (the tool does not see the same "
-                 "hairs twice: light or grey hair, dark skin, focus); count by hand or re-image")
+                 "was matched to the baseline spot, but the two visits' detections paired directly less than "
+                 "CourseSettings.min_agreement (default 40%) of the hairs either counted there (visit_agreement_pct:"
+                 " the tool does not see the same hairs twice, e.g. light or grey hair, dark skin, focus); "
+                 "count by hand or re-image")
 
 
 class CompareError(Exception):
