@@ -35,11 +35,22 @@ from pipeline.evaluate import EvaluationSettings, match_phantom_frame
 DARK = ("black", "dark_brown", "brown")
 
 
-def frame_hairs(truth: dict, pred: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
-    """One row per counted truth hair of one phantom frame: found or why missed, and the matched thickness."""
+def counted_targets(truth: dict) -> tuple[list[dict], tuple[float, float, float, float]]:
+    """The truth hairs ``tricho evaluate`` matches (counted by the density rule and in the frame,
+    centre lines as arrays) and the counting field ``(row0, row1, col0, col1)`` of one phantom truth JSON."""
     targets = [h | {"centerline_rc": np.asarray(h["centerline_rc"], float)}
                for h in truth["hairs"] if h["in_field"] and h["in_frame"]]
-    field = tuple(float(truth["field"][k]) for k in ("row0", "row1", "col0", "col1"))
+    return targets, tuple(float(truth["field"][k]) for k in ("row0", "row1", "col0", "col1"))
+
+
+def frame_image(truth_path: Path) -> Path:
+    """The phantom image beside its truth JSON (same stem, any image extension)."""
+    return next(p for p in truth_path.parent.glob(truth_path.stem + ".*") if p.suffix != ".json")
+
+
+def frame_hairs(truth: dict, pred: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
+    """One row per counted truth hair of one phantom frame: found or why missed, and the matched thickness."""
+    targets, field = counted_targets(truth)
     pairs, kept = match_phantom_frame(targets, pred, um_per_px=float(truth["um_per_px"]), field_rc=field,
                                       settings=settings)
     thick = pred["thickness_um"].to_numpy(float)[kept]

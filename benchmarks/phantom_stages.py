@@ -37,13 +37,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-DARK = ("black", "dark_brown", "brown")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from phantom_misses import DARK, counted_targets, frame_image  # noqa: E402
 ORDER = ["found", "masked", "not segmented", "not traced", "dropped", "not counted", "counted as a unit-mate",
          "root off the shaft"]
 
@@ -63,29 +65,26 @@ def _samples(line: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.n
 def frame_tables(truth_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per truth hair: found or the stage that lost it; per counted stripe: truth hairs along it and width ratio."""
     from pipeline.evaluate import EvaluationSettings, match_phantom_frame
-    from pipeline.frame import frame_stages, measure_frame
+    from pipeline.frame import frame_stages, measure_stages
     from pipeline.imageio import read_image
     from pipeline.settings import Settings
 
     truth = json.loads(truth_path.read_text())
-    image_path = next(p for p in truth_path.parent.glob(truth_path.stem + ".*") if p.suffix != ".json")
-    image, um = read_image(image_path), float(truth["um_per_px"])
-    settings = Settings()
-    stages = frame_stages(image, um_per_px=um, settings=settings)
-    result = measure_frame(image, um_per_px=um, settings=settings)
-    targets = [h | {"centerline_rc": np.asarray(h["centerline_rc"], float)}
-               for h in truth["hairs"] if h["in_field"] and h["in_frame"]]
-    field = tuple(float(truth["field"][k]) for k in ("row0", "row1", "col0", "col1"))
+    um = float(truth["um_per_px"])
+    stages = frame_stages(read_image(frame_image(truth_path)), um_per_px=um, settings=Settings())
+    result = measure_stages(stages, um_per_px=um)
+    targets, field = counted_targets(truth)
     pairs, kept = match_phantom_frame(targets, result.hairs, um_per_px=um, field_rc=field,
                                       settings=EvaluationSettings())
     found = {j for _, j, _ in pairs}
     matched_pred = {int(kept[i]) for i, _, _ in pairs}
     unmatched = result.hairs[["row", "col"]].to_numpy(float)[
         [k for k in range(len(result.hairs)) if k not in matched_pred]]
+    counted = {id(c) for c in stages.inside}
     rows = []
     for j, h in enumerate(targets):
         line, width_px = h["centerline_rc"], h["width_um"] / um
-        stage = "found" if j in found else _lost_at(line, width_px, stages, unmatched)
+        stage = "found" if j in found else _lost_at(line, width_px, stages, unmatched, counted)
         rows.append({"frame": truth_path.stem, "hair_colour": h["color"], "width_um": h["width_um"], "stage": stage})
     stripes = []
     if len(stages.inside) >= 3:
@@ -100,7 +99,7 @@ def frame_tables(truth_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             pd.DataFrame(stripes, columns=["frame", "truth_hairs_along", "width_ratio", "lobes"]).assign(frame_kind=kind))
 
 
-def _lost_at(line: np.ndarray, width_px: float, stages, unmatched: np.ndarray) -> str:
+def _lost_at(line: np.ndarray, width_px: float, stages, unmatched: np.ndarray, counted: set[int]) -> str:
     """The first stage of the core that lost a missed truth hair (see the module doc)."""
     r, c = _samples(line, stages.mask.shape)
     if stages.valid[r, c].mean() < 0.8:
@@ -113,7 +112,6 @@ def _lost_at(line: np.ndarray, width_px: float, stages, unmatched: np.ndarray) -
     along = [c for c in stages.cands if _along(line, c.hair.path, max(reach, c.radius_px + 2))]
     if not along:
         return "dropped"
-    counted = {id(c) for c in stages.inside}
     if not any(id(c) in counted for c in along):
         return "not counted"
     if len(unmatched) and np.min(np.linalg.norm(line[:, None, :] - unmatched[None], axis=2)) <= 3 * reach:

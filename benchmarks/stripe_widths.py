@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from phantom_misses import frame_image  # noqa: E402
 
 FDU = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fdu_val" / "images"
 THRESHOLDS = (1.2, 1.4, 1.6, 2.0)
@@ -52,8 +56,7 @@ def phantom_jobs(folders: list[Path]) -> list[tuple[str, float]]:
             if (q.get("hair_color") in ("black", "dark_brown") and q.get("skin_tone", 9) <= 3
                     and 2.2 <= t["um_per_px"] <= 3.8 and q.get("height") == 1024
                     and q.get("n_long_hairs", 0) == 0 and q.get("uncut_fraction", 0) == 0):
-                image = next(x for x in p.parent.glob(p.stem + ".*") if x.suffix != ".json")
-                jobs.append((str(image), float(t["um_per_px"])))
+                jobs.append((str(frame_image(p)), float(t["um_per_px"])))
     return jobs
 
 

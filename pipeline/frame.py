@@ -100,6 +100,11 @@ def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Setti
     touching shafts (both used to tune a learned model's thresholds).
     """
     st = frame_stages(image, um_per_px=um_per_px, settings=settings, probability=probability, tips=tips)
+    return measure_stages(st, um_per_px=um_per_px)
+
+
+def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
+    """The rest of :func:`measure_frame` from its stages: fused stripes split, hairs tabulated, metrics."""
     settings = st.settings
     scale = um_per_px or settings.scale_um_per_px
     if st.tips is None:
