@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/compare_segmenters.py --model hairnet-v1 --out /tmp/segcmp \
+    python benchmarks/compare_segmenters.py --model hairnet-v2 --out /tmp/segcmp \
         [--tiles ../shared/data/scalp_tiles] [--fdu ../shared/data/fdu_val] [--phantom-seed 1001 --n 48]
 
 * scalp_tiles: Dice and IoU of the hair mask against the hand-drawn masks
@@ -97,7 +97,7 @@ def score_phantoms(seed: int, n: int, out: Path, *, model: str, workers: int) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="hairnet-v1")
+    ap.add_argument("--model", default="hairnet-v2")
     ap.add_argument("--out", type=Path, default=Path("/tmp/segcmp"))
     ap.add_argument("--tiles", type=Path, default=Path("../shared/data/scalp_tiles"))
     ap.add_argument("--tile-um-per-px", type=float, default=15.0)

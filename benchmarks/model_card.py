@@ -2,8 +2,8 @@
 
 Usage::
 
-    python benchmarks/compare_segmenters.py --model hairnet-v1 --out /tmp/segcmp
-    python benchmarks/model_card.py --model hairnet-v1 --measured /tmp/segcmp/segmenters.json [--set-auto]
+    python benchmarks/compare_segmenters.py --model hairnet-v2 --out /tmp/segcmp
+    python benchmarks/model_card.py --model hairnet-v2 --measured /tmp/segcmp/segmenters.json [--set-auto]
 
 Every number in the card comes from ``config.json``, ``thresholds.json``,
 ``loss.csv`` or the measurement JSON, so the card cannot drift from what was
@@ -67,7 +67,9 @@ def card(folder: Path, measured: dict) -> str:
         f"Only phantoms rendered by `pipeline.synth` with seeds `[{cfg.get('train_seed')}, i]`, i < {cfg['n_frames']} "
         "(disjoint from every reported phantom suite, which use seeds >= 1000, and from the held-out threshold "
         f"frames `[{th.get('holdout_seed')}, i]`). No real image was used for training or for the thresholds; "
-        "`../shared/data` is used only for the evaluation below.",
+        "`../shared/data` is used only for the evaluation below. The phantoms are those of the generator in the "
+        "commit that added this folder: `tricho train` reproduces these weights with that generator; a later "
+        "change to the generator (e.g. its scene distributions) means training a new model, not re-using this one.",
         "",
         "## Training",
         f"- `tricho train --out models/{folder.name}` (seed {cfg['seed']}): {cfg['n_frames']} frames at "
@@ -131,7 +133,7 @@ def card(folder: Path, measured: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="hairnet-v1")
+    ap.add_argument("--model", default="hairnet-v2")
     ap.add_argument("--measured", type=Path, required=True)
     ap.add_argument("--set-auto", action="store_true")
     a = ap.parse_args()

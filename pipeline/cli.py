@@ -219,7 +219,7 @@ def export_fhir(
 
 @app.command()
 def train(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (e.g. models/hairnet-v1).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model folder to write (e.g. models/hairnet-v2).")],
     steps: Annotated[Optional[int], typer.Option(min=1, help="Optimiser steps (default: the shipped model's).")] = None,
     frames: Annotated[Optional[int], typer.Option(min=1, help="Phantom frames rendered for training.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of crops, augmentation and initial weights.")] = 0,

@@ -173,10 +173,10 @@ class Settings:
     fork_angle_deg: float = 60.0
     tip_step: float = 0.0
     count_hidden_roots: bool = True
-    light_hair_model: str = "hairnet-v1"
+    light_hair_model: str = "hairnet-v2"
     thickness_method: str = "edges"
     segmenter: str = "classical"
-    model: str = "hairnet-v1"
+    model: str = "hairnet-v2"
     min_focus_score: float = 2.0
     max_overexposed_pct: float = 5.0
     max_underexposed_pct: float = 5.0
