@@ -82,7 +82,8 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
     halo = measure.halo_map(image, sigma_px=20.0 / scale)
-    cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings)
+    widths_on = (prob, 1.0) if used != "classical" and settings.thickness_map == "model" else (con.darkness, con.full)
+    cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings, widths_on=widths_on)
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
@@ -138,8 +139,10 @@ def _learned():
     return learned
 
 
-def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[Candidate]:
-    """Measure each traced hair; drop fragments too short or too faint."""
+def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, widths_on) -> list[Candidate]:
+    """Measure each traced hair; drop fragments too short or too faint.
+
+    ``widths_on`` is the (map, plateau level) pair the thickness is measured on."""
     min_len = settings.min_hair_length_um / scale
     paths = [measure.resample_path(h.path) for h in traced]
     pts = [np.clip(np.round(p).astype(int), 0, np.array(dist.shape) - 1) for p in paths]
@@ -153,7 +156,7 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings) -> list[C
         contrast = float(np.median(prob[pix[:, 0], pix[:, 1]]))
         if contrast < settings.darkness_threshold:
             continue
-        t = measure.hair_thickness_px(path, radius_px=r, darkness=con.darkness, full=con.full,
+        t = measure.hair_thickness_px(path, radius_px=r, darkness=widths_on[0], full=widths_on[1],
                                       method=settings.thickness_method)
         cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
         scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))

@@ -129,6 +129,13 @@ class Settings:
         ``"edges"`` (half-maximum width of the shaft's own profile where it
         is resolved, else ``"profile"``) or ``"distance"`` (2 x distance
         transform on the centre line); see :mod:`pipeline.measure`.
+    thickness_map : str
+        What the thickness is measured on when a learned model segmented the
+        frame: ``"contrast"`` (the frame's darkness or colour-contrast map,
+        as on the classical path) or ``"model"`` (the model's hair map,
+        trained on the shafts' exact geometric cover, so its profile does not
+        depend on the shaft's colour). Classical frames always use the
+        contrast map.
     segmenter : str
         Hair probability from ``"classical"`` filters, the ``"learned"``
         network (:mod:`pipeline.learned`), or ``"auto"``: the learned one
@@ -175,6 +182,7 @@ class Settings:
     count_hidden_roots: bool = True
     light_hair_model: str = "hairnet-v2"
     thickness_method: str = "edges"
+    thickness_map: str = "model"
     segmenter: str = "classical"
     model: str = "hairnet-v2"
     min_focus_score: float = 2.0
@@ -195,6 +203,8 @@ class Settings:
                 f"thickness_method must be 'profile', 'edges' or 'distance', not {self.thickness_method!r}"
             )
 
+        if self.thickness_map not in ("contrast", "model"):
+            raise ValueError(f"thickness_map must be 'contrast' or 'model', not {self.thickness_map!r}")
         if self.segmenter not in ("classical", "learned", "auto"):
             raise ValueError(
                 f"segmenter must be 'classical', 'learned' or 'auto', not {self.segmenter!r}"

@@ -364,3 +364,29 @@ def test_short_fused_stripe_counts_and_a_round_blob_does_not():
     assert off.metrics["hair_count"] == 4
     assert on.metrics["hair_count"] == 6  # the stripe is 2 hairs by its width; the blob is none
     assert (on.hairs["col"] < 300).all()
+
+
+def _white_shaft_frame():
+    """A 16-px white shaft with darker refraction rims on skin, and its exact cover."""
+    img = blank()
+    img[150:166, 50:350] = (240, 240, 236)
+    img[150:152, 50:350] = img[164:166, 50:350] = (150, 146, 142)
+    img = cv2.GaussianBlur(img, (0, 0), 1.0)
+    cover = np.zeros(img.shape[:2], np.float32)
+    cover[150:166, 50:350] = 1.0
+    return img, cv2.GaussianBlur(cover, (0, 0), 1.0)
+
+
+@pytest.mark.parametrize("where, ok", [("model", True), ("contrast", False)])
+def test_learned_frames_measure_thickness_on_the_model_map(monkeypatch, where, ok):
+    """A white shaft's contrast profile is its two rims; the model's hair map is its geometric cover (48 µm)."""
+    from types import SimpleNamespace
+
+    from pipeline import frame
+
+    img, cover = _white_shaft_frame()
+    monkeypatch.setattr(frame, "_learned", lambda: SimpleNamespace(uses_learned=lambda s: True))
+    monkeypatch.setattr(frame, "_learned_maps", lambda image, valid, scale, s, name: (cover, None, s))
+    res = analyze_frame(img, um_per_px=3.0, settings=Settings(segmenter="learned", thickness_map=where))
+    assert len(res.hairs) == 1
+    assert (float(res.hairs["thickness_um"].iloc[0]) == pytest.approx(48.0, rel=0.05)) is ok
