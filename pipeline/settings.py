@@ -70,19 +70,27 @@ class Settings:
         A centre line turning by more than this over about two shaft widths
         is two hairs meeting at their shared opening (degrees).
     fused_ratio : float
-        A shaft at least this many times the frame's typical width (see
-        ``fused_quantile``) is taken as round(width / typical) touching
-        hairs of one unit (0 disables).
+        A shaft at least this many times the frame's median width is taken
+        as round(width / median) touching hairs of one unit (0 disables).
+        Hairs of one unit overlap by 10-45% of their width at the opening,
+        so such a pair is 1.55-1.9 times one shaft wide.  At 2.0 most pairs
+        stayed one hair; 1.6 (tuning phantoms, seeds 91-93: count MAPE of
+        the frames without long-hair scenes 37.2/31.9/33.7 -> 37.8/30.8/33.9%,
+        thickness MAE 21.4/17.5/18.8 -> 19.7/15.0/16.4 um; fdu_val half A
+        18.2 -> 18.3%, CCC 0.660 -> 0.662, bias -0.6 -> 0.0 hairs); 1.5 cost
+        half A 1.1 points.
     fused_quantile : float
         Percentile of the frame's shaft widths taken as one shaft's width.
-        With the median (50) and ratio 1.6, a terminal shaft in a frame of
-        mostly thinner hairs was split into two hairs of half its width
-        (thick dark hairs read at about half their width on the phantoms).
-        75 and 1.5, chosen on the tuning phantoms (seeds 91-93, calibrated
-        generator: count MAPE 34.3/36.8/31.4 -> 30.4/32.3/28.9%, thickness
-        MAE 11.8/9.1/9.5 -> 10.6/7.4/9.3 um) and fdu_val half A (18.3 ->
-        17.8%, CCC 0.662 -> 0.667); also tried: 75 and 1.6 (30.5/31.9/28.1%,
-        half A 18.2%, CCC 0.659), 65 and 1.6 (31.1/33.2/29.8%, 17.9%, 0.676).
+        Against the median, a terminal shaft in a frame of mostly thinner
+        hairs can be split into two half-width hairs (thick dark phantom
+        hairs read at about half their width). Tried 2026-12-01 and not
+        kept: 75 with ratio 1.5 cut the tuning phantoms' count MAPE (seeds
+        91-93: 34.3/36.8/31.4 -> 30.4/32.3/28.9%) and fdu_val half A's
+        (18.3 -> 17.8%), but half A's interior count got worse (MAPE 19.1 ->
+        20.2%, CCC 0.71 -> 0.68, bias -1.5 hairs): fewer real fused pairs are
+        split, and the whole-frame gain comes from agreeing with the labels'
+        unboxed border hairs. 65 with 1.6 and 75 with 1.6 gave the same
+        pattern (interior 19.9 and 20.7%).
     light_hair_model : str
         Frames without dark shafts (blond, grey, white hair: the darkness
         map's shaft contrast is below ``light_hair_below``) are segmented
@@ -176,8 +184,8 @@ class Settings:
     crossing_angle_deg: float = 35.0
     corner_angle_deg: float = 45.0
     unit_radius_um: float = 120.0
-    fused_ratio: float = 1.5
-    fused_quantile: float = 75.0
+    fused_ratio: float = 1.6
+    fused_quantile: float = 50.0
     seam_dip: float = 0.0
     fork_angle_deg: float = 60.0
     tip_step: float = 0.0
