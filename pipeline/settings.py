@@ -87,7 +87,7 @@ class Settings:
         kept: 75 with ratio 1.5 cut the tuning phantoms' count MAPE (seeds
         91-93: 34.3/36.8/31.4 -> 30.4/32.3/28.9%) and fdu_val half A's
         (18.3 -> 17.8%), but half A's interior count got worse (MAPE 19.1 ->
-        20.2%, CCC 0.71 -> 0.68, bias -1.5 hairs): fewer real fused pairs are
+        20.2%, CCC 0.71 -> 0.68, bias -1.0 -> -1.5 hairs): fewer real pairs are
         split, and the whole-frame gain comes from agreeing with the labels'
         unboxed border hairs. 65 with 1.6 and 75 with 1.6 gave the same
         pattern (interior 19.9 and 20.7%).
