@@ -82,8 +82,9 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
     halo = measure.halo_map(image, sigma_px=20.0 / scale)
-    widths_on = (prob, 1.0) if used != "classical" and settings.thickness_map == "model" else (con.darkness, con.full)
-    cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings, widths_on=widths_on)
+    on_model = used != "classical" and settings.thickness_map == "model"
+    cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings,
+                        width_map=prob if on_model else con.darkness, width_full=1.0 if on_model else con.full)
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
@@ -139,10 +140,10 @@ def _learned():
     return learned
 
 
-def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, widths_on) -> list[Candidate]:
+def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_map, width_full) -> list[Candidate]:
     """Measure each traced hair; drop fragments too short or too faint.
 
-    ``widths_on`` is the (map, plateau level) pair the thickness is measured on."""
+    The thickness is measured across ``width_map``, whose opaque-shaft level is ``width_full``."""
     min_len = settings.min_hair_length_um / scale
     paths = [measure.resample_path(h.path) for h in traced]
     pts = [np.clip(np.round(p).astype(int), 0, np.array(dist.shape) - 1) for p in paths]
@@ -156,7 +157,7 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, widths
         contrast = float(np.median(prob[pix[:, 0], pix[:, 1]]))
         if contrast < settings.darkness_threshold:
             continue
-        t = measure.hair_thickness_px(path, radius_px=r, darkness=widths_on[0], full=widths_on[1],
+        t = measure.hair_thickness_px(path, radius_px=r, darkness=width_map, full=width_full,
                                       method=settings.thickness_method)
         cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
         scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))

@@ -72,8 +72,10 @@ class Settings:
     fused_ratio : float
         A shaft at least this many times the frame's median width is taken
         as round(width / median) touching hairs of one unit (0 disables).
-        Hairs of one unit overlap by 10-45% of their width at the opening,
-        so such a pair is 1.55-1.9 times one shaft wide.  At 2.0 most pairs
+        Set when the generator drew a unit's hairs overlapping by 10-45% of
+        their width at the opening (pairs 1.55-1.9 shafts wide; since its
+        calibration on real frames they emerge 0.8-1.2 widths apart, and
+        real fused stripes are rarer).  At 2.0 most such pairs
         stayed one hair; 1.6 (tuning phantoms, seeds 91-93: count MAPE of
         the frames without long-hair scenes 37.2/31.9/33.7 -> 37.8/30.8/33.9%,
         thickness MAE 21.4/17.5/18.8 -> 19.7/15.0/16.4 um; fdu_val half A

@@ -279,7 +279,7 @@ def test_fused_pair_cut_at_different_lengths_is_two_hairs_with_their_own_widths(
 
 
 def test_two_overlapping_shafts_of_one_unit_are_two_hairs_and_a_thicker_single_one_is_one():
-    """Shafts of one unit overlap by 10-45% at the opening: a stripe 1.7x the frame's typical width is two."""
+    """Two shafts overlapping by 3 px make a stripe 1.7x the frame's typical width: two hairs."""
     img = blank(320, 400)
     for r0 in (30, 80, 130):
         img[r0:r0 + 10, 60:320] = HAIR  # three single 10-px shafts
