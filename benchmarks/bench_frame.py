@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_frame.py [--frames N] [--real DIR] [--segmenter learned --threads 2]
+    python benchmarks/bench_frame.py [--frames N] [--real DIR] [--segmenter learned --threads 2] [--backend torch]
 
 Times ``analyze_frame`` (no file I/O) on generated phantoms (and on real
 frames when ``--real`` points at a folder of JPEGs), after one warm-up call
@@ -52,9 +52,11 @@ def main() -> None:
     ap.add_argument("--real", default=None, help="folder of real 1280x1024 JPEG frames")
     ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
     ap.add_argument("--model", default=Settings().model)
+    ap.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"],
+                    help="what runs the learned network (Settings.learned_backend)")
     ap.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (read before import)")
     a = ap.parse_args()
-    settings = Settings(segmenter=a.segmenter, model=a.model)
+    settings = Settings(segmenter=a.segmenter, model=a.model, learned_backend=a.backend)
     if a.segmenter == "learned":
         import torch
 
@@ -66,7 +68,7 @@ def main() -> None:
         t = time.perf_counter()
         analyze_frame(img, um_per_px=um, settings=settings)
         times.append(time.perf_counter() - t)
-    print(f"segmenter={a.segmenter} threads={a.threads} frames={len(times)} size={data[0][0].shape[1]}x{data[0][0].shape[0]} "
+    print(f"segmenter={a.segmenter} backend={a.backend} threads={a.threads} frames={len(times)} size={data[0][0].shape[1]}x{data[0][0].shape[0]} "
           f"median_s={statistics.median(times):.3f} mean_s={statistics.mean(times):.3f} max_s={max(times):.3f}")
 
 

@@ -109,7 +109,7 @@ def main() -> None:
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     model = load_model(a.model)
-    report = {"model": a.model, "model_sha256": model.sha256}
+    report = {"model": a.model, "model_sha256": model.sha256, "backend": model.backend}
     use = {}
     for name, folder in (("tiles", a.tiles), ("fdu", a.fdu)):
         use[name] = name not in a.skip and folder.is_dir()

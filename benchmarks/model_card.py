@@ -44,7 +44,7 @@ def prefer_learned(measured: dict) -> tuple[bool, str]:
 def card(folder: Path, measured: dict) -> str:
     cfg = json.loads((folder / "config.json").read_text())
     th = json.loads((folder / "thresholds.json").read_text())
-    sha = (folder / "weights.sha256").read_text().split()[0]
+    shas = dict(reversed(line.split()) for line in (folder / "weights.sha256").read_text().splitlines() if line.strip())
     loss = list(csv.DictReader((folder / "loss.csv").open()))
     first, last = float(loss[0]["loss_smooth50"]), float(loss[-1]["loss_smooth50"])
     ok, why = prefer_learned(measured)
@@ -85,10 +85,14 @@ def card(folder: Path, measured: dict) -> str:
         f"- Thresholds (`thresholds.json`, tuned for count MAPE on {th.get('holdout_frames')} held-out phantoms): "
         f"hysteresis high {th['high']}, low {th['low']}, tip peaks {th.get('tip')}; held-out count MAPE "
         f"{th.get('holdout_count_mape_pct')}%.",
-        f"- Weights sha256 `{sha}` (checked on every load).",
+        "- Weights sha256 (checked on every load): " + ", ".join(f"`{f}` `{d}`" for f, d in shas.items()) + ". "
+        "`weights.onnx` is `weights.pt` exported to ONNX (opset 17); ONNX Runtime runs it by default "
+        "(`Settings.learned_backend`), torch runs `weights.pt` when asked or when onnxruntime is missing; "
+        "their maps agree to about 1e-6.",
         "",
         "## Evaluation (both segmenters, same harness)",
-        "Measured with `python benchmarks/compare_segmenters.py --model " + folder.name + " --out /tmp/segcmp`.",
+        "Measured with `python benchmarks/compare_segmenters.py --model " + folder.name + " --out /tmp/segcmp`"
+        + (f" (network run by {measured['backend']})" if measured.get("backend") else "") + ".",
         "",
         "| set | metric | classical | learned |",
         "|---|---|---|---|",

@@ -1046,10 +1046,11 @@ def _model_record(settings: Settings) -> dict[str, Any] | None:
 
     def record(name: str) -> dict[str, Any] | None:
         try:
-            model = learned.load_model(name)
+            model = learned.load_model(name, settings.learned_backend)
         except learned.ModelError:
             return None
-        return {"name": model.name, "path": str(model.path), "sha256": model.sha256, "device": "cpu"}
+        return {"name": model.name, "path": str(model.path), "sha256": model.sha256, "device": "cpu",
+                "backend": model.backend}
 
     if learned.uses_learned(settings):
         name, role = settings.model, "segmenter"

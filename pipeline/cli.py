@@ -128,7 +128,7 @@ def _check_model(settings) -> None:
     if settings.segmenter == "learned":
         learned = _lazy("pipeline.learned", "the learned segmenter")
         try:
-            learned.load_model(settings.model)
+            learned.load_model(settings.model, settings.learned_backend)
         except learned.ModelError as exc:
             raise ValueError(str(exc)) from None
 

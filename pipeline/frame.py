@@ -73,7 +73,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     elif settings.segmenter != "classical" and _learned().uses_learned(settings):
         prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.model)
         used = "learned"
-    elif con.light and settings.light_hair_model and _learned().available(settings.light_hair_model):
+    elif con.light and settings.light_hair_model and _learned().available(settings.light_hair_model, settings.learned_backend):
         prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
         used = "learned_light_hair"
     else:
@@ -123,7 +123,7 @@ def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
 
 def _learned_maps(image: np.ndarray, valid: np.ndarray, scale: float, settings: Settings, name: str):
     """Hair probability, cut tips and thresholds from the learned model ``name``."""
-    model = _learned().load_model(name)
+    model = _learned().load_model(name, settings.learned_backend)
     maps = model.predict(image, um_per_px=scale)
     prob = np.where(valid, maps["hair"], 0.0).astype(np.float32)
     settings = settings.replace(darkness_low=model.thresholds["low"], darkness_threshold=model.thresholds["high"])

@@ -14,8 +14,10 @@ per pixel, three maps in [0, 1]:
     share one opening).
 
 A model is a folder ``models/NAME/`` holding ``config.json``,
-``thresholds.json``, ``weights.pt``, ``weights.sha256`` (checked on load)
-and ``MODEL_CARD.md``.  It is found by name under the project's ``models/``
+``thresholds.json``, ``weights.pt``, the same weights exported to ONNX
+(``weights.onnx``, run by ONNX Runtime when present: faster on a CPU),
+``weights.sha256`` (one line per weights file, checked on load) and
+``MODEL_CARD.md``.  It is found by name under the project's ``models/``
 folder (or ``$TRICHO_MODELS``), or given as a path.  Nothing is downloaded.
 """
 from __future__ import annotations
@@ -25,8 +27,10 @@ import hashlib
 import json
 import multiprocessing
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -38,6 +42,8 @@ from pipeline.settings import Settings
 
 HEADS = ("hair", "centre", "tip")
 WEIGHTS = "weights.pt"
+ONNX_WEIGHTS = "weights.onnx"
+BACKENDS = ("auto", "onnx", "torch")
 
 
 class ModelError(RuntimeError):
@@ -121,7 +127,12 @@ class LearnedModel:
         ``thresholds.json``: hysteresis ``low`` / ``high`` on the hair map,
         tuned on phantoms held out from training.
     sha256 : str
-        Of the weights file.
+        Of ``weights.pt`` (the reference weights, whatever runs them).
+    backend : str
+        ``"onnx"`` or ``"torch"``: what runs the network.
+    forward : callable
+        Input batch (1, 3, H, W) float32 -> logits (1, n_out, H, W) float32,
+        run by ``backend``.
     """
 
     name: str
@@ -130,6 +141,8 @@ class LearnedModel:
     config: dict
     thresholds: dict
     sha256: str
+    backend: str = "torch"
+    forward: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def um_per_px(self) -> float:
@@ -152,7 +165,7 @@ class LearnedModel:
         f = float(um_per_px) / self.um_per_px
         small = cv2.resize(image, (max(8, round(w * f)), max(8, round(h * f))),
                            interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
-        maps = predict_tiled(self.net, small, tile=tile, overlap=overlap)
+        maps = predict_tiled(self.forward or self.net, small, tile=tile, overlap=overlap)
         return {k: cv2.resize(maps[i], (w, h), interpolation=cv2.INTER_LINEAR) for i, k in enumerate(HEADS)}
 
     def hair_probability(self, image: np.ndarray, *, um_per_px: float | None,
@@ -181,24 +194,93 @@ def _starts(n: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(s))
 
 
-@torch.no_grad()
-def predict_tiled(net: HairNet, image: np.ndarray, *, tile: int = 768, overlap: int = 64) -> np.ndarray:
-    """Sigmoid maps (n_out, H, W) of an RGB uint8 image at the model's scale."""
+def torch_forward(net: HairNet) -> Callable[[np.ndarray], np.ndarray]:
+    """``net`` as a function of numpy arrays: (1, 3, H, W) float32 -> logits."""
+    net.eval()
+
+    @torch.no_grad()
+    def forward(x: np.ndarray) -> np.ndarray:
+        return net(torch.from_numpy(x)).numpy()
+
+    forward.stride = net.stride
+    return forward
+
+
+def predict_tiled(net: HairNet | Callable[[np.ndarray], np.ndarray], image: np.ndarray, *,
+                  tile: int = 768, overlap: int = 64) -> np.ndarray:
+    """Sigmoid maps (n_out, H, W) of an RGB uint8 image at the model's scale.
+
+    Parameters
+    ----------
+    net : HairNet or callable
+        The network, or a forward function of numpy arrays with a
+        ``stride`` attribute (what :func:`torch_forward` and
+        :func:`onnx_forward` return).
+    image : ndarray of uint8, shape (H, W, 3)
+    tile, overlap : int
+        Tile size and overlap in pixels; tiles are blended with a linear ramp.
+    """
+    forward = torch_forward(net) if isinstance(net, nn.Module) else net
+    stride = forward.stride
     h, w = image.shape[:2]
-    out = np.zeros((net.head.out_channels, h, w), np.float32)
-    weight = np.zeros((h, w), np.float32)
+    out, weight = None, np.zeros((h, w), np.float32)
     for r0 in _starts(h, tile, overlap):
         for c0 in _starts(w, tile, overlap):
             crop = image[r0:r0 + tile, c0:c0 + tile]
             ch, cw = crop.shape[:2]
-            s = net.stride
-            ph, pw = (-ch) % s, (-cw) % s
-            x = to_input(cv2.copyMakeBorder(crop, 0, ph, 0, pw, cv2.BORDER_REFLECT_101))
-            y = torch.sigmoid(net(x))[0, :, :ch, :cw].numpy()
+            ph, pw = (-ch) % stride, (-cw) % stride
+            x = to_input(cv2.copyMakeBorder(crop, 0, ph, 0, pw, cv2.BORDER_REFLECT_101)).numpy()
+            logits = forward(x)[0, :, :ch, :cw]
+            y = 1.0 / (1.0 + np.exp(-logits))
+            if out is None:
+                out = np.zeros((y.shape[0], h, w), np.float32)
             wt = np.outer(_ramp(ch, overlap if h > tile else 0), _ramp(cw, overlap if w > tile else 0))
             out[:, r0:r0 + ch, c0:c0 + cw] += y * wt
             weight[r0:r0 + ch, c0:c0 + cw] += wt
     return out / np.maximum(weight, 1e-6)
+
+
+def _threads() -> int:
+    """Threads for one network: 1 in a batch worker (the pool already uses every core)."""
+    return 1 if multiprocessing.parent_process() is not None else torch.get_num_threads()
+
+
+def onnx_forward(path: Path, stride: int) -> Callable[[np.ndarray], np.ndarray]:
+    """An ONNX Runtime session on ``path`` (CPU) as a forward function like :func:`torch_forward`.
+
+    Raises
+    ------
+    ImportError
+        onnxruntime is not installed.
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = _threads()
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: np.ascontiguousarray(x, np.float32)})[0]
+
+    forward.stride = stride
+    return forward
+
+
+def export_onnx(net: HairNet, path: str | os.PathLike) -> Path:
+    """Export ``net`` to ONNX (opset 17, any tile height and width divisible by its stride).
+
+    Needs the ``onnx`` package (a project dependency); the file is what
+    :func:`onnx_forward` runs.
+    """
+    net.eval()
+    x = torch.zeros(1, 3, 4 * net.stride, 4 * net.stride)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(net, x, str(path), input_names=["x"], output_names=["logits"], opset_version=17,
+                          dynamic_axes={"x": {2: "h", 3: "w"}, "logits": {2: "h", 3: "w"}}, dynamo=False)
+    return Path(path)
 
 
 def models_root() -> Path:
@@ -219,52 +301,108 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
 
 
 def save_model(folder: str | os.PathLike, net: HairNet, config: dict, thresholds: dict) -> Path:
-    """Write a model folder (weights, their sha256, config, thresholds)."""
+    """Write a model folder (weights in torch and ONNX form, their sha256, config, thresholds)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     cfg = {**config, "widths": list(net.widths), "heads": list(HEADS)}
     torch.save(net.state_dict(), out / WEIGHTS)
-    (out / "weights.sha256").write_text(f"{file_sha256(out / WEIGHTS)}  {WEIGHTS}\n")
+    export_onnx(net, out / ONNX_WEIGHTS)
+    (out / "weights.sha256").write_text("".join(f"{file_sha256(out / f)}  {f}\n" for f in (WEIGHTS, ONNX_WEIGHTS)))
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     (out / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n")
     return out
 
 
+def _checked(path: Path, digests: dict[str, str], name: str) -> str:
+    """sha256 of ``path / name``, checked against ``weights.sha256``."""
+    expected = digests.get(name)
+    if expected is None:
+        raise ModelError(f"{path / 'weights.sha256'} lists no sha256 for {name}; restore the folder from git "
+                         f"or retrain with `tricho train --out {path}`")
+    digest = file_sha256(path / name)
+    if digest != expected:
+        raise ModelError(f"{path / name}: sha256 {digest[:12]}… does not match weights.sha256 "
+                         f"({expected[:12]}…); the file is corrupt or was replaced: restore it from git "
+                         f"or retrain with `tricho train --out {path}`")
+    return digest
+
+
+def _onnx_or_none(path: Path, digests: dict[str, str], stride: int, backend: str):
+    """The ONNX Runtime forward of the folder, or None when ``auto`` falls back to torch."""
+    reason = None
+    if ONNX_WEIGHTS not in digests or not (path / ONNX_WEIGHTS).is_file():
+        reason = f"{path} has no checked {ONNX_WEIGHTS} (export it with pipeline.learned.add_onnx)"
+    else:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            reason = "onnxruntime is not installed (pip install onnxruntime)"
+    if reason is not None:
+        if backend == "onnx":
+            raise ModelError(f"learned_backend='onnx' cannot run: {reason}; or use learned_backend=torch")
+        return None
+    _checked(path, digests, ONNX_WEIGHTS)
+    return onnx_forward(path / ONNX_WEIGHTS, stride)
+
+
 @functools.lru_cache(maxsize=4)
-def load_model(name_or_path: str) -> LearnedModel:
-    """Load a model folder by name or path; the weights' sha256 is checked.
+def load_model(name_or_path: str, backend: str = "auto") -> LearnedModel:
+    """Load a model folder by name or path; the weights' sha256 are checked.
+
+    Parameters
+    ----------
+    name_or_path : str
+    backend : {"auto", "onnx", "torch"}
+        What runs the network (see ``Settings.learned_backend``).
 
     Raises
     ------
     ModelError
-        Folder missing, a file missing, or weights that do not match
-        ``weights.sha256`` (a corrupt or swapped file).
+        Folder missing, a file missing, weights that do not match
+        ``weights.sha256`` (a corrupt or swapped file), or ``backend="onnx"``
+        without ``weights.onnx`` or onnxruntime.
     """
+    if backend not in BACKENDS:
+        raise ModelError(f"backend must be one of {BACKENDS}, not {backend!r}")
     path = resolve(name_or_path)
     try:
         config = json.loads((path / "config.json").read_text())
         thresholds = json.loads((path / "thresholds.json").read_text())
-        expected = (path / "weights.sha256").read_text().split()[0]
-    except (OSError, ValueError, IndexError) as exc:
+        digests = {f: d for d, f in (line.split() for line in (path / "weights.sha256").read_text().splitlines()
+                                     if line.strip())}
+    except (OSError, ValueError) as exc:
         raise ModelError(f"model folder {path} is incomplete or unreadable ({exc}); retrain it with "
                          f"`tricho train --out {path}`") from exc
-    digest = file_sha256(path / WEIGHTS)
-    if digest != expected:
-        raise ModelError(f"{path / WEIGHTS}: sha256 {digest[:12]}… does not match weights.sha256 "
-                         f"({expected[:12]}…); the file is corrupt or was replaced: restore it from git "
-                         f"or retrain with `tricho train --out {path}`")
+    digest = _checked(path, digests, WEIGHTS)
     net = HairNet(tuple(config["widths"]), len(config.get("heads", HEADS)))
     net.load_state_dict(torch.load(path / WEIGHTS, map_location="cpu", weights_only=True))
     net.eval()
     if multiprocessing.parent_process() is not None:
         torch.set_num_threads(1)  # a batch worker: the pool already uses every core
-    return LearnedModel(path.name, path, net, config, thresholds, digest)
+    forward = None if backend == "torch" else _onnx_or_none(path, digests, net.stride, backend)
+    if forward is None:
+        return LearnedModel(path.name, path, net, config, thresholds, digest, "torch", torch_forward(net))
+    return LearnedModel(path.name, path, net, config, thresholds, digest, "onnx", forward)
 
 
-def available(name_or_path: str) -> bool:
+def add_onnx(folder: str | os.PathLike) -> Path:
+    """Export a model folder's checked ``weights.pt`` to ``weights.onnx`` and list its sha256.
+
+    For folders written before models carried ONNX weights; :func:`save_model`
+    writes both.
+    """
+    model = load_model(str(folder), "torch")
+    export_onnx(model.net, model.path / ONNX_WEIGHTS)
+    (model.path / "weights.sha256").write_text(
+        "".join(f"{file_sha256(model.path / f)}  {f}\n" for f in (WEIGHTS, ONNX_WEIGHTS)))
+    load_model.cache_clear()
+    return model.path / ONNX_WEIGHTS
+
+
+def available(name_or_path: str, backend: str = "auto") -> bool:
     """Whether the model folder ``name_or_path`` loads (found, weights matching their sha256)."""
     try:
-        load_model(name_or_path)
+        load_model(name_or_path, backend)
     except ModelError:
         return False
     return True
@@ -277,6 +415,6 @@ def uses_learned(settings: Settings) -> bool:
     if settings.segmenter == "learned":
         return True
     try:
-        return bool(load_model(settings.model).config.get("auto_prefer", False))
+        return bool(load_model(settings.model, settings.learned_backend).config.get("auto_prefer", False))
     except ModelError:
         return False

@@ -154,6 +154,13 @@ class Settings:
         when its model card's measurements prefer it.
     model : str
         Learned model name (a folder under ``models/``) or path.
+    learned_backend : str
+        What runs the learned network: ``"onnx"`` (ONNX Runtime on the
+        folder's ``weights.onnx``; 2.5x faster than torch per tile on this
+        project's 2-core CPU, see ``benchmarks/onnx_speed.py``), ``"torch"``
+        (``weights.pt``), or ``"auto"``: ONNX Runtime when the folder has a
+        checked ``weights.onnx`` and onnxruntime imports, else torch.  Both
+        give the same maps to about 1e-5.
     min_focus_score : float
         Quality gate: frames with a lower normalised Laplacian variance
         (:func:`pipeline.quality.focus_score`) are flagged ``blurred``. The
@@ -197,6 +204,7 @@ class Settings:
     thickness_map: str = "model"
     segmenter: str = "classical"
     model: str = "hairnet-v2"
+    learned_backend: str = "auto"
     min_focus_score: float = 2.0
     max_overexposed_pct: float = 5.0
     max_underexposed_pct: float = 5.0
@@ -217,6 +225,10 @@ class Settings:
 
         if self.thickness_map not in ("contrast", "model"):
             raise ValueError(f"thickness_map must be 'contrast' or 'model', not {self.thickness_map!r}")
+        if self.learned_backend not in ("auto", "onnx", "torch"):
+            raise ValueError(
+                f"learned_backend must be 'auto', 'onnx' or 'torch', not {self.learned_backend!r}"
+            )
         if self.segmenter not in ("classical", "learned", "auto"):
             raise ValueError(
                 f"segmenter must be 'classical', 'learned' or 'auto', not {self.segmenter!r}"

@@ -77,6 +77,47 @@ def test_model_folder_round_trip_and_sha_check(tiny_model, tmp_path):
         load_model(str(bad))
 
 
+def test_onnx_and_torch_backends_give_the_same_maps(tiny_model):
+    folder, _ = tiny_model
+    onnx_model, torch_model = load_model(str(folder), "onnx"), load_model(str(folder), "torch")
+    assert (onnx_model.backend, torch_model.backend) == ("onnx", "torch")
+    assert load_model(str(folder)).backend == "onnx"  # auto prefers ONNX Runtime when the folder has it
+    img = np.random.default_rng(5).integers(0, 255, (150, 230, 3)).astype(np.uint8)
+    a = onnx_model.predict(img, um_per_px=3.0, tile=96, overlap=32)
+    b = torch_model.predict(img, um_per_px=3.0, tile=96, overlap=32)
+    for head in a:
+        np.testing.assert_allclose(a[head], b[head], atol=1e-4)
+
+
+def _copy_folder(folder, dest):
+    dest.mkdir()
+    for f in folder.iterdir():
+        (dest / f.name).write_bytes(f.read_bytes())
+    return dest
+
+
+def test_a_corrupt_onnx_file_is_refused_and_auto_does_not_hide_it(tiny_model, tmp_path):
+    folder, _ = tiny_model
+    bad = _copy_folder(folder, tmp_path / "bad_onnx")
+    (bad / "weights.onnx").write_bytes((bad / "weights.onnx").read_bytes()[:-8] + b"01234567")
+    for backend in ("auto", "onnx"):
+        with pytest.raises(ModelError, match="weights.onnx.*does not match"):
+            load_model(str(bad), backend)
+    assert load_model(str(bad), "torch").backend == "torch"
+
+
+def test_a_folder_without_onnx_runs_on_torch_unless_onnx_is_demanded(tiny_model, tmp_path):
+    folder, _ = tiny_model
+    old = _copy_folder(folder, tmp_path / "old")
+    (old / "weights.onnx").unlink()
+    (old / "weights.sha256").write_text((old / "weights.sha256").read_text().splitlines()[0] + "\n")
+    assert load_model(str(old)).backend == "torch"
+    with pytest.raises(ModelError, match="no checked weights.onnx.*learned_backend=torch"):
+        load_model(str(old), "onnx")
+    learned.add_onnx(old)
+    assert load_model(str(old)).backend == "onnx"
+
+
 def test_missing_model_names_where_it_looked(tmp_path):
     with pytest.raises(ModelError, match="not found.*tricho train"):
         load_model(str(tmp_path / "nope"))
