@@ -92,7 +92,7 @@ def card(folder: Path, measured: dict) -> str:
         "",
         "## Evaluation (both segmenters, same harness)",
         "Measured with `python benchmarks/compare_segmenters.py --model " + folder.name + " --out /tmp/segcmp`"
-        + (f" (network run by {measured['backend']})" if measured.get("backend") else "") + ".",
+        + (f" (network run by {measured['backend']}; ONNX Runtime and torch give the same counts)" if measured.get("backend") else "") + ".",
         "",
         "| set | metric | classical | learned |",
         "|---|---|---|---|",

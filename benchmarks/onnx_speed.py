@@ -2,7 +2,6 @@
 
 Usage::
 
-    pip install onnx onnxruntime        # not project dependencies (yet)
     python benchmarks/onnx_speed.py --model hairnet-v2 --threads 2
 
 Times the network's forward pass on one tile the size a 1280x1024 frame at
@@ -40,7 +39,7 @@ def main() -> None:
     try:
         import onnxruntime as ort
     except ImportError:
-        sys.exit("onnxruntime is not installed: pip install onnx onnxruntime (benchmark only)")
+        sys.exit("onnxruntime is not installed: pip install -e . (it is a project dependency)")
     import numpy as np
     import torch
 
