@@ -73,9 +73,9 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     elif settings.segmenter != "classical" and _learned().uses_learned(settings):
         prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.model)
         used = "learned"
-    elif con.light and settings.light_hair_model and _learned().available(settings.light_hair_model, settings.learned_backend):
+    elif _weak_shafts(con, settings) and _learned().available(settings.light_hair_model, settings.learned_backend):
         prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
-        used = "learned_light_hair"
+        used = "learned_light_hair" if con.light else "learned_low_contrast"
     else:
         prob = segment.probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)
     mask = segment.hair_mask(prob, um_per_px=scale, settings=settings)
@@ -119,6 +119,13 @@ def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
     metrics.update(quality.assess(st.image, st.valid, st.field_rows, um_per_px=scale, settings=settings))
     metrics["segmenter"] = st.used
     return FrameResult(hairs, metrics, paths, st.valid, st.prob, st.mask)
+
+
+def _weak_shafts(con: segment.Contrast, settings: Settings) -> bool:
+    """Whether the frame goes to ``light_hair_model``: no dark shafts, or shafts barely darker than skin."""
+    if not settings.light_hair_model:
+        return False
+    return con.light or con.shaft_darkness < settings.weak_shafts_below
 
 
 def _learned_maps(image: np.ndarray, valid: np.ndarray, scale: float, settings: Settings, name: str):

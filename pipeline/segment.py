@@ -36,11 +36,15 @@ class Contrast:
     light : bool
         True when the map is the colour distance of a frame without dark
         shafts (blond, grey, white hair) rather than darkness.
+    shaft_darkness : float
+        The measured darkness of the frame's thick shafts (the reference
+        of the darkness map before any floor), whichever map is kept.
     """
 
     darkness: np.ndarray
     full: float
     light: bool = False
+    shaft_darkness: float = float("nan")
 
 
 def _odd(n: float) -> int:
@@ -92,9 +96,9 @@ def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
     dark = np.clip((bg - value) / bg, 0.0, 1.0)
     full = _reference_contrast(dark, valid)
     if full >= settings.light_hair_below:
-        return Contrast(dark, max(full, 0.35))
+        return Contrast(dark, max(full, 0.35), shaft_darkness=full)
     colour = colour_contrast(image, max_width_px=width)
-    return Contrast(colour, max(0.12, _reference_contrast(colour, valid)), light=True)
+    return Contrast(colour, max(0.12, _reference_contrast(colour, valid)), light=True, shaft_darkness=full)
 
 
 def colour_contrast(image: np.ndarray, *, max_width_px: float) -> np.ndarray:

@@ -99,6 +99,18 @@ class Settings:
         by this learned model (name or folder) instead of the colour
         distance map, which reads skin texture as hair; ``""`` keeps the
         colour map.  The per-frame ``segmenter`` column says which ran.
+    weak_shafts_below : float
+        Frames whose shafts are dark but only this much darker than skin
+        (``light_hair_below`` <= shaft darkness < this: brown hair on dark
+        skin, heavy blur) also go to ``light_hair_model`` (``segmenter`` =
+        ``learned_low_contrast``).  There the darkness map's ridges are a
+        shaft's darker rims and the light band between them, so one shaft is
+        read as two to four thin hairs.  Tuning phantoms (seeds 91-93, and
+        24 frames of brown or dark-brown hair on skin tones 5-6, seeds 95-96;
+        ``tricho synth`` with those overrides) with shaft darkness 0.3-0.45:
+        classical count MAPE 217% (21 frames), the model 29%.  The lowest
+        shaft darkness among the 330 real fdu_val frames is 0.469, so real
+        70x frames of dark hair stay on the classical path.
     count_hidden_roots : bool
         With ``fork_angle_deg`` > 0: whether a hair whose root end is a
         junction that is no fork (a crossing) still counts.  Not counting
@@ -200,6 +212,7 @@ class Settings:
     tip_step: float = 0.0
     count_hidden_roots: bool = True
     light_hair_model: str = "hairnet-v2"
+    weak_shafts_below: float = 0.45
     thickness_method: str = "edges"
     thickness_map: str = "model"
     segmenter: str = "classical"

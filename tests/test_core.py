@@ -241,6 +241,23 @@ def test_frame_without_dark_shafts_is_segmented_by_the_light_hair_model():
     assert not np.array_equal(learned.probability, colour.probability)
 
 
+@pytest.mark.parametrize("seed", [2, 4])
+def test_brown_hair_on_dark_skin_goes_to_the_model_instead_of_splitting_into_rails(seed):
+    """Shafts barely darker than skin: the darkness ridges are each shaft's rims, read as 2-3 thin hairs."""
+    from pipeline.synth import SceneParams, render_frame
+
+    p = SceneParams(height=480, width=640, um_per_px=2.8, hair_color="brown", skin_tone=5,
+                    density_per_cm2=200.0, scales=False, halos=False)
+    img, truth = render_frame(p, np.random.default_rng(seed))
+    routed = analyze_frame(img, um_per_px=2.8)
+    ridges = analyze_frame(img, um_per_px=2.8, settings=Settings(weak_shafts_below=0.0))
+    assert routed.metrics["segmenter"] == "learned_low_contrast"
+    assert ridges.metrics["segmenter"] == "classical"
+    true = truth["count_in_field"]
+    assert abs(routed.metrics["hair_count"] - true) <= 2
+    assert ridges.metrics["hair_count"] >= 2 * true
+
+
 def test_light_hair_model_that_is_missing_falls_back_to_the_colour_map():
     img, um = _white_hair_frame()
     res = analyze_frame(img, um_per_px=um, settings=Settings(light_hair_model="no-such-model"))
