@@ -245,10 +245,19 @@ def synth(
     n: Annotated[int, typer.Option("--n", min=1, help="Number of frames.")] = 10,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same frames).")] = 0,
     samples: Annotated[bool, typer.Option("--samples", help="Write the curated sample set instead.")] = False,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Fix a scene parameter for every frame, KEY=VALUE "
+                                                      "(repeatable), e.g. hair_color=brown skin_tone=5.")] = None,
 ) -> None:
     """Render phantom scalp frames with exact truth."""
     synth_module = _lazy("pipeline.synth", "the phantom generator")
-    table = synth_module.generate_samples(out) if samples else synth_module.generate(out, n, seed)
+    if samples:
+        table = synth_module.generate_samples(out)
+    else:
+        try:
+            overrides = synth_module.parse_overrides(set_) if set_ else {}
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        table = synth_module.generate(out, n, seed, **overrides)
     Console().print(f"wrote {len(table)} frames to {out}", highlight=False)
 
 

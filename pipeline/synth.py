@@ -308,6 +308,31 @@ def sample_scene(rng: np.random.Generator, **overrides: Any) -> SceneParams:
     return SceneParams(**d)
 
 
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    """Scene overrides from ``KEY=VALUE`` strings (``tricho synth --set``).
+
+    A value is read as JSON when it parses (``5``, ``0.3``, ``false``,
+    ``[200, 600]``), else kept as text (``brown``).
+
+    Raises
+    ------
+    ValueError
+        A pair without ``=`` or a key that is not a ``SceneParams`` field,
+        naming the pair and the allowed keys.
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or key not in _FIELDS:
+            raise ValueError(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(_FIELDS))}")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw.strip()
+    return out
+
+
 def _draw_core(rng: np.random.Generator, d: dict[str, Any]) -> dict[str, Any]:
     """Frame size, pixel size, hair population and skin."""
     size = [(1024, 1280), (768, 1024), (480, 640)][rng.choice(3, p=[0.7, 0.15, 0.15])]

@@ -1,6 +1,7 @@
 """The tricho command line: exit codes, messages without tracebacks, thin calls."""
 from __future__ import annotations
 
+import json
 import sys
 import types
 
@@ -145,3 +146,19 @@ def test_evaluate_return_code_passes_through(tmp_path, monkeypatch):
 def test_evaluate_bad_half(tmp_path, monkeypatch):
     _fake_evaluate(monkeypatch, lambda: 0)
     assert _invoke("evaluate", tmp_path / "run", "--truth", tmp_path / "t", "--half", "C").exit_code == 2
+
+
+def test_synth_set_fixes_scene_parameters(tmp_path):
+    result = _invoke("synth", tmp_path / "ph", "--n", "1", "--seed", "95", "--set", "hair_color=brown",
+                     "--set", "skin_tone=5", "--set", "scales=false", "--set", "height=240", "--set", "width=320")
+    assert result.exit_code == 0, result.output
+    truth = json.loads(next((tmp_path / "ph").glob("*.json")).read_text())
+    p = truth["params"]
+    assert (p["hair_color"], p["skin_tone"], p["scales"], p["height"], p["width"]) == ("brown", 5, False, 240, 320)
+
+
+def test_synth_set_with_an_unknown_key_names_the_allowed_ones(tmp_path):
+    result = _invoke("synth", tmp_path / "ph", "--set", "hair_colour=brown")
+    assert result.exit_code == 2
+    assert "hair_colour" in result.stderr and "hair_color" in result.stderr
+    assert not (tmp_path / "ph").exists()
