@@ -12,6 +12,7 @@ looked at while tuning). Prints count/density/thickness agreement for the
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from pipeline.batch import run_batch
@@ -49,6 +50,7 @@ def main() -> None:
         run_batch([frames], run, workers=a.workers, settings=Settings(thickness_method=method),
                   overlays=method == "edges", progress=False)
         results[method] = evaluate_run(run, frames)
+        (run / "evaluation.json").write_text(json.dumps(results[method], indent=2, default=str) + "\n")
     print(f"phantom suite: seed {a.seed}, {a.n} frames")
     print("| metric | edges | profile | distance |\n|---|---|---|---|")
     for label, block, key in ROWS:
