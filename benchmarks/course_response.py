@@ -23,13 +23,19 @@ test-retest SD of a matched count change, in % of the count: the value for
 ``CourseSettings.matched_retest_sd_pct``. Use seeds below 1000 for this
 (tuning); report seeds >= 1000.
 
+Frames already in OUT are reused only when the same generator source rendered them (a ``.generator``
+stamp per course folder holds its sha256); others are rendered again, so a stale OUT cannot pass old
+phantoms off as new ones.
+
 Writes OUT/{retest,response}_{segmenter}/course_response.json (and the calls and errors as CSV).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -83,6 +89,26 @@ def _true_change(folder: Path, pairs: pd.DataFrame, margin_um: float) -> pd.Seri
     return counts["true_after"] - counts["true_before"]
 
 
+GENERATOR_STAMP = ".generator"
+
+
+def generator_stamp() -> str:
+    """sha256 of the generator's source (``synth.py``, ``synth_course.py``): frames rendered by another
+    version are rendered again instead of being silently reused."""
+    import pipeline
+
+    root = Path(pipeline.__file__).parent
+    h = hashlib.sha256()
+    for name in ("synth.py", "synth_course.py"):
+        h.update((root / name).read_bytes())
+    return h.hexdigest()
+
+
+def _stamp_of(folder: Path) -> str | None:
+    f = folder / GENERATOR_STAMP
+    return f.read_text().strip() if f.is_file() else None
+
+
 def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: str = "classical",
         retest_sd_pct: float | None = None, recheck: bool = True, reuse_runs: bool = False) -> dict:
     from pipeline.batch import run_batch
@@ -98,17 +124,29 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
 
     courses = {"retest": ("stable", 0.0, 0.0)} if retest else COURSES
     sessions, turnover = (2, 0.0) if retest else (6, 2.0)
-    jobs = [(str(out / f"seed_{s}"), s, kind, sessions, change, thick, turnover)
-            for s in seeds for kind, (_, change, thick) in courses.items()
-            if not (out / f"seed_{s}" / kind / "manifest.csv").is_file()]
+    stamp = generator_stamp()
+    jobs, fresh = [], set()
+    for s in seeds:
+        for kind, (_, change, thick) in courses.items():
+            folder = out / f"seed_{s}" / kind
+            if (folder / "manifest.csv").is_file() and _stamp_of(folder) == stamp:
+                continue
+            if folder.exists():
+                print(f"note: {folder} was rendered by another generator version (or without a stamp); "
+                      f"rendering it again", file=sys.stderr)
+                shutil.rmtree(folder)
+            jobs.append((str(out / f"seed_{s}"), s, kind, sessions, change, thick, turnover))
+            fresh.add(folder)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         list(pool.map(_render, jobs))
+    for folder in fresh:
+        (folder / GENERATOR_STAMP).write_text(stamp + "\n")
     calls, errors, rows = [], [], []
     for s in seeds:
         for kind, (expected, _, _) in courses.items():
             folder = out / f"seed_{s}" / kind
             run_dir = folder.parent / f"{kind}_run_{segmenter}"
-            if not (reuse_runs and (run_dir / "images.csv").is_file()):
+            if folder in fresh or not (reuse_runs and (run_dir / "images.csv").is_file()):
                 run_batch([folder], run_dir, workers=workers, overlays=False, progress=False, settings=settings)
             tables = run_compare(run_dir, folder.parent / f"{kind}_cmp_{segmenter}",
                                  dataclasses.replace(course_settings, seed=s))

@@ -307,10 +307,15 @@ def save_model(folder: str | os.PathLike, net: HairNet, config: dict, thresholds
     cfg = {**config, "widths": list(net.widths), "heads": list(HEADS)}
     torch.save(net.state_dict(), out / WEIGHTS)
     export_onnx(net, out / ONNX_WEIGHTS)
-    (out / "weights.sha256").write_text("".join(f"{file_sha256(out / f)}  {f}\n" for f in (WEIGHTS, ONNX_WEIGHTS)))
+    _write_digests(out)
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     (out / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n")
     return out
+
+
+def _write_digests(folder: Path) -> None:
+    """``weights.sha256``: one ``sha256  file`` line per weights file (the ``sha256sum`` format)."""
+    (folder / "weights.sha256").write_text("".join(f"{file_sha256(folder / f)}  {f}\n" for f in (WEIGHTS, ONNX_WEIGHTS)))
 
 
 def _checked(path: Path, digests: dict[str, str], name: str) -> str:
@@ -393,8 +398,7 @@ def add_onnx(folder: str | os.PathLike) -> Path:
     """
     model = load_model(str(folder), "torch")
     export_onnx(model.net, model.path / ONNX_WEIGHTS)
-    (model.path / "weights.sha256").write_text(
-        "".join(f"{file_sha256(model.path / f)}  {f}\n" for f in (WEIGHTS, ONNX_WEIGHTS)))
+    _write_digests(model.path)
     load_model.cache_clear()
     return model.path / ONNX_WEIGHTS
 
