@@ -19,7 +19,7 @@ import csv
 import json
 from pathlib import Path
 
-from pipeline.learned import resolve
+from pipeline.learned import read_digests, resolve
 
 
 def _f(v, nd=3) -> str:
@@ -44,7 +44,7 @@ def prefer_learned(measured: dict) -> tuple[bool, str]:
 def card(folder: Path, measured: dict) -> str:
     cfg = json.loads((folder / "config.json").read_text())
     th = json.loads((folder / "thresholds.json").read_text())
-    shas = dict(reversed(line.split()) for line in (folder / "weights.sha256").read_text().splitlines() if line.strip())
+    shas = read_digests(folder)
     loss = list(csv.DictReader((folder / "loss.csv").open()))
     first, last = float(loss[0]["loss_smooth50"]), float(loss[-1]["loss_smooth50"])
     ok, why = prefer_learned(measured)

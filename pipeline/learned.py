@@ -240,13 +240,9 @@ def predict_tiled(net: HairNet | Callable[[np.ndarray], np.ndarray], image: np.n
     return out / np.maximum(weight, 1e-6)
 
 
-def _threads() -> int:
-    """Threads for one network: 1 in a batch worker (the pool already uses every core)."""
-    return 1 if multiprocessing.parent_process() is not None else torch.get_num_threads()
-
-
-def onnx_forward(path: Path, stride: int) -> Callable[[np.ndarray], np.ndarray]:
-    """An ONNX Runtime session on ``path`` (CPU) as a forward function like :func:`torch_forward`.
+def onnx_forward(path: Path, stride: int, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """An ONNX Runtime session on ``path`` (CPU, ``threads`` threads) as a forward function like
+    :func:`torch_forward`.
 
     Raises
     ------
@@ -256,7 +252,7 @@ def onnx_forward(path: Path, stride: int) -> Callable[[np.ndarray], np.ndarray]:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = _threads()
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
@@ -313,6 +309,18 @@ def save_model(folder: str | os.PathLike, net: HairNet, config: dict, thresholds
     return out
 
 
+def read_digests(folder: Path) -> dict[str, str]:
+    """``weights.sha256`` of a model folder as {file name: sha256}.
+
+    Raises
+    ------
+    OSError, ValueError
+        The file is missing or a line is not ``sha256  name``.
+    """
+    return {f: d for d, f in (line.split() for line in (folder / "weights.sha256").read_text().splitlines()
+                              if line.strip())}
+
+
 def _write_digests(folder: Path) -> None:
     """``weights.sha256``: one ``sha256  file`` line per weights file (the ``sha256sum`` format)."""
     (folder / "weights.sha256").write_text("".join(f"{file_sha256(folder / f)}  {f}\n" for f in (WEIGHTS, ONNX_WEIGHTS)))
@@ -333,7 +341,9 @@ def _checked(path: Path, digests: dict[str, str], name: str) -> str:
 
 
 def _onnx_or_none(path: Path, digests: dict[str, str], stride: int, backend: str):
-    """The ONNX Runtime forward of the folder, or None when ``auto`` falls back to torch."""
+    """The ONNX Runtime forward of the folder, or None when ``auto`` falls back to torch.
+
+    Runs on as many threads as torch was given (1 in a batch worker, see :func:`load_model`)."""
     reason = None
     if ONNX_WEIGHTS not in digests or not (path / ONNX_WEIGHTS).is_file():
         reason = f"{path} has no checked {ONNX_WEIGHTS} (export it with pipeline.learned.add_onnx)"
@@ -347,7 +357,7 @@ def _onnx_or_none(path: Path, digests: dict[str, str], stride: int, backend: str
             raise ModelError(f"learned_backend='onnx' cannot run: {reason}; or use learned_backend=torch")
         return None
     _checked(path, digests, ONNX_WEIGHTS)
-    return onnx_forward(path / ONNX_WEIGHTS, stride)
+    return onnx_forward(path / ONNX_WEIGHTS, stride, torch.get_num_threads())
 
 
 @functools.lru_cache(maxsize=4)
@@ -373,8 +383,7 @@ def load_model(name_or_path: str, backend: str = "auto") -> LearnedModel:
     try:
         config = json.loads((path / "config.json").read_text())
         thresholds = json.loads((path / "thresholds.json").read_text())
-        digests = {f: d for d, f in (line.split() for line in (path / "weights.sha256").read_text().splitlines()
-                                     if line.strip())}
+        digests = read_digests(path)
     except (OSError, ValueError) as exc:
         raise ModelError(f"model folder {path} is incomplete or unreadable ({exc}); retrain it with "
                          f"`tricho train --out {path}`") from exc
@@ -385,9 +394,8 @@ def load_model(name_or_path: str, backend: str = "auto") -> LearnedModel:
     if multiprocessing.parent_process() is not None:
         torch.set_num_threads(1)  # a batch worker: the pool already uses every core
     forward = None if backend == "torch" else _onnx_or_none(path, digests, net.stride, backend)
-    if forward is None:
-        return LearnedModel(path.name, path, net, config, thresholds, digest, "torch", torch_forward(net))
-    return LearnedModel(path.name, path, net, config, thresholds, digest, "onnx", forward)
+    return LearnedModel(path.name, path, net, config, thresholds, digest, "torch" if forward is None else "onnx",
+                        forward or torch_forward(net))
 
 
 def add_onnx(folder: str | os.PathLike) -> Path:
