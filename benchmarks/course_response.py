@@ -110,7 +110,8 @@ def _stamp_of(folder: Path) -> str | None:
 
 
 def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: str = "classical",
-        retest_sd_pct: float | None = None, recheck: bool = True, reuse_runs: bool = False) -> dict:
+        retest_sd_pct: float | None = None, recheck: bool = True, reuse_runs: bool = False,
+        recheck_overrides: dict | None = None) -> dict:
     from pipeline.batch import run_batch
     from pipeline.course import CourseSettings
     from pipeline.course_io import run_compare
@@ -119,6 +120,8 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
     settings = Settings(segmenter=segmenter)
     course_settings = CourseSettings(n_boot=500) if retest_sd_pct is None else \
         CourseSettings(n_boot=500, matched_retest_sd_pct=retest_sd_pct)
+    if recheck_overrides:
+        course_settings = dataclasses.replace(course_settings, **recheck_overrides)
     if not recheck:
         course_settings = dataclasses.replace(course_settings, recheck_ratio=0.0)
 
@@ -167,7 +170,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
     calls, errors, reg = pd.DataFrame(calls), pd.DataFrame(errors), pd.DataFrame(rows)
     report = {"seeds": [min(seeds), max(seeds)], "n_seeds": len(seeds), "retest": retest, "segmenter": segmenter,
               "matched_retest_sd_pct_used": course_settings.matched_retest_sd_pct,
-              "recheck_ratio": course_settings.recheck_ratio,
+              "recheck_ratio": course_settings.recheck_ratio, "recheck_floor": course_settings.recheck_floor,
               "registered_share": float(reg["registered_pairs"].sum() / max(reg["all_pairs"].sum(), 1))}
     if len(errors):
         err = errors["measured_change"] - errors["true_change"]
@@ -205,6 +208,8 @@ def main() -> None:
     ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
     ap.add_argument("--no-recheck", action="store_true",
                     help="count gained and lost hairs as detected, without re-examining them in the other visit")
+    ap.add_argument("--recheck-ratio", type=float, default=None, help="CourseSettings.recheck_ratio to use (tuning)")
+    ap.add_argument("--recheck-floor", type=float, default=None, help="CourseSettings.recheck_floor to use (tuning)")
     ap.add_argument("--retest-sd-pct", type=float, default=None,
                     help="same-spot test-retest SD to use (default: CourseSettings')")
     ap.add_argument("--reuse-runs", action="store_true",
@@ -216,7 +221,9 @@ def main() -> None:
     if not a.retest and min(seeds) < 1000:
         print("note: seeds below 1000 are tuning seeds; report seeds >= 1000", file=sys.stderr)
     report = run(seeds, a.out, retest=a.retest, workers=a.workers, segmenter=a.segmenter,
-                 retest_sd_pct=a.retest_sd_pct, recheck=not a.no_recheck, reuse_runs=a.reuse_runs)
+                 retest_sd_pct=a.retest_sd_pct, recheck=not a.no_recheck, reuse_runs=a.reuse_runs,
+                 recheck_overrides={k: v for k, v in (("recheck_ratio", a.recheck_ratio),
+                                                      ("recheck_floor", a.recheck_floor)) if v is not None})
     print(json.dumps(report, indent=2, default=str))
 
 

@@ -93,7 +93,10 @@ class CourseSettings:
         visit's frame and called persisting when the shaft is there at
         least at ``recheck_ratio`` of its own probability and at
         ``recheck_floor`` (:func:`pipeline.register.recheck_unmatched`;
-        ``recheck_ratio=0`` turns this off).
+        ``recheck_ratio=0`` turns this off). Each frame is read on the map
+        its hairs were counted on (the run's settings from its run.json,
+        :func:`pipeline.frame.hair_map`); until 2026-12-01 every frame was
+        read on the classical map, also the ones a learned model counted.
     min_agreement : float
         Same-spot matching: below this visit agreement (module doc) the
         response is ``indeterminate``, not a call the tool cannot back. Set

@@ -21,6 +21,7 @@ import pandas as pd
 
 import pipeline
 from pipeline.course import CourseSettings, compare_course, usable_frames
+from pipeline.settings import Settings
 
 RESPONSE_RULE = ("improved / worsened: the density change of the latest session against baseline exceeds the "
                  "minimal detectable change (pooled fields: MDC95 = 2.77 x SEM from the within-visit spread "
@@ -63,15 +64,32 @@ def _image_paths(results: Path, images: pd.DataFrame) -> dict[str, Path]:
     return out
 
 
-def _probability_cache():
-    """``probability(key, image, um_per_px)``: the classical hair probability of a frame, computed once per key."""
-    from pipeline import segment
+def run_settings(results: Path) -> Settings:
+    """The analysis settings a run recorded in its run.json (defaults where it has none).
+
+    Keys this version does not know (a run of another version) are left out.
+    """
+    try:
+        recorded = json.loads((results / "run.json").read_text()).get("settings", {})
+    except (OSError, ValueError):
+        recorded = {}
+    known = {f.name for f in dataclasses.fields(Settings)}
+    try:
+        return Settings(**{k: v for k, v in recorded.items() if k in known})
+    except (TypeError, ValueError):
+        return Settings()
+
+
+def _probability_cache(settings: Settings):
+    """``probability(key, image, um_per_px)``: a frame's hair probability as the analysis computed it
+    (the same route and segmenter, :func:`pipeline.frame.hair_map`), computed once per key."""
+    from pipeline.frame import hair_map
 
     cache: dict[str, object] = {}
 
     def probability(key: str, image, um_per_px: float):
         if key not in cache:
-            cache[key] = segment.hair_probability(image, um_per_px=um_per_px)
+            cache[key] = hair_map(image, um_per_px=um_per_px, settings=settings).prob
         return cache[key]
     return probability
 
@@ -121,7 +139,7 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
     if "field_id" not in frames or frames["field_id"].astype("string").fillna("").eq("").all():
         return pd.DataFrame(), pd.DataFrame()
     paths = _image_paths(results, frames)
-    probability = _probability_cache()
+    probability = _probability_cache(run_settings(results))
     by_image = {k: g.reset_index(drop=True) for k, g in hairs.groupby("image")} if len(hairs) else {}
     empty = pd.DataFrame(columns=["row", "col", "thickness_um", "class"])
     pairs, matches = [], []

@@ -60,9 +60,31 @@ class Stages:
     settings: Settings  # with a learned model's thresholds when one ran
 
 
-def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
-                 probability: np.ndarray | None = None, tips: np.ndarray | None = None) -> Stages:
-    """The per-frame core up to the counting rule (see :func:`measure_frame` for the arguments)."""
+@dataclass
+class HairMap:
+    """A frame's hair probability as the per-frame core computes it, with what chose it."""
+
+    image: np.ndarray  # the frame with a burned-in scale bar painted out
+    valid: np.ndarray  # skin pixels
+    field_rows: np.ndarray  # rows of the counting field
+    contrast: segment.Contrast
+    prob: np.ndarray  # hair probability, 0 outside ``valid``
+    tips: np.ndarray | None  # cut tips of a learned model, when it gave them
+    used: str  # the segmenter that ran (the ``segmenter`` column of images.csv)
+    settings: Settings  # with a learned model's thresholds when one ran
+
+
+def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
+             probability: np.ndarray | None = None, tips: np.ndarray | None = None) -> HairMap:
+    """Route a frame to its segmenter and compute its hair probability.
+
+    The route: the learned model when ``settings.segmenter`` asks for it;
+    else ``light_hair_model`` for frames without dark shafts or with shafts
+    barely darker than skin (``weak_shafts_below``); else the classical
+    darkness map.  Every consumer of a frame's probability (the core, the
+    re-examination of gained and lost hairs across visits) goes through
+    here, so they read the same map.
+    """
     scale = um_per_px or settings.scale_um_per_px
     image = segment.remove_scale_bar(image)
     valid, field_rows = segment.frame_regions(image)
@@ -78,6 +100,16 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
         used = "learned_light_hair" if con.light else "learned_low_contrast"
     else:
         prob = segment.probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)
+    return HairMap(image, valid, field_rows, con, prob, tips, used, settings)
+
+
+def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
+                 probability: np.ndarray | None = None, tips: np.ndarray | None = None) -> Stages:
+    """The per-frame core up to the counting rule (see :func:`measure_frame` for the arguments)."""
+    scale = um_per_px or settings.scale_um_per_px
+    hm = hair_map(image, um_per_px=um_per_px, settings=settings, probability=probability, tips=tips)
+    image, valid, field_rows, con, prob, tips, used, settings = (
+        hm.image, hm.valid, hm.field_rows, hm.contrast, hm.prob, hm.tips, hm.used, hm.settings)
     mask = segment.hair_mask(prob, um_per_px=scale, settings=settings)
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)

@@ -345,7 +345,9 @@ def recheck_unmatched(matches: pd.DataFrame, fixed_hairs: pd.DataFrame, moving_h
     matrix : ndarray, shape (2, 3)
         Moving -> fixed transform.
     fixed_prob, moving_prob : ndarray of float
-        Hair probability maps of the two frames (``segment.hair_probability``).
+        Hair probability maps of the two frames, each the map its hairs
+        were counted on (:func:`pipeline.frame.hair_map`: the darkness map,
+        or a learned model's map for a routed frame).
     um_per_px : float
         Pixel size (µm/px) of both frames.
 

@@ -131,3 +131,33 @@ def test_same_seed_same_intervals():
     a = compare_course(images, hairs, CourseSettings(n_boot=200, seed=3))["changes"]
     b = compare_course(images, hairs, CourseSettings(n_boot=200, seed=3))["changes"]
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_run_settings_are_read_back_from_run_json(tmp_path):
+    import json
+
+    from pipeline.course_io import run_settings
+    from pipeline.settings import Settings
+
+    s = Settings(weak_shafts_below=0.3, light_hair_model="")
+    (tmp_path / "run.json").write_text(json.dumps({"settings": {**s.to_dict(), "from_a_newer_version": 1}}))
+    assert run_settings(tmp_path) == s
+    assert run_settings(tmp_path / "missing") == Settings()
+
+
+def test_re_examination_reads_the_map_the_frame_was_counted_on():
+    """A routed frame (white hair: light_hair_model) is re-examined on the model's map, not the classical one."""
+    from pipeline import segment
+    from pipeline.core import analyze_frame
+    from pipeline.course_io import _probability_cache
+    from pipeline.settings import Settings
+    from pipeline.synth import SceneParams, render_frame
+
+    p = SceneParams(height=480, width=640, um_per_px=2.8, hair_color="white", skin_tone=5,
+                    density_per_cm2=200.0, scales=False, halos=False)
+    img, _ = render_frame(p, np.random.default_rng(5))
+    counted = analyze_frame(img, um_per_px=2.8)
+    assert counted.metrics["segmenter"] == "learned_light_hair"
+    read = _probability_cache(Settings())("frame", img, 2.8)
+    np.testing.assert_array_equal(read, counted.probability)
+    assert not np.allclose(read, segment.hair_probability(img, um_per_px=2.8), atol=0.05)
