@@ -141,7 +141,8 @@ class FrameTruth:
     Attributes
     ----------
     image : str
-        File stem the frame is matched by.
+        File stem the frame is matched by (its path under the truth folder,
+        without suffix, when stems repeat there).
     kind : {'phantom', 'voc'}
         Which kind of truth file it came from.
     path : str
@@ -363,15 +364,16 @@ def load_truth(
     Returns
     -------
     truths : dict of str to FrameTruth
-        Keyed by file stem.
+        Keyed by file stem; when stems repeat under the folder (a course:
+        one folder per session, the same field names in each), by the path
+        under it without the suffix, and the run's frames are matched by path.
     warnings : list of str
         One line per unreadable file.
 
     Raises
     ------
     EvaluationError
-        The path does not exist, holds no truth file, or two truth files share
-        a stem.
+        The path does not exist or holds no truth file.
     """
     path = Path(path)
     if not path.exists():
@@ -379,7 +381,10 @@ def load_truth(
                               "of phantom <stem>.json or VOC <stem>.xml files, or one such file")
     truths: dict[str, FrameTruth] = {}
     warnings: list[str] = []
-    for file in _truth_files(path):
+    files = _truth_files(path)
+    if path.is_dir() and len({f.stem for f in files}) < len(files):
+        return _load_truth_by_path(path, files, min_box_side_px=min_box_side_px)
+    for file in files:
         try:
             if file.suffix.lower() == ".json":
                 truth = read_phantom_truth(file)
@@ -390,11 +395,6 @@ def load_truth(
             continue
         if truth is None:
             continue
-        if truth.image in truths:
-            raise EvaluationError(
-                f"two truth files share the stem {truth.image!r}: {truths[truth.image].path} "
-                f"and {truth.path}; frames are matched by stem, so keep one of them "
-                "or point --truth at a narrower folder")
         truths[truth.image] = truth
     if not truths:
         detail = f"; {len(warnings)} could not be read, e.g. {warnings[0]}" if warnings else ""
@@ -402,6 +402,44 @@ def load_truth(
             f"found no truth in {path}: expected phantom <stem>.json files with "
             f'"schema": "{PHANTOM_SCHEMA}" or Pascal VOC <stem>.xml annotations{detail}')
     return truths, warnings
+
+
+def _load_truth_by_path(root: Path, files: list[Path], *,
+                        min_box_side_px: float) -> tuple[dict[str, FrameTruth], list[str]]:
+    """Truth keyed by its path under ``root`` without the suffix (``P1/2026-01-05/vertex_1``).
+
+    Used when file stems repeat under the truth folder, as in a course laid
+    out one folder per patient and session with the same field names in
+    each; the run's frames are then matched by path (:func:`_key_by_path`).
+    """
+    truths: dict[str, FrameTruth] = {}
+    warnings: list[str] = []
+    for file in files:
+        try:
+            truth = read_phantom_truth(file) if file.suffix.lower() == ".json" else \
+                read_voc(file, min_box_side_px=min_box_side_px)
+        except (OSError, ValueError) as exc:
+            warnings.append(f"skipped truth file {file}: {exc}")
+            continue
+        if truth is None:
+            continue
+        key = file.relative_to(root).with_suffix("").as_posix()
+        truths[key] = dataclasses.replace(truth, image=key)
+    if not truths:
+        raise EvaluationError(f"found no truth in {root}: expected phantom .json files with "
+                              f'"schema": "{PHANTOM_SCHEMA}" or Pascal VOC .xml annotations')
+    return truths, warnings
+
+
+def _key_by_path(names: pd.Series, keys: set[str]) -> pd.Series:
+    """Each frame name's truth key when the truth is keyed by path: the key its suffix-less path
+    ends with (either way round, at a folder boundary); else the suffix-less path itself."""
+    out = []
+    for name in names.astype(str):
+        p = PureWindowsPath(name.strip()).with_suffix("").as_posix()
+        hits = [k for k in keys if p == k or p.endswith("/" + k) or k.endswith("/" + p)]
+        out.append(hits[0] if len(hits) == 1 else p)
+    return pd.Series(out, index=names.index)
 
 
 # --------------------------------------------------------------------------
@@ -908,7 +946,8 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Score an analysis run against phantom or VOC truth.
 
-    Frames are matched by file stem; only frames present on both sides with
+    Frames are matched by file stem (by path when stems repeat under the
+    truth folder, :func:`load_truth`); only frames present on both sides with
     status ``ok`` are scored. Per frame: true and predicted count, the same in
     the interior (points at least ``margin_um`` from every border; predicted
     hairs by their (row, col), phantom hairs by emergence point, ``in_frame``
@@ -956,7 +995,12 @@ def evaluate_run(
     images, hairs, warnings = load_run(run_dir)
     truths, truth_warnings = load_truth(truth, min_box_side_px=settings.min_box_side_px)
     warnings += truth_warnings
+    if any("/" in key for key in truths):  # repeated stems: frames are matched by path
+        images["stem"] = _key_by_path(images["image"], set(truths))
+        if hairs is not None:
+            hairs["stem"] = _key_by_path(hairs["image"], set(truths))
     stems, frames = _match_frames(images, truths, Path(run_dir), Path(truth), settings.subset)
+    frames["matched_by"] = "path" if any("/" in key for key in truths) else "stem"
     by_stem = images.drop_duplicates("stem").set_index("stem")
     hair_groups = dict(tuple(hairs.groupby("stem"))) if hairs is not None else {}
     empty = hairs.iloc[0:0] if hairs is not None else None
@@ -1074,7 +1118,7 @@ def format_table(result: dict[str, Any]):
     half = result["settings"]["subset"]
     table = Table(title=f"{result['truth_kind']} truth: {frames['n_evaluated']} frames scored"
                         f"{f' (half {half})' if half else ''}, {frames['n_matched']} matched "
-                        "by stem")
+                        f"by {frames.get('matched_by', 'stem')}")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("n", justify="right")

@@ -328,6 +328,24 @@ def test_frames_match_by_stem_and_error_frames_are_left_out(tmp_path):
     assert frames["run_only"] == ["y9"] and frames["truth_only"] == []
 
 
+def test_repeated_stems_match_by_path_as_in_a_course(tmp_path):
+    """One folder per session with the same field names: truth and frames pair by their paths."""
+    truth = tmp_path / "course"
+    counts = {"P1/2026-01-05/vertex_1": 5, "P1/2026-01-19/vertex_1": 8, "P1/2026-01-19/vertex_2": 6}
+    for key, n in counts.items():
+        write_voc(truth / f"{key}.xml", voc_boxes(n))
+    run = write_run(tmp_path / "run", [
+        {"image": "P1/2026-01-05/vertex_1.jpg", "hair_count": 5},
+        {"image": "P1\\2026-01-19\\vertex_1.jpg", "hair_count": 9},
+        {"image": "elsewhere/P1/2026-01-19/vertex_2.jpg", "hair_count": 6},
+        {"image": "P2/2026-01-05/vertex_1.jpg", "hair_count": 1}], [])
+    result = evaluate_run(run, truth)
+    table = result["per_frame"].set_index("image")
+    assert table["true_count"].to_dict() == counts
+    assert table.loc["P1/2026-01-19/vertex_1", "pred_count"] == 9
+    assert result["frames"]["run_only"] == ["P2/2026-01-05/vertex_1"]
+
+
 def test_subject_half_keeps_every_frame_of_a_subject_together():
     frames = ["220105_A095_1", "220105_A095_3", "220105_A095_4", "220207_A095_2",
               "images/220105_A095_9.jpg"]
