@@ -382,8 +382,7 @@ def load_truth(
     truths: dict[str, FrameTruth] = {}
     warnings: list[str] = []
     files = _truth_files(path)
-    if path.is_dir() and len({f.stem for f in files}) < len(files):
-        return _load_truth_by_path(path, files, min_box_side_px=min_box_side_px)
+    by_path = path.is_dir() and len({f.stem for f in files}) < len(files)  # a course: same names per session
     for file in files:
         try:
             if file.suffix.lower() == ".json":
@@ -395,39 +394,14 @@ def load_truth(
             continue
         if truth is None:
             continue
+        if by_path:
+            truth = dataclasses.replace(truth, image=file.relative_to(path).with_suffix("").as_posix())
         truths[truth.image] = truth
     if not truths:
         detail = f"; {len(warnings)} could not be read, e.g. {warnings[0]}" if warnings else ""
         raise EvaluationError(
             f"found no truth in {path}: expected phantom <stem>.json files with "
             f'"schema": "{PHANTOM_SCHEMA}" or Pascal VOC <stem>.xml annotations{detail}')
-    return truths, warnings
-
-
-def _load_truth_by_path(root: Path, files: list[Path], *,
-                        min_box_side_px: float) -> tuple[dict[str, FrameTruth], list[str]]:
-    """Truth keyed by its path under ``root`` without the suffix (``P1/2026-01-05/vertex_1``).
-
-    Used when file stems repeat under the truth folder, as in a course laid
-    out one folder per patient and session with the same field names in
-    each; the run's frames are then matched by path (:func:`_key_by_path`).
-    """
-    truths: dict[str, FrameTruth] = {}
-    warnings: list[str] = []
-    for file in files:
-        try:
-            truth = read_phantom_truth(file) if file.suffix.lower() == ".json" else \
-                read_voc(file, min_box_side_px=min_box_side_px)
-        except (OSError, ValueError) as exc:
-            warnings.append(f"skipped truth file {file}: {exc}")
-            continue
-        if truth is None:
-            continue
-        key = file.relative_to(root).with_suffix("").as_posix()
-        truths[key] = dataclasses.replace(truth, image=key)
-    if not truths:
-        raise EvaluationError(f"found no truth in {root}: expected phantom .json files with "
-                              f'"schema": "{PHANTOM_SCHEMA}" or Pascal VOC .xml annotations')
     return truths, warnings
 
 
@@ -995,12 +969,13 @@ def evaluate_run(
     images, hairs, warnings = load_run(run_dir)
     truths, truth_warnings = load_truth(truth, min_box_side_px=settings.min_box_side_px)
     warnings += truth_warnings
-    if any("/" in key for key in truths):  # repeated stems: frames are matched by path
+    by_path = any("/" in key for key in truths)  # repeated stems: frames are matched by path
+    if by_path:
         images["stem"] = _key_by_path(images["image"], set(truths))
         if hairs is not None:
             hairs["stem"] = _key_by_path(hairs["image"], set(truths))
     stems, frames = _match_frames(images, truths, Path(run_dir), Path(truth), settings.subset)
-    frames["matched_by"] = "path" if any("/" in key for key in truths) else "stem"
+    frames["matched_by"] = "path" if by_path else "stem"
     by_stem = images.drop_duplicates("stem").set_index("stem")
     hair_groups = dict(tuple(hairs.groupby("stem"))) if hairs is not None else {}
     empty = hairs.iloc[0:0] if hairs is not None else None
