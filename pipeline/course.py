@@ -78,16 +78,16 @@ class CourseSettings:
     matched_retest_sd_pct : float
         SD of the measured same-spot (matched) hair-count change between two
         visits with no true change, in % of the count, measured on phantom
-        courses: 4.6% (robust SD 4.3%) with the classical segmenter
-        (light-hair frames on ``hairnet-v2``) and the re-examination of
-        gained and lost hairs on tuning seeds 0-29 of the generator whose
-        follicular units were calibrated on real frames
+        courses: 5.7% (robust SD 4.9%) on tuning seeds 0-29 with the
+        classical segmenter (light-hair and low-contrast frames on
+        ``hairnet-v2``), the re-examination of gained and lost hairs on each
+        frame's own map, and frames rendered by the generator of 2026-12-01
         (``python benchmarks/course_response.py --retest --seeds 0:30``).
-        Before that calibration the same courses gave about 5.2% and the
-        earlier three-scene courses 6.0%, the value used until then. One
-        percentage serves every course (on the earlier courses the SD in %
-        hardly depended on the count: 5.8% with 60 hairs or more, 6.3% with
-        fewer); MDC95 = 1.96 x it.
+        Earlier values: 4.6% (before the low-contrast routing and the
+        re-rendered frames), about 5.2% before the unit calibration, 6.0% on
+        the earlier three-scene courses. One percentage serves every course
+        (on the earlier courses the SD in % hardly depended on the count:
+        5.8% with 60 hairs or more, 6.3% with fewer); MDC95 = 1.96 x it.
     recheck_ratio, recheck_floor : float
         Same-spot matching: a gained or lost hair is re-examined in the other
         visit's frame and called persisting when the shaft is there at
@@ -120,7 +120,7 @@ class CourseSettings:
     seed: int = 0
     include_flagged: bool = False
     baseline: str | None = None
-    matched_retest_sd_pct: float = 4.6
+    matched_retest_sd_pct: float = 5.7
     recheck_ratio: float = 0.3
     recheck_floor: float = 0.15
     min_agreement: float = 0.4
