@@ -12,11 +12,10 @@ looked at while tuning). Prints count/density/thickness agreement for the
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from pipeline.batch import run_batch
-from pipeline.evaluate import evaluate_run
+from pipeline.evaluate import evaluate_run, write_report
 from pipeline.settings import Settings
 from pipeline.synth import generate
 
@@ -50,7 +49,7 @@ def main() -> None:
         run_batch([frames], run, workers=a.workers, settings=Settings(thickness_method=method),
                   overlays=method == "edges", progress=False)
         results[method] = evaluate_run(run, frames)
-        (run / "evaluation.json").write_text(json.dumps(results[method], indent=2, default=str) + "\n")
+        write_report(results[method], run / "evaluation.json")  # per_frame as rows, as tricho evaluate writes it
     print(f"phantom suite: seed {a.seed}, {a.n} frames")
     print("| metric | edges | profile | distance |\n|---|---|---|---|")
     for label, block, key in ROWS:
