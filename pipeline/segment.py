@@ -76,6 +76,42 @@ def skin_background(value: np.ndarray, *, max_width_px: float) -> np.ndarray:
     return np.maximum(back, 8.0).astype(np.float32)
 
 
+def fill_invalid(value: np.ndarray, valid: np.ndarray | None, *, sigma_px: float) -> np.ndarray:
+    """``value`` with bright pixels that are not skin replaced by the nearby skin level (float32).
+
+    A light padding strip, white text or glare pulls the local skin level
+    (:func:`skin_background`) up beside it, and the skin along its edge then
+    reads as a dark shaft. Such pixels (not skin and brighter than the
+    frame's median skin) take a Gaussian mean of the skin pixels around them
+    (normalised convolution, ``sigma_px``; the median skin where no skin is
+    near). Dark non-skin (a header's grey text boxes) is left as it is: it
+    can only lower the skin level, and a box the mask found only in part
+    must not be left darker than a cleaned neighbourhood.
+
+    Parameters
+    ----------
+    value : ndarray of float, shape (M, N)
+    valid : ndarray of bool, shape (M, N), or None
+        Skin pixels; None or all-skin returns ``value`` unchanged.
+    sigma_px : float
+        Gaussian sigma (pixels) of the neighbourhood read.
+    """
+    if valid is None or valid.all() or not valid.any():
+        return value
+    skin = float(np.median(value[valid]))
+    bright = ~valid & (value > skin)
+    if not bright.any():
+        return value
+    w = valid.astype(np.float32)
+    v = np.where(valid, value, 0.0).astype(np.float32)
+    factor = max(1, int(sigma_px // 4))  # the mean is smooth: read it at reduced resolution
+    small = [cv2.resize(a, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA) for a in (v, w)]
+    num, den = (cv2.GaussianBlur(a, (0, 0), max(1.0, sigma_px / factor)) for a in small)
+    level = np.where(den > 1e-3, num / np.maximum(den, 1e-3), skin).astype(np.float32)
+    near = cv2.resize(level, (value.shape[1], value.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.where(bright, near, value).astype(np.float32)
+
+
 def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
                  valid: np.ndarray | None = None) -> Contrast:
     """Relative darkness of every pixel against the local skin.
@@ -92,23 +128,26 @@ def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
     """
     width = settings.max_width_um / um_per_px
     value = channel_max(image).astype(np.float32)
-    bg = skin_background(value, max_width_px=width)
+    bg = skin_background(fill_invalid(value, valid, sigma_px=width), max_width_px=width)
     dark = np.clip((bg - value) / bg, 0.0, 1.0)
     full = _reference_contrast(dark, valid)
     if full >= settings.light_hair_below:
         return Contrast(dark, max(full, 0.35), shaft_darkness=full)
-    colour = colour_contrast(image, max_width_px=width)
+    colour = colour_contrast(image, max_width_px=width, valid=valid)
     return Contrast(colour, max(0.12, _reference_contrast(colour, valid)), light=True, shaft_darkness=full)
 
 
-def colour_contrast(image: np.ndarray, *, max_width_px: float) -> np.ndarray:
+def colour_contrast(image: np.ndarray, *, max_width_px: float, valid: np.ndarray | None = None) -> np.ndarray:
     """Colour distance of every pixel from the local skin, relative to skin brightness.
 
     Used for frames without dark shafts (blond, grey, white hair): such
     shafts differ from skin in lightness and hue rather than in darkness.
+    ``valid`` (skin pixels) keeps strips, text and glare out of the skin level
+    (:func:`fill_invalid`).
     """
     rgb = image.astype(np.float32)
-    bgs = [skin_background(rgb[..., k], max_width_px=max_width_px) for k in range(3)]
+    bgs = [skin_background(fill_invalid(rgb[..., k], valid, sigma_px=max_width_px), max_width_px=max_width_px)
+           for k in range(3)]
     level = np.maximum(sum(bgs) / 3, 8.0)
     diff = sum(((rgb[..., k] - bgs[k]) / level) ** 2 for k in range(3))
     return np.clip(np.sqrt(diff / 3), 0.0, 1.0).astype(np.float32)

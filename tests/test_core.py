@@ -191,6 +191,26 @@ def test_burned_in_scale_bar_is_not_a_hair():
     assert analyze_frame(img, um_per_px=2.78).metrics["hair_count"] == 1
 
 
+def _textured_dark_skin_with_one_shaft(strip: bool) -> np.ndarray:
+    """Skin tone like phantom tone 5 with smooth mottling, one thick shaft, optionally a light padding strip."""
+    rng = np.random.default_rng(0)
+    tex = cv2.GaussianBlur(rng.normal(0, 1, (600, 800)).astype(np.float32), (0, 0), 4)
+    img = np.empty((600, 800, 3), np.float32)
+    img[:] = (92, 70, 60)
+    img = np.clip(img + (8 / tex.std()) * tex[..., None] + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+    cv2.line(img, (200, 150), (330, 420), HAIR, 24)
+    if strip:
+        img[565:] = (215, 215, 215)  # a device's uniform padding strip at the bottom
+    return img
+
+
+@pytest.mark.parametrize("strip", [False, True])
+def test_light_padding_strip_beside_dark_skin_adds_no_hairs(strip):
+    """The skin level is read from skin only: the strip's edge is not a shaft (it read 7 hairs for 1 before)."""
+    res = analyze_frame(_textured_dark_skin_with_one_shaft(strip), um_per_px=3.0)
+    assert res.metrics["hair_count"] == 1
+
+
 def _two_touching_shafts(seam: bool) -> np.ndarray:
     """Two 10-px shafts side by side (one unit), with or without a 2-px lighter seam between them."""
     img = blank()
