@@ -441,3 +441,14 @@ def test_learned_frames_measure_thickness_on_the_model_map(monkeypatch, where, o
     res = analyze_frame(img, um_per_px=3.0, settings=Settings(segmenter="learned", thickness_map=where))
     assert len(res.hairs) == 1
     assert (float(res.hairs["thickness_um"].iloc[0]) == pytest.approx(48.0, rel=0.05)) is ok
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 255), min_size=1, max_size=400), st.booleans())
+def test_histogram_median_equals_numpy_median(values, as_float):
+    """The skin level's fast median is np.median exactly, for 8-bit values and for others."""
+    from pipeline.segment import _median
+    x = np.asarray(values, np.float32)
+    if as_float:
+        x = x + 0.25  # not integers: the plain np.median path
+    assert _median(x) == float(np.median(x))
