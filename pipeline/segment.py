@@ -53,20 +53,26 @@ def _odd(n: float) -> int:
     return k + 1 - k % 2 if k >= 1 else 1
 
 
-def skin_background(value: np.ndarray, *, max_width_px: float) -> np.ndarray:
+def skin_background(value: np.ndarray, *, max_width_px: float,
+                    valid: np.ndarray | None = None) -> np.ndarray:
     """Local skin level with the hair removed (float32, same shape).
 
     A median over a window about twice the widest shaft: shafts cover a
     minority of any such window, so the median stays on skin. Done at
     reduced resolution on 8-bit values, then smoothed back to full size.
+    Bright pixels that are not skin first take the level of the skin
+    around them (:func:`fill_invalid`).
 
     Parameters
     ----------
     value : ndarray, shape (M, N)
-        Per-pixel max over colour channels, float in [0, 255].
+        Per-pixel max over colour channels (or one channel), float in [0, 255].
     max_width_px : float
         Widest shaft to remove (pixels).
+    valid : ndarray of bool, shape (M, N), optional
+        Skin pixels (see :func:`skin_mask`).
     """
+    value = fill_invalid(value, valid, sigma_px=max_width_px)
     factor = max(1, int(max_width_px // 8))
     small = cv2.resize(value, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA)
     k = _odd(2.5 * max_width_px / factor)
@@ -147,7 +153,7 @@ def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
     """
     width = settings.max_width_um / um_per_px
     value = channel_max(image).astype(np.float32)
-    bg = skin_background(fill_invalid(value, valid, sigma_px=width), max_width_px=width)
+    bg = skin_background(value, max_width_px=width, valid=valid)
     dark = np.clip((bg - value) / bg, 0.0, 1.0)
     full = _reference_contrast(dark, valid)
     if full >= settings.light_hair_below:
@@ -162,11 +168,10 @@ def colour_contrast(image: np.ndarray, *, max_width_px: float, valid: np.ndarray
     Used for frames without dark shafts (blond, grey, white hair): such
     shafts differ from skin in lightness and hue rather than in darkness.
     ``valid`` (skin pixels) keeps strips, text and glare out of the skin level
-    (:func:`fill_invalid`).
+    (:func:`skin_background`).
     """
     rgb = image.astype(np.float32)
-    bgs = [skin_background(fill_invalid(rgb[..., k], valid, sigma_px=max_width_px), max_width_px=max_width_px)
-           for k in range(3)]
+    bgs = [skin_background(rgb[..., k], max_width_px=max_width_px, valid=valid) for k in range(3)]
     level = np.maximum(sum(bgs) / 3, 8.0)
     diff = sum(((rgb[..., k] - bgs[k]) / level) ** 2 for k in range(3))
     return np.clip(np.sqrt(diff / 3), 0.0, 1.0).astype(np.float32)
