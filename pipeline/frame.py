@@ -142,7 +142,8 @@ def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
     settings = st.settings
     scale = um_per_px or settings.scale_um_per_px
     if st.tips is None:
-        counted = split_fused(st.inside, ratio=settings.fused_ratio, quantile=settings.fused_quantile)
+        counted = split_fused(st.inside, ratio=settings.fused_ratio, quantile=settings.fused_quantile,
+                              min_px=settings.fused_min_um / scale)
     else:
         counted = split_by_tips(st.inside, st.tips)
     hairs, paths = _hair_table(counted, um_per_px, settings)
@@ -256,7 +257,8 @@ def _step_shares(widths: np.ndarray, min_drop: float, path: np.ndarray) -> tuple
     return tuple(w / typical for w in (measure.tip_width(widths), *steps))
 
 
-def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0) -> list[Candidate]:
+def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0,
+                min_px: float = 0.0) -> list[Candidate]:
     """Count a stripe of k touching shafts as k hairs of one unit.
 
     Hairs of one unit often run side by side and merge into one mask
@@ -269,13 +271,14 @@ def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0)
     steps down towards its tip at the cut tips of shorter hairs
     (``Candidate.shares``, from :func:`pipeline.measure.tip_steps`, with
     ``Settings.tip_step`` > 0) counts as one hair per level, each with its
-    own width, when that gives at least as many hairs.
+    own width, when that gives at least as many hairs.  A stripe narrower
+    than ``min_px`` is never split by its width alone.
     """
     typical = (float(np.percentile([c.thickness_px for c in cands], quantile))
                if len(cands) >= 3 and ratio > 0 else np.inf)
     out = []
     for c in cands:
-        k_width = int(min(4, round(c.thickness_px / typical))) if c.thickness_px >= ratio * typical else 1
+        k_width = int(min(4, round(c.thickness_px / typical))) if c.thickness_px >= max(ratio * typical, min_px) else 1
         k = max(k_width, c.lobes)
         if c.shares and len(c.shares) >= k:
             out.extend(dataclasses.replace(c, thickness_px=share * c.thickness_px) for share in c.shares)
