@@ -204,3 +204,15 @@ def test_analyze_with_a_missing_model_stops_before_any_frame(tmp_path):
     assert res.exit_code == 2
     assert "not found" in res.output
     assert not (tmp_path / "out" / "images.csv").exists()
+
+
+@pytest.mark.parametrize("kind", ["narrow", "wide"])
+def test_augmenter_blur_kinds_keep_crop_shape_and_an_unknown_kind_is_refused(kind):
+    from pipeline.train import augmenter
+
+    img = np.full((64, 64, 3), 180, np.uint8)
+    img[:, 30:36] = 40
+    out = augmenter(0, kind)(image=img, masks=[np.zeros((64, 64), np.float32)])
+    assert out["image"].shape == img.shape and out["masks"][0].shape == (64, 64)
+    with pytest.raises(ValueError, match="'wide' or 'narrow'"):
+        augmenter(0, "fuzzy")
