@@ -278,7 +278,8 @@ def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0,
                if len(cands) >= 3 and ratio > 0 else np.inf)
     out = []
     for c in cands:
-        k_width = int(min(4, round(c.thickness_px / typical))) if c.thickness_px >= max(ratio * typical, min_px) else 1
+        wide = c.thickness_px >= max(ratio * typical, min_px)
+        k_width = int(min(4, round(c.thickness_px / typical))) if wide else 1
         k = max(k_width, c.lobes)
         if c.shares and len(c.shares) >= k:
             out.extend(dataclasses.replace(c, thickness_px=share * c.thickness_px) for share in c.shares)

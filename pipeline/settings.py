@@ -96,9 +96,10 @@ class Settings:
     fused_min_um : float
         A stripe narrower than this (µm) is never split by its width alone
         (0: no floor): one terminal shaft is at most about 120 µm wide
-        (terminal hair 60–120 µm; the phantoms draw them in that range), so a thick single hair in a frame of mostly
-        thinner ones is not read as a fused pair at half its width, while
-        the ``fused_ratio`` rule still splits wider stripes.  Tuned on
+        (terminal hair 60–120 µm; the phantoms draw them in that range),
+        so a thick single hair in a frame of mostly thinner ones is not
+        read as a fused pair at half its width, while the ``fused_ratio``
+        rule still splits wider stripes.  Tuned on
         fdu_val half A (0 / 90 / 110 / 120 / 130: count MAPE 19.3 / 19.2 /
         18.8 / 18.3 / 18.1%, interior 18.1 / 18.0 / 17.8 / 17.8 / 18.2%,
         interior CCC 0.724 / 0.726 / 0.731 / 0.736 / 0.724); 0 -> 120 moved
