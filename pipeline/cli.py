@@ -225,9 +225,20 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of crops, augmentation and initial weights.")] = 0,
     holdout: Annotated[Optional[int], typer.Option(min=1, help="Held-out phantoms the thresholds are tuned on.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes rendering phantoms; torch threads.")] = 2,
+    resume: Annotated[bool, typer.Option("--resume", help="Finish a run whose training ended but whose threshold "
+                                         "tuning did not: read the weights and config it left in OUT.")] = False,
 ) -> None:
     """Train the learned segmenter on fresh phantoms only (CPU) and write a model folder."""
     training = _lazy("pipeline.train", "training")
+    console = Console()
+    if resume:
+        if any(v is not None for v in (steps, frames, holdout)):
+            raise _fail("--resume takes the training's own config from OUT; drop --steps, --frames and --holdout")
+        try:
+            training.train(out, workers=workers, log=lambda m: console.print(m, highlight=False), resume=True)
+        except FileNotFoundError as e:
+            raise _fail(str(e)) from None
+        return
     cfg = training.TrainConfig(seed=seed)
     if steps is not None:
         cfg = training.dataclasses_replace(cfg, steps=steps)
@@ -235,8 +246,13 @@ def train(
         cfg = training.dataclasses_replace(cfg, n_frames=frames)
     if holdout is not None:
         cfg = training.dataclasses_replace(cfg, n_holdout=holdout)
-    console = Console()
-    training.train(out, cfg, workers=workers, log=lambda m: console.print(m, highlight=False))
+    try:
+        training.train(out, cfg, workers=workers, log=lambda m: console.print(m, highlight=False))
+    except Exception:
+        if (Path(out) / training.UNTUNED).is_file():
+            console.print(f"training finished but the threshold tuning failed; the weights are kept in {out}: "
+                          f"run `tricho train --out {out} --resume` to finish", highlight=False)
+        raise
 
 
 @app.command()

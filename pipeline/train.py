@@ -255,40 +255,74 @@ def tune_thresholds(net: HairNet, cfg: TrainConfig, n: int | None = None) -> dic
     return best
 
 
+UNTUNED = "weights.untuned.pt"
+STATE = "train_state.json"
+
+
+def _write_loss(folder: Path, curve: list[float], win: int = 50) -> None:
+    smooth = [float(np.mean(curve[max(0, i - win + 1):i + 1])) for i in range(len(curve))]
+    (folder / "loss.csv").write_text("step,loss,loss_smooth50\n" + "".join(
+        f"{i + 1},{v:.5f},{s:.5f}\n" for i, (v, s) in enumerate(zip(curve, smooth))))
+
+
 def train(out: str | Path, cfg: TrainConfig = TrainConfig(), *, workers: int = 2,
-          log: Callable[[str], None] = print) -> Path:
+          log: Callable[[str], None] = print, resume: bool = False) -> Path:
     """Render phantoms, train, tune thresholds, write the model folder ``out``.
+
+    The trained weights, the loss curve and the run's config and timings
+    are written to ``out`` before the thresholds are tuned, so a failure
+    there loses no training: ``resume=True`` (``tricho train --out OUT
+    --resume``) reads them back (``cfg`` is then taken from ``out``) and
+    only tunes and writes the folder.
 
     Returns
     -------
     Path
         The model folder; ``loss.csv`` holds the loss curve.
     """
+    out = Path(out)
     t0 = time.time()
     torch.set_num_threads(max(1, workers))
-    pool = render_pool([(TRAIN_SEED, i) for i in range(cfg.n_frames)], cfg.model_um_per_px, workers)
-    log(f"rendered {len(pool)} phantom frames in {time.time() - t0:.0f} s")
-    t1 = time.time()
+    if resume:
+        net, cfg, timings = _trained_state(out)
+        log(f"resuming {out}: trained weights read, tuning the thresholds")
+    else:
+        pool = render_pool([(TRAIN_SEED, i) for i in range(cfg.n_frames)], cfg.model_um_per_px, workers)
+        log(f"rendered {len(pool)} phantom frames in {time.time() - t0:.0f} s")
+        t1 = time.time()
 
-    def every(step: int, loss: float) -> None:
-        if step % 100 == 0 or step == cfg.steps - 1:
-            log(f"step {step + 1}/{cfg.steps}  loss {loss:.4f}  {time.time() - t1:.0f} s")
+        def every(step: int, loss: float) -> None:
+            if step % 100 == 0 or step == cfg.steps - 1:
+                log(f"step {step + 1}/{cfg.steps}  loss {loss:.4f}  {time.time() - t1:.0f} s")
 
-    net, curve = fit(pool, cfg, every)
+        net, curve = fit(pool, cfg, every)
+        timings = {"train_seconds": round(time.time() - t1, 1), "render_seconds": round(t1 - t0, 1)}
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), out / UNTUNED)  # hours of CPU: kept even if tuning fails
+        _write_loss(out, curve)
+        (out / STATE).write_text(json.dumps({"config": asdict(cfg), **timings}, indent=2) + "\n")
     t2 = time.time()
-    Path(out).mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), Path(out) / "weights.untuned.pt")  # hours of CPU: kept even if tuning fails
     thresholds = tune_thresholds(net, cfg)
     log(f"thresholds {thresholds}")
-    config = {**asdict(cfg), "model_um_per_px": cfg.model_um_per_px, "train_seed": TRAIN_SEED,
-              "train_seconds": round(t2 - t1, 1), "render_seconds": round(t1 - t0, 1),
-              "tune_seconds": round(time.time() - t2, 1), "torch": torch.__version__,
-              "auto_prefer": False}
+    config = {**asdict(cfg), "model_um_per_px": cfg.model_um_per_px, "train_seed": TRAIN_SEED, **timings,
+              "tune_seconds": round(time.time() - t2, 1), "torch": torch.__version__, "auto_prefer": False}
     path = save_model(out, net, config, thresholds)
-    (path / "weights.untuned.pt").unlink(missing_ok=True)
-    win = 50
-    smooth = [float(np.mean(curve[max(0, i - win + 1):i + 1])) for i in range(len(curve))]
-    (path / "loss.csv").write_text("step,loss,loss_smooth50\n" + "".join(
-        f"{i + 1},{v:.5f},{s:.5f}\n" for i, (v, s) in enumerate(zip(curve, smooth))))
+    for name in (UNTUNED, STATE):
+        (path / name).unlink(missing_ok=True)
     log(f"wrote {path} in {time.time() - t0:.0f} s")
     return path
+
+
+def _trained_state(out: Path) -> tuple[HairNet, TrainConfig, dict]:
+    """The network, config and timings a training run left in ``out`` before tuning."""
+    missing = [name for name in (UNTUNED, STATE, "loss.csv") if not (out / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{out}: no finished training to resume (missing {', '.join(missing)}); "
+                                f"run `tricho train --out {out}` without --resume")
+    state = json.loads((out / STATE).read_text())
+    fields = state["config"] | {"widths": tuple(state["config"]["widths"])}
+    cfg = TrainConfig(**fields)
+    net = HairNet(cfg.widths)
+    net.load_state_dict(torch.load(out / UNTUNED, map_location="cpu"))
+    net.eval()
+    return net, cfg, {k: state[k] for k in ("train_seconds", "render_seconds")}

@@ -216,3 +216,39 @@ def test_augmenter_blur_kinds_keep_crop_shape_and_an_unknown_kind_is_refused(kin
     assert out["image"].shape == img.shape and out["masks"][0].shape == (64, 64)
     with pytest.raises(ValueError, match="'wide' or 'narrow'"):
         augmenter(0, "fuzzy")
+
+
+def test_tricho_train_resume_finishes_a_run_whose_tuning_failed(tmp_path, monkeypatch):
+    """Training ends, the threshold tuning fails: the weights, loss curve and config stay in OUT,
+    and `--resume` tunes and writes the same weights as a model folder; without a trained run it refuses."""
+    from typer.testing import CliRunner
+
+    from pipeline import train as training
+    from pipeline.cli import app
+
+    out = tmp_path / "m"
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", "--out", str(out), "--resume"]).exit_code == 2  # nothing to resume
+
+    real_tune = training.tune_thresholds
+
+    def broken(*_a, **_k):
+        raise RuntimeError("tuning interrupted")
+
+    monkeypatch.setattr(training, "tune_thresholds", broken)
+    res = runner.invoke(app, ["train", "--out", str(out), "--steps", "3", "--frames", "2", "--holdout", "1",
+                              "--workers", "1"])
+    assert res.exit_code != 0 and "--resume" in res.output
+    assert {"weights.untuned.pt", "train_state.json", "loss.csv"} <= {p.name for p in out.iterdir()}
+    assert not (out / "weights.pt").exists()
+    trained = torch.load(out / "weights.untuned.pt")
+
+    monkeypatch.setattr(training, "tune_thresholds", real_tune)
+    assert runner.invoke(app, ["train", "--out", str(out), "--resume", "--steps", "5"]).exit_code == 2
+    res = runner.invoke(app, ["train", "--out", str(out), "--resume", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    model = load_model(str(out))
+    assert model.config["steps"] == 3 and model.config["n_holdout"] == 1
+    assert all(torch.equal(v, trained[k]) for k, v in model.net.state_dict().items())
+    assert not (out / "weights.untuned.pt").exists() and not (out / "train_state.json").exists()
+    assert len((out / "loss.csv").read_text().splitlines()) == 4  # header + 3 steps
