@@ -68,6 +68,16 @@ def skeleton_of(mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _without_isolated(skel: np.ndarray) -> np.ndarray:
+    """The skeleton without pixels that have no 8-neighbour (a dot is no path; skan fails on a
+    skeleton made only of such dots)."""
+    import cv2
+
+    neighbours = cv2.filter2D(skel.astype(np.uint8), -1, np.ones((3, 3), np.float32),
+                              borderType=cv2.BORDER_CONSTANT)
+    return skel & (neighbours > 1)
+
+
 def _summary(skel: np.ndarray):
     import skan
 
@@ -87,7 +97,7 @@ def prune_spurs(skel: np.ndarray, dist: np.ndarray, *, settings: Settings,
     """
     from skimage.morphology import skeletonize
 
-    skel = skel.copy()
+    skel = _without_isolated(skel)
     for _ in range(rounds):
         if skel.sum() < 2:
             break
@@ -106,7 +116,7 @@ def prune_spurs(skel: np.ndarray, dist: np.ndarray, *, settings: Settings,
                 removed = True
         if not removed:
             break
-        skel = skeletonize(skel)
+        skel = _without_isolated(skeletonize(skel))
     return skel
 
 
@@ -169,7 +179,7 @@ def trace_hairs(mask: np.ndarray, *, dist: np.ndarray | None = None,
 
     if dist is None:
         dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
-    skel = prune_spurs(skeleton_of(mask), dist, settings=settings)
+    skel = _without_isolated(prune_spurs(skeleton_of(mask), dist, settings=settings))
     if skel.sum() < 2:
         return []
     sk, df = _summary(skel)

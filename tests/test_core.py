@@ -88,6 +88,18 @@ def test_blank_frame_counts_zero():
     assert list(res.hairs.columns) == HAIR_COLUMNS
 
 
+def test_a_mask_of_isolated_dots_traces_no_hair_instead_of_failing():
+    """Skan cannot build a graph from skeleton pixels that touch nothing (it raised ValueError
+    "index pointer size 0 should be 1"); such dots are no paths, and a shaft beside them is one hair."""
+    from pipeline.shafts import trace_hairs
+
+    mask = np.zeros((60, 60), bool)
+    mask[10, 10] = mask[30, 30] = mask[50, 12] = True
+    assert trace_hairs(mask) == []
+    mask[45, 20:50] = True
+    assert len(trace_hairs(mask)) == 1
+
+
 def test_density_is_count_over_area():
     img = blank(500, 500)
     for r in (100, 200, 300, 400):
