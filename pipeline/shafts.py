@@ -71,8 +71,6 @@ def skeleton_of(mask: np.ndarray) -> np.ndarray:
 def _without_isolated(skel: np.ndarray) -> np.ndarray:
     """The skeleton without pixels that have no 8-neighbour (a dot is no path; skan fails on a
     skeleton made only of such dots)."""
-    import cv2
-
     neighbours = cv2.filter2D(skel.astype(np.uint8), -1, np.ones((3, 3), np.float32),
                               borderType=cv2.BORDER_CONSTANT)
     return skel & (neighbours > 1)
@@ -88,6 +86,8 @@ def _summary(skel: np.ndarray):
 def prune_spurs(skel: np.ndarray, dist: np.ndarray, *, settings: Settings,
                 rounds: int = 3) -> np.ndarray:
     """Remove end branches shorter than ``spur_factor`` x the local half-width.
+
+    Pixels with no neighbour are dropped too (:func:`_without_isolated`).
 
     Parameters
     ----------
@@ -179,7 +179,7 @@ def trace_hairs(mask: np.ndarray, *, dist: np.ndarray | None = None,
 
     if dist is None:
         dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
-    skel = _without_isolated(prune_spurs(skeleton_of(mask), dist, settings=settings))
+    skel = prune_spurs(skeleton_of(mask), dist, settings=settings)  # without isolated dots
     if skel.sum() < 2:
         return []
     sk, df = _summary(skel)

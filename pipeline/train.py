@@ -287,20 +287,7 @@ def train(out: str | Path, cfg: TrainConfig = TrainConfig(), *, workers: int = 2
         net, cfg, timings = _trained_state(out)
         log(f"resuming {out}: trained weights read, tuning the thresholds")
     else:
-        pool = render_pool([(TRAIN_SEED, i) for i in range(cfg.n_frames)], cfg.model_um_per_px, workers)
-        log(f"rendered {len(pool)} phantom frames in {time.time() - t0:.0f} s")
-        t1 = time.time()
-
-        def every(step: int, loss: float) -> None:
-            if step % 100 == 0 or step == cfg.steps - 1:
-                log(f"step {step + 1}/{cfg.steps}  loss {loss:.4f}  {time.time() - t1:.0f} s")
-
-        net, curve = fit(pool, cfg, every)
-        timings = {"train_seconds": round(time.time() - t1, 1), "render_seconds": round(t1 - t0, 1)}
-        out.mkdir(parents=True, exist_ok=True)
-        torch.save(net.state_dict(), out / UNTUNED)  # hours of CPU: kept even if tuning fails
-        _write_loss(out, curve)
-        (out / STATE).write_text(json.dumps({"config": asdict(cfg), **timings}, indent=2) + "\n")
+        net, timings = _fit_and_keep(out, cfg, workers, log)
     t2 = time.time()
     thresholds = tune_thresholds(net, cfg)
     log(f"thresholds {thresholds}")
@@ -311,6 +298,26 @@ def train(out: str | Path, cfg: TrainConfig = TrainConfig(), *, workers: int = 2
         (path / name).unlink(missing_ok=True)
     log(f"wrote {path} in {time.time() - t0:.0f} s")
     return path
+
+
+def _fit_and_keep(out: Path, cfg: TrainConfig, workers: int, log: Callable[[str], None]) -> tuple[HairNet, dict]:
+    """Render the phantoms and train; keep the weights, loss curve and config in ``out`` (for ``resume``)."""
+    t0 = time.time()
+    pool = render_pool([(TRAIN_SEED, i) for i in range(cfg.n_frames)], cfg.model_um_per_px, workers)
+    log(f"rendered {len(pool)} phantom frames in {time.time() - t0:.0f} s")
+    t1 = time.time()
+
+    def every(step: int, loss: float) -> None:
+        if step % 100 == 0 or step == cfg.steps - 1:
+            log(f"step {step + 1}/{cfg.steps}  loss {loss:.4f}  {time.time() - t1:.0f} s")
+
+    net, curve = fit(pool, cfg, every)
+    timings = {"train_seconds": round(time.time() - t1, 1), "render_seconds": round(t1 - t0, 1)}
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(net.state_dict(), out / UNTUNED)  # hours of CPU: kept even if tuning fails
+    _write_loss(out, curve)
+    (out / STATE).write_text(json.dumps({"config": asdict(cfg), **timings}, indent=2) + "\n")
+    return net, timings
 
 
 def _trained_state(out: Path) -> tuple[HairNet, TrainConfig, dict]:
