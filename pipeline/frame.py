@@ -117,6 +117,9 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     on_model = used != "classical" and settings.thickness_map == "model"
     cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings,
                         width_map=prob if on_model else con.darkness, width_full=1.0 if on_model else con.full)
+    if used == "classical" and probability is None and _mixes_light_hair(settings):
+        light, light_cands = _light_among_dark(image, valid, mask, cands, con, halo, scale, settings)
+        mask, cands = mask | light, cands + light_cands
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
@@ -159,6 +162,61 @@ def _weak_shafts(con: segment.Contrast, settings: Settings) -> bool:
     if not settings.light_hair_model:
         return False
     return con.light or con.shaft_darkness < settings.weak_shafts_below
+
+
+def _mixes_light_hair(settings: Settings) -> bool:
+    """Whether dark frames are searched for light shafts too (``light_among_dark``)."""
+    return (settings.light_among_dark > 0 and bool(settings.light_hair_model)
+            and _learned().available(settings.light_hair_model, settings.learned_backend))
+
+
+def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings):
+    """Grey or white shafts in a frame of dark hair, which the darkness map cannot see.
+
+    ``light_hair_model`` segments the frame; what it finds away from the
+    dark shafts (beyond two of their typical radii) is kept when it is
+    long and thin like a shaft (at least ``light_among_dark_min_um`` long,
+    aspect ratio at least 4) and not dark (median darkness below
+    ``light_among_dark`` x the frame's shaft darkness).  Texture, scales
+    and halos the model half-sees are mostly short or round.
+
+    Returns
+    -------
+    light : ndarray of bool
+        The kept light shafts' mask.
+    list of Candidate
+        Their traced and measured hairs, the thickness across the model's map.
+    """
+    prob, _, model_settings = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
+    found = segment.hair_mask(prob, um_per_px=scale, settings=model_settings)
+    r = max(2, int(round(2 * np.median([c.radius_px for c in cands])))) if cands else 4
+    near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    light = _shaft_like(found & (near == 0), con.darkness, max_dark=settings.light_among_dark * con.full,
+                        min_len_px=settings.light_among_dark_min_um / scale, min_aspect=4.0)
+    if not light.any():
+        return light, []
+    dist = cv2.distanceTransform(light.astype(np.uint8), cv2.DIST_L2, 5)
+    traced = shafts.trace_hairs(light, dist=dist, settings=model_settings)
+    return light, _candidates(traced, con, dist, halo, valid, prob, scale, model_settings, width_map=prob, width_full=1.0)
+
+
+def _shaft_like(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float, min_len_px: float,
+                min_aspect: float) -> np.ndarray:
+    """The components of ``mask`` that are not dark (median ``darkness`` below ``max_dark``) and
+    elongated: the long side of their minimum-area rectangle at least ``min_len_px`` and
+    ``min_aspect`` times the short side."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    for k in range(1, n):
+        x, y, w, h = stats[k, :4]
+        if max(w, h) < min_len_px / np.sqrt(2):  # even the diagonal of its box is too short
+            continue
+        rows, cols = np.nonzero(labels[y:y + h, x:x + w] == k)
+        if np.median(darkness[rows + y, cols + x]) >= max_dark:
+            continue
+        (_, _), (a, b), _ = cv2.minAreaRect(np.column_stack([cols, rows]).astype(np.float32))
+        keep[k] = max(a, b) >= min_len_px and max(a, b) >= min_aspect * max(1.0, min(a, b))
+    return keep[labels]
 
 
 def _learned_maps(image: np.ndarray, valid: np.ndarray, scale: float, settings: Settings, name: str):

@@ -301,6 +301,39 @@ def test_dark_hair_stays_on_the_classical_path():
     assert res.metrics["segmenter"] == "classical"
 
 
+def _dark_and_white_shafts(*, white_blob: bool = False) -> np.ndarray:
+    """Three dark shafts and one white one (a grey hair among black) on pinkish skin, 3 µm/px."""
+    img = np.empty((480, 640, 3), np.uint8)
+    img[:] = (200, 160, 140)
+    for r in (80, 160, 400):
+        cv2.line(img, (60, r), (580, r + 30), (40, 30, 28), 20)
+    cv2.line(img, (100, 260), (560, 330), (235, 232, 228), 18)
+    if white_blob:  # a round flake and a short white fleck: not shafts
+        cv2.circle(img, (300, 445), 22, (240, 238, 235), -1)
+        cv2.line(img, (150, 220), (185, 225), (235, 232, 228), 12)
+    img = cv2.GaussianBlur(img, (0, 0), 1.2)
+    return np.clip(img + np.random.default_rng(0).normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_a_white_shaft_among_dark_ones_is_counted():
+    """The darkness map cannot see a white shaft; the light-hair model finds it beside the dark ones."""
+    img = _dark_and_white_shafts()
+    dark_only = analyze_frame(img, um_per_px=3.0, settings=Settings(light_among_dark=0))
+    both = analyze_frame(img, um_per_px=3.0)
+    assert dark_only.metrics["hair_count"] == 3
+    assert both.metrics["hair_count"] == 4
+    assert both.metrics["segmenter"] == "classical"
+    h = both.hairs
+    on_white_line = (h["row"] - (260 + (h["col"] - 100) * 70 / 460)).abs() < 12  # the white shaft's centre line
+    assert on_white_line.sum() == 1
+
+
+def test_white_flakes_among_dark_shafts_are_not_hairs():
+    """Light structures found away from the dark shafts count only when long and thin like a shaft."""
+    res = analyze_frame(_dark_and_white_shafts(white_blob=True), um_per_px=3.0)
+    assert res.metrics["hair_count"] == 4
+
+
 def test_blue_text_label_is_masked_and_bluish_glints_are_not():
     from pipeline.segment import text_boxes
 
