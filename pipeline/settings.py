@@ -309,12 +309,27 @@ class Settings:
             key = key.strip()
             if not sep or key not in kinds:
                 raise ValueError(f"--set {pair!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(kinds))}")
-            try:
-                changes[key] = raw.strip() if kinds[key] in (str, "str") else float(raw)
-            except ValueError:
-                raise ValueError(f"--set {pair!r}: {key} takes a number") from None
+            changes[key] = _parse_value(pair, key, raw.strip(), kinds[key])
         return cls(**changes)
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some settings changed."""
         return dataclasses.replace(self, **changes)
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def _parse_value(pair: str, key: str, raw: str, kind: Any) -> Any:
+    """One ``--set`` value as its setting's type (str, bool, int or float)."""
+    if kind in (str, "str"):
+        return raw
+    if kind in (bool, "bool"):
+        if raw.lower() not in _BOOLS:
+            raise ValueError(f"--set {pair!r}: {key} takes true or false")
+        return _BOOLS[raw.lower()]
+    try:
+        return int(raw) if kind in (int, "int") else float(raw)
+    except ValueError:
+        raise ValueError(f"--set {pair!r}: {key} takes {'a whole number' if kind in (int, 'int') else 'a number'}") from None
+

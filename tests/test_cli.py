@@ -162,3 +162,16 @@ def test_synth_set_with_an_unknown_key_names_the_allowed_ones(tmp_path):
     assert result.exit_code == 2
     assert "hair_colour" in result.stderr and "hair_color" in result.stderr
     assert not (tmp_path / "ph").exists()
+
+
+def test_analyze_set_reads_each_setting_as_its_type():
+    from pipeline.settings import Settings
+
+    s = Settings.from_overrides(["count_hidden_roots=false", "fused_ratio=2", "segmenter=learned"])
+    assert s.count_hidden_roots is False and s.to_dict()["count_hidden_roots"] is False
+    assert s.fused_ratio == 2.0 and s.segmenter == "learned"
+    assert Settings.from_overrides(["count_hidden_roots=True"]).count_hidden_roots is True
+    with pytest.raises(ValueError, match="count_hidden_roots takes true or false"):
+        Settings.from_overrides(["count_hidden_roots=maybe"])
+    with pytest.raises(ValueError, match="fused_ratio takes a number"):
+        Settings.from_overrides(["fused_ratio=wide"])
