@@ -10,7 +10,10 @@ common region (from the phantom truth and its exact transforms) and the
 measured matched counts (``field_pairs.csv`` of ``tricho compare``), and
 prints both changes in % with their mean and SD per course kind. It shows
 whether a wrong call comes from the simulation (a field whose true change
-is far from the nominal one) or from the measurement. Writes
+is far from the nominal one) or from the measurement, and the ceiling: the
+share of courses a measurement without error would call right at the same
+MDC95, since the true change over the skin both visits show varies around
+the nominal one. Writes
 OUT/response_SEGMENTER/course_truth.csv.
 """
 from __future__ import annotations
@@ -48,17 +51,37 @@ def course_changes(out: Path, segmenter: str = "classical") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+EXPECTED = {kind: call for kind, (call, _, _) in COURSES.items()}
+
+
+def _call(change_pct: float, mdc_pct: float) -> str:
+    """The response a measurement without error would give (the CI is then a point)."""
+    if abs(change_pct) <= mdc_pct:
+        return "stable"
+    return "improved" if change_pct > 0 else "worsened"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="the --out folder of course_response.py")
     ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
+    ap.add_argument("--retest-sd-pct", type=float, default=None,
+                    help="test-retest SD (%%) for the ceiling's MDC95 (default CourseSettings.matched_retest_sd_pct)")
     a = ap.parse_args()
+    if a.retest_sd_pct is None:
+        from pipeline.course import CourseSettings
+
+        a.retest_sd_pct = CourseSettings().matched_retest_sd_pct
     table = course_changes(a.out, a.segmenter)
     if table.empty:
         sys.exit(f"no finished courses under {a.out}: run benchmarks/course_response.py --out {a.out} first")
     pd.set_option("display.width", 160)
     print(table.round(1).to_string(index=False))
     print(table.groupby("course")[["true_change_pct", "measured_change_pct"]].agg(["mean", "std"]).round(1))
+    mdc = 1.959964 * a.retest_sd_pct
+    right = (table["course"].map(EXPECTED) == table["true_change_pct"].map(lambda c: _call(c, mdc))).mean()
+    print(f"ceiling: a perfect measurement, called at the same MDC95 ({mdc:.1f}%), calls {100 * right:.0f}% "
+          f"of these courses right (their true change in the common region decides)")
     dest = a.out / f"response_{a.segmenter}"
     dest.mkdir(parents=True, exist_ok=True)
     table.to_csv(dest / "course_truth.csv", index=False)
