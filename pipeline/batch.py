@@ -695,7 +695,7 @@ def _prepare_out_dir(out_dir: Path, overlays: bool) -> None:
 
 
 def _print_warnings(frames: list[Frame], console) -> None:
-    misfit = sorted({str(PurePosixPath(f.key).parent) for f in frames if f.layout == "misfit"})
+    misfit = sorted({str(f.path.parent) for f in frames if f.layout == "misfit"})  # the folder as on disk, not "."
     for folder in misfit:
         console.print(f"[yellow]warning:[/yellow] folder {folder!r}: no {MANIFEST_NAME} and the layout is not "
                       "PATIENT/SESSION_DATE/SITE[_FIELD].ext; its frames get no patient, session or site "

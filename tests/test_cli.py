@@ -175,3 +175,12 @@ def test_analyze_set_reads_each_setting_as_its_type():
         Settings.from_overrides(["count_hidden_roots=maybe"])
     with pytest.raises(ValueError, match="fused_ratio takes a number"):
         Settings.from_overrides(["fused_ratio=wide"])
+
+
+def test_a_folder_without_manifest_is_named_as_given_in_the_warning(tmp_path, good_folder, fake_core):
+    """The warning names the folder the user passed, not '.' (its path relative to itself)."""
+    result = _invoke("analyze", good_folder, "--out", tmp_path / "out", "--no-overlays")
+    assert result.exit_code == 0, result.output
+    flat = "".join(result.output.split())  # rich may wrap a long path anywhere
+    assert f"folder'{good_folder}':nomanifest.csv" in flat
+    assert "folder'.'" not in flat
