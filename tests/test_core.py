@@ -504,3 +504,20 @@ def test_histogram_median_equals_numpy_median(values, as_float):
     if as_float:
         x = x + 0.25  # not integers: the plain np.median path
     assert _median(x) == float(np.median(x))
+
+
+def test_light_shaft_gate_keeps_only_long_thin_pale_components():
+    """``_shaft_like``: a round flake, a short fleck and a dark stripe go; a long thin pale stripe stays."""
+    from pipeline.frame import _shaft_like
+
+    mask = np.zeros((300, 400), np.uint8)
+    darkness = np.zeros((300, 400), np.float32)
+    cv2.circle(mask, (80, 80), 60, 1, -1)                       # round: 120 px across, aspect 1
+    cv2.line(mask, (200, 40), (250, 40), 1, 8)                  # thin but 50 px long
+    cv2.line(mask, (200, 150), (320, 150), 1, 8)                # thin and 120 px long: a shaft
+    cv2.line(mask, (200, 250), (320, 250), 1, 8)                # the same, but dark
+    darkness[240:260, 190:330] = 0.5
+    kept = _shaft_like(mask.astype(bool), darkness, max_dark=0.35, min_len_px=83.0, min_aspect=4.0)
+    n, labels = cv2.connectedComponents(kept.astype(np.uint8))
+    assert n - 1 == 1
+    assert kept[150, 260] and not kept[80, 80] and not kept[40, 225] and not kept[250, 260]
