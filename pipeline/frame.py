@@ -52,7 +52,7 @@ class Stages:
     contrast: segment.Contrast
     prob: np.ndarray
     mask: np.ndarray
-    traced: list
+    traced: list  # every traced hair (the light-shaft search's too), before the fragment filters
     cands: list[Candidate]  # measured and oriented shafts
     inside: list[Candidate]  # the ones whose root end counts
     tips: np.ndarray | None  # cut tips of a learned model, when it gave them
@@ -111,15 +111,14 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     image, valid, field_rows, con, prob, tips, used, settings = (
         hm.image, hm.valid, hm.field_rows, hm.contrast, hm.prob, hm.tips, hm.used, hm.settings)
     mask = segment.hair_mask(prob, um_per_px=scale, settings=settings)
-    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
-    traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
     halo = measure.halo_map(image, sigma_px=20.0 / scale)
     on_model = used != "classical" and settings.thickness_map == "model"
-    cands = _candidates(traced, con, dist, halo, valid, prob, scale, settings,
-                        width_map=prob if on_model else con.darkness, width_full=1.0 if on_model else con.full)
+    traced, cands = _trace_and_measure(mask, con, halo, valid, prob, scale, settings,
+                                       width_map=prob if on_model else con.darkness,
+                                       width_full=1.0 if on_model else con.full)
     if used == "classical" and probability is None and _mixes_light_hair(settings):
-        light, light_cands = _light_among_dark(image, valid, mask, cands, con, halo, scale, settings)
-        mask, cands = mask | light, cands + light_cands
+        light, light_traced, light_cands = _light_among_dark(image, valid, mask, cands, con, halo, scale, settings)
+        mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
@@ -184,8 +183,10 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings):
     -------
     light : ndarray of bool
         The kept light shafts' mask.
+    list of shafts.Hair
+        Their traced hairs.
     list of Candidate
-        Their traced and measured hairs, the thickness across the model's map.
+        Those measured (:func:`_candidates`), the thickness across the model's map.
     """
     prob, _, model_settings = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
     found = segment.hair_mask(prob, um_per_px=scale, settings=model_settings)
@@ -194,10 +195,9 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings):
     light = _shaft_like(found & (near == 0), con.darkness, max_dark=settings.light_among_dark * con.full,
                         min_len_px=settings.light_among_dark_min_um / scale, min_aspect=4.0)
     if not light.any():
-        return light, []
-    dist = cv2.distanceTransform(light.astype(np.uint8), cv2.DIST_L2, 5)
-    traced = shafts.trace_hairs(light, dist=dist, settings=model_settings)
-    return light, _candidates(traced, con, dist, halo, valid, prob, scale, model_settings, width_map=prob, width_full=1.0)
+        return light, [], []
+    return (light, *_trace_and_measure(light, con, halo, valid, prob, scale, model_settings,
+                                       width_map=prob, width_full=1.0))
 
 
 def _shaft_like(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float, min_len_px: float,
@@ -236,6 +236,15 @@ def _learned():
     """The learned segmenter module, imported only when asked for (it loads torch)."""
     from pipeline import learned
     return learned
+
+
+def _trace_and_measure(mask, con, halo, valid, prob, scale, settings, *, width_map, width_full):
+    """The hairs traced in ``mask`` (:func:`shafts.trace_hairs`) and those of them measured and kept
+    (:func:`_candidates`)."""
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
+    return traced, _candidates(traced, con, dist, halo, valid, prob, scale, settings,
+                               width_map=width_map, width_full=width_full)
 
 
 def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_map, width_full) -> list[Candidate]:
