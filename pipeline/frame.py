@@ -80,8 +80,10 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
 
     The route: the learned model when ``settings.segmenter`` asks for it;
     else ``light_hair_model`` for frames without dark shafts or with shafts
-    barely darker than skin (``weak_shafts_below``); else the classical
-    darkness map.  Every consumer of a frame's probability (the core, the
+    barely darker than skin (``weak_shafts_below``), except light hair on
+    dark skin, which the classical path reads on a brightness map kept near
+    what the model sees (``bright_hair_skin_below``, :func:`_seen_by_model`);
+    else the classical darkness map.  Every consumer of a frame's probability (the core, the
     re-examination of gained and lost hairs across visits) goes through
     here, so they read the same map.
     """
@@ -100,6 +102,8 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
         used = "learned_light_hair" if con.light else "learned_low_contrast"
     else:
         prob = segment.probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)
+        if con.bright:
+            prob, used = _seen_by_model(prob, image, valid, scale, settings), "classical_light_hair"
     return HairMap(image, valid, field_rows, con, prob, tips, used, settings)
 
 
@@ -112,10 +116,11 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
         hm.image, hm.valid, hm.field_rows, hm.contrast, hm.prob, hm.tips, hm.used, hm.settings)
     mask = segment.hair_mask(prob, um_per_px=scale, settings=settings)
     halo = measure.halo_map(image, sigma_px=20.0 / scale)
-    on_model = used != "classical" and settings.thickness_map == "model"
+    on_model = used.startswith("learned") and settings.thickness_map == "model"
     traced, cands = _trace_and_measure(mask, con, halo, valid, prob, scale, settings,
                                        width_map=prob if on_model else con.darkness,
-                                       width_full=1.0 if on_model else con.full)
+                                       width_full=1.0 if on_model else con.full,
+                                       edge_level=settings.translucent_edge_level if con.bright else 0.5)
     if used == "classical" and probability is None and _mixes_light_hair(settings):
         light, light_traced, light_cands = _light_among_dark(image, valid, mask, cands, con, halo, scale, settings)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
@@ -156,9 +161,45 @@ def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
     return FrameResult(hairs, metrics, paths, st.valid, st.prob, st.mask)
 
 
+#: Half-width (µm) of the band around ``light_hair_model``'s mask where a
+#: classical light-hair map may find shafts (:func:`_seen_by_model`).
+SEEN_BY_MODEL_UM = 25.0
+#: Share of a component of that map that must lie in the band to be kept.
+SEEN_SHARE = 0.5
+
+
+def _seen_by_model(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale: float,
+                   settings: Settings) -> np.ndarray:
+    """``prob`` of a brightness map without the shafts ``light_hair_model`` does not see.
+
+    On dark skin, white scales and glare are as bright as light hair; the
+    model, trained to tell them apart, vetoes them, and the brightness map
+    keeps what the model does poorly (a unit's touching shafts apart, the
+    faint ones).  A component of the map's mask is kept whole when at
+    least ``SEEN_SHARE`` of it lies within ``SEEN_BY_MODEL_UM`` of the
+    model's mask, else dropped whole (cropping pixel by pixel left pieces of
+    flakes shaped like shafts).  Tuning phantoms (seed 97): an empty frame
+    with scales read as 9 hairs without the veto, 0 with it.  Unchanged when
+    the model is not available.
+    """
+    if not _learned().available(settings.light_hair_model, settings.learned_backend):
+        return prob
+    seen_prob, _, model_settings = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
+    seen = segment.hair_mask(seen_prob, um_per_px=scale, settings=model_settings).astype(np.uint8)
+    r = max(1, int(round(SEEN_BY_MODEL_UM / scale)))
+    seen = cv2.dilate(seen, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    n, labels = cv2.connectedComponents(segment.hair_mask(prob, um_per_px=scale, settings=settings).astype(np.uint8))
+    if n <= 1:
+        return prob
+    inside = np.bincount(labels[seen], minlength=n) / np.maximum(np.bincount(labels.ravel(), minlength=n), 1)
+    vetoed = inside < SEEN_SHARE
+    vetoed[0] = False
+    return np.where(vetoed[labels], 0.0, prob).astype(np.float32)
+
+
 def _weak_shafts(con: segment.Contrast, settings: Settings) -> bool:
     """Whether the frame goes to ``light_hair_model``: no dark shafts, or shafts barely darker than skin."""
-    if not settings.light_hair_model:
+    if not settings.light_hair_model or con.bright:
         return False
     return con.light or con.shaft_darkness < settings.weak_shafts_below
 
@@ -238,19 +279,22 @@ def _learned():
     return learned
 
 
-def _trace_and_measure(mask, con, halo, valid, prob, scale, settings, *, width_map, width_full):
+def _trace_and_measure(mask, con, halo, valid, prob, scale, settings, *, width_map, width_full,
+                       edge_level: float = 0.5):
     """The hairs traced in ``mask`` (:func:`shafts.trace_hairs`) and those of them measured and kept
     (:func:`_candidates`)."""
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
     return traced, _candidates(traced, con, dist, halo, valid, prob, scale, settings,
-                               width_map=width_map, width_full=width_full)
+                               width_map=width_map, width_full=width_full, edge_level=edge_level)
 
 
-def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_map, width_full) -> list[Candidate]:
+def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_map, width_full,
+                edge_level: float = 0.5) -> list[Candidate]:
     """Measure each traced hair; drop fragments too short or too faint.
 
-    The thickness is measured across ``width_map``, whose opaque-shaft level is ``width_full``."""
+    The thickness is measured across ``width_map``, whose opaque-shaft level is ``width_full``, at
+    ``edge_level`` of each profile's peak (:func:`measure.hair_thickness_px`)."""
     min_len = settings.min_hair_length_um / scale
     paths = [measure.resample_path(h.path) for h in traced]
     pts = [np.clip(np.round(p).astype(int), 0, np.array(dist.shape) - 1) for p in paths]
@@ -265,7 +309,7 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
         if contrast < settings.darkness_threshold:
             continue
         t = measure.hair_thickness_px(path, radius_px=r, darkness=width_map, full=width_full,
-                                      method=settings.thickness_method)
+                                      method=settings.thickness_method, edge_level=edge_level)
         cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
         scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))
         lobes, stripe = 1, float("nan")

@@ -98,12 +98,12 @@ def profile_widths(darkness: np.ndarray, path: np.ndarray, *, radius_px: float,
     return widths, prof.max(axis=1), prof
 
 
-def half_max_width(p: np.ndarray, dt: float) -> float:
-    """Full width at half maximum of the central lobe of one profile (pixels).
+def half_max_width(p: np.ndarray, dt: float, level: float = 0.5) -> float:
+    """Full width at half maximum (or at ``level`` of it) of the central lobe of one profile (pixels).
 
-    The half-maximum crossings are interpolated linearly; NaN when the
-    profile does not fall below half its peak on both sides (a neighbour
-    of the same unit, or a window too small).
+    The crossings are interpolated linearly; NaN when the profile does not
+    fall below ``level`` of its peak on both sides (a neighbour of the same
+    unit, or a window too small).
 
     Parameters
     ----------
@@ -111,13 +111,15 @@ def half_max_width(p: np.ndarray, dt: float) -> float:
         Profile across the shaft, centred on it.
     dt : float
         Sample spacing (pixels).
+    level : float
+        Fraction of the peak where the width is read (0.5: half maximum).
     """
     c = len(p) // 2
     centre = int(np.argmax(p[max(0, c - 3):c + 4])) + max(0, c - 3)
     peak = float(p[centre])
     if peak <= 0:
         return float("nan")
-    half = 0.5 * peak
+    half = level * peak
     below = np.flatnonzero(p[:centre] < half)
     above = np.flatnonzero(p[centre:] < half)
     if below.size == 0 or above.size == 0:
@@ -159,7 +161,7 @@ def _integrate_lobe(p: np.ndarray, dt: float) -> float:
 
 
 def hair_thickness_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarray, full: float,
-                      method: str, min_resolved_px: float = 3.0) -> float:
+                      method: str, min_resolved_px: float = 3.0, edge_level: float = 0.5) -> float:
     """Shaft diameter of one hair (pixels) by ``method`` (see module doc).
 
     Parameters
@@ -171,6 +173,11 @@ def hair_thickness_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarra
     min_resolved_px : float
         ``edges`` only: a half-maximum width below this (pixels) is taken as
         unresolved from blur and the integrated width is used.
+    edge_level : float
+        ``edges`` only: the fraction of the profile's peak where its width
+        is read; 0.5 (half maximum) for opaque shafts, lower for
+        translucent ones, whose profile is rounded (see
+        ``Settings.translucent_edge_level``).
     """
     r = radius_px
     if method == "distance":
@@ -180,7 +187,7 @@ def hair_thickness_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarra
     ref = own if own >= 0.8 * full else full
     integrated = float(np.median(widths) * full / ref)
     if method == "edges":
-        fw = np.array([half_max_width(p, 0.5) for p in prof])
+        fw = np.array([half_max_width(p, 0.5, edge_level) for p in prof])
         fw = fw[np.isfinite(fw)]
         if fw.size * 2 >= len(prof) and np.median(fw) >= min_resolved_px:
             return float(np.median(fw))

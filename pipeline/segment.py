@@ -40,12 +40,17 @@ class Contrast:
     shaft_darkness : float
         The measured darkness of the frame's thick shafts (the reference
         of the darkness map before any floor), whichever map is kept.
+    bright : bool
+        True when the map is the brightness of a frame without dark shafts
+        on dark skin (:func:`brightness_map`): light hair there stands out
+        from skin as dark hair does from light skin, and is read the same way.
     """
 
     darkness: np.ndarray
     full: float
     light: bool = False
     shaft_darkness: float = float("nan")
+    bright: bool = False
 
 
 def _odd(n: float) -> int:
@@ -158,8 +163,28 @@ def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
     full = _reference_contrast(dark, valid)
     if full >= settings.light_hair_below:
         return Contrast(dark, max(full, 0.35), shaft_darkness=full)
+    level = channel_mean(image)
+    if _median(level[valid] if valid is not None else level) < settings.bright_hair_skin_below:
+        bright = brightness_map(level, max_width_px=width, valid=valid)
+        lift = _reference_contrast(bright, valid)
+        if lift >= settings.light_hair_below:
+            return Contrast(bright, max(lift, 0.35), shaft_darkness=full, bright=True)
     colour = colour_contrast(image, max_width_px=width, valid=valid)
     return Contrast(colour, max(0.12, _reference_contrast(colour, valid)), light=True, shaft_darkness=full)
+
+
+def brightness_map(level: np.ndarray, *, max_width_px: float, valid: np.ndarray | None = None) -> np.ndarray:
+    """How far every pixel is from the local skin towards white: ``(value - skin) / (255 - skin)``.
+
+    The mirror of the darkness map for grey, white and blond hair on dark
+    skin: 0 on skin, about 0.4-0.8 on a white shaft. ``level`` is the mean
+    of the three channels (0-255; a white or grey shaft is bright in all
+    of them, skin's reddish texture is not); ``valid`` keeps strips, text
+    and glare out of the skin level (:func:`skin_background`).
+    """
+    value = level.astype(np.float32)
+    bg = skin_background(value, max_width_px=max_width_px, valid=valid)
+    return np.clip((value - bg) / np.maximum(255.0 - bg, 1.0), 0.0, 1.0).astype(np.float32)
 
 
 def colour_contrast(image: np.ndarray, *, max_width_px: float, valid: np.ndarray | None = None) -> np.ndarray:

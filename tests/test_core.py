@@ -255,10 +255,10 @@ def test_seam_splitting_is_off_by_default():
     assert res.metrics["hair_count"] == 1
 
 
-def _white_hair_frame() -> tuple[np.ndarray, float]:
+def _white_hair_frame(skin_tone: int = 2) -> tuple[np.ndarray, float]:
     from pipeline.synth import SceneParams, render_frame
 
-    p = SceneParams(height=480, width=640, um_per_px=2.8, hair_color="white", skin_tone=5,
+    p = SceneParams(height=480, width=640, um_per_px=2.8, hair_color="white", skin_tone=skin_tone,
                     density_per_cm2=200.0, scales=False, halos=False)
     img, truth = render_frame(p, np.random.default_rng(5))
     return img, truth["um_per_px"]
@@ -294,6 +294,68 @@ def test_light_hair_model_that_is_missing_falls_back_to_the_colour_map():
     img, um = _white_hair_frame()
     res = analyze_frame(img, um_per_px=um, settings=Settings(light_hair_model="no-such-model"))
     assert res.metrics["segmenter"] == "classical"
+
+
+def test_brightness_map_is_the_way_from_skin_to_white():
+    """Skin at 60 reads 0; a bar at 160 reads (160 - 60) / (255 - 60), on flat skin exactly."""
+    from pipeline.segment import brightness_map
+
+    level = np.full((200, 200), 60.0)
+    level[90:110, 20:180] = 160.0
+    b = brightness_map(level, max_width_px=40)
+    assert b[100, 100] == pytest.approx(100 / 195, abs=1e-5)
+    assert b[30, 100] == pytest.approx(0.0, abs=1e-6)
+
+
+def _white_shafts_on_dark_skin() -> np.ndarray:
+    """Two single white shafts and a unit of two touching at one opening, with a white flake, 3 µm/px."""
+    img = np.empty((480, 640, 3), np.uint8)
+    img[:] = (70, 50, 42)
+    for a, b, width in (((60, 80), (560, 120), 24), ((80, 400), (580, 360), 24),
+                        ((150, 250), (520, 200), 22), ((150, 256), (520, 300), 22)):
+        cv2.line(img, a, b, (215, 212, 208), width)
+    cv2.circle(img, (320, 440), 22, (235, 232, 228), -1)
+    img = cv2.GaussianBlur(img, (0, 0), 1.2)
+    return np.clip(img + np.random.default_rng(0).normal(0, 4, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_white_hair_on_dark_skin_is_read_on_the_brightness_map():
+    """Bright on dark reads like dark on light: each shaft once, the unit's two apart at their opening."""
+    img = _white_shafts_on_dark_skin()
+    res = analyze_frame(img, um_per_px=3.0)
+    assert res.metrics["segmenter"] == "classical_light_hair"
+    assert res.metrics["hair_count"] == 4
+    unit = res.hairs[(res.hairs["row"] - 253).abs() < 10]
+    assert len(unit) == 2 and (unit["col"] - 150).abs().max() < 15  # both roots at the shared opening
+    drawn_um = np.where((res.hairs["row"] - 253).abs() < 10, 23 * 3.0, 25 * 3.0)  # cv2 lines 22 and 24 wide
+    assert np.all(np.abs(res.hairs["thickness_um"] / drawn_um - 1) < 0.15)
+    routed = analyze_frame(img, um_per_px=3.0, settings=Settings(bright_hair_skin_below=0))
+    assert routed.metrics["segmenter"] == "learned_light_hair"
+
+
+def test_white_scales_on_dark_skin_are_vetoed_by_the_light_hair_model():
+    """A phantom of dark skin with white scales and no hair in its field: the bright scales alone read as hairs."""
+    from pipeline.synth import SceneParams, render_frame
+
+    p = SceneParams(height=480, width=640, um_per_px=2.8, hair_color="white", skin_tone=5,
+                    density_per_cm2=40.0, scales=True, halos=False)
+    img, truth = render_frame(p, np.random.default_rng(0))
+    assert truth["count_in_field"] == 0
+    vetoed = analyze_frame(img, um_per_px=2.8)
+    alone = analyze_frame(img, um_per_px=2.8, settings=Settings(light_hair_model=""))
+    assert vetoed.metrics["segmenter"] == alone.metrics["segmenter"] == "classical_light_hair"
+    assert vetoed.metrics["hair_count"] == 0
+    assert alone.metrics["hair_count"] >= 3  # 4
+
+
+def test_width_of_a_translucent_profile_is_read_low():
+    """A rounded (semi-elliptic) profile of width 2R: 0.866 x 2R at half maximum, 0.98 x 2R at 0.2 of it."""
+    from pipeline.measure import half_max_width
+
+    t = np.arange(-40, 40.25, 0.5)
+    p = np.sqrt(np.clip(1 - (t / 20.0) ** 2, 0, None))
+    assert half_max_width(p, 0.5) == pytest.approx(40 * np.sqrt(0.75), rel=0.01)
+    assert half_max_width(p, 0.5, level=0.2) == pytest.approx(40 * np.sqrt(0.96), rel=0.01)
 
 
 def test_dark_hair_stays_on_the_classical_path():

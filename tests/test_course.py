@@ -153,7 +153,7 @@ def test_re_examination_reads_the_map_the_frame_was_counted_on():
     from pipeline.settings import Settings
     from pipeline.synth import SceneParams, render_frame
 
-    p = SceneParams(height=480, width=640, um_per_px=2.8, hair_color="white", skin_tone=5,
+    p = SceneParams(height=480, width=640, um_per_px=2.8, hair_color="white", skin_tone=2,
                     density_per_cm2=200.0, scales=False, halos=False)
     img, _ = render_frame(p, np.random.default_rng(5))
     counted = analyze_frame(img, um_per_px=2.8)
