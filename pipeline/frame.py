@@ -117,10 +117,11 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     mask = segment.hair_mask(prob, um_per_px=scale, settings=settings)
     halo = measure.halo_map(image, sigma_px=20.0 / scale)
     on_model = used.startswith("learned") and settings.thickness_map == "model"
+    translucent = con.bright and not on_model  # widths read across the brightness map
     traced, cands = _trace_and_measure(mask, con, halo, valid, prob, scale, settings,
                                        width_map=prob if on_model else con.darkness,
                                        width_full=1.0 if on_model else con.full,
-                                       edge_level=settings.translucent_edge_level if con.bright else 0.5)
+                                       edge_level=settings.translucent_edge_level if translucent else 0.5)
     if used == "classical" and probability is None and _mixes_light_hair(settings):
         light, light_traced, light_cands = _light_among_dark(image, valid, mask, cands, con, halo, scale, settings)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands

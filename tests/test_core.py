@@ -333,6 +333,18 @@ def test_white_hair_on_dark_skin_is_read_on_the_brightness_map():
     assert routed.metrics["segmenter"] == "learned_light_hair"
 
 
+def test_translucent_edge_level_is_for_the_brightness_map_only():
+    """The learned segmenter measures widths across its own map, at half maximum, whatever the skin."""
+    img = _white_shafts_on_dark_skin()
+    learned = analyze_frame(img, um_per_px=3.0, settings=Settings(segmenter="learned"))
+    half_max = analyze_frame(img, um_per_px=3.0, settings=Settings(segmenter="learned", translucent_edge_level=0.5))
+    assert learned.metrics["segmenter"] == "learned"
+    assert len(learned.hairs) > 0
+    np.testing.assert_array_equal(learned.hairs["thickness_um"], half_max.hairs["thickness_um"])
+    classical = analyze_frame(img, um_per_px=3.0, settings=Settings(translucent_edge_level=0.5))
+    assert not np.allclose(classical.hairs["thickness_um"], analyze_frame(img, um_per_px=3.0).hairs["thickness_um"])
+
+
 def test_white_scales_on_dark_skin_are_vetoed_by_the_light_hair_model():
     """A phantom of dark skin with white scales and no hair in its field: the bright scales alone read as hairs."""
     from pipeline.synth import SceneParams, render_frame
