@@ -193,6 +193,23 @@ def test_hair_cut_by_border_counts_only_if_root_inside():
     assert res.hairs["col"].max() < 130
 
 
+def _unit_with_white_patch(size: int) -> np.ndarray:
+    """Two hairs from one opening at (150, 100), and a white (glare) patch of ``size`` px just above it."""
+    img = blank(300, 300)
+    bar(img, 150, 100, 120, 299, 9)
+    bar(img, 150, 100, 180, 299, 9)
+    if size:
+        img[142 - size:142, 96 - size // 2:97 + size // 2] = 255
+    return img
+
+
+def test_a_glint_beside_a_root_does_not_hide_it():
+    """A speck of glare is no border of the skin; a glare patch is, and the root under its edge is not counted."""
+    assert analyze_frame(_unit_with_white_patch(0), um_per_px=5.0).metrics["hair_count"] == 2
+    assert analyze_frame(_unit_with_white_patch(2), um_per_px=5.0).metrics["hair_count"] == 2  # 1 before 2026-12-01
+    assert analyze_frame(_unit_with_white_patch(20), um_per_px=5.0).metrics["hair_count"] < 2
+
+
 def test_burned_in_scale_bar_is_not_a_hair():
     """An L-shaped '1.0 mm' bar, as trichoscopes burn in, counts zero; a shaft crossing it counts one."""
     img = blank(500, 600)
