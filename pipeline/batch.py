@@ -53,7 +53,7 @@ from pipeline import core as _core
 from pipeline import overlay as _overlay
 from pipeline.imageio import IMAGE_EXTENSIONS, ImageReadError, file_sha256, read_frame
 from pipeline.settings import Settings
-from pipeline.store import ResultStore, StoreError, default_url, result_key
+from pipeline.store import ResultStore, StoreError, code_digest, default_url, result_key
 
 __all__ = [
     "BatchError", "BatchSummary", "Frame", "MANIFEST_NAME", "NO_CALIBRATION_NOTE",
@@ -724,7 +724,7 @@ def _plan(frames: list[Frame], out_dir: Path, um_per_px: float | None, settings:
     ``skipped`` (measured once).
     """
     names = _overlay_names(frames)
-    digest, version = settings.digest(), pipeline.__version__
+    digest, version = settings.digest(), f"{pipeline.__version__}+{code_digest()}"
     plan, first_by_hash = [], {}
     for i, (frame, name) in enumerate(zip(frames, names)):
         item = {"index": i, "frame": frame, "sha256": None, "key": None, "reused": False, "error": frame.error,
@@ -1010,6 +1010,7 @@ def _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, sta
     record = {
         "package": "tricho-pipeline",
         "version": pipeline.__version__,
+        "code_digest": code_digest(),
         "settings": settings.to_dict(),
         "settings_digest": settings.digest(),
         "inputs": [str(p) for p in inputs],

@@ -87,7 +87,9 @@ class CourseSettings:
         generator of 2026-12-01 (``python benchmarks/course_response.py
         --retest --seeds 0:30``); the same to every digit after light hair
         on dark skin went to the brightness map
-        (``Settings.bright_hair_skin_below``), which no retest frame takes.  Earlier values: 5.6% (robust 5.1%) before
+        (``Settings.bright_hair_skin_below``), which no retest frame takes,
+        and 5.72% (robust 4.87%) after specks left the skin mask
+        (``segment.SPECK_PX``).  Earlier values: 5.6% (robust 5.1%) before
         the light-shaft search, 5.7% (robust 4.9%) before the width floor,
         4.6% (before the low-contrast routing and the
         re-rendered frames), about 5.2% before the unit calibration, 6.0% on

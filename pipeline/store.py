@@ -25,6 +25,7 @@ Tables
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -107,6 +108,24 @@ def default_url(out_dir: str | Path) -> str:
     return f"sqlite:///{Path(out_dir).resolve() / STORE_NAME}"
 
 
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """Short sha256 of the package's own files (its ``.py`` sources and its device table).
+
+    Part of every result key beside the package version, which does not
+    change between releases: a result measured by other code is measured
+    again, not reused. (Found on 2026-12-01: a benchmark re-run after a change
+    to the skin mask reused every course frame's stored result, measured
+    before the change, because settings and version were the same.)
+    """
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for f in sorted(root.glob("*.py")) + sorted(root.glob("*.csv")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def result_key(sha256: str, settings_digest: str, version: str, calibration: dict[str, Any]) -> str:
     """Key of one frame's result: what decides it, hashed (hex, 64 chars).
 
@@ -117,7 +136,7 @@ def result_key(sha256: str, settings_digest: str, version: str, calibration: dic
     settings_digest : str
         :meth:`pipeline.settings.Settings.digest`.
     version : str
-        Package version (a new version may measure differently).
+        Package version and :func:`code_digest` (other code may measure differently).
     calibration : dict
         The calibration inputs given for the frame (manifest / CLI pixel
         size, device name); what is read from the pixels follows from sha256.

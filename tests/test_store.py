@@ -104,6 +104,18 @@ def test_rerun_does_no_work_twice_and_gives_the_same_tables(store_url, tmp_path,
     assert (counts["results"], counts["hairs"], counts["runs"]) == (9, sum(range(9)), 2)
 
 
+def test_results_of_other_code_are_measured_again(tmp_path, good_folder, fake_core, monkeypatch):
+    """Same settings, version and files, but a changed package: nothing is reused."""
+    from pipeline import store
+
+    out = tmp_path / "out"
+    run_batch([good_folder], out, um_per_px=2.0, progress=False)
+    assert run_batch([good_folder], out, um_per_px=2.0, progress=False).n_reused == 9
+    monkeypatch.setattr(store, "code_digest", lambda: "other-code")
+    monkeypatch.setattr("pipeline.batch.code_digest", lambda: "other-code")
+    assert run_batch([good_folder], out, um_per_px=2.0, progress=False).n_reused == 0
+
+
 def test_changed_settings_or_calibration_recompute(tmp_path, good_folder, fake_core):
     out = tmp_path / "out"
     run_batch([good_folder], out, um_per_px=2.0, progress=False)
