@@ -78,8 +78,9 @@ class Settings:
         maximum, 0.83 at 0.3 and 0.86 at 0.2 of the peak. With 0.2, the
         thickness MAE of their found hairs is 16.2 µm (123 hairs), against
         22.5 µm for the model's route (89 hairs, read wide: median 1.10).
-        The rest is the profile's dark refraction rim, blur, and shafts
-        split in two (one in ten read below 0.4 of their width).
+        The rest is the profile's dark refraction rim, blur, and one shaft
+        in ten read below 0.4 of its width (some split in two along their
+        length).
     line_length_um : float
         Length of the segment the ridge strength is averaged along (µm).
     min_hair_length_um : float
