@@ -724,7 +724,7 @@ def _plan(frames: list[Frame], out_dir: Path, um_per_px: float | None, settings:
     ``skipped`` (measured once).
     """
     names = _overlay_names(frames)
-    digest, version = settings.digest(), f"{pipeline.__version__}+{code_digest()}"
+    digest, version = settings.digest(), pipeline.__version__
     plan, first_by_hash = [], {}
     for i, (frame, name) in enumerate(zip(frames, names)):
         item = {"index": i, "frame": frame, "sha256": None, "key": None, "reused": False, "error": frame.error,

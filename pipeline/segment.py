@@ -364,16 +364,6 @@ def skin_mask(image: np.ndarray, *, settings: Settings = Settings()) -> np.ndarr
 SPECK_PX = 100
 
 
-def _without_specks(mask: np.ndarray, *, max_px: int) -> np.ndarray:
-    """``mask`` without its connected patches smaller than ``max_px`` pixels."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return mask
-    keep = stats[:, cv2.CC_STAT_AREA] >= max_px
-    keep[0] = False
-    return keep[labels]
-
-
 def frame_regions(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Skin pixels (bool, (M, N)) and counting-field rows (bool, (M,)) of a frame.
 
@@ -381,8 +371,10 @@ def frame_regions(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     skin pixels are the field minus drawn overlays, text and glare, where
     isolated specks of overlay colour are not overlays (``SPECK_PX``).
     """
+    from skimage.morphology import remove_small_objects
+
     blue_cyan, red = _drawn_colours(image)
-    overlay = _without_specks(overlay_pixels(image, drawn=blue_cyan | red), max_px=SPECK_PX)
+    overlay = remove_small_objects(overlay_pixels(image, drawn=blue_cyan | red), max_size=SPECK_PX - 1, connectivity=2)
     band_rows = _band_rows(image, overlay)
     valid = ~(overlay | text_boxes(blue_cyan))
     valid[band_rows] = False

@@ -136,12 +136,14 @@ def result_key(sha256: str, settings_digest: str, version: str, calibration: dic
     settings_digest : str
         :meth:`pipeline.settings.Settings.digest`.
     version : str
-        Package version and :func:`code_digest` (other code may measure differently).
+        Package version (a new version may measure differently); the key
+        also holds :func:`code_digest`, since other code of the same version
+        may too.
     calibration : dict
         The calibration inputs given for the frame (manifest / CLI pixel
         size, device name); what is read from the pixels follows from sha256.
     """
-    blob = json.dumps([sha256, settings_digest, version, calibration], sort_keys=True, default=str)
+    blob = json.dumps([sha256, settings_digest, version, code_digest(), calibration], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
