@@ -377,6 +377,24 @@ def test_white_scales_on_dark_skin_are_vetoed_by_the_light_hair_model():
     assert alone.metrics["hair_count"] >= 3  # 4
 
 
+def test_pigment_network_furrows_on_dark_skin_are_vetoed_by_the_light_hair_model():
+    """Black hair on skin tone 6 with a pigment network: the network's dark furrows read as hairs on the
+    darkness map unless the model, which does not see them, vetoes them (``model_veto_share``)."""
+    from pipeline.synth import SceneParams, render_frame
+
+    p = SceneParams(height=720, width=960, um_per_px=3.0, hair_color="black", skin_tone=6, density_per_cm2=60.0,
+                    pigment_network=True, scales=False, halos=False, skin_texture=0.6, vignetting=0.0)
+    img, truth = render_frame(p, np.random.default_rng(4))
+    vetoed = analyze_frame(img, um_per_px=3.0)
+    alone = analyze_frame(img, um_per_px=3.0, settings=Settings(model_veto_share=0))
+    assert vetoed.metrics["segmenter"] == alone.metrics["segmenter"] == "classical"
+    assert truth["count_in_field"] == 3
+    assert vetoed.metrics["hair_count"] <= 4
+    assert alone.metrics["hair_count"] >= 9  # 12
+    with pytest.raises(ValueError, match="model_veto_share"):
+        Settings(model_veto_share=1.5)
+
+
 def test_width_of_a_translucent_profile_is_read_low():
     """A rounded (semi-elliptic) profile of width 2R: 0.866 x 2R at half maximum, 0.98 x 2R at 0.2 of it."""
     from pipeline.measure import half_max_width
