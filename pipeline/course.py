@@ -78,16 +78,18 @@ class CourseSettings:
     matched_retest_sd_pct : float
         SD of the measured same-spot (matched) hair-count change between two
         visits with no true change, in % of the count, measured on phantom
-        courses: 5.4% (robust SD 4.4%) on tuning seeds 0-29 with the
+        courses: 5.5% (robust SD 4.5%) on tuning seeds 0-29 with the
         classical segmenter (light-hair and low-contrast frames on
         ``hairnet-v2``), the re-examination of gained and lost hairs on each
         frame's own map, the width floor for fused stripes
         (``Settings.fused_min_um``), the search for light shafts among dark
         ones (``Settings.light_among_dark``), specks kept out of the skin
         mask (``segment.SPECK_PX``: a speck beside a root no longer hides its
-        hair in one visit and not the other), and frames rendered by the
-        generator of 2026-12-01 (``python benchmarks/course_response.py
-        --retest --seeds 0:30``).  Earlier values: 5.7% (robust 4.9%) before
+        hair in one visit and not the other), the veto of dark lines the
+        light-hair model does not see (``Settings.model_veto_share``), and
+        frames rendered by the generator of 2026-12-01 (``python
+        benchmarks/course_response.py --retest --seeds 0:30``).  Earlier
+        values: 5.4% (robust 4.4%) before the veto, 5.7% (robust 4.9%) before
         the specks, the same to every digit before the brightness map for
         light hair on dark skin (``Settings.bright_hair_skin_below``, which
         no retest frame takes), 5.6% (robust 5.1%) before
@@ -129,7 +131,7 @@ class CourseSettings:
     seed: int = 0
     include_flagged: bool = False
     baseline: str | None = None
-    matched_retest_sd_pct: float = 5.4
+    matched_retest_sd_pct: float = 5.5
     recheck_ratio: float = 0.3
     recheck_floor: float = 0.15
     min_agreement: float = 0.4
