@@ -127,7 +127,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
         light, light_traced, light_cands = (_light_among_dark(image, valid, mask, cands, con, halo, scale, settings,
                                                               model) if settings.light_among_dark > 0
                                             else (np.zeros_like(mask), [], []))
-        if settings.model_veto_share > 0:
+        if settings.model_veto_share > 0 and _skin_grain(image, valid) >= MODEL_READS_GRAIN:
             cands = _seen_shafts(cands, _model_band(model, scale), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
@@ -175,6 +175,12 @@ SEEN_SHARE = 0.5
 #: Share of a frame's traced centre lines the model must see for its veto of
 #: dark shafts to apply (:func:`_seen_shafts`).
 MODEL_READS_FRAME = 0.5
+#: Least grain of a frame's skin (grey levels, :func:`_skin_grain`) for that veto:
+#: the model was trained on textured, noisy skin and does not read a frame
+#: drawn on flat colour (it sees one of two black bars there, and which one
+#: changes with a 90-degree turn).  Real fdu_val frames have 0.76 at the
+#: least, tuning phantoms 0.64.
+MODEL_READS_GRAIN = 0.25
 
 
 def _seen_by_model(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale: float,
@@ -213,6 +219,15 @@ def _model_band(model: tuple, scale: float) -> np.ndarray:
     seen = segment.hair_mask(prob, um_per_px=scale, settings=model_settings).astype(np.uint8)
     r = max(1, int(round(SEEN_BY_MODEL_UM / scale)))
     return cv2.dilate(seen, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+
+
+def _skin_grain(image: np.ndarray, valid: np.ndarray) -> float:
+    """Median absolute fine detail of the skin (grey levels): the mean of the colour channels minus
+    its Gaussian blur (sigma 2 px), over skin pixels.  Sensor noise, JPEG and skin texture give every
+    photograph some; a frame drawn on flat colour has none."""
+    level = image.astype(np.float32).mean(axis=2)
+    detail = np.abs(level - cv2.GaussianBlur(level, (0, 0), 2.0))
+    return float(np.median(detail[valid])) if valid.any() else 0.0
 
 
 def _seen_shafts(cands: list[Candidate], band: np.ndarray, share: float) -> list[Candidate]:
