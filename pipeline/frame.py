@@ -269,8 +269,9 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     """Grey or white shafts in a frame of dark hair, which the darkness map cannot see.
 
     ``light_hair_model`` segments the frame (``model``: its maps, as
-    :func:`_learned_maps` returns them); what it finds away from the dark shafts (beyond two of their typical radii) is kept when it is
-    long and thin like a shaft (at least ``light_among_dark_min_um`` long,
+    :func:`_learned_maps` returns them); what it finds away from the dark
+    shafts (beyond two of their typical radii) is kept when it is long
+    and thin like a shaft (at least ``light_among_dark_min_um`` long,
     aspect ratio at least 4) and not dark (median darkness below
     ``light_among_dark`` x the frame's shaft darkness).  Texture, scales
     and halos the model half-sees are mostly short or round.

@@ -173,9 +173,10 @@ class Settings:
         from the dark mask is added when its median darkness is below this
         fraction of the frame's shaft darkness and it is long and thin
         (``light_among_dark_min_um``, aspect ratio 4).  0 turns the search
-        off (and saves the model's run: 0.33 s per 1280x1024 frame on one
-        core, the classical path's 0.20 s becoming 0.53 s;
-        ``benchmarks/bench_frame.py --set light_among_dark=0``).
+        off; with ``model_veto_share=0`` too it saves the model's run (0.33 s
+        per 1280x1024 frame on one core, the classical path's 0.20 s
+        becoming 0.53 s; ``benchmarks/bench_frame.py --set
+        light_among_dark=0 --set model_veto_share=0``).
         Tuned on fdu_val half A (0 / 0.1 / 0.35: count MAPE 18.3 / 18.3 /
         18.1%, interior CCC 0.736 / 0.736 / 0.747) and tuning phantoms seed
         97 (43.1 / 41.7 / 41.6%, recall 0.750 -> 0.773 at the same
