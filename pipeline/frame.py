@@ -178,8 +178,8 @@ MODEL_READS_FRAME = 0.5
 #: Least grain of a frame's skin (grey levels, :func:`_skin_grain`) for that veto:
 #: the model was trained on textured, noisy skin and does not read a frame
 #: drawn on flat colour (it sees one of two black bars there, and which one
-#: changes with a 90-degree turn).  Real fdu_val frames have 0.76 at the
-#: least, tuning phantoms 0.64.
+#: changes with a 90-degree turn).  Real fdu_val frames have 0.72 at the
+#: least, phantoms (tuning and report suites) 0.63.
 MODEL_READS_GRAIN = 0.25
 
 
