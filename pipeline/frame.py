@@ -124,9 +124,8 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                        edge_level=settings.translucent_edge_level if translucent else 0.5)
     if used == "classical" and probability is None and _model_helps_dark(settings):
         model = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
-        light, light_traced, light_cands = (_light_among_dark(image, valid, mask, cands, con, halo, scale, settings,
-                                                              model) if settings.light_among_dark > 0
-                                            else (np.zeros_like(mask), [], []))
+        light, light_traced, light_cands = _light_among_dark(image, valid, mask, cands, con, halo, scale, settings,
+                                                             model)
         if settings.model_veto_share > 0 and _skin_grain(image, valid) >= MODEL_READS_GRAIN:
             cands = _seen_shafts(cands, _model_band(model, scale), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
@@ -225,7 +224,7 @@ def _skin_grain(image: np.ndarray, valid: np.ndarray) -> float:
     """Median absolute fine detail of the skin (grey levels): the mean of the colour channels minus
     its Gaussian blur (sigma 2 px), over skin pixels.  Sensor noise, JPEG and skin texture give every
     photograph some; a frame drawn on flat colour has none."""
-    level = image.astype(np.float32).mean(axis=2)
+    level = segment.channel_mean(image)
     detail = np.abs(level - cv2.GaussianBlur(level, (0, 0), 2.0))
     return float(np.median(detail[valid])) if valid.any() else 0.0
 
@@ -244,8 +243,7 @@ def _seen_shafts(cands: list[Candidate], band: np.ndarray, share: float) -> list
     nothing; real and phantom frames give it 0.43 and 0.72 at the least, a
     median of 0.97).
     """
-    seen = [band[q[:, 0], q[:, 1]] for q in
-            (np.clip(np.round(c.hair.path).astype(int), 0, np.array(band.shape) - 1) for c in cands)]
+    seen = [band[q[:, 0], q[:, 1]] for q in (shafts.pixels_of(c.hair.path, band.shape) for c in cands)]
     if not seen or np.concatenate(seen).mean() < MODEL_READS_FRAME:
         return cands
     return [c for c, s in zip(cands, seen) if s.mean() >= share]
@@ -274,7 +272,8 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     and thin like a shaft (at least ``light_among_dark_min_um`` long,
     aspect ratio at least 4) and not dark (median darkness below
     ``light_among_dark`` x the frame's shaft darkness).  Texture, scales
-    and halos the model half-sees are mostly short or round.
+    and halos the model half-sees are mostly short or round.  Nothing when
+    ``light_among_dark`` is 0.
 
     Returns
     -------
@@ -285,6 +284,8 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     list of Candidate
         Those measured (:func:`_candidates`), the thickness across the model's map.
     """
+    if settings.light_among_dark <= 0:
+        return np.zeros_like(mask), [], []
     prob, _, model_settings = model
     found = segment.hair_mask(prob, um_per_px=scale, settings=model_settings)
     r = max(2, int(round(2 * np.median([c.radius_px for c in cands])))) if cands else 4
@@ -353,7 +354,7 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
     ``edge_level`` of each profile's peak (:func:`measure.hair_thickness_px`)."""
     min_len = settings.min_hair_length_um / scale
     paths = [measure.resample_path(h.path) for h in traced]
-    pts = [np.clip(np.round(p).astype(int), 0, np.array(dist.shape) - 1) for p in paths]
+    pts = [shafts.pixels_of(p, dist.shape) for p in paths]
     radius = np.array([np.median(dist[q[:, 0], q[:, 1]]) for q in pts], float)
     free = np.array([[k == "free" for k in h.end_kinds] for h in traced], bool).reshape(-1, 2)
     length = np.array([h.length_px for h in traced], float) + radius * free.sum(axis=1)  # skeletons stop ~r short of a free end

@@ -48,6 +48,11 @@ class Hair:
         return float(np.linalg.norm(np.diff(self.path, axis=0), axis=1).sum())
 
 
+def pixels_of(path: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The nearest pixel (row, col; int) of every point of a centre line, kept inside an image of ``shape``."""
+    return np.clip(np.round(path).astype(int), 0, np.array(shape[:2]) - 1)
+
+
 def skeleton_of(mask: np.ndarray) -> np.ndarray:
     """One-pixel-wide skeleton of a binary mask (bool).
 
@@ -211,7 +216,7 @@ def split_at_corners(hair: Hair, dist: np.ndarray, *, settings: Settings,
     n = len(path)
     if n < 9:
         return [hair], next_id
-    pts = np.clip(np.round(path).astype(int), 0, np.array(dist.shape) - 1)
+    pts = pixels_of(path, dist.shape)
     r = float(np.median(dist[pts[:, 0], pts[:, 1]]))
     gap = int(max(2, round(1.5 * r)))  # skeletons are distorted within ~r of a joint
     span = gap + int(max(4, 2.5 * r))
