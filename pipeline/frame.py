@@ -35,6 +35,7 @@ class Candidate:
     lobes: int = 1
     stripe_px: float = float("nan")
     hidden_root: bool = False
+    occluded: bool = False
     shares: tuple[float, ...] = ()
 
 
@@ -58,6 +59,7 @@ class Stages:
     tips: np.ndarray | None  # cut tips of a learned model, when it gave them
     used: str  # the segmenter that ran
     settings: Settings  # with a learned model's thresholds when one ran
+    long_share: float = 0.0  # share of the traced length in shafts over LONG_SHAFT_UM (:func:`long_shaft_share`)
 
 
 @dataclass
@@ -130,11 +132,15 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
             cands = _seen_shafts(cands, _model_band(model, scale), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
+    long_share = long_shaft_share(cands, scale)
+    if 0 < settings.long_scene_share <= long_share:
+        _mark_occluded(cands, scale)
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
     if settings.tip_step > 0 and not con.light:
         _add_tip_shares(inside, mask, settings.tip_step)
-    return Stages(image, valid, field_rows, con, prob, mask, traced, cands, inside, tips, used, settings)
+    return Stages(image, valid, field_rows, con, prob, mask, traced, cands, inside, tips, used, settings,
+                  long_share)
 
 
 def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
@@ -163,6 +169,7 @@ def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
     metrics.update(quality.assess(st.image, st.valid, st.field_rows, um_per_px=scale, settings=settings))
     metrics["segmenter"] = st.used
+    metrics["long_shaft_pct"] = round(100.0 * st.long_share, 2)
     return FrameResult(hairs, metrics, paths, st.valid, st.prob, st.mask)
 
 
@@ -545,6 +552,64 @@ def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0) -> None:
             c.hidden_root = c.hair.end_kinds[c.root] == "junction" and (id(c), c.root) not in forks
 
 
+#: Shafts longer than this (µm) are long hair: clipped hair is shorter
+#: (at most 0.5 mm in the phantoms; fdu_val has under 12% of its traced
+#: length in such shafts on any frame).
+LONG_SHAFT_UM = 1500.0
+#: In a long-hair scene, a shaft at least this long (µm) hides the root end
+#: of a hair that touches it ...
+OCCLUDER_MIN_UM = 400.0
+#: ... where it runs on at least this far (µm) on both sides of the contact
+#: (a crossing shaft, not a partner of one opening that starts there) ...
+OCCLUDER_SIDE_UM = 100.0
+#: ... and its own root end is at least this far (µm) back along it: two
+#: hairs of one opening run fused for a few widths before they part, and
+#: the second one's root end lies on the first one's shaft there.
+OCCLUDER_ROOT_UM = 200.0
+
+
+def long_shaft_share(cands: list[Candidate], scale: float) -> float:
+    """Share of the traced centre-line length that lies in shafts longer than ``LONG_SHAFT_UM``.
+
+    ``scale`` is the pixel size (µm/px).  0 without shafts.
+    """
+    length = np.array([c.length_px for c in cands], float) * scale
+    total = float(length.sum())
+    return float(length[length > LONG_SHAFT_UM].sum() / total) if total > 0 else 0.0
+
+
+def _mark_occluded(cands: list[Candidate], scale: float) -> None:
+    """Mark hairs whose root end comes out from under a crossing shaft (``Candidate.occluded``).
+
+    In a long-hair scene a long hair is traced in pieces, one between each
+    pair of shafts it passes under; every piece's end at such a shaft looks
+    like an emergence.  A root end (not cut by the border) is occluded when
+    it lies within both radii (+3 px) of a shaft at least
+    ``OCCLUDER_MIN_UM`` long whose centre line runs on at least
+    ``OCCLUDER_SIDE_UM`` on both sides of the nearest point and at least
+    ``OCCLUDER_ROOT_UM`` on its own root's side.
+    """
+    min_len, side, root_side = OCCLUDER_MIN_UM / scale, OCCLUDER_SIDE_UM / scale, OCCLUDER_ROOT_UM / scale
+    long = [o for o in cands if o.length_px >= min_len]
+    for c in cands:
+        if c.cut[c.root]:
+            continue
+        point = c.hair.path[0 if c.root == 0 else -1]
+        for o in long:
+            if o is c:
+                continue
+            d = np.hypot(*(o.hair.path - point).T)
+            i = int(np.argmin(d))
+            if d[i] > c.radius_px + o.radius_px + 3:
+                continue
+            step = np.hypot(*np.diff(o.hair.path, axis=0).T)
+            before, after = float(step[:i].sum()), float(step[i:].sum())
+            towards_root, towards_tip = (before, after) if o.root == 0 else (after, before)
+            if min(towards_root, towards_tip) >= side and towards_root >= root_side:
+                c.occluded = True
+                break
+
+
 def _frame_direction(cands: list[Candidate]) -> np.ndarray | None:
     """The frame's root-to-tip direction when its hairs agree, else None.
 
@@ -646,8 +711,9 @@ def _root_to_tip(path: np.ndarray, root: int) -> np.ndarray:
 
 
 def _emerges_inside(c: Candidate, field_rows: np.ndarray, shape, *, count_hidden: bool = True) -> bool:
-    """The counting rule: the root end is visible and lies in the field."""
-    if c.cut[c.root] or (c.hidden_root and not count_hidden):
+    """The counting rule: the root end is visible (not cut by the border, not under a crossing shaft) and lies in
+    the field."""
+    if c.cut[c.root] or c.occluded or (c.hidden_root and not count_hidden):
         return False
     row, col = c.hair.path[0 if c.root == 0 else -1]
     return 0 <= row < shape[0] and 0 <= col < shape[1] and bool(field_rows[int(row)])

@@ -22,7 +22,7 @@ IMAGE_COLUMNS = [
     "vellus_share_pct", "intermediate_share_pct", "terminal_share_pct", "units_per_cm2",
     "single_hair_unit_share_pct", "note",
     "focus_score", "overexposed_pct", "underexposed_pct", "glare_pct", "skin_pct", "quality_flags",
-    "segmenter",
+    "segmenter", "long_shaft_pct",
 ]
 TAIL = ["calibration_source", "sha256", "width_px", "height_px"]
 HAIRS_COLUMNS = [

@@ -395,6 +395,52 @@ def test_pigment_network_furrows_on_dark_skin_are_vetoed_by_the_light_hair_model
         Settings(model_veto_share=1.5)
 
 
+def test_pieces_of_long_hair_coming_out_from_under_crossing_shafts_are_not_counted():
+    """A long-hair scene (8 long black hairs, most uncut): every piece of a long hair between two crossings
+    looked like an emergence and counted, unless its root end touches a shaft running on past it
+    (``long_scene_share``)."""
+    from pipeline.synth import SceneParams, render_frame
+
+    p = SceneParams(height=720, width=960, um_per_px=3.0, hair_color="black", skin_tone=2, density_per_cm2=60.0,
+                    n_long_hairs=8, uncut_fraction=0.9, scales=False, halos=False, vignetting=0.0,
+                    pigment_network=False)
+    img, truth = render_frame(p, np.random.default_rng(5))
+    ruled = analyze_frame(img, um_per_px=3.0)
+    plain = analyze_frame(img, um_per_px=3.0, settings=Settings(long_scene_share=0))
+    assert truth["count_in_field"] == 3
+    assert ruled.metrics["long_shaft_pct"] >= 15
+    assert ruled.metrics["hair_count"] == 3
+    assert plain.metrics["hair_count"] >= 6  # 7
+    with pytest.raises(ValueError, match="long_scene_share"):
+        Settings(long_scene_share=-0.1)
+
+
+def test_a_root_end_on_a_shaft_that_runs_on_both_ways_is_occluded():
+    """At 2 µm/px: a 1.6 mm shaft (root at column 0) hides a root end that touches its middle; not one
+    near its far end, not one 0.16 mm from its root (a second hair of its opening, fused with it there:
+    hidden once that shaft's root is the other end), not one cut by the border, not a free one away from it."""
+    from pipeline.frame import Candidate, _mark_occluded, long_shaft_share
+    from pipeline.shafts import Hair
+
+    def cand(r0, c0, r1, c1, cut=(False, False)):
+        n = int(max(abs(r1 - r0), abs(c1 - c0))) + 1
+        path = np.column_stack([np.linspace(r0, r1, n), np.linspace(c0, c1, n)])
+        return Candidate(Hair(path), 4.0, 3.0, 0.5, cut, np.zeros(2), length_px=float(np.hypot(r1 - r0, c1 - c0)))
+
+    long = cand(100, 0, 100, 800)
+    middle, near_far_end, partner, cut, apart = (
+        cand(104, 400, 300, 480), cand(104, 780, 300, 700), cand(104, 80, 300, 140),
+        cand(104, 600, 300, 700, cut=(True, False)), cand(200, 200, 300, 260))
+    cands = [long, middle, near_far_end, partner, cut, apart]
+    _mark_occluded(cands, 2.0)
+    assert [c.occluded for c in cands] == [False, True, False, False, False, False]
+    long.root = 1
+    _mark_occluded(cands, 2.0)
+    assert [c.occluded for c in cands] == [False, True, False, True, False, False]
+    assert long_shaft_share(cands, 2.0) == pytest.approx(800 / sum(c.length_px for c in cands))
+    assert long_shaft_share([], 2.0) == 0.0
+
+
 def test_the_model_veto_leaves_frames_drawn_on_flat_colour():
     """Two black bars on flat skin: the model sees one of them, and which one changes with a 90-degree
     turn; without the skin-grain guard the count was 1 or 2 by the turn (hypothesis found it)."""
