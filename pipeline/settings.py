@@ -225,9 +225,11 @@ class Settings:
         0 disables.  Tuning phantoms (seeds 97, 98), count MAPE off / on:
         38.1 / 33.6%, 24.8 / 22.8%; their 18 frames at or above 0.12: 49.8
         / 33.1% (31.6% without the root-side condition, which keeps the
-        second hair of an opening).  fdu_val half A: 17.38 / 17.39% (one
-        frame changed of 157).  At 0.10 half A read 17.6% (two frames lost
-        hairs), the phantoms the same.  Real frames of long hair reach
+        second hair of an opening).  fdu_val: 3 of 329 frames have shafts
+        over 1.5 mm (12, 20 and 23% of their length); the two above 0.15
+        changed, 14 hairs read 10 -> 7 and 10 read 16 -> 15 (half A 17.38 /
+        17.45%).  At 0.10 the third lost hairs too (18 read 15 -> 11; half
+        A 17.6%), the phantoms read the same.  Real frames of long hair reach
         11-32%, so four of the six in ../shared/data/long_hair are read
         without the rule (see the README's Known limits).
     tip_step : float
