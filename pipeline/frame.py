@@ -59,7 +59,6 @@ class Stages:
     tips: np.ndarray | None  # cut tips of a learned model, when it gave them
     used: str  # the segmenter that ran
     settings: Settings  # with a learned model's thresholds when one ran
-    long_share: float = 0.0  # share of the traced length in shafts over LONG_SHAFT_UM (:func:`long_shaft_share`)
 
 
 @dataclass
@@ -132,15 +131,13 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
             cands = _seen_shafts(cands, _model_band(model, scale), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
-    long_share = long_shaft_share(cands, scale)
-    if 0 < settings.long_scene_share <= long_share:
+    if 0 < settings.long_scene_share <= long_shaft_share(cands, scale):
         _mark_occluded(cands, scale)
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
     if settings.tip_step > 0 and not con.light:
         _add_tip_shares(inside, mask, settings.tip_step)
-    return Stages(image, valid, field_rows, con, prob, mask, traced, cands, inside, tips, used, settings,
-                  long_share)
+    return Stages(image, valid, field_rows, con, prob, mask, traced, cands, inside, tips, used, settings)
 
 
 def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
@@ -169,7 +166,7 @@ def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
     metrics.update(quality.assess(st.image, st.valid, st.field_rows, um_per_px=scale, settings=settings))
     metrics["segmenter"] = st.used
-    metrics["long_shaft_pct"] = round(100.0 * st.long_share, 2)
+    metrics["long_shaft_pct"] = round(100.0 * long_shaft_share(st.cands, scale), 2)
     return FrameResult(hairs, metrics, paths, st.valid, st.prob, st.mask)
 
 
@@ -591,19 +588,19 @@ def _mark_occluded(cands: list[Candidate], scale: float) -> None:
     """
     min_len, side, root_side = OCCLUDER_MIN_UM / scale, OCCLUDER_SIDE_UM / scale, OCCLUDER_ROOT_UM / scale
     occluders = [o for o in cands if o.length_px >= min_len]
+    arcs = [np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(o.hair.path, axis=0).T))]) for o in occluders]
     for c in cands:
         if c.cut[c.root]:
             continue
         point = c.hair.path[0 if c.root == 0 else -1]
-        for o in occluders:
+        for o, arc in zip(occluders, arcs):
             if o is c:
                 continue
             d = np.hypot(*(o.hair.path - point).T)
             i = int(np.argmin(d))
             if d[i] > c.radius_px + o.radius_px + 3:
                 continue
-            step = np.hypot(*np.diff(o.hair.path, axis=0).T)
-            before, after = float(step[:i].sum()), float(step[i:].sum())
+            before, after = float(arc[i]), float(arc[-1] - arc[i])
             towards_root, towards_tip = (before, after) if o.root == 0 else (after, before)
             if towards_tip >= side and towards_root >= root_side:
                 c.occluded = True
