@@ -122,6 +122,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     traced, cands = _trace_and_measure(mask, con, halo, valid, prob, scale, settings,
                                        width_map=prob if on_model else con.darkness,
                                        width_full=1.0 if on_model else con.full,
+                                       percentile=50.0 if on_model else settings.thickness_percentile,
                                        edge_level=settings.translucent_edge_level if translucent else 0.5)
     if used == "classical" and probability is None and _model_helps_dark(settings):
         model = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
@@ -341,21 +342,23 @@ def _learned():
 
 
 def _trace_and_measure(mask, con, halo, valid, prob, scale, settings, *, width_map, width_full,
-                       edge_level: float = 0.5):
+                       edge_level: float = 0.5, percentile: float = 50.0):
     """The hairs traced in ``mask`` (:func:`shafts.trace_hairs`) and those of them measured and kept
     (:func:`_candidates`)."""
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
     return traced, _candidates(traced, con, dist, halo, valid, prob, scale, settings,
-                               width_map=width_map, width_full=width_full, edge_level=edge_level)
+                               width_map=width_map, width_full=width_full, edge_level=edge_level,
+                               percentile=percentile)
 
 
 def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_map, width_full,
-                edge_level: float = 0.5) -> list[Candidate]:
+                edge_level: float = 0.5, percentile: float = 50.0) -> list[Candidate]:
     """Measure each traced hair; drop fragments too short or too faint.
 
     The thickness is measured across ``width_map``, whose opaque-shaft level is ``width_full``, at
-    ``edge_level`` of each profile's peak (:func:`measure.hair_thickness_px`)."""
+    ``edge_level`` of each profile's peak, within the hair's mask run, and the ``percentile`` of its
+    stations' widths is kept (:func:`measure.hair_thickness_px`)."""
     min_len = settings.min_hair_length_um / scale
     paths = [measure.resample_path(h.path) for h in traced]
     pts = [shafts.pixels_of(p, dist.shape) for p in paths]
@@ -363,6 +366,7 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
     free = np.array([[k == "free" for k in h.end_kinds] for h in traced], bool).reshape(-1, 2)
     length = np.array([h.length_px for h in traced], float) + radius * free.sum(axis=1)  # skeletons stop ~r short of a free end
     keep = _elongated(radius, length, free.all(axis=1), min_len, settings)
+    inside = dist > 0
     out = []
     for i in np.flatnonzero(keep):
         h, path, pix, r = traced[i], paths[i], pts[i], float(radius[i])
@@ -370,7 +374,8 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
         if contrast < settings.darkness_threshold:
             continue
         t = measure.hair_thickness_px(path, radius_px=r, darkness=width_map, full=width_full,
-                                      method=settings.thickness_method, edge_level=edge_level)
+                                      method=settings.thickness_method, edge_level=edge_level,
+                                      mask=inside, percentile=percentile)
         cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
         scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))
         lobes, stripe = 1, float("nan")

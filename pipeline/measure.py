@@ -14,6 +14,10 @@ Thickness is measured two ways (``Settings.thickness_method``):
     sigmas the half-maximum points are its edges whatever its pigment
     plateau, so the width does not depend on a frame-wide contrast
     reference.  Narrower or unresolved shafts fall back to ``profile``.
+    Given the mask, each profile's width runs between its outermost
+    half-maximum points inside the shaft's mask run (a lighter band along
+    a thick shaft's middle does not halve it), and a chosen percentile of
+    the stations' widths is kept.
 ``distance``
     Twice the Euclidean distance transform of the mask along the centre
     line, minus one pixel — a threshold-dependent reference.
@@ -130,6 +134,50 @@ def half_max_width(p: np.ndarray, dt: float, level: float = 0.5) -> float:
     return float((right - left) * dt)
 
 
+def outer_half_width(p: np.ndarray, inside: np.ndarray, dt: float, level: float = 0.5) -> float:
+    """Width between the outermost ``level``-of-peak crossings of one profile within its shaft's mask (pixels).
+
+    A thick dark shaft often shows a lighter band along its middle (a
+    specular highlight or the cuticle's sheen); its profile then dips below
+    half its peak inside the shaft, and :func:`half_max_width` reads only
+    one of its two darker halves.  Here the lobe is bounded by the run of
+    the segmentation mask that holds the profile's centre (plus 2 px each
+    side, for a mask that stops short of the half-maximum point) instead of
+    by the first dip.  Falls back to :func:`half_max_width` when the centre
+    is not in the mask or the profile is still above the level where the
+    widened run ends (the mask and the profile disagree).
+
+    Parameters
+    ----------
+    p : ndarray, shape (T,)
+        Profile across the shaft, centred on it.
+    inside : ndarray of bool, shape (T,)
+        The segmentation mask sampled along the same profile.
+    dt : float
+        Sample spacing (pixels).
+    level : float
+        Fraction of the peak where the width is read.
+    """
+    c = len(p) // 2
+    if not inside[c]:
+        return half_max_width(p, dt, level)
+    outside = np.flatnonzero(~inside)
+    margin = int(round(2.0 / dt))
+    lo = max(0, int(outside[outside < c].max(initial=-1)) + 1 - margin)
+    hi = min(len(p) - 1, int(outside[outside > c].min(initial=len(p))) - 1 + margin)
+    peak = float(p[lo:hi + 1].max())
+    if peak <= 0:
+        return float("nan")
+    half = level * peak
+    above = np.flatnonzero(p[lo:hi + 1] >= half) + lo
+    i, j = int(above[0]), int(above[-1])
+    if i == 0 or j == len(p) - 1 or p[i - 1] >= half or p[j + 1] >= half:
+        return half_max_width(p, dt, level)
+    left = i - 1 + (half - p[i - 1]) / (p[i] - p[i - 1])
+    right = j + (p[j] - half) / (p[j] - p[j + 1])
+    return float((right - left) * dt)
+
+
 def _integrate_lobe(p: np.ndarray, dt: float) -> float:
     """Integral of the central lobe of a profile, stopping at valleys.
 
@@ -161,7 +209,8 @@ def _integrate_lobe(p: np.ndarray, dt: float) -> float:
 
 
 def hair_thickness_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarray, full: float,
-                      method: str, min_resolved_px: float = 3.0, edge_level: float = 0.5) -> float:
+                      method: str, min_resolved_px: float = 3.0, edge_level: float = 0.5,
+                      mask: np.ndarray | None = None, percentile: float = 50.0) -> float:
     """Shaft diameter of one hair (pixels) by ``method`` (see module doc).
 
     Parameters
@@ -178,6 +227,16 @@ def hair_thickness_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarra
         is read; 0.5 (half maximum) for opaque shafts, lower for
         translucent ones, whose profile is rounded (see
         ``Settings.translucent_edge_level``).
+    mask : ndarray of bool, optional
+        ``edges`` only: the segmentation mask; each station's width is then
+        read between the outermost crossings inside the shaft's mask run
+        (:func:`outer_half_width`), so a lighter band along the shaft's
+        middle does not halve it.
+    percentile : float
+        ``edges`` only: which percentile of the stations' widths is the
+        shaft's (50: the median).  Stations where a neighbour, a crossing or
+        the shaft's taper into the skin narrows the profile read low, more
+        often than anything reads high.
     """
     r = radius_px
     if method == "distance":
@@ -187,10 +246,14 @@ def hair_thickness_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarra
     ref = own if own >= 0.8 * full else full
     integrated = float(np.median(widths) * full / ref)
     if method == "edges":
-        fw = np.array([half_max_width(p, 0.5, edge_level) for p in prof])
+        if mask is None:
+            fw = np.array([half_max_width(p, 0.5, edge_level) for p in prof])
+        else:
+            _, _, inside = profile_widths(mask.astype(np.float32), path, radius_px=max(r, 1.0), full=1.0)
+            fw = np.array([outer_half_width(p, m > 0.5, 0.5, edge_level) for p, m in zip(prof, inside)])
         fw = fw[np.isfinite(fw)]
         if fw.size * 2 >= len(prof) and np.median(fw) >= min_resolved_px:
-            return float(np.median(fw))
+            return float(np.percentile(fw, percentile))
     return integrated
 
 

@@ -69,3 +69,74 @@ def test_lobe_count_ignores_a_separate_neighbour():
     path = np.column_stack([np.arange(5, 55, 1.0), np.full(50, 40.0)])
     k, _ = lobe_count(dark, path, radius_px=10.0, min_dip=0.2)
     assert k == 1
+
+
+def _highlighted_bar(width_px: float, band_px: float, band_level: float) -> np.ndarray:
+    """A blurred bar whose middle ``band_px`` is lighter (``band_level`` of its darkness): a shaft's highlight."""
+    bar = blurred_bar(width_px, 0.8)
+    band = blurred_bar(band_px, 0.8, height=1.0)
+    return bar * (1 - (1 - band_level) * band / band.max())
+
+
+@hsettings(max_examples=30, deadline=None)
+@given(width=st.floats(12.0, 40.0), band=st.floats(0.2, 0.4), level=st.floats(0.1, 0.45))
+def test_outer_half_width_reads_a_highlighted_shaft_edge_to_edge(width, band, level):
+    from pipeline.measure import outer_half_width
+
+    p = _highlighted_bar(width, band * width, level)
+    x = (np.arange(p.size) - p.size // 2) * DT
+    inside = np.abs(x) <= width / 2 + 0.5
+    assert outer_half_width(p, inside, DT) == pytest.approx(width, abs=0.2)
+
+
+def test_outer_half_width_stays_inside_the_mask_run():
+    from pipeline.measure import outer_half_width
+
+    col = blurred_bar(16, 0.8)
+    shift = int(24 / DT)
+    p = col + np.roll(col, shift)  # a neighbour 24 px away, its own mask run
+    x = (np.arange(p.size) - p.size // 2) * DT
+    inside = (np.abs(x) <= 8.5) | (np.abs(x - 24) <= 8.5)
+    assert outer_half_width(p, inside, DT) == pytest.approx(16, abs=0.2)
+    # centre not in the mask: the plain half-maximum width
+    assert outer_half_width(p, np.zeros(p.size, bool), DT) == half_max_width(p, DT)
+
+
+def test_hair_thickness_of_a_highlighted_bar_is_its_width():
+    from pipeline.measure import hair_thickness_px
+
+    width = 24.0
+    col = np.zeros(120)
+    x = np.arange(120) - 59.5  # pixel centres; the bar covers 24 whole pixels
+    col[np.abs(x) < width / 2] = 0.8
+    col[np.abs(x) < 4] = 0.25  # a highlight along the middle
+    dark = gaussian_filter1d(_profile_image(col, rows=120), 1.0, axis=1)
+    mask = _profile_image(np.abs(x) < width / 2, rows=120) > 0
+    # the centre line runs along the left dark half, as a skeleton of a highlighted shaft may
+    path = np.column_stack([np.arange(10, 110, 1.0), np.full(100, 59.5 - 6)])
+    kw = dict(radius_px=width / 2, darkness=dark, full=0.8, method="edges")
+    assert hair_thickness_px(path, mask=mask, **kw) == pytest.approx(width, abs=0.5)
+    assert hair_thickness_px(path, **kw) < 0.5 * width  # the first dip ended the plain half-maximum lobe
+
+
+def test_hair_thickness_percentile_reads_past_narrowed_stations():
+    from pipeline.measure import hair_thickness_px
+
+    x = np.arange(100) - 49.5
+    dark = np.zeros((200, 100))
+    dark[:, np.abs(x) < 10] = 0.8
+    dark[:80, :] = 0.0
+    dark[:80, np.abs(x) < 6] = 0.8  # the first 80 rows of the shaft run narrower (a taper, a neighbour's cover)
+    dark = gaussian_filter1d(dark, 1.0, axis=1)
+    path = np.column_stack([np.arange(10, 190, 1.0), np.full(180, 49.5)])
+    kw = dict(radius_px=10.0, darkness=dark, full=0.8, method="edges")
+    assert hair_thickness_px(path, percentile=50.0, **kw) == pytest.approx(20, abs=0.5)
+    assert hair_thickness_px(path, percentile=30.0, **kw) == pytest.approx(12, abs=0.5)
+
+
+def test_thickness_percentile_is_validated():
+    from pipeline.settings import Settings
+
+    with pytest.raises(ValueError, match="thickness_percentile"):
+        Settings(thickness_percentile=120)
+    assert Settings().thickness_percentile == 70.0
