@@ -37,6 +37,13 @@ class Candidate:
     hidden_root: bool = False
     occluded: bool = False
     shares: tuple[float, ...] = ()
+    #: The plain median half-maximum width (:class:`measure.ShaftWidths`), which the rule for fused
+    #: stripes compares; NaN: ``thickness_px``.
+    plain_px: float = float("nan")
+
+    @property
+    def rule_width_px(self) -> float:
+        return self.thickness_px if np.isnan(self.plain_px) else self.plain_px
 
 
 @dataclass
@@ -373,16 +380,16 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
         contrast = float(np.median(prob[pix[:, 0], pix[:, 1]]))
         if contrast < settings.darkness_threshold:
             continue
-        t = measure.hair_thickness_px(path, radius_px=r, darkness=width_map, full=width_full,
-                                      method=settings.thickness_method, edge_level=edge_level,
-                                      mask=inside, percentile=percentile)
+        w = measure.hair_widths_px(path, radius_px=r, darkness=width_map, full=width_full,
+                                   method=settings.thickness_method, edge_level=edge_level,
+                                   mask=inside, percentile=percentile)
         cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
         scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))
         lobes, stripe = 1, float("nan")
         if settings.seam_dip > 0 and not con.light:
             lobes, stripe = measure.lobe_count(con.darkness, path, radius_px=r, min_dip=settings.seam_dip)
-        out.append(Candidate(h, t, r, contrast, cut, scores, length_px=float(length[i]), lobes=lobes,
-                             stripe_px=stripe))
+        out.append(Candidate(h, w.shaft, r, contrast, cut, scores, length_px=float(length[i]), lobes=lobes,
+                             stripe_px=stripe, plain_px=w.plain))
     return out
 
 
@@ -449,17 +456,20 @@ def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0,
     (``Candidate.shares``, from :func:`pipeline.measure.tip_steps`, with
     ``Settings.tip_step`` > 0) counts as one hair per level, each with its
     own width, when that gives at least as many hairs.  A stripe narrower
-    than ``min_px`` is never split by its width alone.
+    than ``min_px`` is never split by its width alone.  The widths compared
+    are the plain median half-maximum widths the rule was tuned on
+    (``Candidate.rule_width_px``); the split hairs share the reported one.
     """
-    typical = (float(np.percentile([c.thickness_px for c in cands], quantile))
+    typical = (float(np.percentile([c.rule_width_px for c in cands], quantile))
                if len(cands) >= 3 and ratio > 0 else np.inf)
     out = []
     for c in cands:
-        wide = c.thickness_px >= max(ratio * typical, min_px)
-        k_width = int(min(4, round(c.thickness_px / typical))) if wide else 1
+        wide = c.rule_width_px >= max(ratio * typical, min_px)
+        k_width = int(min(4, round(c.rule_width_px / typical))) if wide else 1
         k = max(k_width, c.lobes)
         if c.shares and len(c.shares) >= k:
-            out.extend(dataclasses.replace(c, thickness_px=share * c.thickness_px) for share in c.shares)
+            # shares are fractions of the stripe's median width (a stepped stripe has no single percentile)
+            out.extend(dataclasses.replace(c, thickness_px=share * c.rule_width_px) for share in c.shares)
             continue
         if k == 1:
             out.append(c)

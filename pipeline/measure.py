@@ -24,6 +24,8 @@ Thickness is measured two ways (``Settings.thickness_method``):
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import cv2
 import numpy as np
 from scipy.ndimage import map_coordinates
@@ -208,10 +210,29 @@ def _integrate_lobe(p: np.ndarray, dt: float) -> float:
     return float(total * dt)
 
 
+class ShaftWidths(NamedTuple):
+    """Two widths of one traced shaft (pixels)."""
+
+    #: The median of the stations' plain half-maximum widths (:func:`half_max_width`), or the
+    #: integrated width: what the rule for fused stripes compares with the frame's typical width.
+    plain: float
+    #: The reported diameter: within the mask and at the chosen percentile when given.
+    shaft: float
+
+
 def hair_thickness_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarray, full: float,
                       method: str, min_resolved_px: float = 3.0, edge_level: float = 0.5,
                       mask: np.ndarray | None = None, percentile: float = 50.0) -> float:
-    """Shaft diameter of one hair (pixels) by ``method`` (see module doc).
+    """Shaft diameter of one hair (pixels) by ``method``: :func:`hair_widths_px`'s ``shaft``."""
+    return hair_widths_px(path, radius_px=radius_px, darkness=darkness, full=full, method=method,
+                          min_resolved_px=min_resolved_px, edge_level=edge_level, mask=mask,
+                          percentile=percentile).shaft
+
+
+def hair_widths_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarray, full: float,
+                   method: str, min_resolved_px: float = 3.0, edge_level: float = 0.5,
+                   mask: np.ndarray | None = None, percentile: float = 50.0) -> ShaftWidths:
+    """Shaft diameter of one hair (pixels) by ``method`` (see module doc), and its plain median width.
 
     Parameters
     ----------
@@ -240,21 +261,30 @@ def hair_thickness_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarra
     """
     r = radius_px
     if method == "distance":
-        return max(1.0, 2 * r - 1)
+        d = max(1.0, 2 * r - 1)
+        return ShaftWidths(d, d)
     widths, peaks, prof = profile_widths(darkness, path, radius_px=max(r, 1.0), full=full)
     own = float(np.median(peaks))
     ref = own if own >= 0.8 * full else full
     integrated = float(np.median(widths) * full / ref)
-    if method == "edges":
-        if mask is None:
-            fw = np.array([half_max_width(p, 0.5, edge_level) for p in prof])
-        else:
-            _, _, inside = profile_widths(mask.astype(np.float32), path, radius_px=max(r, 1.0), full=1.0)
-            fw = np.array([outer_half_width(p, m > 0.5, 0.5, edge_level) for p, m in zip(prof, inside)])
-        fw = fw[np.isfinite(fw)]
-        if fw.size * 2 >= len(prof) and np.median(fw) >= min_resolved_px:
-            return float(np.percentile(fw, percentile))
-    return integrated
+    if method != "edges":
+        return ShaftWidths(integrated, integrated)
+    plain = _resolved(np.array([half_max_width(p, 0.5, edge_level) for p in prof]), len(prof), min_resolved_px)
+    if mask is None:
+        shaft = plain
+    else:
+        _, _, inside = profile_widths(mask.astype(np.float32), path, radius_px=max(r, 1.0), full=1.0)
+        fw = np.array([outer_half_width(p, m > 0.5, 0.5, edge_level) for p, m in zip(prof, inside)])
+        shaft = _resolved(fw, len(prof), min_resolved_px)
+    plain = float(np.median(plain)) if plain is not None else integrated
+    shaft = float(np.percentile(shaft, percentile)) if shaft is not None else integrated
+    return ShaftWidths(plain, shaft)
+
+
+def _resolved(fw: np.ndarray, n_stations: int, min_resolved_px: float) -> np.ndarray | None:
+    """The finite station widths when at least half the stations have one and their median is resolved."""
+    fw = fw[np.isfinite(fw)]
+    return fw if fw.size * 2 >= n_stations and np.median(fw) >= min_resolved_px else None
 
 
 def lobe_count(darkness: np.ndarray, path: np.ndarray, *, radius_px: float, min_dip: float,
