@@ -373,7 +373,7 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
     free = np.array([[k == "free" for k in h.end_kinds] for h in traced], bool).reshape(-1, 2)
     length = np.array([h.length_px for h in traced], float) + radius * free.sum(axis=1)  # skeletons stop ~r short of a free end
     keep = _elongated(radius, length, free.all(axis=1), min_len, settings)
-    inside = dist > 0
+    inside = (dist > 0).astype(np.uint8)
     out = []
     for i in np.flatnonzero(keep):
         h, path, pix, r = traced[i], paths[i], pts[i], float(radius[i])

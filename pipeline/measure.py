@@ -86,6 +86,18 @@ def profile_widths(darkness: np.ndarray, path: np.ndarray, *, radius_px: float,
     profiles : ndarray, shape (J, T)
         The sampled profiles (0.5-px steps across the shaft, centred on it).
     """
+    prof = cross_profiles(darkness, path, radius_px=radius_px)
+    widths = np.array([_integrate_lobe(p, 0.5) for p in prof]) / full
+    return widths, prof.max(axis=1), prof
+
+
+def cross_profiles(image: np.ndarray, path: np.ndarray, *, radius_px: float) -> np.ndarray:
+    """Profiles of ``image`` across a shaft at stations along its centre line, shape (J, T).
+
+    Stations are ``radius_px`` apart, 1.5 radii from either end; each profile
+    spans 1.6 radii + 4 px either side of the centre line in 0.5-px steps
+    (bilinear; an integer image, e.g. a 0/1 mask, is sampled as float32).
+    """
     skip = int(max(2, 1.5 * radius_px))
     if len(path) <= 2 * skip + 1:
         skip = max(0, len(path) // 2 - 1)
@@ -98,10 +110,9 @@ def profile_widths(darkness: np.ndarray, path: np.ndarray, *, radius_px: float,
     t = np.arange(-half, half + 0.25, 0.5)
     rows = path[stations, 0][:, None] + normal[:, 0][:, None] * t[None, :]
     cols = path[stations, 1][:, None] + normal[:, 1][:, None] * t[None, :]
-    prof = map_coordinates(darkness, [rows.ravel(), cols.ravel()], order=1, mode="nearest")
-    prof = prof.reshape(rows.shape)
-    widths = np.array([_integrate_lobe(p, 0.5) for p in prof]) / full
-    return widths, prof.max(axis=1), prof
+    output = np.float32 if image.dtype.kind in "biu" else None
+    prof = map_coordinates(image, [rows.ravel(), cols.ravel()], order=1, mode="nearest", output=output)
+    return prof.reshape(rows.shape)
 
 
 def half_max_width(p: np.ndarray, dt: float, level: float = 0.5) -> float:
@@ -248,7 +259,7 @@ def hair_widths_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarray, 
         is read; 0.5 (half maximum) for opaque shafts, lower for
         translucent ones, whose profile is rounded (see
         ``Settings.translucent_edge_level``).
-    mask : ndarray of bool, optional
+    mask : ndarray of uint8 (0/1), optional
         ``edges`` only: the segmentation mask; each station's width is then
         read between the outermost crossings inside the shaft's mask run
         (:func:`outer_half_width`), so a lighter band along the shaft's
@@ -269,16 +280,14 @@ def hair_widths_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarray, 
     integrated = float(np.median(widths) * full / ref)
     if method != "edges":
         return ShaftWidths(integrated, integrated)
-    plain = _resolved(np.array([half_max_width(p, 0.5, edge_level) for p in prof]), len(prof), min_resolved_px)
-    if mask is None:
-        shaft = plain
-    else:
-        _, _, inside = profile_widths(mask.astype(np.float32), path, radius_px=max(r, 1.0), full=1.0)
-        fw = np.array([outer_half_width(p, m > 0.5, 0.5, edge_level) for p, m in zip(prof, inside)])
-        shaft = _resolved(fw, len(prof), min_resolved_px)
-    plain = float(np.median(plain)) if plain is not None else integrated
-    shaft = float(np.percentile(shaft, percentile)) if shaft is not None else integrated
-    return ShaftWidths(plain, shaft)
+    plain_fw = _resolved(np.array([half_max_width(p, 0.5, edge_level) for p in prof]), len(prof), min_resolved_px)
+    shaft_fw = plain_fw
+    if mask is not None:
+        inside = cross_profiles(mask, path, radius_px=max(r, 1.0)) > 0.5
+        fw = np.array([outer_half_width(p, m, 0.5, edge_level) for p, m in zip(prof, inside)])
+        shaft_fw = _resolved(fw, len(prof), min_resolved_px)
+    return ShaftWidths(float(np.median(plain_fw)) if plain_fw is not None else integrated,
+                       float(np.percentile(shaft_fw, percentile)) if shaft_fw is not None else integrated)
 
 
 def _resolved(fw: np.ndarray, n_stations: int, min_resolved_px: float) -> np.ndarray | None:
