@@ -129,7 +129,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     traced, cands = _trace_and_measure(mask, con, halo, valid, prob, scale, settings,
                                        width_map=prob if on_model else con.darkness,
                                        width_full=1.0 if on_model else con.full,
-                                       percentile=50.0 if on_model else settings.thickness_percentile,
+                                       shaft_percentile=None if on_model else settings.thickness_percentile,
                                        edge_level=settings.translucent_edge_level if translucent else 0.5)
     if used == "classical" and probability is None and _model_helps_dark(settings):
         model = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
@@ -349,23 +349,24 @@ def _learned():
 
 
 def _trace_and_measure(mask, con, halo, valid, prob, scale, settings, *, width_map, width_full,
-                       edge_level: float = 0.5, percentile: float = 50.0):
+                       edge_level: float = 0.5, shaft_percentile: float | None = None):
     """The hairs traced in ``mask`` (:func:`shafts.trace_hairs`) and those of them measured and kept
     (:func:`_candidates`)."""
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
     return traced, _candidates(traced, con, dist, halo, valid, prob, scale, settings,
                                width_map=width_map, width_full=width_full, edge_level=edge_level,
-                               percentile=percentile)
+                               shaft_percentile=shaft_percentile)
 
 
 def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_map, width_full,
-                edge_level: float = 0.5, percentile: float = 50.0) -> list[Candidate]:
+                edge_level: float = 0.5, shaft_percentile: float | None = None) -> list[Candidate]:
     """Measure each traced hair; drop fragments too short or too faint.
 
     The thickness is measured across ``width_map``, whose opaque-shaft level is ``width_full``, at
-    ``edge_level`` of each profile's peak, within the hair's mask run, and the ``percentile`` of its
-    stations' widths is kept (:func:`measure.hair_thickness_px`)."""
+    ``edge_level`` of each profile's peak (:func:`measure.hair_widths_px`): with ``shaft_percentile``
+    (contrast maps) within the hair's mask run and at that percentile of its stations' widths, without
+    it (a model's map, whose shafts have no lighter middle band) the plain median width."""
     min_len = settings.min_hair_length_um / scale
     paths = [measure.resample_path(h.path) for h in traced]
     pts = [shafts.pixels_of(p, dist.shape) for p in paths]
@@ -382,7 +383,8 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
             continue
         w = measure.hair_widths_px(path, radius_px=r, darkness=width_map, full=width_full,
                                    method=settings.thickness_method, edge_level=edge_level,
-                                   mask=inside, percentile=percentile)
+                                   mask=None if shaft_percentile is None else inside,
+                                   percentile=50.0 if shaft_percentile is None else shaft_percentile)
         cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
         scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))
         lobes, stripe = 1, float("nan")

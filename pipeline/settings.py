@@ -272,9 +272,10 @@ class Settings:
         Stations narrowed by a neighbour, a crossing or the shaft's taper
         into the skin read low more often than anything reads high; 70 was
         set on tuning phantoms (seeds 97 and 98: matched-hair thickness MAE
-        of classical frames 5.87 -> 5.45 and 6.31 -> 5.59 µm). On a model's
-        hair map the median is kept: there the shafts of low-contrast frames
-        already read wide (bias +11 to +18 µm on those seeds).
+        of classical frames 5.87 -> 5.37 and 6.31 -> 5.57 µm, with each
+        station's width bounded by the shaft's mask run). On a model's hair
+        map the plain median width is kept: there the shafts of low-contrast
+        frames already read wide (bias +11 to +18 µm on those seeds).
     thickness_map : str
         What the thickness is measured on when a learned model segmented the
         frame: ``"contrast"`` (the frame's darkness or colour-contrast map,
