@@ -16,7 +16,9 @@ centre line, Hungarian, same gates). A missed hair is then
 The tables split hairs by their own colour and by whether the frame's hair is
 dark (black, dark brown, brown: the darkness map) or light (blond, grey,
 white: the light-hair path), so grey and white hairs among dark ones show
-apart. Matched hairs give the thickness error by colour and its tails.
+apart. Matched hairs give the thickness error by colour and its tails, and
+by the path that segmented the frame (``images.csv`` ``segmenter``), skin
+tone and true width.
 Long-hair scenes are left out (``--with-long-hair`` keeps them). Writes
 ``RUN_DIR/phantom_misses.csv`` (one row per truth hair).
 """
@@ -72,6 +74,8 @@ def run_table(run: Path, frames: Path, *, with_long_hair: bool = False) -> pd.Da
     """:func:`frame_hairs` over every phantom frame of ``frames`` that the run measured."""
     hairs = pd.read_csv(run / "hairs.csv")
     hairs["stem"] = hairs["image"].map(lambda s: Path(str(s)).stem)
+    images = pd.read_csv(run / "images.csv")
+    paths = dict(zip(images["image"].map(lambda s: Path(str(s)).stem), images.get("segmenter", "")))
     settings, parts = EvaluationSettings(), []
     for path in sorted(frames.glob("*.json")):
         truth = json.loads(path.read_text())
@@ -79,7 +83,8 @@ def run_table(run: Path, frames: Path, *, with_long_hair: bool = False) -> pd.Da
             continue
         t = frame_hairs(truth, hairs[hairs["stem"] == path.stem], settings)
         parts.append(t.assign(frame=path.stem, frame_hair=truth["params"]["hair_color"],
-                              um_per_px=truth["um_per_px"]))
+                              um_per_px=truth["um_per_px"], skin_tone=truth["params"]["skin_tone"],
+                              segmenter=paths.get(path.stem, "")))
     table = pd.concat(parts, ignore_index=True)
     table["frame_kind"] = np.where(table["frame_hair"].isin(DARK), "dark-hair frame", "light-hair frame")
     table["thickness_error_um"] = table["thickness_um"] - table["width_um"]
@@ -113,6 +118,12 @@ def main() -> None:
           f"{100 * dark['thickness_error_um'].abs()[big].sum() / dark['thickness_error_um'].abs().sum():.0f}% "
           f"of the absolute error; measured/true width 10th-90th percentile "
           f"{ratio[dark.index].quantile(0.1):.2f}-{ratio[dark.index].quantile(0.9):.2f}")
+    print("\nThickness of the matched hairs by segmenter path, skin tone and true width (µm):")
+    width_class = pd.cut(m["width_um"], [0, 30, 60, 80, 100, 200], labels=["<=30", "30-60", "60-80", "80-100", ">100"]).rename("true width")
+    for key in (m["segmenter"], m["skin_tone"], width_class):
+        print(m.groupby(key, observed=True)["thickness_error_um"].agg(
+            hairs="size", bias="mean", mae=lambda e: e.abs().mean()).round(2).to_string(), "\n")
+    print(f"all matched hairs: {len(m)}, MAE {m['thickness_error_um'].abs().mean():.2f} µm")
     out = a.run / "phantom_misses.csv"
     t.to_csv(out, index=False)
     print(f"\nwrote {out}")
