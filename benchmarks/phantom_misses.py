@@ -122,7 +122,7 @@ def main() -> None:
     width_class = pd.cut(m["width_um"], [0, 30, 60, 80, 100, 200], labels=["<=30", "30-60", "60-80", "80-100", ">100"]).rename("true width")
     for key in (m["segmenter"], m["skin_tone"], width_class):
         print(m.groupby(key, observed=True)["thickness_error_um"].agg(
-            hairs="size", bias="mean", mae=lambda e: e.abs().mean()).round(2).to_string(), "\n")
+            hairs="size", bias="mean", mae=lambda e: e.abs().mean()).astype({"bias": float, "mae": float}).round(2).to_string(), "\n")
     print(f"all matched hairs: {len(m)}, MAE {m['thickness_error_um'].abs().mean():.2f} µm")
     out = a.run / "phantom_misses.csv"
     t.to_csv(out, index=False)
