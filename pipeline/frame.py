@@ -356,17 +356,19 @@ def _trace_and_measure(mask, con, halo, valid, prob, scale, settings, *, width_m
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
     return traced, _candidates(traced, con, dist, halo, valid, prob, scale, settings,
                                width_map=width_map, width_full=width_full, edge_level=edge_level,
-                               shaft_percentile=shaft_percentile)
+                               shaft_percentile=shaft_percentile, mask=mask)
 
 
 def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_map, width_full,
-                edge_level: float = 0.5, shaft_percentile: float | None = None) -> list[Candidate]:
+                mask: np.ndarray, edge_level: float = 0.5,
+                shaft_percentile: float | None = None) -> list[Candidate]:
     """Measure each traced hair; drop fragments too short or too faint.
 
     The thickness is measured across ``width_map``, whose opaque-shaft level is ``width_full``, at
     ``edge_level`` of each profile's peak (:func:`measure.hair_widths_px`): with ``shaft_percentile``
     (contrast maps) within the hair's mask run and at that percentile of its stations' widths, without
-    it (a model's map, whose shafts have no lighter middle band) the plain median width."""
+    it (a model's map, whose shafts have no lighter middle band) the plain median width. ``mask`` is the
+    hair mask ``dist`` was computed from."""
     min_len = settings.min_hair_length_um / scale
     paths = [measure.resample_path(h.path) for h in traced]
     pts = [shafts.pixels_of(p, dist.shape) for p in paths]
@@ -374,7 +376,7 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
     free = np.array([[k == "free" for k in h.end_kinds] for h in traced], bool).reshape(-1, 2)
     length = np.array([h.length_px for h in traced], float) + radius * free.sum(axis=1)  # skeletons stop ~r short of a free end
     keep = _elongated(radius, length, free.all(axis=1), min_len, settings)
-    inside = (dist > 0).astype(np.uint8)
+    bounded = shaft_percentile is not None
     out = []
     for i in np.flatnonzero(keep):
         h, path, pix, r = traced[i], paths[i], pts[i], float(radius[i])
@@ -383,8 +385,8 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
             continue
         w = measure.hair_widths_px(path, radius_px=r, darkness=width_map, full=width_full,
                                    method=settings.thickness_method, edge_level=edge_level,
-                                   mask=None if shaft_percentile is None else inside,
-                                   percentile=50.0 if shaft_percentile is None else shaft_percentile)
+                                   mask=mask if bounded else None,
+                                   percentile=shaft_percentile if bounded else 50.0)
         cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
         scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))
         lobes, stripe = 1, float("nan")

@@ -231,15 +231,6 @@ class ShaftWidths(NamedTuple):
     shaft: float
 
 
-def hair_thickness_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarray, full: float,
-                      method: str, min_resolved_px: float = 3.0, edge_level: float = 0.5,
-                      mask: np.ndarray | None = None, percentile: float = 50.0) -> float:
-    """Shaft diameter of one hair (pixels) by ``method``: :func:`hair_widths_px`'s ``shaft``."""
-    return hair_widths_px(path, radius_px=radius_px, darkness=darkness, full=full, method=method,
-                          min_resolved_px=min_resolved_px, edge_level=edge_level, mask=mask,
-                          percentile=percentile).shaft
-
-
 def hair_widths_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarray, full: float,
                    method: str, min_resolved_px: float = 3.0, edge_level: float = 0.5,
                    mask: np.ndarray | None = None, percentile: float = 50.0) -> ShaftWidths:
@@ -259,7 +250,7 @@ def hair_widths_px(path: np.ndarray, *, radius_px: float, darkness: np.ndarray, 
         is read; 0.5 (half maximum) for opaque shafts, lower for
         translucent ones, whose profile is rounded (see
         ``Settings.translucent_edge_level``).
-    mask : ndarray of uint8 (0/1), optional
+    mask : ndarray of bool or 0/1 integers, optional
         ``edges`` only: the segmentation mask; each station's width is then
         read between the outermost crossings inside the shaft's mask run
         (:func:`outer_half_width`), so a lighter band along the shaft's

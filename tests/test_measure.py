@@ -103,7 +103,7 @@ def test_outer_half_width_stays_inside_the_mask_run():
 
 
 def test_hair_thickness_of_a_highlighted_bar_is_its_width():
-    from pipeline.measure import hair_thickness_px
+    from pipeline.measure import hair_widths_px
 
     width = 24.0
     col = np.zeros(120)
@@ -115,12 +115,12 @@ def test_hair_thickness_of_a_highlighted_bar_is_its_width():
     # the centre line runs along the left dark half, as a skeleton of a highlighted shaft may
     path = np.column_stack([np.arange(10, 110, 1.0), np.full(100, 59.5 - 6)])
     kw = dict(radius_px=width / 2, darkness=dark, full=0.8, method="edges")
-    assert hair_thickness_px(path, mask=mask, **kw) == pytest.approx(width, abs=0.5)
-    assert hair_thickness_px(path, **kw) < 0.5 * width  # the first dip ended the plain half-maximum lobe
+    assert hair_widths_px(path, mask=mask, **kw).shaft == pytest.approx(width, abs=0.5)
+    assert hair_widths_px(path, **kw).shaft < 0.5 * width  # the first dip ended the plain half-maximum lobe
 
 
 def test_hair_thickness_percentile_reads_past_narrowed_stations():
-    from pipeline.measure import hair_thickness_px
+    from pipeline.measure import hair_widths_px
 
     x = np.arange(100) - 49.5
     dark = np.zeros((200, 100))
@@ -130,8 +130,8 @@ def test_hair_thickness_percentile_reads_past_narrowed_stations():
     dark = gaussian_filter1d(dark, 1.0, axis=1)
     path = np.column_stack([np.arange(10, 190, 1.0), np.full(180, 49.5)])
     kw = dict(radius_px=10.0, darkness=dark, full=0.8, method="edges")
-    assert hair_thickness_px(path, percentile=50.0, **kw) == pytest.approx(20, abs=0.5)
-    assert hair_thickness_px(path, percentile=30.0, **kw) == pytest.approx(12, abs=0.5)
+    assert hair_widths_px(path, percentile=50.0, **kw).shaft == pytest.approx(20, abs=0.5)
+    assert hair_widths_px(path, percentile=30.0, **kw).shaft == pytest.approx(12, abs=0.5)
 
 
 def test_thickness_percentile_is_validated():
