@@ -225,6 +225,8 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of crops, augmentation and initial weights.")] = 0,
     holdout: Annotated[Optional[int], typer.Option(min=1, help="Held-out phantoms the thresholds are tuned on.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes rendering phantoms; torch threads.")] = 2,
+    scenes: Annotated[Optional[str], typer.Option(help="Phantoms to train on: 'all' (the generator's mix, "
+                                                   "hairnet-v2) or 'light' (what a light-hair model is given).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Finish a run whose training ended but whose threshold "
                                          "tuning did not: read the weights and config it left in OUT.")] = False,
 ) -> None:
@@ -232,8 +234,9 @@ def train(
     training = _lazy("pipeline.train", "training")
     console = Console()
     if resume:
-        if any(v is not None for v in (steps, frames, holdout)):
-            raise _fail("--resume takes the training's own config from OUT; drop --steps, --frames and --holdout")
+        if any(v is not None for v in (steps, frames, holdout, scenes)):
+            raise _fail("--resume takes the training's own config from OUT; drop --steps, --frames, --holdout "
+                        "and --scenes")
         try:
             training.train(out, workers=workers, log=lambda m: console.print(m, highlight=False), resume=True)
         except FileNotFoundError as e:
@@ -246,6 +249,10 @@ def train(
         cfg = training.dataclasses_replace(cfg, n_frames=frames)
     if holdout is not None:
         cfg = training.dataclasses_replace(cfg, n_holdout=holdout)
+    if scenes is not None:
+        if scenes not in training.SCENES:
+            raise _fail(f"--scenes {scenes!r}: use one of {', '.join(training.SCENES)}")
+        cfg = training.dataclasses_replace(cfg, scenes=scenes)
     try:
         training.train(out, cfg, workers=workers, log=lambda m: console.print(m, highlight=False))
     except Exception:

@@ -64,6 +64,11 @@ class TrainConfig:
         Dice from 0.816 to 0.830 (classical 0.855), but as the learned
         segmenter fdu_val's count MAPE went 18.9 -> 25.1% (bias +1.2 hairs)
         and phantom suite 1001's 23.6 -> 29.4%.
+    scenes : str
+        Which phantoms (:func:`scene_overrides`): ``"all"`` the generator's
+        own mix (hairnet-v2); ``"light"`` the frames a light-hair model
+        (``Settings.light_hair_model``) is given: blond, grey and white hair,
+        dark hair with grey among it, dark hair on the darkest skin.
     """
 
     model_um_per_px: float = 5.0
@@ -76,12 +81,40 @@ class TrainConfig:
     seed: int = 0
     n_holdout: int = 24
     blur: str = "narrow"
+    scenes: str = "all"
 
 
-def render_example(seed: tuple[int, int], model_um_per_px: float) -> tuple[np.ndarray, np.ndarray]:
+SCENES = ("all", "light")
+
+
+def scene_overrides(scenes: str, seed: tuple[int, ...]) -> dict:
+    """Scene parameters fixed for one training or held-out phantom (``TrainConfig.scenes``).
+
+    ``"all"``: none.  ``"light"``: 60% blond, grey or white hair (any skin),
+    20% dark hair with 15-50% grey hairs among it, 20% black, dark brown or
+    brown hair on skin tones 5-6 (shafts barely darker than skin).  Drawn
+    from their own stream (``[*seed, 1]``), so the scene's other values are
+    the generator's own draws.
+    """
+    if scenes not in SCENES:
+        raise ValueError(f"unknown scenes {scenes!r}: use one of {', '.join(SCENES)}")
+    if scenes == "all":
+        return {}
+    rng = np.random.default_rng([*seed, 1])
+    u = rng.random()
+    if u < 0.6:
+        return {"hair_color": str(rng.choice(["blond", "grey", "white"]))}
+    dark = str(rng.choice(["black", "dark_brown", "brown"]))
+    if u < 0.8:
+        return {"hair_color": dark, "grey_fraction": float(rng.uniform(0.15, 0.5))}
+    return {"hair_color": dark, "skin_tone": int(rng.choice([5, 6]))}
+
+
+def render_example(seed: tuple[int, int], model_um_per_px: float,
+                   scenes: str = "all") -> tuple[np.ndarray, np.ndarray]:
     """One phantom at the model's pixel size: image (H, W, 3) and labels (3, H, W), both uint8 (labels x255)."""
     rng = np.random.default_rng(list(seed))
-    params = synth.sample_scene(rng)
+    params = synth.sample_scene(rng, **scene_overrides(scenes, seed))
     layers: dict = {}
     img, truth = synth.render_frame(params, rng, layers)
     f = params.um_per_px / model_um_per_px
@@ -106,10 +139,12 @@ def render_example(seed: tuple[int, int], model_um_per_px: float) -> tuple[np.nd
     return small, np.round(labels * 255).astype(np.uint8)  # uint8 keeps the pool small
 
 
-def render_pool(seeds: list[tuple[int, int]], model_um_per_px: float, workers: int = 2) -> list:
+def render_pool(seeds: list[tuple[int, int]], model_um_per_px: float, workers: int = 2,
+                scenes: str = "all") -> list:
     """Render many examples in parallel processes (order kept)."""
     with ProcessPoolExecutor(max_workers=workers) as ex:
-        return list(ex.map(render_example, seeds, [model_um_per_px] * len(seeds), chunksize=4))
+        return list(ex.map(render_example, seeds, [model_um_per_px] * len(seeds), [scenes] * len(seeds),
+                           chunksize=4))
 
 
 def _random_text(image: np.ndarray, **_) -> np.ndarray:
@@ -231,7 +266,7 @@ def tune_thresholds(net: HairNet, cfg: TrainConfig, n: int | None = None) -> dic
     frames = []
     for i in range(n if n is not None else cfg.n_holdout):
         rng = np.random.default_rng([HOLDOUT_SEED, i])
-        params = synth.sample_scene(rng)
+        params = synth.sample_scene(rng, **scene_overrides(cfg.scenes, (HOLDOUT_SEED, i)))
         img, truth = synth.render_frame(params, rng)
         frames.append((img, params.um_per_px, truth["count_in_field"]))
     model = LearnedModel("candidate", Path("."), net, {"model_um_per_px": cfg.model_um_per_px}, {}, "")
@@ -303,7 +338,7 @@ def train(out: str | Path, cfg: TrainConfig = TrainConfig(), *, workers: int = 2
 def _fit_and_keep(out: Path, cfg: TrainConfig, workers: int, log: Callable[[str], None]) -> tuple[HairNet, dict]:
     """Render the phantoms and train; keep the weights, loss curve and config in ``out`` (for ``resume``)."""
     t0 = time.time()
-    pool = render_pool([(TRAIN_SEED, i) for i in range(cfg.n_frames)], cfg.model_um_per_px, workers)
+    pool = render_pool([(TRAIN_SEED, i) for i in range(cfg.n_frames)], cfg.model_um_per_px, workers, cfg.scenes)
     log(f"rendered {len(pool)} phantom frames in {time.time() - t0:.0f} s")
     t1 = time.time()
 

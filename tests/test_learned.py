@@ -175,6 +175,36 @@ def test_training_labels_match_the_phantom():
     assert tip.max() == 255
 
 
+def test_light_scenes_give_the_light_hair_model_its_frames():
+    """``scenes="light"``: every phantom is one a light-hair model is given (light hair, grey among
+    dark, or dark hair on the darkest skin), drawn reproducibly; ``"all"`` fixes nothing."""
+    from collections import Counter
+
+    from pipeline import synth
+    from pipeline.train import scene_overrides
+
+    kinds = Counter()
+    for i in range(200):
+        o = scene_overrides("light", (7, i))
+        assert o == scene_overrides("light", (7, i))
+        if o["hair_color"] in ("blond", "grey", "white"):
+            kinds["light"] += 1
+            assert set(o) == {"hair_color"}
+        elif "grey_fraction" in o:
+            kinds["grey among dark"] += 1
+            assert 0.15 <= o["grey_fraction"] <= 0.5
+        else:
+            kinds["dark skin"] += 1
+            assert o["skin_tone"] in (5, 6) and o["hair_color"] in ("black", "dark_brown", "brown")
+        synth.sample_scene(np.random.default_rng(i), **o)  # valid scene parameters
+    assert 0.5 < kinds["light"] / 200 < 0.7 and kinds["grey among dark"] > 20 and kinds["dark skin"] > 20
+    assert scene_overrides("all", (7, 0)) == {}
+    with pytest.raises(ValueError, match="all, light"):
+        scene_overrides("bright", (7, 0))
+    img, labels = render_example((12345, 1), 5.0, "light")
+    assert img.shape[:2] == labels.shape[1:]
+
+
 def test_tricho_train_writes_a_loadable_model_folder(tmp_path):
     from typer.testing import CliRunner
 
@@ -188,7 +218,10 @@ def test_tricho_train_writes_a_loadable_model_folder(tmp_path):
         assert (out / name).is_file()
     model = load_model(str(out))
     assert model.config["steps"] == 2 and model.config["n_frames"] == 2
+    assert model.config["scenes"] == "all"
     assert {"low", "high", "tip"} <= set(model.thresholds)
+    bad = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "n"), "--scenes", "bright"])
+    assert bad.exit_code == 2 and "--scenes 'bright'" in bad.output
 
 
 def test_analyze_with_a_missing_model_stops_before_any_frame(tmp_path):
