@@ -59,9 +59,11 @@ def card(folder: Path, measured: dict) -> str:
         "",
         "## Intended use",
         "Hair segmentation and counting in close-up trichoscopy frames (20x-70x, clipped scalp hair) inside this "
-        "pipeline: `tricho analyze ... --segmenter learned` (or `auto`), and on the classical path for frames "
-        "without dark shafts (blond, grey, white hair; `Settings.light_hair_model`), where the classical colour "
-        "map reads skin texture as hair. Not a medical device; not validated for diagnosis.",
+        "pipeline: `tricho analyze ... --segmenter learned` (or `auto`); on the classical path, when it is "
+        "`Settings.dark_frame_model` (as `hairnet-v2` is), it runs on frames of dark hair to find grey or white "
+        "shafts among the dark ones and to veto dark lines it does not see, and when it is "
+        "`Settings.light_hair_model` it segments the frames without dark shafts (blond, grey, white hair). "
+        "Not a medical device; not validated for diagnosis.",
         "",
         "## Data",
         f"Only phantoms rendered by `pipeline.synth` with seeds `[{cfg.get('train_seed')}, i]`, i < {cfg['n_frames']} "

@@ -1007,6 +1007,7 @@ def _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, sta
                     extra: dict | None = None, pseudo=None) -> None:
     per_frame = [r["seconds"] for r in results if r.get("seconds") is not None]
     n_ok = int((images["status"] == "ok").sum())
+    models = _models_record(settings)
     record = {
         "package": "tricho-pipeline",
         "version": pipeline.__version__,
@@ -1029,38 +1030,33 @@ def _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, sta
         "frames": {"total": len(images), "ok": n_ok, "error": int((images["status"] == "error").sum()),
                    "skipped": int((images["status"] == "skipped").sum()),
                    "flagged": int(_flagged(images).sum())},
-        "model": _model_record(settings),
+        "model": models[0] if models else None,  # the one that segments frames
+        "models": models,
         **(extra or {}),
         "environment": _environment(),
     }
     _atomic_write(out_dir / "run.json", json.dumps(record, indent=2, default=str) + "\n")
 
 
-def _model_record(settings: Settings) -> dict[str, Any] | None:
-    """Name, folder and weights sha256 of the learned models a run may use (None: none at all).
-
-    ``segmenter``: the model that segments every frame (learned path);
-    ``light_hair``: the model that segments frames without dark shafts on the
-    classical path (``Settings.light_hair_model``).
-    """
+def _models_record(settings: Settings) -> list[dict[str, Any]]:
+    """Every learned model a run may use, each with its ``role``: ``segmenter`` (learned path),
+    ``light_hair`` (``Settings.light_hair_model``) and ``dark_frame`` (``Settings.dark_frame_model``, run on
+    frames of dark hair on the classical path); the first is the one that segments frames."""
     from pipeline import learned
 
-    def record(name: str) -> dict[str, Any] | None:
+    def record(name: str, role: str) -> dict[str, Any] | None:
         try:
             model = learned.load_model(name, settings.learned_backend)
         except learned.ModelError:
             return None
         return {"name": model.name, "path": str(model.path), "sha256": model.sha256, "device": "cpu",
-                "backend": model.backend}
+                "backend": model.backend, "role": role}
 
     if learned.uses_learned(settings):
-        name, role = settings.model, "segmenter"
-    elif settings.light_hair_model:
-        name, role = settings.light_hair_model, "light_hair"
+        wanted = [(settings.model, "segmenter")]
     else:
-        return None
-    found = record(name)
-    return None if found is None else {**found, "role": role}
+        wanted = [(settings.light_hair_model, "light_hair"), (settings.dark_frame_model, "dark_frame")]
+    return [r for r in (record(name, role) for name, role in wanted if name) if r is not None]
 
 
 def _flagged(images: pd.DataFrame) -> pd.Series:

@@ -132,7 +132,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                        shaft_percentile=None if on_model else settings.thickness_percentile,
                                        edge_level=settings.translucent_edge_level if translucent else 0.5)
     if used == "classical" and probability is None and _model_helps_dark(settings):
-        model = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
+        model = _learned_maps(image, valid, scale, settings, settings.dark_frame_model)
         light, light_traced, light_cands = _light_among_dark(image, valid, mask, cands, con, halo, scale, settings,
                                                              model)
         if settings.model_veto_share > 0 and _skin_grain(image, valid) >= MODEL_READS_GRAIN:
@@ -246,7 +246,7 @@ def _seen_shafts(cands: list[Candidate], band: np.ndarray, share: float) -> list
 
     The darkness map also finds dark lines that are no hair: the furrows of
     a pigment network on dark skin, creases, the rims of a shaft read as two.
-    ``light_hair_model``, trained on phantoms that have them, mostly leaves
+    ``Settings.dark_frame_model``, trained on phantoms that have them, mostly leaves
     them out; a shaft the model does not see at all is dropped, one it half
     sees is kept (it reads a unit's touching shafts as one, and misses some
     faint real ones).  No shaft is dropped when the model sees less than
@@ -269,16 +269,16 @@ def _weak_shafts(con: segment.Contrast, settings: Settings) -> bool:
 
 
 def _model_helps_dark(settings: Settings) -> bool:
-    """Whether ``light_hair_model`` runs on frames of the darkness map: to find light shafts among the
+    """Whether ``dark_frame_model`` runs on frames of the darkness map: to find light shafts among the
     dark ones (``light_among_dark``) or to drop dark lines it does not see (``model_veto_share``)."""
-    return ((settings.light_among_dark > 0 or settings.model_veto_share > 0) and bool(settings.light_hair_model)
-            and _learned().available(settings.light_hair_model, settings.learned_backend))
+    return ((settings.light_among_dark > 0 or settings.model_veto_share > 0) and bool(settings.dark_frame_model)
+            and _learned().available(settings.dark_frame_model, settings.learned_backend))
 
 
 def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, model):
     """Grey or white shafts in a frame of dark hair, which the darkness map cannot see.
 
-    ``light_hair_model`` segments the frame (``model``: its maps, as
+    ``Settings.dark_frame_model`` segments the frame (``model``: its maps, as
     :func:`_learned_maps` returns them); what it finds away from the dark
     shafts (beyond two of their typical radii) is kept when it is long
     and thin like a shaft (at least ``light_among_dark_min_um`` long,

@@ -153,6 +153,23 @@ class Settings:
         by this learned model (name or folder) instead of the colour
         distance map, which reads skin texture as hair; ``""`` keeps the
         colour map.  The per-frame ``segmenter`` column says which ran.
+        ``hairnet-light-v1`` was trained on the frames this model is given
+        (``tricho train --scenes light``); against ``hairnet-v2`` in this
+        role the tuning phantoms' count MAPE went 33.6 / 22.8% -> 25.8 /
+        24.7% (seeds 97 / 98) and 25.7 / 43.2 / 29.3% -> 21.4 / 31.1 /
+        19.1% (white, grey, blond hair, seed 99), the matched hairs'
+        thickness MAE 7.1 / 7.9 -> 6.2 / 6.2 µm; no fdu_val count moved.
+        It also keeps light shafts on dark skin that the brightness map
+        finds (``frame.SEEN_BY_MODEL_UM``).
+    dark_frame_model : str
+        The learned model run on frames of the darkness map (dark hair) to
+        find light shafts among the dark ones (``light_among_dark``) and to
+        veto dark lines it does not see (``model_veto_share``); ``""`` turns
+        both off.  ``hairnet-v2``, trained on every kind of frame: the
+        light-hair model in this role lost dark shafts (tuning phantoms
+        seed 98: 22.8 -> 25.2%), and searching light shafts with it while
+        ``hairnet-v2`` vetoes (a second run per frame) did not pay (seeds
+        97 / 98: 25.8 / 24.7 -> 26.1 / 24.7%).
     weak_shafts_below : float
         Frames whose shafts are dark but only this much darker than skin
         (``light_hair_below`` <= shaft darkness < this: brown hair on dark
@@ -169,7 +186,7 @@ class Settings:
         Frames on the classical path are also searched for grey or white
         shafts among the dark ones (canities, a light vellus hair beside
         its unit's terminal shafts), which the darkness map cannot see:
-        ``light_hair_model`` segments the frame, and a shaft it finds away
+        ``dark_frame_model`` segments the frame, and a shaft it finds away
         from the dark mask is added when its median darkness is below this
         fraction of the frame's shaft darkness and it is long and thin
         (``light_among_dark_min_um``, aspect ratio 4).  0 turns the search
@@ -188,7 +205,7 @@ class Settings:
     model_veto_share : float
         Frames on the classical darkness map: a traced shaft is dropped
         when less than this share of its centre line lies within 25 µm
-        (``frame.SEEN_BY_MODEL_UM``) of ``light_hair_model``'s hair mask.
+        (``frame.SEEN_BY_MODEL_UM``) of ``dark_frame_model``'s hair mask.
         The darkness map also finds dark lines that are no hair (pigment
         network furrows on dark skin, creases, a shaft's two rims); the
         model, trained on phantoms that have them, leaves most of them out.
@@ -338,7 +355,8 @@ class Settings:
     tip_step: float = 0.0
     count_hidden_roots: bool = True
     long_scene_share: float = 0.15
-    light_hair_model: str = "hairnet-v2"
+    light_hair_model: str = "hairnet-light-v1"
+    dark_frame_model: str = "hairnet-v2"
     weak_shafts_below: float = 0.45
     light_among_dark: float = 0.35
     light_among_dark_min_um: float = 250.0

@@ -377,9 +377,10 @@ def test_white_scales_on_dark_skin_are_vetoed_by_the_light_hair_model():
     assert alone.metrics["hair_count"] >= 3  # 4
 
 
-def test_pigment_network_furrows_on_dark_skin_are_vetoed_by_the_light_hair_model():
+def test_pigment_network_furrows_on_dark_skin_are_vetoed_by_the_dark_frame_model():
     """Black hair on skin tone 6 with a pigment network: the network's dark furrows read as hairs on the
-    darkness map unless the model, which does not see them, vetoes them (``model_veto_share``)."""
+    darkness map unless ``dark_frame_model``, which does not see them, vetoes them (``model_veto_share``);
+    without that model nothing vetoes them."""
     from pipeline.synth import SceneParams, render_frame
 
     p = SceneParams(height=720, width=960, um_per_px=3.0, hair_color="black", skin_tone=6, density_per_cm2=60.0,
@@ -391,6 +392,8 @@ def test_pigment_network_furrows_on_dark_skin_are_vetoed_by_the_light_hair_model
     assert truth["count_in_field"] == 3
     assert vetoed.metrics["hair_count"] <= 4
     assert alone.metrics["hair_count"] >= 9  # 12
+    no_model = analyze_frame(img, um_per_px=3.0, settings=Settings(dark_frame_model=""))
+    assert no_model.metrics["hair_count"] == alone.metrics["hair_count"]
     with pytest.raises(ValueError, match="model_veto_share"):
         Settings(model_veto_share=1.5)
 
