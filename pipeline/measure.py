@@ -141,9 +141,14 @@ def half_max_width(p: np.ndarray, dt: float, level: float = 0.5) -> float:
     above = np.flatnonzero(p[centre:] < half)
     if below.size == 0 or above.size == 0:
         return float("nan")
-    i, j = int(below[-1]), centre + int(above[0])
-    left = i + (half - p[i]) / (p[i + 1] - p[i])
-    right = j - 1 + (p[j - 1] - half) / (p[j - 1] - p[j])
+    return _crossing_width(p, half, int(below[-1]) + 1, centre + int(above[0]) - 1, dt)
+
+
+def _crossing_width(p: np.ndarray, half: float, first: int, last: int, dt: float) -> float:
+    """Width (pixels) between the linear ``half`` crossings just outside samples ``first`` .. ``last``
+    (the outermost samples at or above ``half``; their outer neighbours are below it)."""
+    left = first - 1 + (half - p[first - 1]) / (p[first] - p[first - 1])
+    right = last + (p[last] - half) / (p[last] - p[last + 1])
     return float((right - left) * dt)
 
 
@@ -186,9 +191,7 @@ def outer_half_width(p: np.ndarray, inside: np.ndarray, dt: float, level: float 
     i, j = int(above[0]), int(above[-1])
     if i == 0 or j == len(p) - 1 or p[i - 1] >= half or p[j + 1] >= half:
         return half_max_width(p, dt, level)
-    left = i - 1 + (half - p[i - 1]) / (p[i] - p[i - 1])
-    right = j + (p[j] - half) / (p[j] - p[j + 1])
-    return float((right - left) * dt)
+    return _crossing_width(p, half, i, j, dt)
 
 
 def _integrate_lobe(p: np.ndarray, dt: float) -> float:
