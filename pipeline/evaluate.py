@@ -104,6 +104,12 @@ class EvaluationSettings:
     gate_widths : float
         Matching gate in shaft widths; the gate is
         ``max(gate_min_px, gate_widths * width_px)``.
+    shaft_weight : float
+        Weight of the shaft term in a phantom match's cost (see
+        :func:`match_hairs`): hairs of one follicular unit share their
+        opening, so the root distance alone cannot tell which of them a
+        predicted hair is; the distance from its centre-line middle to each
+        truth centre line can.  0 matches by the root alone.
     subset : {None, 'A', 'B'}
         Restrict to one half of the subjects (see :func:`subject_half`).
     """
@@ -115,6 +121,7 @@ class EvaluationSettings:
     min_box_side_px: float = 2.0
     gate_min_px: float = 10.0
     gate_widths: float = 1.5
+    shaft_weight: float = 0.5
     subset: str | None = None
 
     def __post_init__(self) -> None:
@@ -130,6 +137,8 @@ class EvaluationSettings:
                 f"class limits must satisfy 0 < vellus_max_um ({self.vellus_max_um}) "
                 f"<= terminal_min_um ({self.terminal_min_um})"
             )
+        if not (self.shaft_weight >= 0 and math.isfinite(self.shaft_weight)):
+            raise EvaluationError(f"shaft_weight must be a finite number >= 0, not {self.shaft_weight!r}")
         if self.subset not in (None, "A", "B"):
             raise EvaluationError(f"--half must be A or B, not {self.subset!r}")
 
@@ -628,14 +637,20 @@ def match_hairs(
     pred_rc: np.ndarray,
     lines_rc: list[np.ndarray],
     gates_px: np.ndarray,
+    *,
+    mid_rc: np.ndarray | None = None,
+    shaft_weight: float = 0.0,
 ) -> list[tuple[int, int, float]]:
     """Match predicted hairs to truth hairs one to one (Hungarian method [3]_).
 
-    The cost of a pair is the distance from the predicted (row, col) to the
-    nearest point of the truth hair's centre line (pixels). Pairs farther
-    apart than the truth hair's gate are not allowed; among the allowed ones
-    the assignment maximises the number of matches, then minimises the total
-    distance.
+    A pair is allowed when the predicted (row, col) lies within the truth
+    hair's gate of the nearest point of its centre line (pixels).  Among
+    the allowed pairs the assignment maximises the number of matches, then
+    minimises the total cost: that root distance, plus, when ``mid_rc`` is
+    given, ``shaft_weight`` times the distance from the predicted hair's
+    centre-line middle to the truth centre line (capped at the gate).  The
+    second term decides between hairs that share one opening: each
+    predicted hair pairs with the truth hair whose shaft it follows.
 
     Parameters
     ----------
@@ -645,24 +660,35 @@ def match_hairs(
         Truth centre lines (row, col; pixels), one per truth hair.
     gates_px : ndarray, shape (M,)
         Largest allowed distance to each truth hair (pixels).
+    mid_rc : ndarray, shape (N, 2), optional
+        Predicted centre-line middles (row, col; pixels); NaN rows add no
+        shaft term.
+    shaft_weight : float
+        Weight of the shaft term (0: match by the root alone).
 
     Returns
     -------
     list of (int, int, float)
-        ``(pred index, truth index, distance in pixels)`` per matched pair.
+        ``(pred index, truth index, root distance in pixels)`` per matched pair.
     """
     pred_rc = np.asarray(pred_rc, dtype=float).reshape(-1, 2)
     if len(pred_rc) == 0 or len(lines_rc) == 0:
         return []
-    cost = np.column_stack([_distance_to_polyline(pred_rc, line) for line in lines_rc])
-    allowed = cost <= np.asarray(gates_px, dtype=float)[None, :]
+    gates = np.asarray(gates_px, dtype=float)[None, :]
+    root = np.column_stack([_distance_to_polyline(pred_rc, line) for line in lines_rc])
+    allowed = root <= gates
     if not allowed.any():
         return []
+    cost = root
+    if mid_rc is not None and shaft_weight > 0:
+        mid = np.asarray(mid_rc, dtype=float).reshape(-1, 2)
+        shaft = np.column_stack([_distance_to_polyline(mid, line) for line in lines_rc])
+        cost = root + shaft_weight * np.nan_to_num(np.minimum(shaft, gates), nan=0.0)
     # A forbidden pair costs more than any complete set of allowed pairs, so
     # the optimum never trades an allowed match for a shorter total distance.
     forbidden = (cost[allowed].max() + 1.0) * (min(cost.shape) + 1)
     rows, cols = linear_sum_assignment(np.where(allowed, cost, forbidden))
-    return [(int(i), int(j), float(cost[i, j])) for i, j in zip(rows, cols) if allowed[i, j]]
+    return [(int(i), int(j), float(root[i, j])) for i, j in zip(rows, cols) if allowed[i, j]]
 
 
 # --------------------------------------------------------------------------
@@ -694,7 +720,8 @@ def match_phantom_frame(targets: list[dict[str, Any]], pred_hairs: pd.DataFrame,
 
     Predicted hairs count when their (row, col) lies in the counting field;
     each truth hair's gate is ``gate_widths`` of its width, at least
-    ``gate_min_px`` (:func:`match_hairs`).
+    ``gate_min_px``; with ``mid_row``/``mid_col`` in the table, hairs of one
+    opening pair by their shafts (``shaft_weight``, :func:`match_hairs`).
 
     Parameters
     ----------
@@ -714,7 +741,10 @@ def match_phantom_frame(targets: list[dict[str, Any]], pred_hairs: pd.DataFrame,
     kept = np.flatnonzero(np.isfinite(pred_rc).all(axis=1) & _in_box(pred_rc, field_rc))
     gates = np.array([max(settings.gate_min_px, settings.gate_widths * h["width_um"] / um_per_px)
                       for h in targets])
-    return match_hairs(pred_rc[kept], [h["centerline_rc"] for h in targets], gates), kept
+    mid_rc = (pred_hairs[["mid_row", "mid_col"]].to_numpy(dtype=float)[kept]
+              if {"mid_row", "mid_col"} <= set(pred_hairs) else None)
+    return match_hairs(pred_rc[kept], [h["centerline_rc"] for h in targets], gates,
+                       mid_rc=mid_rc, shaft_weight=settings.shaft_weight), kept
 
 
 def _phantom_columns(truth: FrameTruth, img: pd.Series, pred_hairs: pd.DataFrame,

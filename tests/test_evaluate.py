@@ -15,6 +15,7 @@ from rich.console import Console
 
 from pipeline.evaluate import (
     EvaluationError,
+    EvaluationSettings,
     agreement,
     bland_altman,
     evaluate_command,
@@ -295,6 +296,22 @@ def test_matching_is_one_to_one_and_globally_optimal():
     # Greedy nearest would give pred 0 -> truth 0 (4 px), then pred 1 -> truth 1 (14 px).
     pairs = match_hairs(np.array([[0.0, 4.0], [0.0, -4.0]]), points, np.array([20.0, 20.0]))
     assert sorted(pairs) == [(0, 1, 6.0), (1, 0, 4.0)]
+
+
+def test_hairs_of_one_opening_pair_by_the_shaft_they_follow():
+    # Two truth hairs leave one opening at (0, 0): one along +col, one along +row.
+    lines = [np.array([[0.0, 0.0], [0.0, 100.0]]), np.array([[0.0, 0.0], [100.0, 0.0]])]
+    roots = np.array([[0.0, 0.0], [0.0, 0.0]])
+    mids = np.array([[50.0, 0.0], [0.0, 50.0]])  # prediction 0 follows the row-wise shaft
+    gates = np.array([10.0, 10.0])
+    assert sorted(match_hairs(roots, lines, gates, mid_rc=mids, shaft_weight=0.5)) == [(0, 1, 0.0), (1, 0, 0.0)]
+    # The shaft term only breaks ties: it never turns a forbidden root into a match.
+    far = np.array([[0.0, 30.0]])
+    assert match_hairs(far, lines[1:], gates[1:], mid_rc=np.array([[50.0, 0.0]]), shaft_weight=0.5) == []
+    # NaN middles (no centre line) fall back to the root distance.
+    assert match_hairs(roots[:1], lines, gates, mid_rc=np.full((1, 2), np.nan), shaft_weight=0.5)[0][2] == 0.0
+    with pytest.raises(EvaluationError, match="shaft_weight"):
+        EvaluationSettings(shaft_weight=-1.0)
 
 
 def test_matching_respects_the_gate_and_measures_to_the_segment():
