@@ -138,6 +138,10 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
         if settings.model_veto_share > 0 and _skin_grain(image, valid) >= MODEL_READS_GRAIN:
             cands = _seen_shafts(cands, _model_band(model, scale), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
+    if settings.split_shaft_deg > 0:
+        cands = merge_split_shafts(cands, max_angle_deg=settings.split_shaft_deg,
+                                   level=prob if on_model else con.darkness / con.full,
+                                   max_width_px=settings.fused_min_um / scale)
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
     if 0 < settings.long_scene_share <= long_shaft_share(cands, scale):
         _mark_occluded(cands, scale)
@@ -724,6 +728,93 @@ def _follow_forks(cands: list[Candidate]) -> None:
 def _root_to_tip(path: np.ndarray, root: int) -> np.ndarray:
     v = path[-1] - path[0] if root == 0 else path[0] - path[-1]
     return v / max(np.hypot(*v), 1e-9)
+
+
+#: Two lines of one split shaft keep their distance: the 10th to 90th
+#: percentile of it spans at most this share of the narrower line's width.
+SPLIT_SPREAD = 0.5
+#: ... and the band between them is not skin: its median level on the width
+#: map is at least this share of the shaft contrast.
+SPLIT_BAND_LEVEL = 0.25
+#: ... and the narrower one runs alongside the wider for at least this share
+#: of its centre line.
+SPLIT_OVERLAP = 0.6
+
+
+def merge_split_shafts(cands: list[Candidate], *, max_angle_deg: float, level: np.ndarray,
+                       max_width_px: float) -> list[Candidate]:
+    """One hair for each pair of traced lines that are the two sides of one thick shaft.
+
+    A thick shaft with a lighter band along its middle (a sheen, a medulla)
+    can fall apart in the mask into two strips, each traced as a hair.  Two
+    lines are one shaft when they run within ``max_angle_deg`` of each
+    other, the narrower alongside the wider for ``SPLIT_OVERLAP`` of its
+    length at a constant distance (``SPLIT_SPREAD``), together no wider
+    than ``max_width_px`` (one shaft's largest width), and the band between
+    them is not skin (``SPLIT_BAND_LEVEL`` of ``level``, the width map
+    relative to the shaft contrast).  Two hairs of one unit part at an
+    angle or show skin between them.  The narrower line is dropped; the
+    wider takes the pair's outer width (distance + both half widths).
+
+    Parameters
+    ----------
+    cands : list of Candidate
+        Measured shafts (``thickness_px`` in pixels).
+    max_angle_deg : float
+        Largest angle between the two lines (degrees).
+    level : ndarray of float, shape (M, N)
+        Width map over its shaft contrast: about 1 on an opaque shaft, 0 on skin.
+    max_width_px : float
+        Widest single shaft (pixels).
+    """
+    from scipy.spatial import cKDTree
+
+    cos_limit = np.cos(np.deg2rad(max_angle_deg))
+    order = sorted(range(len(cands)), key=lambda i: -cands[i].thickness_px)
+    boxes = [(c.hair.path.min(0), c.hair.path.max(0)) for c in cands]
+    drop: set[int] = set()
+    widen: dict[int, float] = {}
+    for x, iw in enumerate(order):
+        if iw in drop:
+            continue
+        wide, tree = cands[iw], None
+        for it in order[x + 1:]:
+            thin = cands[it]
+            half = (wide.thickness_px + thin.thickness_px) / 2
+            reach = max_width_px - half
+            if it in drop or reach <= 0 or _apart(boxes[iw], boxes[it], reach):
+                continue
+            if abs(float(_root_to_tip(wide.hair.path, 0) @ _root_to_tip(thin.hair.path, 0))) < cos_limit:
+                continue
+            tree = tree or cKDTree(wide.hair.path)
+            gap = _side_by_side(thin, wide, tree, level, reach)
+            if gap is not None:
+                drop.add(it)
+                widen[iw] = max(widen.get(iw, wide.thickness_px), gap + half)
+    return [dataclasses.replace(c, thickness_px=widen[i]) if i in widen else c
+            for i, c in enumerate(cands) if i not in drop]
+
+
+def _apart(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], reach: float) -> bool:
+    """Two bounding boxes (min, max corners) farther apart than ``reach`` along a row or a column."""
+    return bool((b[1] < a[0] - reach).any() or (b[0] > a[1] + reach).any())
+
+
+def _side_by_side(thin: Candidate, wide: Candidate, tree, level: np.ndarray, reach: float) -> float | None:
+    """The median distance (pixels) of ``thin``'s centre line from ``wide``'s when ``thin`` runs alongside it
+    as the other side of one shaft (see :func:`merge_split_shafts`), else None."""
+    d, idx = tree.query(thin.hair.path)
+    alongside = (idx > 0) & (idx < len(wide.hair.path) - 1)
+    if alongside.mean() < SPLIT_OVERLAP:
+        return None
+    d = d[alongside]
+    p10, gap, p90 = np.percentile(d, [10, 50, 90])
+    if gap > reach or p90 - p10 > SPLIT_SPREAD * max(thin.thickness_px, 2.0):
+        return None
+    band = shafts.pixels_of((thin.hair.path[alongside] + wide.hair.path[idx[alongside]]) / 2, level.shape)
+    if float(np.median(level[band[:, 0], band[:, 1]])) < SPLIT_BAND_LEVEL:
+        return None
+    return float(gap)
 
 
 def _emerges_inside(c: Candidate, field_rows: np.ndarray, shape, *, count_hidden: bool = True) -> bool:

@@ -268,6 +268,20 @@ class Settings:
         crossing (0: every junction end is a root).  60 degrees cut the
         count MAPE of the tuning phantoms (seeds 91, 92) from 52.7 to 50.5%
         and 86.2 to 83.5%, and of fdu_val half A from 19.5 to 19.0%.
+    split_shaft_deg : float
+        A thick shaft whose mask splits along a lighter band (a sheen or a
+        medulla) is traced as two lines running side by side.  Two traced
+        lines within this angle (degrees) that overlap along most of their
+        length, keep a constant distance, span together at most
+        ``fused_min_um`` and have no skin between them (the band's level is
+        at least a quarter of the shaft contrast) are one hair: the
+        narrower line is dropped and the wider takes the pair's outer width
+        (:func:`pipeline.frame.merge_split_shafts`; 0 disables).  At 8
+        degrees the tuning phantoms (seeds 97, 98) went 25.84 -> 25.45% and
+        24.66 -> 24.46% count MAPE, thickness MAE 5.17 -> 5.14 and 5.02 ->
+        4.85 µm, precision 0.835 -> 0.838 and 0.881 -> 0.885 (recall the
+        same); fdu_val half A 17.45 -> 17.40% (interior 17.32 -> 17.23%),
+        half B the same; the light-hair sets did not change.
     seam_dip : float
         Touching shafts of one unit: a dip of at least this share of the
         peak darkness between two lobes of a stripe's cross profile is a
@@ -352,6 +366,7 @@ class Settings:
     fused_min_um: float = 120.0
     seam_dip: float = 0.0
     fork_angle_deg: float = 60.0
+    split_shaft_deg: float = 8.0
     tip_step: float = 0.0
     count_hidden_roots: bool = True
     long_scene_share: float = 0.15
@@ -399,6 +414,8 @@ class Settings:
                 f"long_scene_share is a share of a frame's traced length, between 0 (off) and 1, "
                 f"not {self.long_scene_share}"
             )
+        if not 0 <= self.split_shaft_deg < 90:
+            raise ValueError(f"split_shaft_deg is an angle in degrees, 0 (off) to under 90, not {self.split_shaft_deg}")
         if not 0 <= self.thickness_percentile <= 100:
             raise ValueError(f"thickness_percentile is a percentile, between 0 and 100, not {self.thickness_percentile}")
         if self.thickness_map not in ("contrast", "model"):

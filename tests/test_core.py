@@ -272,6 +272,44 @@ def test_seam_splitting_is_off_by_default():
     assert res.metrics["hair_count"] == 1
 
 
+def _shaft_with_a_band(band_px: int, gap_px: int = 0) -> np.ndarray:
+    """A vertical 40-px black shaft (100 µm at 2.5 µm/px) on brown skin with a lighter band of ``band_px``
+    along its middle, or, with ``gap_px``, two 16-px shafts with that much skin between them; mild noise."""
+    dark_skin, black, band = (150, 110, 90), (40, 35, 35), (110, 90, 80)
+    img = np.empty((400, 500, 3), np.float32)
+    img[:] = dark_skin
+    if gap_px:
+        img[100:300, 230:246] = black
+        img[100:300, 246 + gap_px:262 + gap_px] = black
+    else:
+        img[100:300, 230:270] = black
+        img[100:300, 250 - band_px // 2:250 - band_px // 2 + band_px] = band
+    img += np.random.default_rng(0).normal(0, 3, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("band_px", [6, 10, 14])
+def test_thick_shaft_split_by_a_lighter_band_is_one_hair_of_its_full_width(band_px):
+    """A sheen or medulla along a thick shaft splits its mask in two strips: still one hair, 100 µm."""
+    img = _shaft_with_a_band(band_px)
+    res = analyze_frame(img, um_per_px=2.5)
+    assert res.metrics["hair_count"] == 1
+    assert res.hairs["thickness_um"].iloc[0] == pytest.approx(100.0, rel=0.05)
+    # Without the rule the two strips are two thin hairs.
+    assert analyze_frame(img, um_per_px=2.5, settings=Settings(split_shaft_deg=0)).metrics["hair_count"] == 2
+
+
+def test_two_shafts_with_skin_between_them_stay_two_hairs():
+    res = analyze_frame(_shaft_with_a_band(0, gap_px=6), um_per_px=2.5)
+    assert res.metrics["hair_count"] == 2
+    assert res.hairs["thickness_um"].to_numpy() == pytest.approx([40.0, 40.0], rel=0.1)
+
+
+def test_split_shaft_angle_is_checked():
+    with pytest.raises(ValueError, match="split_shaft_deg"):
+        Settings(split_shaft_deg=-1)
+
+
 def _white_hair_frame(skin_tone: int = 2) -> tuple[np.ndarray, float]:
     from pipeline.synth import SceneParams, render_frame
 
