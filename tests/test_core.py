@@ -337,7 +337,8 @@ def test_brown_hair_on_dark_skin_goes_to_the_model_instead_of_splitting_into_rai
                     density_per_cm2=200.0, scales=False, halos=False)
     img, truth = render_frame(p, np.random.default_rng(seed))
     routed = analyze_frame(img, um_per_px=2.8)
-    ridges = analyze_frame(img, um_per_px=2.8, settings=Settings(weak_shafts_below=0.0))
+    # split_shaft_deg=0: merging the two sides of one shaft joins some rails (seed 4: 7 for 5 with it)
+    ridges = analyze_frame(img, um_per_px=2.8, settings=Settings(weak_shafts_below=0.0, split_shaft_deg=0.0))
     assert routed.metrics["segmenter"] == "learned_low_contrast"
     assert ridges.metrics["segmenter"] == "classical"
     true = truth["count_in_field"]
