@@ -126,9 +126,9 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     halo = measure.halo_map(image, sigma_px=20.0 / scale)
     on_model = used.startswith("learned") and settings.thickness_map == "model"
     translucent = con.bright and not on_model  # widths read across the brightness map
+    width_map, width_full = (prob, 1.0) if on_model else (con.darkness, con.full)
     traced, cands = _trace_and_measure(mask, con, halo, valid, prob, scale, settings,
-                                       width_map=prob if on_model else con.darkness,
-                                       width_full=1.0 if on_model else con.full,
+                                       width_map=width_map, width_full=width_full,
                                        shaft_percentile=None if on_model else settings.thickness_percentile,
                                        edge_level=settings.translucent_edge_level if translucent else 0.5)
     if used == "classical" and probability is None and _model_helps_dark(settings):
@@ -140,7 +140,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
     if settings.split_shaft_deg > 0:
         cands = merge_split_shafts(cands, max_angle_deg=settings.split_shaft_deg,
-                                   level=prob if on_model else con.darkness / con.full,
+                                   level=width_map / width_full,
                                    max_width_px=settings.fused_min_um / scale)
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
     if 0 < settings.long_scene_share <= long_shaft_share(cands, scale):
@@ -772,6 +772,7 @@ def merge_split_shafts(cands: list[Candidate], *, max_angle_deg: float, level: n
     cos_limit = np.cos(np.deg2rad(max_angle_deg))
     order = sorted(range(len(cands)), key=lambda i: -cands[i].thickness_px)
     boxes = [(c.hair.path.min(0), c.hair.path.max(0)) for c in cands]
+    directions = [_root_to_tip(c.hair.path, 0) for c in cands]
     drop: set[int] = set()
     widen: dict[int, float] = {}
     for x, iw in enumerate(order):
@@ -784,7 +785,7 @@ def merge_split_shafts(cands: list[Candidate], *, max_angle_deg: float, level: n
             reach = max_width_px - half
             if it in drop or reach <= 0 or _apart(boxes[iw], boxes[it], reach):
                 continue
-            if abs(float(_root_to_tip(wide.hair.path, 0) @ _root_to_tip(thin.hair.path, 0))) < cos_limit:
+            if abs(float(directions[iw] @ directions[it])) < cos_limit:
                 continue
             tree = tree or cKDTree(wide.hair.path)
             gap = _side_by_side(thin, wide, tree, level, reach)
