@@ -615,6 +615,10 @@ def run_batch(
         plan = _plan(frames, out_dir, um_per_px, settings, overlays, store)
         computed = _run_jobs(plan, out_dir, settings, workers, scheduler, progress, console, store, pseudo)
         results = _collect(plan, store)
+        if settings.series_route:
+            computed += _reroute_series(frames, plan, results, settings, store,
+                                        lambda again: _run_jobs(again, out_dir, settings, workers, scheduler,
+                                                                progress, console, store, pseudo))
         images, hairs = _tables(frames, results)
         records = [_run_frame_record(f, r) for f, r in zip(frames, results)]
         if pseudo is not None:
@@ -751,15 +755,83 @@ def _plan(frames: list[Frame], out_dir: Path, um_per_px: float | None, settings:
     return plan
 
 
+def series_routes(images: pd.DataFrame) -> pd.Series:
+    """The route each frame of a course's spot should take: the one most of the spot's frames take.
+
+    A spot is one ``patient_id``, ``site`` and ``field_id`` (frames without
+    ``patient_id`` or ``site`` belong to none). A frame's lighting changes
+    from visit to visit and can tip it over a threshold of the per-frame
+    choice (:func:`pipeline.frame.hair_map`: darkness, brightness or colour
+    map, light-hair model or not), which changes its count by more than a
+    treatment does; its hair does not change colour, so every frame of the
+    spot is read one way. Ties go to the route of the earliest
+    ``session_date`` (then the first row).
+
+    Parameters
+    ----------
+    images : DataFrame
+        ``images.csv`` rows: ``status``, ``route`` and the metadata columns.
+
+    Returns
+    -------
+    Series of str
+        Indexed like ``images``: the spot's route for the ``ok`` frames of a
+        spot whose own ``route`` differs from it; nothing for the others.
+    """
+    keys = [c for c in ("patient_id", "site", "field_id") if c in images.columns]
+    if not {"patient_id", "site"} <= set(keys) or "route" not in images.columns:
+        return pd.Series(dtype=object)
+    ok = images[(images["status"] == "ok") & images["route"].fillna("").astype(str).ne("")]
+    ok = ok.dropna(subset=["patient_id", "site"])
+    if "session_date" in ok.columns:
+        ok = ok.sort_values("session_date", kind="stable", na_position="last")
+    out = {}
+    for _, spot in ok.groupby([ok[k].fillna("").astype(str) for k in keys], sort=False):
+        counts = spot["route"].value_counts(sort=False)  # first-seen order: earliest session first
+        best = counts.index[int(np.argmax(counts.to_numpy()))]
+        out.update({i: best for i in spot.index[spot["route"] != best]})
+    return pd.Series(out, dtype=object)
+
+
+def _reroute_series(frames, plan, results, settings, store, run) -> int:
+    """Measure again, by its spot's route (:func:`series_routes`), every frame that took another route.
+
+    ``results`` is updated in place (each such frame's result replaced, and
+    ``route_source`` set to ``series`` on it); ``run`` measures a list of
+    plan items. Returns the number of frames measured.
+    """
+    images, _ = _tables(frames, results)
+    routes = series_routes(images)
+    if routes.empty:
+        return 0
+    again = []
+    for i, route in routes.items():
+        item, forced = plan[int(i)], settings.replace(route=str(route))
+        key = result_key(item["sha256"], forced.digest(), pipeline.__version__, item["calibration"])
+        again.append({**item, "key": key, "settings": forced, "reused": False, "result": None})
+    known = store.known(p["key"] for p in again)
+    for item in again:
+        item["reused"] = item["key"] in known and (item["overlay"] is None or Path(item["overlay"]).is_file())
+    computed = run(again)
+    for item, new in zip(again, _collect(again, store)):
+        if new["status"] == "ok":
+            new["metrics"] = {**new["metrics"], "route_source": "series"}
+            results[item["index"]] = new
+    return computed
+
+
 def _run_jobs(plan, out_dir, settings, workers, scheduler, progress, console, store, pseudo=None) -> int:
     """Measure every planned frame without a stored result; store each ok result as it arrives.
 
-    Returns the number of frames measured. Error results are kept on the
-    plan items (``result``) and not stored, so a rerun tries them again.
+    A plan item's own ``settings`` (a fixed route, :func:`_reroute_series`)
+    win over ``settings``. Returns the number of frames measured. Error
+    results are kept on the plan items (``result``) and not stored, so a
+    rerun tries them again.
     """
     analyze, draw = _core.analyze_frame, _overlay.draw_overlay
     todo = [p for p in plan if p["key"] and not p["reused"]]
-    jobs = [(p["index"], str(p["frame"].path), p["calibration"], settings, p["overlay"], analyze, draw) for p in todo]
+    jobs = [(p["index"], str(p["frame"].path), p["calibration"], p.get("settings", settings), p["overlay"], analyze,
+             draw) for p in todo]
     by_index = {p["index"]: p for p in plan}
     with _progress_bar(progress, console) as bar:
         task = bar.add_task("frames", total=len(plan), completed=len(plan) - len(todo))
@@ -772,7 +844,7 @@ def _run_jobs(plan, out_dir, settings, workers, scheduler, progress, console, st
                 res["error"] = pseudo.text(res["error"])
             item["result"] = res
             if res["status"] == "ok":
-                store.put(item["key"], sha256=item["sha256"], settings_digest=settings.digest(),
+                store.put(item["key"], sha256=item["sha256"], settings_digest=item.get("settings", settings).digest(),
                           version=pipeline.__version__, result=res, um_per_px=res["um_per_px"],
                           calibration_source=res["calibration_source"])
             bar.advance(task)

@@ -29,7 +29,7 @@ METRIC_COLUMNS = [
     "cumulative_thickness_mm_per_cm2", "follicular_units", "hairs_per_unit",
     "units_per_cm2", "single_hair_unit_share_pct", "note",
     "focus_score", "overexposed_pct", "underexposed_pct", "glare_pct", "skin_pct", "quality_flags",
-    "segmenter", "long_shaft_pct",
+    "segmenter", "route", "route_source", "long_shaft_pct",
 ]
 
 

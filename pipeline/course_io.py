@@ -80,16 +80,24 @@ def run_settings(results: Path) -> Settings:
         return Settings()
 
 
-def _probability_cache(settings: Settings):
+def _probability_cache(settings: Settings, routes: dict[str, str] | None = None):
     """``probability(key, image, um_per_px)``: a frame's hair probability as the analysis computed it
-    (the same route and segmenter, :func:`pipeline.frame.hair_map`), computed once per key."""
+    (the same route and segmenter, :func:`pipeline.frame.hair_map`), computed once per key.
+
+    ``routes`` maps an image key to the route its row of images.csv records
+    (``route``; a frame re-routed with its spot, ``Settings.series_route``,
+    is read by that route again).
+    """
     from pipeline.frame import hair_map
 
     cache: dict[str, object] = {}
+    routes = routes or {}
 
     def probability(key: str, image, um_per_px: float):
         if key not in cache:
-            cache[key] = hair_map(image, um_per_px=um_per_px, settings=settings).prob
+            route = routes.get(key) or "auto"
+            own = settings.replace(route=route) if route != settings.route else settings
+            cache[key] = hair_map(image, um_per_px=um_per_px, settings=own).prob
         return cache[key]
     return probability
 
@@ -139,7 +147,8 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
     if "field_id" not in frames or frames["field_id"].astype("string").fillna("").eq("").all():
         return pd.DataFrame(), pd.DataFrame()
     paths = _image_paths(results, frames)
-    probability = _probability_cache(run_settings(results))
+    routed = images[images["route_source"].isin(["series", "fixed"])] if "route_source" in images else images.iloc[:0]
+    probability = _probability_cache(run_settings(results), dict(zip(routed["image"], routed["route"].astype(str))))
     by_image = {k: g.reset_index(drop=True) for k, g in hairs.groupby("image")} if len(hairs) else {}
     empty = pd.DataFrame(columns=["row", "col", "thickness_um", "class"])
     pairs, matches = [], []

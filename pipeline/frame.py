@@ -91,21 +91,24 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     barely darker than skin (``weak_shafts_below``), except light hair on
     dark skin, which the classical path reads on a brightness map kept near
     what the model sees (``bright_hair_skin_below``, :func:`_seen_by_model`);
-    else the classical darkness map.  Every consumer of a frame's probability (the core, the
+    else the classical darkness map.  A fixed ``settings.route`` (e.g.
+    ``"colour+model"``, :func:`route_of`) replaces that choice.  Every consumer of a frame's probability (the core, the
     re-examination of gained and lost hairs across visits) goes through
     here, so they read the same map.
     """
     scale = um_per_px or settings.scale_um_per_px
     image = segment.remove_scale_bar(image)
     valid, field_rows = segment.frame_regions(image)
-    con = segment.darkness_map(image, um_per_px=scale, settings=settings, valid=valid)
+    kind, _, with_model = settings.route.partition("+")
+    con = segment.darkness_map(image, um_per_px=scale, settings=settings, valid=valid, kind=kind)
+    wants_model = bool(with_model) if kind != "auto" else _weak_shafts(con, settings)
     used = "classical"
     if probability is not None:
         prob = np.where(valid, probability, 0.0).astype(np.float32)
     elif settings.segmenter != "classical" and _learned().uses_learned(settings):
         prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.model)
         used = "learned"
-    elif _weak_shafts(con, settings) and _learned().available(settings.light_hair_model, settings.learned_backend):
+    elif wants_model and _learned().available(settings.light_hair_model, settings.learned_backend):
         prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
         used = "learned_light_hair" if con.light else "learned_low_contrast"
     else:
@@ -178,6 +181,8 @@ def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
     metrics.update(quality.assess(st.image, st.valid, st.field_rows, um_per_px=scale, settings=settings))
     metrics["segmenter"] = st.used
+    metrics["route"] = route_of(st.contrast, st.used)
+    metrics["route_source"] = "" if st.used == "learned" else "frame" if settings.route == "auto" else "fixed"
     metrics["long_shaft_pct"] = round(100.0 * long_shaft_share(st.cands, scale), 2)
     return FrameResult(hairs, metrics, paths, st.valid, st.prob, st.mask)
 
@@ -196,6 +201,15 @@ MODEL_READS_FRAME = 0.5
 #: changes with a 90-degree turn).  Real fdu_val frames have 0.72 at the
 #: least, phantoms (tuning and report suites) 0.63.
 MODEL_READS_GRAIN = 0.25
+
+
+def route_of(con: segment.Contrast, used: str) -> str:
+    """The ``Settings.route`` that reproduces a frame's reading: its contrast map, ``+model`` when the
+    light-hair model drew the hair map; ``""`` for the learned segmenter (no route)."""
+    if used == "learned":
+        return ""
+    kind = "colour" if con.light else "bright" if con.bright else "dark"
+    return kind + ("+model" if used.startswith("learned") else "")
 
 
 def _seen_by_model(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale: float,

@@ -143,7 +143,7 @@ def fill_invalid(value: np.ndarray, valid: np.ndarray | None, *, sigma_px: float
 
 
 def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
-                 valid: np.ndarray | None = None) -> Contrast:
+                 valid: np.ndarray | None = None, kind: str = "auto") -> Contrast:
     """Relative darkness of every pixel against the local skin.
 
     A frame without dark shafts (reference darkness below
@@ -163,19 +163,26 @@ def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
     settings : Settings
     valid : ndarray of bool, shape (M, N), optional
         Skin pixels; others do not set the reference contrast.
+    kind : str
+        ``"auto"`` chooses as above; ``"dark"``, ``"bright"`` or
+        ``"colour"`` returns that map whatever the frame looks like (a
+        fixed route, ``Settings.route``).
     """
+    if kind not in ("auto", "dark", "bright", "colour"):
+        raise ValueError(f"kind must be 'auto', 'dark', 'bright' or 'colour', not {kind!r}")
     width = settings.max_width_um / um_per_px
     value = channel_max(image).astype(np.float32)
     bg = skin_background(value, max_width_px=width, valid=valid)
     dark = np.clip((bg - value) / bg, 0.0, 1.0)
     full = _reference_contrast(dark, valid)
-    if full >= settings.light_hair_below:
+    if kind == "dark" or (kind == "auto" and full >= settings.light_hair_below):
         return Contrast(dark, max(full, 0.35), shaft_darkness=full)
     level = channel_mean(image)
-    if _median(level[valid] if valid is not None else level) < settings.bright_hair_skin_below:
+    if kind == "bright" or (kind == "auto" and _median(level[valid] if valid is not None else level)
+                            < settings.bright_hair_skin_below):
         bright = brightness_map(level, max_width_px=width, valid=valid)
         lift = _reference_contrast(bright, valid)
-        if lift >= settings.light_hair_below:
+        if kind == "bright" or lift >= settings.light_hair_below:
             return Contrast(bright, max(lift, 0.35), shaft_darkness=full, bright=True)
     colour = colour_contrast(image, max_width_px=width, valid=valid)
     return Contrast(colour, max(0.12, _reference_contrast(colour, valid)), light=True, shaft_darkness=full)

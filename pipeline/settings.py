@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 
+#: The fixed routes of ``Settings.route``: the contrast map, and whether the
+#: light-hair model draws the hair map.
+ROUTES = ("auto", "dark", "bright", "colour", "dark+model", "bright+model", "colour+model")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Tunables of the per-frame core.
@@ -318,6 +323,19 @@ class Settings:
         Hair probability from ``"classical"`` filters, the ``"learned"``
         network (:mod:`pipeline.learned`), or ``"auto"``: the learned one
         when its model card's measurements prefer it.
+    route : str
+        How the classical segmenter reads a frame (:func:`pipeline.frame.hair_map`):
+        ``"auto"`` decides per frame; else a fixed route ``MAP`` or
+        ``MAP+model``, ``MAP`` one of ``dark`` (darkness), ``bright``
+        (brightness) or ``colour`` (colour distance from skin), ``+model``
+        the ``light_hair_model`` drawing the hair map.  Each frame's route
+        is the ``route`` column of images.csv.
+    series_route : bool
+        ``tricho analyze``: frames of one spot over a course (same
+        ``patient_id``, ``site`` and ``field_id``) are all read by the route
+        most of them take on their own (ties: the earliest session's), so a
+        change of light between visits does not switch the method
+        (:func:`pipeline.batch.series_routes`).
     model : str
         Learned model name (a folder under ``models/``) or path.
     learned_backend : str
@@ -380,6 +398,8 @@ class Settings:
     thickness_percentile: float = 70.0
     thickness_map: str = "model"
     segmenter: str = "classical"
+    route: str = "auto"
+    series_route: bool = True
     model: str = "hairnet-v2"
     learned_backend: str = "auto"
     min_focus_score: float = 2.0
@@ -424,6 +444,8 @@ class Settings:
             raise ValueError(
                 f"learned_backend must be 'auto', 'onnx' or 'torch', not {self.learned_backend!r}"
             )
+        if self.route not in ROUTES:
+            raise ValueError(f"route must be one of {', '.join(ROUTES)}, not {self.route!r}")
         if self.segmenter not in ("classical", "learned", "auto"):
             raise ValueError(
                 f"segmenter must be 'classical', 'learned' or 'auto', not {self.segmenter!r}"

@@ -12,8 +12,9 @@ from conftest import frame_with_hairs, tree_digest, write_png
 from pipeline import core
 from pipeline.batch import (
     NO_CALIBRATION_NOTE, BatchError, Frame, collect_inputs, hair_columns, image_columns, overlay_name,
-    run_batch,
+    run_batch, series_routes,
 )
+from pipeline.settings import Settings
 
 IMAGE_COLUMNS = [
     "image", "um_per_px", "area_cm2", "hair_count", "density_per_cm2", "mean_thickness_um",
@@ -22,7 +23,7 @@ IMAGE_COLUMNS = [
     "vellus_share_pct", "intermediate_share_pct", "terminal_share_pct", "units_per_cm2",
     "single_hair_unit_share_pct", "note",
     "focus_score", "overexposed_pct", "underexposed_pct", "glare_pct", "skin_pct", "quality_flags",
-    "segmenter", "long_shaft_pct",
+    "segmenter", "route", "route_source", "long_shaft_pct",
 ]
 TAIL = ["calibration_source", "sha256", "width_px", "height_px"]
 HAIRS_COLUMNS = [
@@ -355,3 +356,66 @@ def test_end_to_end_with_the_real_core(tmp_path):
     assert list(hairs.columns) == HAIRS_COLUMNS
     assert len(hairs) == int(images.loc[0, "hair_count"]) == summary.n_hairs
     assert (out / "overlays" / "bars.png").is_file()
+
+
+# ----------------------------------------------------------------------------- one route per spot of a course
+
+
+def routed_fake_frame(image, *, um_per_px, settings=None):
+    """``fake_analyze_frame`` with a route: a frame of 3 hairs takes the brightness map on its own and
+    reads no hair there; any frame follows a fixed ``settings.route``."""
+    from conftest import fake_analyze_frame
+
+    res = fake_analyze_frame(image, um_per_px=um_per_px, settings=settings)
+    fixed = settings is not None and settings.route != "auto"
+    route = settings.route if fixed else ("bright" if res.metrics["hair_count"] == 3 else "dark")
+    if route == "bright":
+        res = fake_analyze_frame(np.full_like(image, 255), um_per_px=um_per_px, settings=settings)
+    res.metrics.update(route=route, route_source="fixed" if fixed else "frame")
+    return res
+
+
+def _images(rows):
+    cols = ["image", "status", "patient_id", "site", "field_id", "session_date", "route"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_series_routes_exact():
+    images = _images([
+        ("a1", "ok", "P", "crown", 1, "2024-01-03", "dark"),
+        ("a2", "ok", "P", "crown", 1, "2024-01-01", "bright"),
+        ("a3", "ok", "P", "crown", 1, "2024-01-02", "dark"),
+        ("b1", "ok", "P", "crown", 2, "2024-01-02", "colour+model"),   # tie: the earliest session wins
+        ("b2", "ok", "P", "crown", 2, "2024-01-01", "dark+model"),
+        ("c1", "ok", "Q", "crown", 1, "2024-01-01", "bright"),         # a spot of its own
+        ("c2", "error", "Q", "crown", 1, "2024-01-02", None),
+        ("d1", "ok", None, "crown", 1, "2024-01-01", "colour"),        # no patient: no spot
+    ])
+    assert series_routes(images).to_dict() == {1: "dark", 3: "dark+model"}
+    assert series_routes(images.drop(columns="patient_id")).empty
+    assert series_routes(images.drop(columns="field_id")).to_dict() == {1: "dark", 3: "dark", 4: "dark"}
+
+
+def test_a_spot_is_read_one_way_over_a_course(tmp_path, good_folder, monkeypatch):
+    monkeypatch.setattr(core, "analyze_frame", routed_fake_frame)
+    _manifest(good_folder, "image,patient_id,site,session_date,field_id\n"
+                           "img_2.png,P,crown,2024-01-01,1\n"
+                           "img_3.png,P,crown,2024-01-15,1\n"
+                           "img_4.png,P,crown,2024-01-29,1\n"
+                           "img_5.png,P,crown,2024-01-01,2\n")
+    out = tmp_path / "out"
+    _run([good_folder / "manifest.csv"], out, um_per_px=2.0)
+    images = _read(out).set_index("image")
+    assert images.loc["img_3.png", ["hair_count", "route", "route_source"]].tolist() == [3, "dark", "series"]
+    assert (images.drop("img_3.png")["route_source"] == "frame").all()
+    hairs = pd.read_csv(out / "hairs.csv")
+    assert (hairs["image"] == "img_3.png").sum() == 3
+    again = _run([good_folder / "manifest.csv"], out, um_per_px=2.0)  # the store has both readings
+    assert json.loads((out / "run.json").read_text())["frames_measured"] == 0
+    assert _read(out).set_index("image").loc["img_3.png", "hair_count"] == 3
+    assert again.exit_code == 0
+
+    own = tmp_path / "own"
+    _run([good_folder / "manifest.csv"], own, um_per_px=2.0, settings=Settings(series_route=False))
+    assert _read(own).set_index("image").loc["img_3.png", ["hair_count", "route", "route_source"]].tolist() == [
+        0, "bright", "frame"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
@@ -728,3 +729,23 @@ def test_light_shaft_gate_keeps_only_long_thin_pale_components():
     n, labels = cv2.connectedComponents(kept.astype(np.uint8))
     assert n - 1 == 1
     assert kept[150, 260] and not kept[80, 80] and not kept[40, 225] and not kept[250, 260]
+
+
+def test_a_fixed_route_reproduces_or_replaces_the_frames_own():
+    """Fixing a frame's own route (images.csv ``route``) gives the same hairs; another route reads it
+    another way; a route that does not exist is refused."""
+    from pipeline.synth import SceneParams, render_frame
+
+    p = SceneParams(height=480, width=640, um_per_px=2.8, hair_color="white", skin_tone=2,
+                    density_per_cm2=200.0, scales=False, halos=False)
+    img, _ = render_frame(p, np.random.default_rng(5))
+    own = analyze_frame(img, um_per_px=2.8)
+    assert (own.metrics["segmenter"], own.metrics["route"], own.metrics["route_source"]) == (
+        "learned_light_hair", "colour+model", "frame")
+    fixed = analyze_frame(img, um_per_px=2.8, settings=Settings(route="colour+model"))
+    pd.testing.assert_frame_equal(fixed.hairs, own.hairs)
+    assert fixed.metrics["route_source"] == "fixed"
+    dark = analyze_frame(img, um_per_px=2.8, settings=Settings(route="dark"))
+    assert (dark.metrics["segmenter"], dark.metrics["route"]) == ("classical", "dark")
+    with pytest.raises(ValueError, match="route must be one of"):
+        Settings(route="darkness")
