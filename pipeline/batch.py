@@ -748,11 +748,15 @@ def _plan(frames: list[Frame], out_dir: Path, um_per_px: float | None, settings:
                 first_by_hash[item["sha256"]] = frame.key
                 item["key"] = result_key(item["sha256"], digest, version, item["calibration"])
         plan.append(item)
+    _mark_reused(plan, store)
+    return plan
+
+
+def _mark_reused(plan: list[dict[str, Any]], store: ResultStore) -> None:
+    """Set ``reused`` on the plan items whose result the store holds (and whose overlay exists, when wanted)."""
     known = store.known(p["key"] for p in plan if p["key"])
     for item in plan:
-        if item["key"] in known and (item["overlay"] is None or Path(item["overlay"]).is_file()):
-            item["reused"] = True
-    return plan
+        item["reused"] = item["key"] in known and (item["overlay"] is None or Path(item["overlay"]).is_file())
 
 
 def series_routes(images: pd.DataFrame) -> pd.Series:
@@ -800,18 +804,16 @@ def _reroute_series(frames, plan, results, settings, store, run) -> int:
     ``route_source`` set to ``series`` on it); ``run`` measures a list of
     plan items. Returns the number of frames measured.
     """
-    images, _ = _tables(frames, results)
-    routes = series_routes(images)
+    routes = series_routes(pd.DataFrame([{**_frame_metadata(f, r), "status": r["status"],
+                                          "route": r["metrics"].get("route")} for f, r in zip(frames, results)]))
     if routes.empty:
         return 0
     again = []
     for i, route in routes.items():
         item, forced = plan[int(i)], settings.replace(route=str(route))
         key = result_key(item["sha256"], forced.digest(), pipeline.__version__, item["calibration"])
-        again.append({**item, "key": key, "settings": forced, "reused": False, "result": None})
-    known = store.known(p["key"] for p in again)
-    for item in again:
-        item["reused"] = item["key"] in known and (item["overlay"] is None or Path(item["overlay"]).is_file())
+        again.append({**item, "key": key, "settings": forced, "result": None})
+    _mark_reused(again, store)
     computed = run(again)
     for item, new in zip(again, _collect(again, store)):
         if new["status"] == "ok":
