@@ -275,8 +275,10 @@ _FIELDS = {f.name for f in dataclasses.fields(SceneParams)}
 def sample_scene(rng: np.random.Generator, **overrides: Any) -> SceneParams:
     """Draw varied scene parameters; ``overrides`` fix any field.
 
-    About 70% of frames are 1280x1024; 75% are 70x-like (2.2–3.6 µm/px),
-    the rest 20x–40x-like (5–9 µm/px).  Every value is drawn whether or not
+    About 70% of frames are 1280x1024; 75% are 70x-like (2.2–3.6 µm/px at
+    1280 px wide: a field 2.8–4.6 mm wide), the rest 20x–40x-like (5–9 µm/px,
+    6.4–11.5 mm).  Smaller drawn sensors (1024 x 768, 640 x 480) show the same
+    fields with larger pixels; a fixed ``width`` keeps the 1280 px ranges.  Every value is drawn whether or not
     it is overridden, so fixing one field leaves the others unchanged.
     Placements (scale bar corner, circle) are drawn after the size, pixel
     size and strips are fixed, so they stay valid under overrides.
@@ -333,11 +335,20 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
+#: Frame width (px) for which the drawn pixel sizes hold (:func:`_draw_core`).
+#: A lens of 20x-70x shows a field 2.8-11.5 mm wide whatever the sensor: a
+#: drawn 640 x 480 frame has twice the pixel size of a 1280 x 1024 one (a
+#: 640 px frame at 2.2-3.6 µm/px would show 1.4-2.3 mm, a 150-200x field).
+REFERENCE_WIDTH_PX = 1280
+
+
 def _draw_core(rng: np.random.Generator, d: dict[str, Any]) -> dict[str, Any]:
     """Frame size, pixel size, hair population and skin."""
     size = [(1024, 1280), (768, 1024), (480, 640)][rng.choice(3, p=[0.7, 0.15, 0.15])]
     fine = rng.random() < 0.75
-    um = float(rng.uniform(2.2, 3.6) if fine else rng.uniform(5.0, 9.0))
+    um = float(rng.uniform(2.2, 3.6) if fine else rng.uniform(5.0, 9.0))  # for a frame 1280 px wide
+    if "width" not in d:  # a drawn sensor size sees the same field through the same lens
+        um *= REFERENCE_WIDTH_PX / size[1]
     mini = rng.random() < 0.45  # miniaturised scalp (androgenetic alopecia-like)
     thin = float(rng.uniform(0.3, 0.6)) if mini else float(rng.uniform(0.0, 0.15))
     vel_share = float(rng.uniform(0.3, 0.6)) if mini else float(rng.uniform(0.0, 0.4))

@@ -131,7 +131,8 @@ def test_sampled_uncut_scenes_are_70x_and_have_fewer_passing_than_emerging_hairs
     assert 10 <= len(uncut) <= 50  # about 7% x 75% of 400
     for p in uncut:
         field_cm2 = p.height * p.width * p.um_per_px ** 2 * 1e-8
-        assert p.um_per_px < 4.5 and 0.8 <= p.uncut_fraction <= 1.0
+        assert p.um_per_px * p.width <= 3.6 * 1280 + 1e-6  # a 70x field, at most 4.6 mm wide
+        assert 0.8 <= p.uncut_fraction <= 1.0
         assert p.n_long_hairs <= 1.2 * p.density_per_cm2 * field_cm2 + 1
 
 
@@ -256,8 +257,13 @@ def test_width_mix_follows_the_requested_shares():
 
 def test_sample_scene_ranges_and_overrides():
     scenes = [sample_scene(np.random.default_rng([3, i])) for i in range(300)]
-    um = np.array([s.um_per_px for s in scenes])
-    assert um.min() >= 2.2 and um.max() <= 9.0 and 0.6 < np.mean(um <= 3.6) < 0.9
+    fov_mm = np.array([s.um_per_px * s.width / 1000 for s in scenes])  # the lens' field, whatever the sensor
+    fine = fov_mm <= 3.6 * 1.28 + 1e-9  # 70x: 2.8-4.6 mm; 20x-40x: 6.4-11.5 mm
+    assert np.all(fine & (fov_mm >= 2.2 * 1.28) | (fov_mm >= 5.0 * 1.28) & (fov_mm <= 9.0 * 1.28 + 1e-9))
+    assert 0.6 < fine.mean() < 0.9
+    for i in range(40):  # a fixed width keeps the 1280 px ranges (some of these draw a smaller sensor)
+        um = sample_scene(np.random.default_rng([3, i]), width=640, height=480).um_per_px
+        assert 2.2 <= um <= 3.6 or 5.0 <= um <= 9.0
     assert {(s.height, s.width) for s in scenes} == {(1024, 1280), (768, 1024), (480, 640)}
     dens = np.array([s.density_per_cm2 for s in scenes])
     assert dens.min() >= 40 and dens.max() <= 300
