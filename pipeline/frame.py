@@ -136,8 +136,9 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                        edge_level=settings.translucent_edge_level if translucent else 0.5)
     if used == "classical" and probability is None and _model_helps_dark(settings):
         model = _learned_maps(image, valid, scale, settings, settings.dark_frame_model)
+        long_scene = 0 < settings.long_scene_share <= long_shaft_share(cands, scale)
         light, light_traced, light_cands = _light_among_dark(image, valid, mask, cands, con, halo, scale, settings,
-                                                             model)
+                                                             model, per_shaft=not long_scene)
         if settings.model_veto_share > 0 and _skin_grain(image, valid) >= MODEL_READS_GRAIN:
             cands = _seen_shafts(cands, _model_band(model, scale), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
@@ -293,26 +294,33 @@ def _model_helps_dark(settings: Settings) -> bool:
             and _learned().available(settings.dark_frame_model, settings.learned_backend))
 
 
-def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, model):
+def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, model, *, per_shaft: bool = True):
     """Grey or white shafts in a frame of dark hair, which the darkness map cannot see.
 
     ``Settings.dark_frame_model`` segments the frame (``model``: its maps, as
-    :func:`_learned_maps` returns them); what it finds away from the dark
-    shafts (beyond two of their typical radii) is kept when it is long
-    and thin like a shaft (at least ``light_among_dark_min_um`` long,
-    aspect ratio at least 4) and not dark (median darkness below
-    ``light_among_dark`` x the frame's shaft darkness).  Texture, scales
-    and halos the model half-sees are mostly short or round.  Nothing when
+    :func:`_learned_maps` returns them); of what it finds away from the dark
+    shafts (beyond two of their typical radii), the components that are not
+    dark (median darkness below ``light_among_dark`` x the frame's shaft
+    darkness) are kept when they are long and thin like a shaft: the long
+    side of their minimum-area rectangle at least ``light_among_dark_min_um``
+    and ``LIGHT_MIN_ASPECT`` times the short side (:func:`_shaft_like`).
+    Texture, scales and halos the model half-sees are mostly short or round.
+    Two light shafts leaving one opening in a V are one component that is
+    not thin as a whole; with ``per_shaft`` the components that fail the
+    test are traced, and a traced shaft of them is kept when it is itself
+    that long and thin.  Not in a scene of uncut long hair
+    (``per_shaft=False``): there the model floods the skin between densely
+    crossing shafts, and the floods trace into long branches.  Nothing when
     ``light_among_dark`` is 0.
 
     Returns
     -------
     light : ndarray of bool
-        The kept light shafts' mask.
+        The kept light shafts' mask (the components that hold them).
     list of shafts.Hair
-        Their traced hairs.
+        The traced hairs.
     list of Candidate
-        Those measured (:func:`_candidates`), the thickness across the model's map.
+        Those kept and measured (:func:`_candidates`), the thickness across the model's map.
     """
     if settings.light_among_dark <= 0:
         return np.zeros_like(mask), [], []
@@ -320,12 +328,37 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     found = segment.hair_mask(prob, um_per_px=scale, settings=model_settings)
     r = max(2, int(round(2 * np.median([c.radius_px for c in cands])))) if cands else 4
     near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    light = _shaft_like(found & (near == 0), con.darkness, max_dark=settings.light_among_dark * con.full,
-                        min_len_px=settings.light_among_dark_min_um / scale, min_aspect=4.0)
-    if not light.any():
-        return light, [], []
-    return (light, *_trace_and_measure(light, con, halo, valid, prob, scale, model_settings,
-                                       width_map=prob, width_full=1.0))
+    pale = found & (near == 0)
+    max_dark, min_len = settings.light_among_dark * con.full, settings.light_among_dark_min_um / scale
+    whole = _shaft_like(pale, con.darkness, max_dark=max_dark, min_len_px=min_len, min_aspect=LIGHT_MIN_ASPECT)
+    traced, kept = _trace_and_measure(whole, con, halo, valid, prob, scale, model_settings,
+                                      width_map=prob, width_full=1.0) if whole.any() else ([], [])
+    if not per_shaft:
+        return whole, traced, kept
+    rest = _shaft_like(pale & ~whole, con.darkness, max_dark=max_dark, min_len_px=min_len, min_aspect=0.0)
+    if not rest.any():
+        return whole, traced, kept
+    shaft_settings = model_settings.replace(min_hair_length_um=settings.light_among_dark_min_um,
+                                            min_aspect=LIGHT_MIN_ASPECT, stripe_aspect=0.0)
+    rest_traced, rest_kept = _trace_and_measure(rest, con, halo, valid, prob, scale, shaft_settings,
+                                                width_map=prob, width_full=1.0)
+    return whole | _components_with(rest, rest_kept), traced + rest_traced, kept + rest_kept
+
+
+#: A light shaft found among dark ones is at least this many times as long as it is wide.
+LIGHT_MIN_ASPECT = 4.0
+
+
+def _components_with(mask: np.ndarray, cands: list[Candidate]) -> np.ndarray:
+    """The connected components of ``mask`` that hold a point of a candidate's centre line."""
+    if not cands:
+        return np.zeros_like(mask)
+    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    pts = np.concatenate([shafts.pixels_of(c.hair.path, mask.shape) for c in cands])
+    hit = np.zeros(n, bool)
+    hit[labels[pts[:, 0], pts[:, 1]]] = True
+    hit[0] = False
+    return hit[labels]
 
 
 def _shaft_like(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float, min_len_px: float,

@@ -509,13 +509,18 @@ def test_dark_hair_stays_on_the_classical_path():
     assert res.metrics["segmenter"] == "classical"
 
 
-def _dark_and_white_shafts(*, white_blob: bool = False) -> np.ndarray:
-    """Three dark shafts and one white one (a grey hair among black) on pinkish skin, 3 µm/px."""
+def _dark_and_white_shafts(*, white_blob: bool = False, white_v: bool = False) -> np.ndarray:
+    """Three dark shafts and one white one (a grey hair among black) on pinkish skin, 3 µm/px; with
+    ``white_v`` two white shafts leaving one opening (at col 560, row 290) in a V instead."""
     img = np.empty((480, 640, 3), np.uint8)
     img[:] = (200, 160, 140)
     for r in (80, 160, 400):
         cv2.line(img, (60, r), (580, r + 30), (40, 30, 28), 20)
-    cv2.line(img, (100, 260), (560, 330), (235, 232, 228), 18)
+    if white_v:
+        cv2.line(img, (560, 290), (200, 225), (235, 232, 228), 16)
+        cv2.line(img, (560, 290), (200, 360), (235, 232, 228), 16)
+    else:
+        cv2.line(img, (100, 260), (560, 330), (235, 232, 228), 18)
     if white_blob:  # a round flake and a short white fleck: not shafts
         cv2.circle(img, (300, 445), 22, (240, 238, 235), -1)
         cv2.line(img, (150, 220), (185, 225), (235, 232, 228), 12)
@@ -534,6 +539,14 @@ def test_a_white_shaft_among_dark_ones_is_counted():
     h = both.hairs
     on_white_line = (h["row"] - (260 + (h["col"] - 100) * 70 / 460)).abs() < 12  # the white shaft's centre line
     assert on_white_line.sum() == 1
+
+
+def test_two_white_shafts_of_one_opening_among_dark_ones_are_two_hairs():
+    """Two white shafts leaving one opening in a V are one component of the model's mask, not long and thin
+    as a whole; each of its traced shafts is, so both count."""
+    img = _dark_and_white_shafts(white_v=True)  # at 2.5 µm/px the dark shafts (1.3 mm) are clipped hair
+    assert analyze_frame(img, um_per_px=2.5, settings=Settings(light_among_dark=0)).metrics["hair_count"] == 3
+    assert analyze_frame(img, um_per_px=2.5).metrics["hair_count"] == 5
 
 
 def test_white_flakes_among_dark_shafts_are_not_hairs():
