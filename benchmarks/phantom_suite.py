@@ -8,7 +8,7 @@ Seeds below 1000 are the tuning seeds; report only seeds >= 1000 (never
 looked at while tuning). Prints count/density/thickness agreement for the
 ``edges`` (default), ``profile`` and ``distance`` thickness methods and writes each
 ``evaluation.json`` under OUT; then the default method's count error by pixel size
-(``--by-pixel-size`` bands, µm/px): at coarse pixels a vellus hair (<= 30 µm) is
+(``PIXEL_BANDS``, µm/px): at coarse pixels a vellus hair (<= 30 µm) is
 only a few pixels wide.
 """
 from __future__ import annotations
