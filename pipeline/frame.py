@@ -136,9 +136,8 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                        edge_level=settings.translucent_edge_level if translucent else 0.5)
     if used == "classical" and probability is None and _model_helps_dark(settings):
         model = _learned_maps(image, valid, scale, settings, settings.dark_frame_model)
-        long_scene = 0 < settings.long_scene_share <= long_shaft_share(cands, scale)
         light, light_traced, light_cands = _light_among_dark(image, valid, mask, cands, con, halo, scale, settings,
-                                                             model, per_shaft=not long_scene)
+                                                             model, per_shaft=not _long_scene(cands, scale, settings))
         if settings.model_veto_share > 0 and _skin_grain(image, valid) >= MODEL_READS_GRAIN:
             cands = _seen_shafts(cands, _model_band(model, scale), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
@@ -147,7 +146,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                    level=width_map / width_full,
                                    max_width_px=settings.fused_min_um / scale)
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
-    if 0 < settings.long_scene_share <= long_shaft_share(cands, scale):
+    if _long_scene(cands, scale, settings):
         _mark_occluded(cands, scale)
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
@@ -328,14 +327,16 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     found = segment.hair_mask(prob, um_per_px=scale, settings=model_settings)
     r = max(2, int(round(2 * np.median([c.radius_px for c in cands])))) if cands else 4
     near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    pale = found & (near == 0)
-    max_dark, min_len = settings.light_among_dark * con.full, settings.light_among_dark_min_um / scale
-    whole = _shaft_like(pale, con.darkness, max_dark=max_dark, min_len_px=min_len, min_aspect=LIGHT_MIN_ASPECT)
+    labels, long_pale, thin = _pale_components(found & (near == 0), con.darkness,
+                                               max_dark=settings.light_among_dark * con.full,
+                                               min_len_px=settings.light_among_dark_min_um / scale,
+                                               min_aspect=LIGHT_MIN_ASPECT)
+    whole = (long_pale & thin)[labels]
     traced, kept = _trace_and_measure(whole, con, halo, valid, prob, scale, model_settings,
                                       width_map=prob, width_full=1.0) if whole.any() else ([], [])
     if not per_shaft:
         return whole, traced, kept
-    rest = _shaft_like(pale & ~whole, con.darkness, max_dark=max_dark, min_len_px=min_len, min_aspect=0.0)
+    rest = (long_pale & ~thin)[labels]
     if not rest.any():
         return whole, traced, kept
     shaft_settings = model_settings.replace(min_hair_length_um=settings.light_among_dark_min_um,
@@ -366,8 +367,18 @@ def _shaft_like(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float, min_
     """The components of ``mask`` that are not dark (median ``darkness`` below ``max_dark``) and
     elongated: the long side of their minimum-area rectangle at least ``min_len_px`` and
     ``min_aspect`` times the short side."""
+    labels, long_pale, thin = _pale_components(mask, darkness, max_dark=max_dark, min_len_px=min_len_px,
+                                               min_aspect=min_aspect)
+    return (long_pale & thin)[labels]
+
+
+def _pale_components(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float, min_len_px: float,
+                     min_aspect: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Label the components of ``mask``; per label (bool arrays, label 0 the background): not dark
+    (median ``darkness`` below ``max_dark``) with the long side of its minimum-area rectangle at least
+    ``min_len_px``; and that long side at least ``min_aspect`` times the short one."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    keep = np.zeros(n, bool)
+    long_pale, thin = np.zeros(n, bool), np.zeros(n, bool)
     for k in range(1, n):
         x, y, w, h = stats[k, :4]
         if max(w, h) < min_len_px / np.sqrt(2):  # even the diagonal of its box is too short
@@ -376,8 +387,9 @@ def _shaft_like(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float, min_
         if np.median(darkness[rows + y, cols + x]) >= max_dark:
             continue
         (_, _), (a, b), _ = cv2.minAreaRect(np.column_stack([cols, rows]).astype(np.float32))
-        keep[k] = max(a, b) >= min_len_px and max(a, b) >= min_aspect * max(1.0, min(a, b))
-    return keep[labels]
+        long_pale[k] = max(a, b) >= min_len_px
+        thin[k] = max(a, b) >= min_aspect * max(1.0, min(a, b))
+    return labels, long_pale, thin
 
 
 def _learned_maps(image: np.ndarray, valid: np.ndarray, scale: float, settings: Settings, name: str):
@@ -643,6 +655,12 @@ def long_shaft_share(cands: list[Candidate], scale: float) -> float:
     length = np.array([c.length_px for c in cands], float) * scale
     total = float(length.sum())
     return float(length[length > LONG_SHAFT_UM].sum() / total) if total > 0 else 0.0
+
+
+def _long_scene(cands: list[Candidate], scale: float, settings: Settings) -> bool:
+    """A scene of uncut long hair: at least ``Settings.long_scene_share`` of the traced length in long
+    shafts (:func:`long_shaft_share`; never with a share of 0)."""
+    return 0 < settings.long_scene_share <= long_shaft_share(cands, scale)
 
 
 def _mark_occluded(cands: list[Candidate], scale: float) -> None:
