@@ -113,19 +113,9 @@ def render_course(params: synth.SceneParams, spec: CourseSpec, seed: int) -> lis
         ``session`` (index), ``transform`` and a ``track_id`` per hair.
     """
     p0 = dataclasses.replace(params, n_long_hairs=0, uncut_fraction=0.0)
-    base = synth._layout(p0, np.random.default_rng([seed, 0]))
-    last = max(1, spec.n_sessions - 1)
-    gain_total = max(0.0, spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
-    loss_total = max(0.0, -spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
-    surplus = 2.0  # candidate new units per gain needed, so that the first field can be given its exact share
-    extra_p = dataclasses.replace(p0, density_per_cm2=p0.density_per_cm2 * max(surplus * gain_total, 1e-6))
-    extra = synth._layout(extra_p, np.random.default_rng([seed, 1]))
+    base, extra, lost_at, gained_at, rng_plan = plan_course(p0, spec, seed)
     units = _unit_table(base, 0) + _unit_table(extra, len(base.openings))
-    rng_plan = np.random.default_rng([seed, 2])
-    n_base = len(base.openings)
-    lost_at = _schedule(rng_plan, n_base, loss_total, last)  # session index from which a unit is gone
-    gained_at = _schedule(rng_plan, len(extra.openings), 1.0 / surplus, last)
-    _exact_in_field(rng_plan, base, extra, lost_at, gained_at, spec, last, (p0.height, p0.width))
+    last = max(1, spec.n_sessions - 1)
     thick_gain = {i: float(rng_plan.normal(1.0, 0.5)) for i in range(len(units))}
     out = []
     for s in range(spec.n_sessions):
@@ -139,6 +129,33 @@ def render_course(params: synth.SceneParams, spec: CourseSpec, seed: int) -> lis
         truth.update(session=s, transform=m.round(6).tolist())
         out.append((img, truth))
     return out
+
+
+def plan_course(p0: synth.SceneParams, spec: CourseSpec, seed: int):
+    """The follicles of a course and when each unit is lost or gained (see the module doc).
+
+    Returns
+    -------
+    base, extra : synth._Layout
+        The first session's units and the candidate new ones.
+    lost_at, gained_at : ndarray of int
+        Per unit of ``base`` / ``extra``, the session index from which it is
+        gone / present (``n_sessions`` or more: never).
+    rng : numpy.random.Generator
+        The plan's generator, to draw the rest of the course from.
+    """
+    base = synth._layout(p0, np.random.default_rng([seed, 0]))
+    last = max(1, spec.n_sessions - 1)
+    gain_total = max(0.0, spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
+    loss_total = max(0.0, -spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
+    surplus = 4.0  # candidate new units per gain needed, so that the first field can be given its exact share
+    extra_p = dataclasses.replace(p0, density_per_cm2=p0.density_per_cm2 * max(surplus * gain_total, 1e-6))
+    extra = synth._layout(extra_p, np.random.default_rng([seed, 1]))
+    rng_plan = np.random.default_rng([seed, 2])
+    lost_at = _schedule(rng_plan, len(base.openings), loss_total, last)  # session index from which a unit is gone
+    gained_at = _schedule(rng_plan, len(extra.openings), 1.0 / surplus, last)
+    _exact_in_field(rng_plan, base, extra, lost_at, gained_at, spec, last, (p0.height, p0.width))
+    return base, extra, lost_at, gained_at, rng_plan
 
 
 def _in_frame(rc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -160,20 +177,31 @@ def _exact_in_field(rng: np.random.Generator, base, extra, lost_at: np.ndarray, 
     turn = int(round(spec.turnover_pct / 100 * last * hairs0))
     lost = _pick(rng, base_in, base.unit_sizes, turn + max(0, -net))
     gained = _pick(rng, extra_in, extra.unit_sizes, int(base.unit_sizes[lost].sum()) + net)
+    short = int(base.unit_sizes[lost].sum()) + net - int(extra.unit_sizes[gained].sum())
+    if short > 0:  # too few new hairs in the frame for the turnover: lose fewer, so the net change holds
+        lost = _pick(rng, base_in, base.unit_sizes, max(0, int(extra.unit_sizes[gained].sum()) - net))
     lost_at[base_in] = last + 1
     gained_at[extra_in] = last + 1
     lost_at[lost] = _spread(rng, len(lost), last)
     gained_at[gained] = _spread(rng, len(gained), last)
 
 
-def _pick(rng: np.random.Generator, idx: np.ndarray, sizes: np.ndarray, hairs: int) -> np.ndarray:
-    """Units from ``idx`` (random order) whose sizes add up to ``hairs`` (or just under, when they cannot)."""
-    chosen, total = [], 0
-    for i in rng.permutation(idx):
-        if total + int(sizes[i]) <= hairs:
-            chosen.append(int(i))
-            total += int(sizes[i])
-    return np.asarray(chosen, dtype=int)
+def _pick(rng: np.random.Generator, idx: np.ndarray, sizes: np.ndarray, hairs: int, tries: int = 64) -> np.ndarray:
+    """Units from ``idx`` whose sizes add up to ``hairs`` (or as close under it as ``tries`` random
+    orders find: one greedy order often stops short when only a few units of 2-4 hairs are left)."""
+    best: list[int] = []
+    best_total = -1
+    for _ in range(tries):
+        chosen, total = [], 0
+        for i in rng.permutation(idx):
+            if total + int(sizes[i]) <= hairs:
+                chosen.append(int(i))
+                total += int(sizes[i])
+        if total > best_total:
+            best, best_total = chosen, total
+        if total == hairs:
+            break
+    return np.asarray(best, dtype=int)
 
 
 def _spread(rng: np.random.Generator, k: int, last: int) -> np.ndarray:
