@@ -171,6 +171,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
     report = {"seeds": [min(seeds), max(seeds)], "n_seeds": len(seeds), "retest": retest, "segmenter": segmenter,
               "matched_retest_sd_pct_used": course_settings.matched_retest_sd_pct,
               "recheck_ratio": course_settings.recheck_ratio, "recheck_floor": course_settings.recheck_floor,
+              "response_basis": course_settings.response_basis,
               "registered_share": float(reg["registered_pairs"].sum() / max(reg["all_pairs"].sum(), 1))}
     if len(errors):
         err = errors["measured_change"] - errors["true_change"]
@@ -210,6 +211,8 @@ def main() -> None:
                     help="count gained and lost hairs as detected, without re-examining them in the other visit")
     ap.add_argument("--recheck-ratio", type=float, default=None, help="CourseSettings.recheck_ratio to use (tuning)")
     ap.add_argument("--recheck-floor", type=float, default=None, help="CourseSettings.recheck_floor to use (tuning)")
+    ap.add_argument("--response-basis", choices=["latest", "trend"], default=None,
+                    help="CourseSettings.response_basis to use (default: CourseSettings')")
     ap.add_argument("--retest-sd-pct", type=float, default=None,
                     help="same-spot test-retest SD to use (default: CourseSettings')")
     ap.add_argument("--reuse-runs", action="store_true",
@@ -223,7 +226,9 @@ def main() -> None:
     report = run(seeds, a.out, retest=a.retest, workers=a.workers, segmenter=a.segmenter,
                  retest_sd_pct=a.retest_sd_pct, recheck=not a.no_recheck, reuse_runs=a.reuse_runs,
                  recheck_overrides={k: v for k, v in (("recheck_ratio", a.recheck_ratio),
-                                                      ("recheck_floor", a.recheck_floor)) if v is not None})
+                                                      ("recheck_floor", a.recheck_floor),
+                                                      ("response_basis", a.response_basis))
+                                    if v is not None})
     print(json.dumps(report, indent=2, default=str))
 
 

@@ -144,6 +144,9 @@ def compare(
     min_agreement: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="Same-spot matching: below this share of hairs paired directly between the two "
                                "visits the response is 'indeterminate' (0 turns it off).")] = 0.4,
+    response_basis: Annotated[str, typer.Option(
+        help="Call the response on the 'trend' (least-squares line through every session's change against "
+             "baseline) or on the 'latest' session's change alone.")] = "trend",
 ) -> None:
     """Compare sessions per patient and site: change, 95% CI, MDC, and improved / stable / worsened / indeterminate."""
     course_io = _lazy("pipeline.course_io", "course comparison")
@@ -151,23 +154,27 @@ def compare(
 
     from pipeline.course import CourseSettings
 
+    if response_basis not in ("trend", "latest"):
+        raise _fail(f"--response-basis must be 'trend' or 'latest', not {response_basis!r}")
     settings = CourseSettings(n_boot=boot, seed=seed, include_flagged=include_flagged, baseline=baseline,
-                              min_agreement=min_agreement)
+                              min_agreement=min_agreement, response_basis=response_basis)
     try:
         tables = course_io.run_compare(results, out, settings)
     except course_io.CompareError as exc:
         raise _fail(str(exc)) from None
     console = Console()
     table = Table(title=f"tricho compare -> {out}", title_justify="left")
-    for name in ("patient", "site", "sessions", "density change (/cm²)", "95% CI", "MDC", "visit agreement",
-                 "response"):
+    for name in ("patient", "site", "sessions", "density change (/cm²)", "95% CI", "MDC", "course trend (/cm²)",
+                 "visit agreement", "response"):
         table.add_column(name)
     for r in tables["summary"].itertuples(index=False):
         ci = "-" if isna(r.density_ci_low) else f"{r.density_ci_low:+.1f} … {r.density_ci_high:+.1f}"
         change = "-" if isna(r.density_change) else f"{r.density_change:+.1f} ({r.density_change_pct:+.1f}%)"
         mdc = "-" if isna(r.density_mdc) else f"{r.density_mdc:.1f}"
         agree = "-" if isna(r.visit_agreement_pct) else f"{r.visit_agreement_pct:.0f}%"
-        table.add_row(str(r.patient_id), str(r.site), str(r.n_sessions), change, ci, mdc, agree, str(r.response))
+        trend = "-" if isna(r.density_trend) else f"{r.density_trend:+.1f} (MDC {r.density_trend_mdc:.1f})"
+        table.add_row(str(r.patient_id), str(r.site), str(r.n_sessions), change, ci, mdc, trend, agree,
+                      str(r.response))
     console.print(table)
     if (tables["summary"]["response"] == "indeterminate").any():
         console.print(f"indeterminate: the two visits paired directly fewer than {min_agreement:.0%} of the hairs "

@@ -23,14 +23,27 @@ import pipeline
 from pipeline.course import CourseSettings, compare_course, usable_frames
 from pipeline.settings import Settings
 
-RESPONSE_RULE = ("improved / worsened: the density change of the latest session against baseline exceeds the "
-                 "minimal detectable change (pooled fields: MDC95 = 2.77 x SEM from the within-visit spread "
-                 "between fields; same spot matched: 1.96 x the test-retest SD of a matched count change) "
-                 "and its 95% bootstrap CI excludes zero; otherwise stable. indeterminate: the latest session "
-                 "was matched to the baseline spot, but the two visits' detections paired directly less than "
-                 "CourseSettings.min_agreement (default 40%) of the hairs either counted there (visit_agreement_pct:"
-                 " the tool does not see the same hairs twice, e.g. light or grey hair, dark skin, focus); "
-                 "count by hand or re-image")
+_LATEST = "the density change of the latest session against baseline exceeds its"
+_TREND = ("the density change by the latest session, read off the least-squares line through the changes of "
+          "every session against baseline (and 0 at baseline), exceeds its")
+_RULE = ("improved / worsened: {what} minimal detectable change (pooled fields: MDC95 = 2.77 x SEM from the "
+         "within-visit spread between fields; same spot matched: 1.96 x the test-retest SD of a matched count "
+         "change{scaled}){ci}; otherwise stable. indeterminate: the latest session was matched to the baseline "
+         "spot, but the two visits' detections paired directly less than CourseSettings.min_agreement (default "
+         "40%) of the hairs either counted there (visit_agreement_pct: the tool does not see the same hairs "
+         "twice, e.g. light or grey hair, dark skin, focus); count by hand or re-image")
+
+
+def response_rule(basis: str = "trend") -> str:
+    """The response rule in words, for ``CourseSettings.response_basis`` ``basis`` (written into every compare run)."""
+    if basis == "trend":
+        return _RULE.format(what=_TREND, scaled="; for the line, that MDC x span / sqrt(2 Sxx) of the session days",
+                            ci=" and the latest change's 95% bootstrap CI, moved to the line's value and narrowed "
+                               "by the same factor, excludes zero")
+    return _RULE.format(what=_LATEST, scaled="", ci=" and its 95% bootstrap CI excludes zero")
+
+
+RESPONSE_RULE = response_rule()
 
 
 class CompareError(Exception):
@@ -181,6 +194,12 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
             if reg is None:
                 pairs.append({**keys, "registered": False, "how": "no registration (skin and openings disagree)"})
                 continue
+            shared = float(register.common_region(fixed.shape[:2], moving.shape[:2], reg.matrix).mean())
+            if shared < settings.min_overlap:
+                pairs.append({**keys, "registered": False, "n_inliers": reg.n_inliers,
+                              "how": f"registered ({how}) onto only {shared:.0%} of the baseline frame, under "
+                                     f"min_overlap {settings.min_overlap:.0%}: not the same spot"})
+                continue
             region = register.common_region(fixed.shape[:2], moving.shape[:2], reg.matrix,
                                             margin_px=settings.match_margin_um / um)
             m = register.match_visits(hf, hm, reg.matrix, region, gate_px=gate_um / um)
@@ -195,7 +214,7 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
     return pd.DataFrame(pairs), (pd.concat(matches, ignore_index=True) if matches else pd.DataFrame())
 
 
-def _write_reports(out: Path, results: Path, images: pd.DataFrame, tables: dict) -> None:
+def _write_reports(out: Path, results: Path, images: pd.DataFrame, tables: dict, basis: str) -> None:
     """One self-contained HTML report per patient in OUT/reports/."""
     from pipeline.report import patient_report
 
@@ -205,7 +224,7 @@ def _write_reports(out: Path, results: Path, images: pd.DataFrame, tables: dict)
     overlays = results / "overlays"
     for pid in sorted(tables["sessions"]["patient_id"].astype(str).unique()):
         page = patient_report(pid, tables, overlays_dir=overlays if overlays.is_dir() else None, frames=frames,
-                              rule=RESPONSE_RULE, version=pipeline.__version__)
+                              rule=response_rule(basis), version=pipeline.__version__)
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in pid)
         tmp = folder / f".{safe}.html.tmp"
         tmp.write_text(page, encoding="utf-8")
@@ -236,9 +255,9 @@ def run_compare(results: str | Path, out: str | Path, settings: CourseSettings =
         tmp = out / f".{name}.csv.tmp"
         table.to_csv(tmp, index=False, lineterminator="\n")
         tmp.replace(out / f"{name}.csv")
-    _write_reports(out, results, images, tables)
+    _write_reports(out, results, images, tables, settings.response_basis)
     record = {"package": "tricho-pipeline", "version": pipeline.__version__, "results": str(results),
-              "settings": dataclasses.asdict(settings), "response_rule": RESPONSE_RULE, "matched": bool(match),
+              "settings": dataclasses.asdict(settings), "response_rule": response_rule(settings.response_basis), "matched": bool(match),
               "created_utc": datetime.now(timezone.utc).isoformat(),
               "counts": {k: int(len(v)) for k, v in tables.items()}}
     (out / "compare.json").write_text(json.dumps(record, indent=2) + "\n")

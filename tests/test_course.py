@@ -1,13 +1,14 @@
 """Course comparison with known answers: pooling, repeatability, MDC, CI and the response rule."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.course import CourseSettings, compare_course, mdc95, session_table, usable_frames, within_visit_sd
+from pipeline.course import CourseSettings, compare_course, course_trend, mdc95, session_table, usable_frames, within_visit_sd
 from pipeline.course import _field_table
 
 
@@ -77,6 +78,46 @@ def test_response_rule(densities, response):
     assert latest.ci_low < latest.change < latest.ci_high
     assert set(out["changes"]["reference"]) == {"baseline", "previous"}
     assert set(out["changes"]["method"]) == {"pooled"}
+
+
+def test_course_trend_exact():
+    days = 14.0 * np.arange(1, 6)
+    trend, mdc = course_trend(days, 0.2 * days, 10.0)  # a straight line: +14 by day 70
+    assert trend == pytest.approx(14.0)
+    assert mdc == pytest.approx(10.0 * 70 / math.sqrt(2 * 14 ** 2 * 17.5))  # Sxx of 0, 14, ..., 70
+    assert mdc == pytest.approx(8.4515, abs=1e-4)
+    # one session after baseline: the line is the latest change, its MDC the latest's
+    assert course_trend(np.array([30.0]), np.array([7.0]), 5.0) == pytest.approx((7.0, 5.0))
+    # a last visit that reads high weighs one sixth: the line gives (0, 0, 0, 0, 0, 12) a change of 12 x 25/35
+    trend, _ = course_trend(days, np.array([0, 0, 0, 0, 12.0]), 1.0)
+    assert trend == pytest.approx(12 * 70 * (70 - 35) / (14 ** 2 * 17.5) / 1)  # slope x span
+    assert trend == pytest.approx(12 * 25 / 35)
+
+
+def test_trend_basis_calls_a_steady_gain_the_latest_visit_alone_cannot():
+    """Five sessions rising steadily by 2.5%, the latest read 1 point low: the latest change (+9.5%) is inside the MDC,
+    the trend (+12.3%) is beyond its smaller one. The summary carries both."""
+    images, hairs = _course((200, 200, 200, 200, 200, 200), jitter=0.0)
+    rows = []
+    for k, pct in enumerate([2.5, 5.0, 7.5, 10.0, 9.5]):
+        n0 = 100
+        rows.append(dict(patient_id="P1", site="vertex", session_date=f"2026-0{k + 2}-01", reference_date="2026-01-01",
+                         registered=True, common_area_cm2=0.5, n_before=n0, n_after=round(n0 * (1 + pct / 100), 1),
+                         terminal_before=50, terminal_after=50, vellus_before=0, vellus_after=0,
+                         thickness_sum_before_um=7000.0, thickness_sum_after_um=7000.0, persisting=n0, gained=0,
+                         lost=0, rechecked=0))
+    pairs = pd.DataFrame(rows)
+    settings = CourseSettings(n_boot=200, matched_retest_sd_pct=5.0, response_basis="latest")
+    latest = compare_course(images, hairs, settings, field_pairs=pairs)["summary"].iloc[0]
+    assert latest.response == "stable" and latest.response_basis == "latest"
+    assert latest.density_change_pct == pytest.approx(9.5) and latest.density_mdc == pytest.approx(1.959964 * 5 * 2)
+    trend = compare_course(images, hairs, dataclasses.replace(settings, response_basis="trend"),
+                           field_pairs=pairs)["summary"].iloc[0]
+    assert trend.response == "improved" and trend.response_basis == "trend"
+    assert trend.density_trend_mdc < latest.density_mdc
+    assert trend.density_trend_pct > 9.8 > 9.5
+    with pytest.raises(ValueError, match="response_basis"):
+        CourseSettings(response_basis="slope")
 
 
 def _matched_pairs(*, persisting, rechecked, gained, lost, area=0.15):

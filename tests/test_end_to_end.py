@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -56,6 +57,15 @@ def test_analyze_and_evaluate_the_samples(tmp_path):
     summary = pd.read_csv(tmp_path / "course" / "summary.csv")
     assert (summary["patient_id"].tolist(), summary["n_sessions"].tolist()) == (["P001"], [2])
     assert summary["response"].iloc[0] in {"improved", "stable", "worsened"}
+    # two sessions: the course's line is its latest change, with the latest's MDC
+    assert summary["response_basis"].iloc[0] == "trend"
+    assert summary["density_trend"].iloc[0] == pytest.approx(summary["density_change"].iloc[0])
+    assert summary["density_trend_mdc"].iloc[0] == pytest.approx(summary["density_mdc"].iloc[0])
+    assert summary["density_trend_ci_low"].iloc[0] == pytest.approx(summary["density_ci_low"].iloc[0])
+    # the two sample sessions are unrelated scenes: no field may pass for the same spot (ORB once paired
+    # field 3 by chance, 21 inliers laying the later frame over 24% of the first: CourseSettings.min_overlap)
+    pairs = pd.read_csv(tmp_path / "course" / "field_pairs.csv")
+    assert len(pairs) == 3 and not pairs["registered"].astype(bool).any()
     sessions = pd.read_csv(tmp_path / "course" / "sessions.csv")
     assert sessions["n_fields"].tolist() == [3, 3]
     assert sessions["n_hairs"].sum() == images["hair_count"].sum()
@@ -66,3 +76,6 @@ def test_analyze_and_evaluate_the_samples(tmp_path):
 def test_compare_without_a_run_folder_exits_2(tmp_path):
     res = CliRunner().invoke(app, ["compare", str(tmp_path / "nope"), "--out", str(tmp_path / "c")])
     assert res.exit_code == 2 and "tricho analyze" in res.output
+    res = CliRunner().invoke(app, ["compare", str(tmp_path / "nope"), "--out", str(tmp_path / "c"),
+                                   "--response-basis", "slope"])
+    assert res.exit_code == 2 and "--response-basis" in res.output
