@@ -502,8 +502,8 @@ def visit_agreement(pairs: pd.DataFrame) -> float:
 SUMMARY_COLUMNS = ["patient_id", "site", "n_sessions", "baseline_date", "latest_date", "response",
                    "density_change", "density_change_pct", "density_ci_low", "density_ci_high", "density_mdc",
                    "mean_thickness_change_um", "terminal_density_change", "vellus_share_change_pp",
-                   "visit_agreement_pct", "density_trend", "density_trend_pct", "density_trend_mdc", "density_trend_ci_low",
-                   "density_trend_ci_high", "response_basis"]
+                   "visit_agreement_pct", "density_trend", "density_trend_pct", "density_trend_mdc",
+                   "density_trend_ci_low", "density_trend_ci_high", "response_basis"]
 
 
 def course_trend(days: np.ndarray, change: np.ndarray, mdc_latest: float) -> tuple[float, float]:
@@ -528,7 +528,7 @@ def course_trend(days: np.ndarray, change: np.ndarray, mdc_latest: float) -> tup
         visit's error sigma = MDC / (1.96 sqrt 2), the trend's SD is
         sigma x span / sqrt(Sxx), so MDC = mdc_latest x span / sqrt(2 Sxx):
         the same as the latest session's with one session after baseline,
-        0.85 of it with five sessions evenly spaced.
+        0.85 of it with five evenly spaced sessions after baseline.
     """
     t = np.r_[0.0, np.asarray(days, float)]
     y = np.r_[0.0, np.asarray(change, float)]
@@ -550,7 +550,7 @@ def _trend_of(changes: list[dict], pid, site, base_date) -> tuple[float, float]:
     return course_trend(days, np.array([c["change"] for c in rows], float), float(rows[-1]["mdc"]))
 
 
-def _summary_row(pid, site, course, base_date, changes, min_agreement: float, basis: str = "latest") -> dict:
+def _summary_row(pid, site, course, base_date, changes, min_agreement: float, *, basis: str) -> dict:
     latest = course["session_date"].iloc[-1]
     row = {"patient_id": pid, "site": site, "n_sessions": len(course), "baseline_date": base_date,
            "latest_date": latest, "response": "stable"}

@@ -257,7 +257,8 @@ def run_compare(results: str | Path, out: str | Path, settings: CourseSettings =
         tmp.replace(out / f"{name}.csv")
     _write_reports(out, results, images, tables, settings.response_basis)
     record = {"package": "tricho-pipeline", "version": pipeline.__version__, "results": str(results),
-              "settings": dataclasses.asdict(settings), "response_rule": response_rule(settings.response_basis), "matched": bool(match),
+              "settings": dataclasses.asdict(settings), "response_rule": response_rule(settings.response_basis),
+              "matched": bool(match),
               "created_utc": datetime.now(timezone.utc).isoformat(),
               "counts": {k: int(len(v)) for k, v in tables.items()}}
     (out / "compare.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.course import CourseSettings, compare_course, course_trend, mdc95, session_table, usable_frames, within_visit_sd
+from pipeline.course import (CourseSettings, compare_course, course_trend, mdc95, session_table, usable_frames,
+                             within_visit_sd)
 from pipeline.course import _field_table
 
 

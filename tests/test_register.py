@@ -73,7 +73,8 @@ def test_small_fields_get_the_course_change_exactly(pct):
         inside = [(lay.openings[:, 0] >= 0) & (lay.openings[:, 0] < shape[0]) & (lay.openings[:, 1] >= 0)
                   & (lay.openings[:, 1] < shape[1]) for lay in (base, extra)]
         first = int(base.unit_sizes[inside[0]].sum())
-        last = int(base.unit_sizes[inside[0] & (lost_at > 5)].sum() + extra.unit_sizes[inside[1] & (gained_at <= 5)].sum())
+        last = int(base.unit_sizes[inside[0] & (lost_at > 5)].sum()
+                   + extra.unit_sizes[inside[1] & (gained_at <= 5)].sum())
         assert last - first == round(pct / 100 * first), (seed, first, last)
         assert (lost_at[inside[0]] <= 5).any() or pct > 0  # the turnover does happen
 
