@@ -194,14 +194,15 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
             if reg is None:
                 pairs.append({**keys, "registered": False, "how": "no registration (skin and openings disagree)"})
                 continue
-            shared = float(register.common_region(fixed.shape[:2], moving.shape[:2], reg.matrix).mean())
+            overlap = register.common_region(fixed.shape[:2], moving.shape[:2], reg.matrix)
+            shared = float(overlap.mean())
             if shared < settings.min_overlap:
                 pairs.append({**keys, "registered": False, "n_inliers": reg.n_inliers,
                               "how": f"registered ({how}) onto only {shared:.0%} of the baseline frame, under "
                                      f"min_overlap {settings.min_overlap:.0%}: not the same spot"})
                 continue
-            region = register.common_region(fixed.shape[:2], moving.shape[:2], reg.matrix,
-                                            margin_px=settings.match_margin_um / um)
+            region = overlap if settings.match_margin_um <= 0 else register.common_region(
+                fixed.shape[:2], moving.shape[:2], reg.matrix, margin_px=settings.match_margin_um / um)
             m = register.match_visits(hf, hm, reg.matrix, region, gate_px=gate_um / um)
             if settings.recheck_ratio > 0:
                 m = register.recheck_unmatched(m, hf, hm, reg.matrix, probability(ref.image, fixed, um),

@@ -336,30 +336,30 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
                                       width_map=prob, width_full=1.0) if whole.any() else ([], [])
     if not per_shaft:
         return whole, traced, kept
-    rest = (long_pale & ~thin)[labels]
+    failed = long_pale & ~thin
+    rest = failed[labels]
     if not rest.any():
         return whole, traced, kept
     shaft_settings = model_settings.replace(min_hair_length_um=settings.light_among_dark_min_um,
                                             min_aspect=LIGHT_MIN_ASPECT, stripe_aspect=0.0)
     rest_traced, rest_kept = _trace_and_measure(rest, con, halo, valid, prob, scale, shaft_settings,
                                                 width_map=prob, width_full=1.0)
-    return whole | _components_with(rest, rest_kept), traced + rest_traced, kept + rest_kept
+    return whole | _components_with(labels, failed, rest_kept), traced + rest_traced, kept + rest_kept
 
 
 #: A light shaft found among dark ones is at least this many times as long as it is wide.
 LIGHT_MIN_ASPECT = 4.0
 
 
-def _components_with(mask: np.ndarray, cands: list[Candidate]) -> np.ndarray:
-    """The connected components of ``mask`` that hold a point of a candidate's centre line."""
+def _components_with(labels: np.ndarray, among: np.ndarray, cands: list[Candidate]) -> np.ndarray:
+    """The components of ``labels`` (label 0 the background) selected by ``among`` (bool per label) that
+    hold a point of a candidate's centre line, as a mask."""
     if not cands:
-        return np.zeros_like(mask)
-    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    pts = np.concatenate([shafts.pixels_of(c.hair.path, mask.shape) for c in cands])
-    hit = np.zeros(n, bool)
+        return np.zeros(labels.shape, bool)
+    pts = np.concatenate([shafts.pixels_of(c.hair.path, labels.shape) for c in cands])
+    hit = np.zeros(len(among), bool)
     hit[labels[pts[:, 0], pts[:, 1]]] = True
-    hit[0] = False
-    return hit[labels]
+    return (hit & among)[labels]
 
 
 def _shaft_like(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float, min_len_px: float,
