@@ -99,19 +99,33 @@ def _probability_cache(settings: Settings, routes: dict[str, str] | None = None)
 
     ``routes`` maps an image key to the route its row of images.csv records
     (``route``; a frame re-routed with its spot, ``Settings.series_route``,
-    is read by that route again).
+    is read by that route again). ``probability.light(key, image, um_per_px)``
+    gives the map its light shafts among dark ones were found on
+    (:func:`pipeline.frame.light_shaft_map`; None for other frames), also once per key.
     """
-    from pipeline.frame import hair_map
+    from pipeline.frame import hair_map, light_shaft_map
 
     cache: dict[str, object] = {}
+    light_cache: dict[str, object] = {}
     routes = routes or {}
+
+    def _map(key: str, image, um_per_px: float):
+        route = routes.get(key) or "auto"
+        own = settings.replace(route=route) if route != settings.route else settings
+        return hair_map(image, um_per_px=um_per_px, settings=own)
 
     def probability(key: str, image, um_per_px: float):
         if key not in cache:
-            route = routes.get(key) or "auto"
-            own = settings.replace(route=route) if route != settings.route else settings
-            cache[key] = hair_map(image, um_per_px=um_per_px, settings=own).prob
+            cache[key] = _map(key, image, um_per_px).prob
         return cache[key]
+
+    def light(key: str, image, um_per_px: float):
+        if key not in light_cache:
+            hm = _map(key, image, um_per_px)
+            cache.setdefault(key, hm.prob)
+            light_cache[key] = light_shaft_map(hm, um_per_px=um_per_px)
+        return light_cache[key]
+    probability.light = light
     return probability
 
 
@@ -161,12 +175,13 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
         return pd.DataFrame(), pd.DataFrame()
     paths = _image_paths(results, frames)
     routed = images[images["route_source"].isin(["series", "fixed"])] if "route_source" in images else images.iloc[:0]
-    probability = _probability_cache(run_settings(results), dict(zip(routed["image"], routed["route"].astype(str))))
+    analysis, routes = run_settings(results), dict(zip(routed["image"], routed["route"].astype(str)))
     by_image = {k: g.reset_index(drop=True) for k, g in hairs.groupby("image")} if len(hairs) else {}
     empty = pd.DataFrame(columns=["row", "col", "thickness_um", "class"])
     pairs, matches = [], []
     frames = frames.assign(field_id=frames["field_id"].astype("string").fillna(""))
     for (pid, site), course in frames.groupby(["patient_id", "site"]):
+        probability = _probability_cache(analysis, routes)  # one course's maps in memory at a time
         dates = sorted(course["session_date"].unique())
         base_date = settings.baseline if settings.baseline in dates else dates[0]
         base = course[course.session_date == base_date].set_index("field_id")
@@ -205,9 +220,11 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
                 fixed.shape[:2], moving.shape[:2], reg.matrix, margin_px=settings.match_margin_um / um)
             m = register.match_visits(hf, hm, reg.matrix, region, gate_px=gate_um / um)
             if settings.recheck_ratio > 0:
-                m = register.recheck_unmatched(m, hf, hm, reg.matrix, probability(ref.image, fixed, um),
-                                               probability(row.image, moving, um), um_per_px=um,
-                                               ratio=settings.recheck_ratio, floor=settings.recheck_floor)
+                m = register.recheck_unmatched(
+                    m, hf, hm, reg.matrix, probability(ref.image, fixed, um), probability(row.image, moving, um),
+                    um_per_px=um, ratio=settings.recheck_ratio, floor=settings.recheck_floor,
+                    fixed_light=lambda: probability.light(ref.image, fixed, um),
+                    moving_light=lambda: probability.light(row.image, moving, um))
             pairs.append({**keys, "registered": True, "how": how, "n_inliers": reg.n_inliers,
                           "rotation_deg": round(reg.rotation_deg, 3),
                           "common_area_cm2": float(region.sum()) * (um * 1e-4) ** 2, **pair_counts(m, hf, hm)})

@@ -118,6 +118,22 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     return HairMap(image, valid, field_rows, con, prob, tips, used, settings)
 
 
+def light_shaft_map(hm: HairMap, *, um_per_px: float | None) -> np.ndarray | None:
+    """The map a frame's light shafts among dark ones were found on, or None.
+
+    A frame read on the darkness map has its grey and white shafts found on
+    ``settings.dark_frame_model``'s probability (:func:`_light_among_dark`),
+    where the darkness map shows nothing. Whoever re-reads such a shaft (the
+    re-examination of gained and lost hairs across visits) must read it on
+    that map. None for frames of another route, or when the search is off.
+    """
+    s = hm.settings
+    if hm.used != "classical" or s.light_among_dark <= 0 or not _model_helps_dark(s):
+        return None
+    prob, _, _ = _learned_maps(hm.image, hm.valid, um_per_px or s.scale_um_per_px, s, s.dark_frame_model)
+    return prob
+
+
 def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
                  probability: np.ndarray | None = None, tips: np.ndarray | None = None) -> Stages:
     """The per-frame core up to the counting rule (see :func:`measure_frame` for the arguments)."""

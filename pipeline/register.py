@@ -328,9 +328,22 @@ def _evidence(prob: np.ndarray, hairs: pd.DataFrame, *, um_per_px: float, tolera
     return ev
 
 
+class _Lazy:
+    """An array, or a function of no argument returning one, evaluated once on first use."""
+
+    def __init__(self, value):
+        self._value, self._done = value, not callable(value)
+
+    def get(self):
+        if not self._done:
+            self._value, self._done = self._value(), True
+        return self._value
+
+
 def recheck_unmatched(matches: pd.DataFrame, fixed_hairs: pd.DataFrame, moving_hairs: pd.DataFrame,
                       matrix: np.ndarray, fixed_prob: np.ndarray, moving_prob: np.ndarray, *, um_per_px: float,
-                      ratio: float = 0.3, floor: float = 0.15, tolerance_px: int = 2) -> pd.DataFrame:
+                      ratio: float = 0.3, floor: float = 0.15, tolerance_px: int = 2,
+                      fixed_light=None, moving_light=None) -> pd.DataFrame:
     """Re-examine gained and lost hairs in the other visit's frame.
 
     A hair counted in one visit and not the other is either a real change
@@ -358,6 +371,14 @@ def recheck_unmatched(matches: pd.DataFrame, fixed_hairs: pd.DataFrame, moving_h
         or a learned model's map for a routed frame).
     um_per_px : float
         Pixel size (µm/px) of both frames.
+    fixed_light, moving_light : ndarray, callable or None
+        The maps each frame's light shafts among dark ones were found on
+        (:func:`pipeline.frame.light_shaft_map`), or functions of no
+        argument returning them (called only when a hair needs them); None
+        for a frame without such a search. A hair its own map does not show
+        (under ``floor`` along its root half: a grey or white shaft the
+        darkness map cannot see) is re-examined on these maps instead, on
+        both sides, when both frames have one.
 
     Returns
     -------
@@ -369,17 +390,24 @@ def recheck_unmatched(matches: pd.DataFrame, fixed_hairs: pd.DataFrame, moving_h
     if out.empty or ratio <= 0:
         return out
     inv = invert(matrix)
-    for status, own_hairs, own_prob, other_hairs, other_prob, to_other, index in (
-            ("gained", moving_hairs, moving_prob, fixed_hairs, fixed_prob, matrix, "moving_index"),
-            ("lost", fixed_hairs, fixed_prob, moving_hairs, moving_prob, inv, "fixed_index")):
+    light = _Lazy(fixed_light), _Lazy(moving_light)
+    for status, own_hairs, own_prob, other_hairs, other_prob, to_other, index, own_light, other_light in (
+            ("gained", moving_hairs, moving_prob, fixed_hairs, fixed_prob, matrix, "moving_index", light[1], light[0]),
+            ("lost", fixed_hairs, fixed_prob, moving_hairs, moving_prob, inv, "fixed_index", light[0], light[1])):
         rows = np.flatnonzero(out["status"].to_numpy() == status)
         if not rows.size:
             continue
         hairs = own_hairs.iloc[out[index].to_numpy(int)[rows]]
         pts = _root_half(hairs)
+        there = apply_rc(to_other, pts.reshape(-1, 2)).reshape(pts.shape)
         own = _sample(own_prob, pts)
         ev = _evidence(other_prob, other_hairs, um_per_px=um_per_px, tolerance_px=tolerance_px)
-        other = _sample(ev, apply_rc(to_other, pts.reshape(-1, 2)).reshape(pts.shape))
+        other = _sample(ev, there)
+        pale = own < floor
+        if pale.any() and own_light.get() is not None and other_light.get() is not None:
+            own[pale] = _sample(own_light.get(), pts[pale])
+            light_ev = _evidence(other_light.get(), other_hairs, um_per_px=um_per_px, tolerance_px=tolerance_px)
+            other[pale] = _sample(light_ev, there[pale])
         seen = (other >= floor) & (other >= ratio * own)
         out.loc[out.index[rows[seen]], ["status", "rechecked"]] = ["persisting", True]
         thick = "thickness_after_um" if status == "lost" else "thickness_before_um"

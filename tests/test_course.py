@@ -203,3 +203,23 @@ def test_re_examination_reads_the_map_the_frame_was_counted_on():
     read = _probability_cache(Settings())("frame", img, 2.8)
     np.testing.assert_array_equal(read, counted.probability)
     assert not np.allclose(read, segment.hair_probability(img, um_per_px=2.8), atol=0.05)
+    # its light shafts were not searched among dark ones, so there is no light-shaft map to re-read them on
+    assert _probability_cache(Settings()).light("frame", img, 2.8) is None
+
+
+def test_a_dark_frame_gives_the_map_its_grey_shafts_were_found_on():
+    from pipeline.course_io import _probability_cache
+    from pipeline.frame import _learned_maps, hair_map
+    from pipeline.settings import Settings
+    from pipeline.synth import SceneParams, render_frame
+
+    p = SceneParams(height=480, width=640, um_per_px=2.8, hair_color="black", skin_tone=2,
+                    density_per_cm2=150.0, scales=False, halos=False)
+    img, _ = render_frame(p, np.random.default_rng(6))
+    hm = hair_map(img, um_per_px=2.8, settings=Settings())
+    assert hm.used == "classical"
+    light = _probability_cache(Settings()).light("frame", img, 2.8)
+    expected = _learned_maps(hm.image, hm.valid, 2.8, hm.settings, Settings().dark_frame_model)[0]
+    np.testing.assert_array_equal(light, expected)
+    off = Settings().replace(light_among_dark=0.0, model_veto_share=0.0)
+    assert _probability_cache(off).light("frame", img, 2.8) is None

@@ -174,6 +174,33 @@ def test_recheck_turns_a_flipped_detection_into_persisting():
     assert sorted(out["status"]) == ["lost", "persisting"] and not out["rechecked"].any()
 
 
+def test_recheck_reads_a_light_shaft_on_the_map_it_was_found_on():
+    """A grey shaft among dark ones: nothing on either darkness map, there on both light-shaft maps."""
+    same = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    fixed, moving = _hairs([(50, 20), (120, 20)]), _hairs([(50, 20)])
+    pf, pm = np.zeros((200, 200), np.float32), np.zeros((200, 200), np.float32)
+    _shaft(pf, 50, 20, 0.8), _shaft(pm, 50, 20, 0.8)
+    lf, lm = np.zeros_like(pf), np.zeros_like(pm)
+    _shaft(lf, 120, 20, 0.9), _shaft(lm, 120, 20, 0.5)
+    m = match_visits(fixed, moving, same, np.ones((200, 200), bool), gate_px=5.0)
+    assert sorted(recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0)["status"]) == ["lost", "persisting"]
+    calls = []
+    out = recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0, fixed_light=lf,
+                            moving_light=lambda: calls.append(1) or lm)
+    assert sorted(out["status"]) == ["persisting", "persisting"] and out["rechecked"].sum() == 1 and calls == [1]
+    lm[:] = 0.0  # gone on the later light map too: a real loss
+    out = recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0, fixed_light=lf, moving_light=lm)
+    assert sorted(out["status"]) == ["lost", "persisting"]
+    # a dark shaft's call is not read on the light maps: it stays lost though the later light map shows it
+    _shaft(pf, 120, 20, 0.8), _shaft(lm, 120, 20, 0.9)
+    out = recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0, fixed_light=lf, moving_light=lm)
+    assert sorted(out["status"]) == ["lost", "persisting"]
+    # without a light map for one frame, nothing changes
+    _shaft(pf, 120, 20, 0.0)
+    out = recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0, fixed_light=None, moving_light=lm)
+    assert sorted(out["status"]) == ["lost", "persisting"]
+
+
 def test_recheck_does_not_let_an_old_hair_explain_a_new_neighbour():
     same = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     fixed, moving = _hairs([(50, 20)]), _hairs([(50, 20), (54, 20)])  # a new hair beside it, same unit
