@@ -105,25 +105,23 @@ def _probability_cache(settings: Settings, routes: dict[str, str] | None = None)
     """
     from pipeline.frame import hair_map, light_shaft_map
 
-    cache: dict[str, object] = {}
+    maps: dict[str, object] = {}  # HairMap per key: the light map is derived from it without routing again
     light_cache: dict[str, object] = {}
     routes = routes or {}
 
     def _map(key: str, image, um_per_px: float):
-        route = routes.get(key) or "auto"
-        own = settings.replace(route=route) if route != settings.route else settings
-        return hair_map(image, um_per_px=um_per_px, settings=own)
+        if key not in maps:
+            route = routes.get(key) or "auto"
+            own = settings.replace(route=route) if route != settings.route else settings
+            maps[key] = hair_map(image, um_per_px=um_per_px, settings=own)
+        return maps[key]
 
     def probability(key: str, image, um_per_px: float):
-        if key not in cache:
-            cache[key] = _map(key, image, um_per_px).prob
-        return cache[key]
+        return _map(key, image, um_per_px).prob
 
     def light(key: str, image, um_per_px: float):
         if key not in light_cache:
-            hm = _map(key, image, um_per_px)
-            cache.setdefault(key, hm.prob)
-            light_cache[key] = light_shaft_map(hm, um_per_px=um_per_px)
+            light_cache[key] = light_shaft_map(_map(key, image, um_per_px), um_per_px=um_per_px)
         return light_cache[key]
     probability.light = light
     return probability
