@@ -234,6 +234,8 @@ def train(
     workers: Annotated[int, typer.Option(min=1, help="Processes rendering phantoms; torch threads.")] = 2,
     scenes: Annotated[Optional[str], typer.Option(help="Phantoms to train on: 'all' (the generator's mix, "
                                                    "hairnet-v2) or 'light' (what a light-hair model is given).")] = None,
+    thin_weight: Annotated[Optional[float], typer.Option(min=0, help="Extra loss weight of thin shafts' pixels "
+                                                         "(TrainConfig.thin_weight; default 0).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Finish a run whose training ended but whose threshold "
                                          "tuning did not: read the weights and config it left in OUT.")] = False,
 ) -> None:
@@ -241,9 +243,9 @@ def train(
     training = _lazy("pipeline.train", "training")
     console = Console()
     if resume:
-        if any(v is not None for v in (steps, frames, holdout, scenes)):
-            raise _fail("--resume takes the training's own config from OUT; drop --steps, --frames, --holdout "
-                        "and --scenes")
+        if any(v is not None for v in (steps, frames, holdout, scenes, thin_weight)):
+            raise _fail("--resume takes the training's own config from OUT; drop --steps, --frames, --holdout, "
+                        "--scenes and --thin-weight")
         try:
             training.train(out, workers=workers, log=lambda m: console.print(m, highlight=False), resume=True)
         except FileNotFoundError as e:
@@ -256,6 +258,8 @@ def train(
         cfg = training.dataclasses_replace(cfg, n_frames=frames)
     if holdout is not None:
         cfg = training.dataclasses_replace(cfg, n_holdout=holdout)
+    if thin_weight is not None:
+        cfg = training.dataclasses_replace(cfg, thin_weight=thin_weight)
     if scenes is not None:
         if scenes not in training.SCENES:
             raise _fail(f"--scenes {scenes!r}: use one of {', '.join(training.SCENES)}")

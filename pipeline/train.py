@@ -69,6 +69,16 @@ class TrainConfig:
         own mix (hairnet-v2); ``"light"`` the frames a light-hair model
         (``Settings.light_hair_model``) is given: blond, grey and white hair,
         dark hair with grey among it, dark hair on the darkest skin.
+    thin_weight : float
+        Extra weight of the pixels of thin shafts (true width up to
+        ``thin_below_um``) in the hair and centre-line losses: their loss
+        counts ``1 + thin_weight`` times.  0 (the models trained before
+        2026-12-03) weighs every pixel alike, and a vellus shaft, a few
+        pixels among the thick ones, then barely enters the loss:
+        ``hairnet-light-v1`` gives held-out light-scene vellus shafts a
+        median probability of 0.02.
+    thin_below_um : float
+        Widest shaft (µm) ``thin_weight`` applies to.
     """
 
     model_um_per_px: float = 5.0
@@ -82,6 +92,8 @@ class TrainConfig:
     n_holdout: int = 24
     blur: str = "narrow"
     scenes: str = "all"
+    thin_weight: float = 0.0
+    thin_below_um: float = 40.0
 
 
 SCENES = ("all", "light")
@@ -110,9 +122,14 @@ def scene_overrides(scenes: str, seed: tuple[int, ...]) -> dict:
     return {"hair_color": dark, "skin_tone": int(rng.choice([5, 6]))}
 
 
-def render_example(seed: tuple[int, int], model_um_per_px: float,
-                   scenes: str = "all") -> tuple[np.ndarray, np.ndarray]:
-    """One phantom at the model's pixel size: image (H, W, 3) and labels (3, H, W), both uint8 (labels x255)."""
+def render_example(seed: tuple[int, int], model_um_per_px: float, scenes: str = "all",
+                   thin_below_um: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
+    """One phantom at the model's pixel size: image (H, W, 3) and labels (4, H, W), both uint8 (labels x255).
+
+    Labels: hair mask, centre lines, cut tips, and the mask of thin shafts
+    (true width up to ``thin_below_um``, drawn over their width) that
+    ``TrainConfig.thin_weight`` weighs.
+    """
     rng = np.random.default_rng(list(seed))
     params = synth.sample_scene(rng, **scene_overrides(scenes, seed))
     layers: dict = {}
@@ -123,10 +140,14 @@ def render_example(seed: tuple[int, int], model_um_per_px: float,
     small = cv2.resize(img, size, interpolation=interp)
     hair = (cv2.resize(layers["hair_cover"], size, interpolation=interp) > 0.5).astype(np.float32)
     centre = np.zeros(hair.shape, np.uint8)
+    thin = np.zeros(hair.shape, np.uint8)
     tips = np.zeros(hair.shape, np.float32)
     for h in truth["hairs"]:
         line = np.asarray(h["centerline_rc"], float) * f
         cv2.polylines(centre, [np.round(line[:, ::-1] * 4).astype(np.int32)], False, 1, 1, cv2.LINE_8, 2)
+        if h["width_um"] <= thin_below_um:
+            cv2.polylines(thin, [np.round(line[:, ::-1] * 4).astype(np.int32)], False, 1,
+                          max(1, round(h["width_um"] / model_um_per_px) + 2), cv2.LINE_8, 2)
         if h.get("kind", "clipped") == "clipped":
             r, c = np.asarray(h["tip_rc"], float) * f
             if 0 <= r < tips.shape[0] and 0 <= c < tips.shape[1]:
@@ -135,15 +156,16 @@ def render_example(seed: tuple[int, int], model_um_per_px: float,
     tips = cv2.GaussianBlur(tips, (0, 0), 1.5)
     if tips.max() > 0:
         tips /= tips.max()
-    labels = np.stack([hair, centre, np.clip(tips, 0, 1)])
+    labels = np.stack([hair, centre, np.clip(tips, 0, 1), thin.astype(np.float32)])
     return small, np.round(labels * 255).astype(np.uint8)  # uint8 keeps the pool small
 
 
 def render_pool(seeds: list[tuple[int, int]], model_um_per_px: float, workers: int = 2,
-                scenes: str = "all") -> list:
+                scenes: str = "all", thin_below_um: float = 40.0) -> list:
     """Render many examples in parallel processes (order kept)."""
+    n = len(seeds)
     with ProcessPoolExecutor(max_workers=workers) as ex:
-        return list(ex.map(render_example, seeds, [model_um_per_px] * len(seeds), [scenes] * len(seeds),
+        return list(ex.map(render_example, seeds, [model_um_per_px] * n, [scenes] * n, [thin_below_um] * n,
                            chunksize=4))
 
 
@@ -215,16 +237,24 @@ def _crops(pool, rng: np.random.Generator, n: int, size: int, aug) -> tuple[torc
         xs.append(to_input(o["image"])[0])
         m = np.stack(o["masks"]).astype(np.float32)
         m[:2] = m[:2] > 0.5
+        m[3:] = m[3:] > 0.5
         ys.append(torch.from_numpy(m))
     return torch.stack(xs), torch.stack(ys)
 
 
-def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """BCE + soft Dice on the hair map; weighted BCE on centre lines and tips."""
-    hair = F.binary_cross_entropy_with_logits(logits[:, 0], target[:, 0])
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, thin_weight: float = 0.0) -> torch.Tensor:
+    """BCE + soft Dice on the hair map; weighted BCE on centre lines and tips.
+
+    With ``thin_weight`` > 0 the hair and centre-line BCE of the pixels of
+    thin shafts (``target[:, 3]``, see :func:`render_example`) count
+    ``1 + thin_weight`` times (``TrainConfig.thin_weight``).
+    """
+    weight = None if thin_weight <= 0 else 1.0 + thin_weight * target[:, 3]
+    hair = F.binary_cross_entropy_with_logits(logits[:, 0], target[:, 0], weight=weight)
     p = torch.sigmoid(logits[:, 0])
     dice = 1 - (2 * (p * target[:, 0]).sum() + 1) / (p.sum() + target[:, 0].sum() + 1)
-    centre = F.binary_cross_entropy_with_logits(logits[:, 1], target[:, 1], pos_weight=torch.tensor(4.0))
+    centre = F.binary_cross_entropy_with_logits(logits[:, 1], target[:, 1], weight=weight,
+                                                pos_weight=torch.tensor(4.0))
     tip = F.binary_cross_entropy_with_logits(logits[:, 2], target[:, 2], pos_weight=torch.tensor(20.0))
     return hair + dice + 0.5 * centre + 0.25 * tip
 
@@ -241,7 +271,7 @@ def fit(pool, cfg: TrainConfig, log: Callable[[int, float], None] | None = None)
     net.train()
     for step in range(cfg.steps):
         x, y = _crops(pool, rng, cfg.batch, cfg.crop, aug)
-        loss = loss_fn(net(x), y)
+        loss = loss_fn(net(x), y, cfg.thin_weight)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -338,7 +368,8 @@ def train(out: str | Path, cfg: TrainConfig = TrainConfig(), *, workers: int = 2
 def _fit_and_keep(out: Path, cfg: TrainConfig, workers: int, log: Callable[[str], None]) -> tuple[HairNet, dict]:
     """Render the phantoms and train; keep the weights, loss curve and config in ``out`` (for ``resume``)."""
     t0 = time.time()
-    pool = render_pool([(TRAIN_SEED, i) for i in range(cfg.n_frames)], cfg.model_um_per_px, workers, cfg.scenes)
+    pool = render_pool([(TRAIN_SEED, i) for i in range(cfg.n_frames)], cfg.model_um_per_px, workers, cfg.scenes,
+                       cfg.thin_below_um)
     log(f"rendered {len(pool)} phantom frames in {time.time() - t0:.0f} s")
     t1 = time.time()
 

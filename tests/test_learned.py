@@ -168,11 +168,35 @@ def test_bad_segmenter_name_is_refused():
 
 def test_training_labels_match_the_phantom():
     img, labels = render_example((12345, 0), 5.0)
-    hair, centre, tip = labels
+    hair, centre, tip, thin = labels
     assert img.shape[:2] == hair.shape
     assert 0.005 < (hair > 127).mean() < 0.5
     assert ((centre > 127) <= (hair > 127)).all()  # centre lines lie inside the shafts
     assert tip.max() == 255
+    # thin shafts: drawn over their width (+ 1 px each side) along the centre lines of vellus hairs only
+    _, wide = render_example((12345, 0), 5.0, thin_below_um=1000.0)
+    _, none = render_example((12345, 0), 5.0, thin_below_um=0.0)
+    assert none[3].max() == 0 and (thin > 127).sum() < (wide[3] > 127).sum()
+    assert (hair > 127)[wide[3] > 127].mean() > 0.6  # the mask of every shaft lies on the shafts
+
+
+def test_thin_weight_weighs_only_the_thin_shafts_pixels():
+    """The loss with ``thin_weight`` grows with the error on thin-shaft pixels only; 0 is the old loss."""
+    import torch
+
+    from pipeline.train import loss_fn
+
+    target = torch.zeros(1, 4, 8, 8)
+    target[0, 0, 2:4] = 1.0  # a shaft, its upper row thin
+    target[0, 3, 2] = 1.0
+    logits = torch.zeros(1, 3, 8, 8)
+    base = loss_fn(logits, target[:, :3])
+    assert torch.isclose(loss_fn(logits, target, 0.0), base)
+    wrong_thin, wrong_thick = logits.clone(), logits.clone()
+    wrong_thin[0, 0, 2] = -4.0  # thin row missed
+    wrong_thick[0, 0, 3] = -4.0  # thick row missed as badly
+    assert torch.isclose(loss_fn(wrong_thin, target, 0.0), loss_fn(wrong_thick, target, 0.0))
+    assert loss_fn(wrong_thin, target, 5.0) > loss_fn(wrong_thick, target, 5.0)
 
 
 def test_light_scenes_give_the_light_hair_model_its_frames():
