@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/course_response.py --seeds 1000:1020 --out /tmp/course_bench
     python benchmarks/course_response.py --retest --seeds 0:10 --out /tmp/course_retest
+    python benchmarks/course_response.py --seeds 0:8 --set light_hair_model=/path/to/candidate
 
 Default mode: per seed, three phantom courses of one spot per field (3 fields,
 6 sessions two weeks apart): a responder (+15% density by the last session),
@@ -27,7 +28,11 @@ Frames already in OUT are reused only when the same generator source rendered th
 stamp per course folder holds its sha256); others are rendered again, so a stale OUT cannot pass old
 phantoms off as new ones.
 
-Writes OUT/{retest,response}_{segmenter}/course_response.json (and the calls and errors as CSV).
+``--set KEY=VALUE`` changes a per-frame setting (as ``tricho analyze --set``), e.g. to try a candidate model
+on the same phantoms; its runs go to folders tagged with a hash of the overrides.
+
+Writes OUT/{retest,response}_{segmenter}[_{hash of --set}]/course_response.json (and the calls and errors
+as CSV).
 """
 from __future__ import annotations
 
@@ -111,13 +116,16 @@ def _stamp_of(folder: Path) -> str | None:
 
 def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: str = "classical",
         retest_sd_pct: float | None = None, recheck: bool = True, reuse_runs: bool = False,
-        recheck_overrides: dict | None = None) -> dict:
+        recheck_overrides: dict | None = None, set_pairs: list[str] | None = None) -> dict:
     from pipeline.batch import run_batch
     from pipeline.course import CourseSettings
     from pipeline.course_io import run_compare
     from pipeline.settings import Settings
 
-    settings = Settings(segmenter=segmenter)
+    settings = dataclasses.replace(Settings.from_overrides(set_pairs), segmenter=segmenter)
+    # runs under other per-frame settings get their own folders, so --reuse-runs never mixes them
+    tag = segmenter + ("_" + hashlib.sha256("\n".join(sorted(set_pairs)).encode()).hexdigest()[:8]
+                       if set_pairs else "")
     course_settings = CourseSettings(n_boot=500) if retest_sd_pct is None else \
         CourseSettings(n_boot=500, matched_retest_sd_pct=retest_sd_pct)
     if recheck_overrides:
@@ -148,10 +156,10 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
     for s in seeds:
         for kind, (expected, _, _) in courses.items():
             folder = out / f"seed_{s}" / kind
-            run_dir = folder.parent / f"{kind}_run_{segmenter}"
+            run_dir = folder.parent / f"{kind}_run_{tag}"
             if folder in fresh or not (reuse_runs and (run_dir / "images.csv").is_file()):
                 run_batch([folder], run_dir, workers=workers, overlays=False, progress=False, settings=settings)
-            tables = run_compare(run_dir, folder.parent / f"{kind}_cmp_{segmenter}",
+            tables = run_compare(run_dir, folder.parent / f"{kind}_cmp_{tag}",
                                  dataclasses.replace(course_settings, seed=s))
             summary = tables["summary"].iloc[0]
             calls.append({"seed": s, "course": kind, "expected": expected, "called": summary["response"],
@@ -169,6 +177,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
                          "all_pairs": int(len(tables["field_pairs"]))})
     calls, errors, reg = pd.DataFrame(calls), pd.DataFrame(errors), pd.DataFrame(rows)
     report = {"seeds": [min(seeds), max(seeds)], "n_seeds": len(seeds), "retest": retest, "segmenter": segmenter,
+              "settings_overrides": list(set_pairs or []),
               "matched_retest_sd_pct_used": course_settings.matched_retest_sd_pct,
               "recheck_ratio": course_settings.recheck_ratio, "recheck_floor": course_settings.recheck_floor,
               "response_basis": course_settings.response_basis,
@@ -192,7 +201,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
         report["right_call_rate_by_course"] = calls.groupby("course")["right"].mean().round(3).to_dict()
         report["calls"] = calls.groupby(["course", "called"]).size().unstack(fill_value=0).to_dict()
     out.mkdir(parents=True, exist_ok=True)
-    out = out / f"{'retest' if retest else 'response'}_{segmenter}{'' if recheck else '_norecheck'}"
+    out = out / f"{'retest' if retest else 'response'}_{tag}{'' if recheck else '_norecheck'}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "course_response.json").write_text(json.dumps(report, indent=2, default=str))
     calls.to_csv(out / "calls.csv", index=False)
@@ -218,6 +227,9 @@ def main() -> None:
     ap.add_argument("--reuse-runs", action="store_true",
                     help="keep the analyze runs already in OUT (only the comparison is redone, e.g. after a "
                          "CourseSettings change; the per-frame results do not depend on it)")
+    ap.add_argument("--set", dest="set_pairs", action="append", metavar="KEY=VALUE",
+                    help="override a per-frame Settings field for the analyze runs, as tricho analyze --set "
+                         "(repeatable); the runs and the report go to folders tagged with these overrides")
     a = ap.parse_args()
     start, stop = (int(v) for v in a.seeds.split(":"))
     seeds = list(range(start, stop))
@@ -228,7 +240,8 @@ def main() -> None:
                  recheck_overrides={k: v for k, v in (("recheck_ratio", a.recheck_ratio),
                                                       ("recheck_floor", a.recheck_floor),
                                                       ("response_basis", a.response_basis))
-                                    if v is not None})
+                                    if v is not None},
+                 set_pairs=a.set_pairs)
     print(json.dumps(report, indent=2, default=str))
 
 
