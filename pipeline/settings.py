@@ -165,7 +165,12 @@ class Settings:
         19.1% (white, grey, blond hair, seed 99), the matched hairs'
         thickness MAE 7.1 / 7.9 -> 6.2 / 6.2 µm; no fdu_val count moved.
         It also keeps light shafts on dark skin that the brightness map
-        finds (``frame.SEEN_BY_MODEL_UM``).
+        finds (``frame.SEEN_BY_MODEL_UM``).  The default since 2026-12-03 is
+        ``hairnet-light-v2``, the same training with thin shafts weighted
+        (``TrainConfig.thin_weight`` 8): tuning phantoms seed 98 count MAPE
+        24.0 -> 22.1%, matched-hair thickness MAE 5.2 -> 5.5 µm; tuning
+        courses (seeds 0-7) right calls 83 -> 96%, matched change error
+        6.0 -> 5.3% of the count; no fdu_val count moved.
     dark_frame_model : str
         The learned model run on frames of the darkness map (dark hair) to
         find light shafts among the dark ones (``light_among_dark``) and to
@@ -398,7 +403,7 @@ class Settings:
     tip_step: float = 0.0
     count_hidden_roots: bool = True
     long_scene_share: float = 0.15
-    light_hair_model: str = "hairnet-light-v1"
+    light_hair_model: str = "hairnet-light-v2"
     dark_frame_model: str = "hairnet-v2"
     weak_shafts_below: float = 0.45
     light_among_dark: float = 0.35
