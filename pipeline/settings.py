@@ -170,7 +170,8 @@ class Settings:
         (``TrainConfig.thin_weight`` 8): tuning phantoms seed 98 count MAPE
         24.0 -> 22.1%, matched-hair thickness MAE 5.2 -> 5.5 µm; tuning
         courses (seeds 0-7) right calls 83 -> 96%, matched change error
-        6.0 -> 5.3% of the count; no fdu_val count moved.
+        6.0 -> 5.3% of the count; no fdu_val count moved (commands in
+        ``models/hairnet-light-v2/MODEL_CARD.md``).
     dark_frame_model : str
         The learned model run on frames of the darkness map (dark hair) to
         find light shafts among the dark ones (``light_among_dark``) and to
