@@ -122,7 +122,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
     from pipeline.course_io import run_compare
     from pipeline.settings import Settings
 
-    settings = dataclasses.replace(Settings.from_overrides(set_pairs), segmenter=segmenter)
+    settings = Settings.from_overrides(set_pairs).replace(segmenter=segmenter)
     # runs under other per-frame settings get their own folders, so --reuse-runs never mixes them
     tag = segmenter + ("_" + hashlib.sha256("\n".join(sorted(set_pairs)).encode()).hexdigest()[:8]
                        if set_pairs else "")
