@@ -80,7 +80,11 @@ class CourseSettings:
         visits with no true change, in % of the count, measured on phantom
         courses: 4.7% (4.65%, robust SD 3.64%) on tuning seeds 0-29 with
         grey and white shafts among dark ones re-examined on the map they
-        were found on (:func:`pipeline.frame.light_shaft_map`, session 22);
+        were found on (:func:`pipeline.frame.light_shaft_map`, session 22)
+        and ``hairnet-light-v1`` as the light-hair model; with
+        ``hairnet-light-v2`` (2026-12-03, session 26) 4.61% (robust 4.01%),
+        inside the SD's sampling error (about 0.6 points over 30 pairs), so
+        4.7% stays;
         4.8% (4.76%, robust SD 3.57%) before it, with the
         key points found on a blurred frame (``register.KEYPOINT_BLUR_PX``,
         2026-12-02); 5.0% (robust SD 3.4%) before it, with the
