@@ -8,7 +8,7 @@ Usage::
 
 For each model it writes a copy of the model folder whose ``weights.onnx`` is
 quantized statically (ONNX Runtime, QDQ format, int8 weights, uint8
-activations), calibrated on ``--calib`` crops of held-out phantoms
+activations; ``weights.pt`` stays the float model's, and the copy's card says so), calibrated on ``--calib`` crops of held-out phantoms
 (``[train.HOLDOUT_SEED + 2, i]``, a stream neither training, threshold
 tuning nor ``model_by_width.py`` draws from; the model's own scene mix),
 and its ``weights.sha256`` rewritten, so ``tricho analyze --set
@@ -78,6 +78,10 @@ def quantize(src: Path, dst: Path, crops: list[np.ndarray]) -> Path:
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     pre.unlink()
     _write_digests(dst)
+    card = dst / "MODEL_CARD.md"
+    card.write_text(f"> **Not a shipped model**: an int8 copy of `{src.name}` made by `benchmarks/onnx_int8.py` for "
+                    f"measurement. Only `weights.onnx` is quantized (`weights.pt` is the float model's, so run it "
+                    f"with the ONNX backend); the numbers below are the float model's.\n\n" + card.read_text())
     return dst
 
 
