@@ -24,10 +24,13 @@ import argparse
 import json
 import shutil
 import statistics
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from onnx_speed import _median_seconds  # noqa: E402
 
 
 def _sessions(path: Path):
@@ -86,14 +89,9 @@ def quantize(src: Path, dst: Path, crops: list[np.ndarray]) -> Path:
 
 
 def _median_s(sess, x: np.ndarray, repeat: int) -> float:
-    name = sess.get_inputs()[0].name
-    sess.run(None, {name: x})
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        sess.run(None, {name: x})
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    """Median forward time (s) of one input, after a warm-up (:func:`onnx_speed._median_seconds`)."""
+    feed = {sess.get_inputs()[0].name: x}
+    return _median_seconds(lambda: sess.run(None, feed), repeat)
 
 
 def main() -> None:
