@@ -274,6 +274,20 @@ def train(
 
 
 @app.command()
+def quantize(
+    model: Annotated[str, typer.Argument(help="Model folder or name under models/ (e.g. hairnet-v2).")],
+    calib: Annotated[int, typer.Option(min=1, help="Held-out phantom crops to calibrate on.")] = 16,
+) -> None:
+    """Write a model folder's 8-bit copy (weights.int8.onnx) for learned_backend=onnx-int8."""
+    learned = _lazy("pipeline.learned", "the learned segmenter")
+    try:
+        path = learned.add_int8(model, calib)
+    except learned.ModelError as e:
+        raise _fail(str(e)) from None
+    Console().print(f"wrote {path} and its sha256; run it with --set learned_backend=onnx-int8", highlight=False)
+
+
+@app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write phantom frames, truth and manifest.csv into.")],
     n: Annotated[int, typer.Option("--n", min=1, help="Number of frames.")] = 10,

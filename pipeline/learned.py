@@ -16,7 +16,8 @@ per pixel, three maps in [0, 1]:
 A model is a folder ``models/NAME/`` holding ``config.json``,
 ``thresholds.json``, ``weights.pt``, the same weights exported to ONNX
 (``weights.onnx``, run by ONNX Runtime when present: faster on a CPU),
-``weights.sha256`` (one line per weights file, checked on load) and
+optionally an 8-bit copy of it (``weights.int8.onnx``, :func:`add_int8`; run
+with ``learned_backend="onnx-int8"``), ``weights.sha256`` (one line per weights file, checked on load) and
 ``MODEL_CARD.md``.  It is found by name under the project's ``models/``
 folder (or ``$TRICHO_MODELS``), or given as a path.  Nothing is downloaded.
 """
@@ -43,7 +44,9 @@ from pipeline.settings import Settings
 HEADS = ("hair", "centre", "tip")
 WEIGHTS = "weights.pt"
 ONNX_WEIGHTS = "weights.onnx"
-BACKENDS = ("auto", "onnx", "torch")
+INT8_WEIGHTS = "weights.int8.onnx"
+BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
+CALIBRATION_CROPS = 16
 
 
 class ModelError(RuntimeError):
@@ -129,7 +132,7 @@ class LearnedModel:
     sha256 : str
         Of ``weights.pt`` (the reference weights, whatever runs them).
     backend : str
-        ``"onnx"`` or ``"torch"``: what runs the network.
+        ``"onnx"``, ``"onnx-int8"`` or ``"torch"``: what runs the network.
     forward : callable
         Input batch (1, 3, H, W) float32 -> logits (1, n_out, H, W) float32,
         run by ``backend``.
@@ -322,8 +325,10 @@ def read_digests(folder: Path) -> dict[str, str]:
 
 
 def _write_digests(folder: Path) -> None:
-    """``weights.sha256``: one ``sha256  file`` line per weights file (the ``sha256sum`` format)."""
-    (folder / "weights.sha256").write_text("".join(f"{file_sha256(folder / f)}  {f}\n" for f in (WEIGHTS, ONNX_WEIGHTS)))
+    """``weights.sha256``: one ``sha256  file`` line per weights file present (the ``sha256sum`` format)."""
+    (folder / "weights.sha256").write_text("".join(f"{file_sha256(folder / f)}  {f}\n"
+                                                   for f in (WEIGHTS, ONNX_WEIGHTS, INT8_WEIGHTS)
+                                                   if (folder / f).is_file()))
 
 
 def _checked(path: Path, digests: dict[str, str], name: str) -> str:
@@ -343,21 +348,24 @@ def _checked(path: Path, digests: dict[str, str], name: str) -> str:
 def _onnx_or_none(path: Path, digests: dict[str, str], stride: int, backend: str):
     """The ONNX Runtime forward of the folder, or None when ``auto`` falls back to torch.
 
+    ``backend="onnx-int8"`` runs ``weights.int8.onnx``, the others ``weights.onnx``.
     Runs on as many threads as torch was given (1 in a batch worker, see :func:`load_model`)."""
+    file, fix = (INT8_WEIGHTS, "make it with `tricho quantize`") if backend == "onnx-int8" else \
+        (ONNX_WEIGHTS, "export it with pipeline.learned.add_onnx")
     reason = None
-    if ONNX_WEIGHTS not in digests or not (path / ONNX_WEIGHTS).is_file():
-        reason = f"{path} has no checked {ONNX_WEIGHTS} (export it with pipeline.learned.add_onnx)"
+    if file not in digests or not (path / file).is_file():
+        reason = f"{path} has no checked {file} ({fix})"
     else:
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
             reason = "onnxruntime is not installed (pip install onnxruntime)"
     if reason is not None:
-        if backend == "onnx":
-            raise ModelError(f"learned_backend='onnx' cannot run: {reason}; or use learned_backend=torch")
+        if backend != "auto":
+            raise ModelError(f"learned_backend={backend!r} cannot run: {reason}; or use learned_backend=torch")
         return None
-    _checked(path, digests, ONNX_WEIGHTS)
-    return onnx_forward(path / ONNX_WEIGHTS, stride, torch.get_num_threads())
+    _checked(path, digests, file)
+    return onnx_forward(path / file, stride, torch.get_num_threads())
 
 
 @functools.lru_cache(maxsize=4)
@@ -367,7 +375,7 @@ def load_model(name_or_path: str, backend: str = "auto") -> LearnedModel:
     Parameters
     ----------
     name_or_path : str
-    backend : {"auto", "onnx", "torch"}
+    backend : {"auto", "onnx", "onnx-int8", "torch"}
         What runs the network (see ``Settings.learned_backend``).
 
     Raises
@@ -375,7 +383,8 @@ def load_model(name_or_path: str, backend: str = "auto") -> LearnedModel:
     ModelError
         Folder missing, a file missing, weights that do not match
         ``weights.sha256`` (a corrupt or swapped file), or ``backend="onnx"``
-        without ``weights.onnx`` or onnxruntime.
+        (``"onnx-int8"``) without ``weights.onnx`` (``weights.int8.onnx``) or
+        onnxruntime.
     """
     if backend not in BACKENDS:
         raise ModelError(f"backend must be one of {BACKENDS}, not {backend!r}")
@@ -394,8 +403,8 @@ def load_model(name_or_path: str, backend: str = "auto") -> LearnedModel:
     if multiprocessing.parent_process() is not None:
         torch.set_num_threads(1)  # a batch worker: the pool already uses every core
     forward = None if backend == "torch" else _onnx_or_none(path, digests, net.stride, backend)
-    return LearnedModel(path.name, path, net, config, thresholds, digest, "torch" if forward is None else "onnx",
-                        forward or torch_forward(net))
+    ran = "torch" if forward is None else ("onnx-int8" if backend == "onnx-int8" else "onnx")
+    return LearnedModel(path.name, path, net, config, thresholds, digest, ran, forward or torch_forward(net))
 
 
 def add_onnx(folder: str | os.PathLike) -> Path:
@@ -409,6 +418,73 @@ def add_onnx(folder: str | os.PathLike) -> Path:
     _write_digests(model.path)
     load_model.cache_clear()
     return model.path / ONNX_WEIGHTS
+
+
+def calibration_crops(config: dict, n: int = CALIBRATION_CROPS, size: int = 384) -> list[np.ndarray]:
+    """``n`` phantom crops (``size`` px square, centred) as the network takes them, for int8 calibration.
+
+    Frames ``[train.HOLDOUT_SEED + 2, i]`` at the model's pixel size and of its
+    scene mix (``config["scenes"]``): a stream neither training nor the
+    threshold tuning draws from.
+    """
+    from pipeline.train import HOLDOUT_SEED, render_example
+
+    crops = []
+    for i in range(n):
+        img, _ = render_example((HOLDOUT_SEED + 2, i), config["model_um_per_px"], config.get("scenes", "all"))
+        r0, c0 = max((img.shape[0] - size) // 2, 0), max((img.shape[1] - size) // 2, 0)
+        crops.append(to_input(img[r0:r0 + size, c0:c0 + size]).numpy())
+    return crops
+
+
+def quantize_onnx(src: Path, dst: Path, crops: list[np.ndarray]) -> Path:
+    """Write ``dst``, an 8-bit copy of the ONNX model ``src`` calibrated on ``crops``.
+
+    ONNX Runtime static quantization, QDQ format: int8 weights per output
+    channel, uint8 activations with min-max ranges over ``crops``
+    (Jacob et al. 2018, "Quantization and training of neural networks for
+    efficient integer-arithmetic-only inference", CVPR).
+    """
+    import tempfile
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Crops(CalibrationDataReader):
+        def __init__(self, name: str):
+            self.feeds = iter({name: c} for c in crops)
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    name = onnx_input_name(src)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre))
+        quantize_static(str(pre), str(dst), Crops(name), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return Path(dst)
+
+
+def onnx_input_name(path: Path) -> str:
+    """Name of the input of the ONNX model at ``path``."""
+    import onnx
+
+    return onnx.load(str(path)).graph.input[0].name
+
+
+def add_int8(folder: str | os.PathLike, n: int = CALIBRATION_CROPS) -> Path:
+    """Write a model folder's ``weights.int8.onnx`` (from its checked ``weights.onnx``) and list its sha256.
+
+    Calibrated on ``n`` held-out phantom crops (:func:`calibration_crops`);
+    the same folder and ``n`` give the same file.  Run it with
+    ``learned_backend="onnx-int8"``.
+    """
+    model = load_model(str(folder), "onnx")
+    quantize_onnx(model.path / ONNX_WEIGHTS, model.path / INT8_WEIGHTS, calibration_crops(model.config, n))
+    _write_digests(model.path)
+    load_model.cache_clear()
+    return model.path / INT8_WEIGHTS
 
 
 def available(name_or_path: str, backend: str = "auto") -> bool:

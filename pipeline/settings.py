@@ -360,7 +360,10 @@ class Settings:
         project's 2-core CPU, see ``benchmarks/onnx_speed.py``), ``"torch"``
         (``weights.pt``), or ``"auto"``: ONNX Runtime when the folder has a
         checked ``weights.onnx`` and onnxruntime imports, else torch.  Both
-        give the same maps to about 1e-5.
+        give the same maps to about 1e-5.  ``"onnx-int8"`` runs the folder's
+        8-bit copy (``weights.int8.onnx``, ``tricho quantize``): a tile 2.6x
+        faster than ``"onnx"``, maps within about 5e-4 on average (see
+        ``benchmarks/onnx_int8.py`` and the README's Speed).
     min_focus_score : float
         Quality gate: frames with a lower normalised Laplacian variance
         (:func:`pipeline.quality.focus_score`) are flagged ``blurred``. The
@@ -456,9 +459,9 @@ class Settings:
             raise ValueError(f"thickness_percentile is a percentile, between 0 and 100, not {self.thickness_percentile}")
         if self.thickness_map not in ("contrast", "model"):
             raise ValueError(f"thickness_map must be 'contrast' or 'model', not {self.thickness_map!r}")
-        if self.learned_backend not in ("auto", "onnx", "torch"):
+        if self.learned_backend not in ("auto", "onnx", "onnx-int8", "torch"):
             raise ValueError(
-                f"learned_backend must be 'auto', 'onnx' or 'torch', not {self.learned_backend!r}"
+                f"learned_backend must be 'auto', 'onnx', 'onnx-int8' or 'torch', not {self.learned_backend!r}"
             )
         if self.route not in ROUTES:
             raise ValueError(f"route must be one of {', '.join(ROUTES)}, not {self.route!r}")

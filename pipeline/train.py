@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline import synth
-from pipeline.learned import HEADS, HairNet, save_model, to_input
+from pipeline.learned import HEADS, HairNet, add_int8, save_model, to_input
 
 TRAIN_SEED = 7_000_000
 HOLDOUT_SEED = 7_100_000
@@ -332,7 +332,7 @@ def _write_loss(folder: Path, curve: list[float], win: int = 50) -> None:
 
 def train(out: str | Path, cfg: TrainConfig = TrainConfig(), *, workers: int = 2,
           log: Callable[[str], None] = print, resume: bool = False) -> Path:
-    """Render phantoms, train, tune thresholds, write the model folder ``out``.
+    """Render phantoms, train, tune thresholds, write the model folder ``out`` (with its int8 copy).
 
     The trained weights, the loss curve and the run's config and timings
     are written to ``out`` before the thresholds are tuned, so a failure
@@ -359,6 +359,7 @@ def train(out: str | Path, cfg: TrainConfig = TrainConfig(), *, workers: int = 2
     config = {**asdict(cfg), "model_um_per_px": cfg.model_um_per_px, "train_seed": TRAIN_SEED, **timings,
               "tune_seconds": round(time.time() - t2, 1), "torch": torch.__version__, "auto_prefer": False}
     path = save_model(out, net, config, thresholds)
+    add_int8(path)
     for name in (UNTUNED, STATE):
         (path / name).unlink(missing_ok=True)
     log(f"wrote {path} in {time.time() - t0:.0f} s")

@@ -118,6 +118,32 @@ def test_a_folder_without_onnx_runs_on_torch_unless_onnx_is_demanded(tiny_model,
     assert load_model(str(old)).backend == "onnx"
 
 
+def test_int8_copy_is_sha_checked_close_to_float_and_run_only_when_asked(tiny_model, tmp_path):
+    folder, _ = tiny_model
+    q = _copy_folder(folder, tmp_path / "q")
+    with pytest.raises(ModelError, match="no checked weights.int8.onnx.*tricho quantize"):
+        load_model(str(q), "onnx-int8")
+    learned.add_int8(q, n=2)
+    assert set(learned.read_digests(q)) == {"weights.pt", "weights.onnx", "weights.int8.onnx"}
+    int8, float_ = load_model(str(q), "onnx-int8"), load_model(str(q), "onnx")
+    assert (int8.backend, load_model(str(q)).backend) == ("onnx-int8", "onnx")  # auto keeps the float model
+    img, labels = _line_example(np.random.default_rng(99), size=128)
+    a, b = (m.predict(img, um_per_px=3.0)["hair"] for m in (int8, float_))
+    assert 0 < np.abs(a - b).mean() < 0.02  # 8-bit: not the same numbers, nearly the same map
+    found, truth = a > 0.5, labels[0] > 0
+    assert 2 * (found & truth).sum() / (found.sum() + truth.sum()) > 0.7
+    (q / "weights.int8.onnx").write_bytes((q / "weights.int8.onnx").read_bytes()[:-8] + b"01234567")
+    load_model.cache_clear()
+    with pytest.raises(ModelError, match="weights.int8.onnx.*does not match"):
+        load_model(str(q), "onnx-int8")
+    assert load_model(str(q)).backend == "onnx"  # the float model does not depend on the int8 file
+
+
+def test_unknown_backend_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="'onnx-int8' or 'torch', not 'int8'"):
+        Settings(learned_backend="int8")
+
+
 def test_missing_model_names_where_it_looked(tmp_path):
     with pytest.raises(ModelError, match="not found.*tricho train"):
         load_model(str(tmp_path / "nope"))
@@ -238,7 +264,7 @@ def test_tricho_train_writes_a_loadable_model_folder(tmp_path):
     res = CliRunner().invoke(app, ["train", "--out", str(out), "--steps", "2", "--frames", "2", "--holdout", "1",
                                    "--workers", "1"])
     assert res.exit_code == 0, res.output
-    for name in ("config.json", "thresholds.json", "weights.pt", "weights.sha256", "loss.csv"):
+    for name in ("config.json", "thresholds.json", "weights.pt", "weights.int8.onnx", "weights.sha256", "loss.csv"):
         assert (out / name).is_file()
     model = load_model(str(out))
     assert model.config["steps"] == 2 and model.config["n_frames"] == 2
