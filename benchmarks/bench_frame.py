@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_frame.py [--frames N] [--real DIR] [--segmenter learned --threads 2] [--backend torch] [--set KEY=VALUE]
+    python benchmarks/bench_frame.py [--frames N] [--real DIR] [--segmenter learned --threads 2] [--backend torch|onnx-int8] [--set KEY=VALUE]
 
 Times ``analyze_frame`` (no file I/O) on generated phantoms (and on real
 frames when ``--real`` points at a folder of JPEGs), after one warm-up call
@@ -52,13 +52,15 @@ def main() -> None:
     ap.add_argument("--real", default=None, help="folder of real 1280x1024 JPEG frames")
     ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
     ap.add_argument("--model", default=Settings().model)
-    ap.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"],
-                    help="what runs the learned network (Settings.learned_backend)")
+    ap.add_argument("--backend", default=None, choices=["auto", "onnx", "onnx-int8", "torch"],
+                    help="what runs the learned network (Settings.learned_backend; default: --set's or auto)")
     ap.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads (read before import)")
     ap.add_argument("--set", dest="set_", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting changed, as for tricho analyze (e.g. light_among_dark=0 for an A/B)")
     a = ap.parse_args()
-    settings = Settings.from_overrides(a.set_).replace(segmenter=a.segmenter, model=a.model, learned_backend=a.backend)
+    settings = Settings.from_overrides(a.set_).replace(segmenter=a.segmenter, model=a.model)
+    if a.backend is not None:
+        settings = settings.replace(learned_backend=a.backend)
     if a.segmenter == "learned":
         import torch
 
@@ -70,7 +72,7 @@ def main() -> None:
         t = time.perf_counter()
         analyze_frame(img, um_per_px=um, settings=settings)
         times.append(time.perf_counter() - t)
-    print(f"segmenter={a.segmenter} backend={a.backend} threads={a.threads} set={','.join(a.set_) or '-'} frames={len(times)} size={data[0][0].shape[1]}x{data[0][0].shape[0]} "
+    print(f"segmenter={a.segmenter} backend={settings.learned_backend} threads={a.threads} set={','.join(a.set_) or '-'} frames={len(times)} size={data[0][0].shape[1]}x{data[0][0].shape[0]} "
           f"median_s={statistics.median(times):.3f} mean_s={statistics.mean(times):.3f} max_s={max(times):.3f}")
 
 

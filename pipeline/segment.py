@@ -326,15 +326,43 @@ def hair_mask(prob: np.ndarray, *, um_per_px: float | None,
         Pixel size (µm/px); sets the smallest kept object and largest filled
         hole.
     """
-    from skimage.filters import apply_hysteresis_threshold
-    from skimage.morphology import remove_small_holes, remove_small_objects
-
     scale = um_per_px or settings.scale_um_per_px
-    mask = apply_hysteresis_threshold(prob, settings.darkness_low, settings.darkness_threshold)
+    mask = hysteresis(prob, settings.darkness_low, settings.darkness_threshold)
     w = settings.max_width_um / scale
-    mask = remove_small_holes(mask, max_size=int(0.5 * w * w))
+    mask = ~drop_small(~mask, int(0.5 * w * w))
     min_area = (settings.min_hair_length_um / scale) * max(2.0, settings.min_width_um / scale)
-    return remove_small_objects(mask, max_size=int(min_area * 0.5))
+    return drop_small(mask, int(min_area * 0.5))
+
+
+def hysteresis(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Pixels above ``low`` in a 4-connected region that has a pixel above ``high``.
+
+    What :func:`skimage.filters.apply_hysteresis_threshold` returns (Canny
+    1986), labelled by OpenCV, which is faster (``tests/test_core.py``
+    checks the two agree).
+    """
+    n, labels = cv2.connectedComponents((image > min(low, high)).view(np.uint8), connectivity=4)
+    keep = np.zeros(n, bool)
+    keep[labels[image > high]] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def drop_small(mask: np.ndarray, max_size: int, connectivity: int = 4) -> np.ndarray:
+    """``mask`` without its regions (``connectivity`` 4 or 8) of at most ``max_size`` pixels.
+
+    What :func:`skimage.morphology.remove_small_objects` (``max_size``,
+    its ``connectivity`` 1 or 2) returns, labelled by OpenCV (faster);
+    ``~drop_small(~mask, n)`` fills holes as
+    :func:`skimage.morphology.remove_small_holes`.
+    """
+    mask = np.ascontiguousarray(mask, bool)
+    if max_size <= 0:
+        return mask.copy()
+    n, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=connectivity)
+    keep = np.bincount(labels.ravel(), minlength=n) > max_size
+    keep[0] = False
+    return keep[labels]
 
 
 def skin_mask(image: np.ndarray, *, settings: Settings = Settings()) -> np.ndarray:
@@ -378,10 +406,8 @@ def frame_regions(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     skin pixels are the field minus drawn overlays, text and glare, where
     isolated specks of overlay colour are not overlays (``SPECK_PX``).
     """
-    from skimage.morphology import remove_small_objects
-
     blue_cyan, red = _drawn_colours(image)
-    overlay = remove_small_objects(overlay_pixels(image, drawn=blue_cyan | red), max_size=SPECK_PX - 1, connectivity=2)
+    overlay = drop_small(overlay_pixels(image, drawn=blue_cyan | red), SPECK_PX - 1, connectivity=8)
     band_rows = _band_rows(image, overlay)
     valid = ~(overlay | text_boxes(blue_cyan))
     valid[band_rows] = False

@@ -762,3 +762,22 @@ def test_a_fixed_route_reproduces_or_replaces_the_frames_own():
     assert (dark.metrics["segmenter"], dark.metrics["route"]) == ("classical", "dark")
     with pytest.raises(ValueError, match="route must be one of"):
         Settings(route="darkness")
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.05, 0.6), st.integers(0, 12))
+def test_opencv_hysteresis_and_small_region_removal_match_scikit_image(seed, level, size):
+    from skimage.filters import apply_hysteresis_threshold
+    from skimage.morphology import remove_small_holes, remove_small_objects
+
+    from pipeline.segment import drop_small, hysteresis
+
+    rng = np.random.default_rng(seed)
+    prob = cv2.GaussianBlur(rng.random((40, 57)).astype(np.float32), (0, 0), 1.0)
+    prob = (prob - prob.min()) / (np.ptp(prob) + 1e-9)
+    np.testing.assert_array_equal(hysteresis(prob, level, level + 0.3),
+                                  apply_hysteresis_threshold(prob, level, level + 0.3))
+    mask = prob > level
+    np.testing.assert_array_equal(drop_small(mask, size), remove_small_objects(mask, max_size=size))
+    np.testing.assert_array_equal(~drop_small(~mask, size), remove_small_holes(mask, max_size=size))
+    np.testing.assert_array_equal(drop_small(mask, size, 8), remove_small_objects(mask, max_size=size, connectivity=2))
