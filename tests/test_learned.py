@@ -139,6 +139,20 @@ def test_int8_copy_is_sha_checked_close_to_float_and_run_only_when_asked(tiny_mo
     assert load_model(str(q)).backend == "onnx"  # the float model does not depend on the int8 file
 
 
+def test_tricho_quantize_writes_the_int8_copy_or_names_the_missing_model(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    folder, _ = tiny_model
+    q = _copy_folder(folder, tmp_path / "q")
+    res = CliRunner().invoke(app, ["quantize", str(q), "--calib", "1"])
+    assert res.exit_code == 0, res.output
+    assert load_model(str(q), "onnx-int8").backend == "onnx-int8"
+    res = CliRunner().invoke(app, ["quantize", str(tmp_path / "nope")])
+    assert res.exit_code == 2 and "not found" in res.output
+
+
 def test_unknown_backend_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="'onnx-int8' or 'torch', not 'int8'"):
         Settings(learned_backend="int8")
