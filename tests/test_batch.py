@@ -105,6 +105,11 @@ def test_run_json(tmp_path, good_folder, fake_core):
     assert record["store"].endswith("results.sqlite")
     assert record["model"]["role"] == "light_hair" and record["model"]["name"] == settings.light_hair_model
     assert len(record["model"]["sha256"]) == 64
+    from pipeline.learned import read_digests, resolve
+
+    run = record["model"]["weights_run"]  # the file that ran and its digest: float ONNX by default
+    assert run == "weights.onnx"
+    assert record["model"]["weights_run_sha256"] == read_digests(resolve(settings.light_hair_model))[run]
     assert [(m["role"], m["name"]) for m in record["models"]] == [
         ("light_hair", settings.light_hair_model), ("dark_frame", settings.dark_frame_model)]
     assert record["started_utc"].endswith("+00:00") and record["finished_utc"] >= record["started_utc"]
