@@ -90,11 +90,12 @@ def card(folder: Path, measured: dict) -> str:
         "- Weights sha256 (checked on every load): " + ", ".join(f"`{f}` `{d}`" for f, d in shas.items()) + ". "
         "`weights.onnx` is `weights.pt` exported to ONNX (opset 17); ONNX Runtime runs it by default "
         "(`Settings.learned_backend`), torch runs `weights.pt` when asked or when onnxruntime is missing; "
-        "their maps agree to about 1e-6.",
+        "their maps agree to about 1e-6. `weights.int8.onnx`, when listed, is an 8-bit copy of `weights.onnx` "
+        "(`tricho quantize`), run only with `learned_backend=onnx-int8`; the metrics below are the float model's.",
         "",
         "## Evaluation (both segmenters, same harness)",
         "Measured with `python benchmarks/compare_segmenters.py --model " + folder.name + " --out /tmp/segcmp`"
-        + (f" (network run by {measured['backend']}; ONNX Runtime and torch give the same counts)" if measured.get("backend") else "") + ".",
+        + (f" (network run by {measured['backend']}" + ("; ONNX Runtime and torch give the same counts)" if measured["backend"] in ("onnx", "torch") else ")") if measured.get("backend") else "") + ".",
         "",
         "| set | metric | classical | learned |",
         "|---|---|---|---|",

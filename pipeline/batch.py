@@ -26,6 +26,7 @@ unreadable manifest, bad options), before any frame is processed.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import multiprocessing
@@ -728,7 +729,7 @@ def _plan(frames: list[Frame], out_dir: Path, um_per_px: float | None, settings:
     ``skipped`` (measured once).
     """
     names = _overlay_names(frames)
-    digest, version = settings.digest(), pipeline.__version__
+    digest, version = _result_digest(settings), pipeline.__version__
     plan, first_by_hash = [], {}
     for i, (frame, name) in enumerate(zip(frames, names)):
         item = {"index": i, "frame": frame, "sha256": None, "key": None, "reused": False, "error": frame.error,
@@ -811,7 +812,7 @@ def _reroute_series(frames, plan, results, settings, store, run) -> int:
     again = []
     for i, route in routes.items():
         item, forced = plan[int(i)], settings.replace(route=str(route))
-        key = result_key(item["sha256"], forced.digest(), pipeline.__version__, item["calibration"])
+        key = result_key(item["sha256"], _result_digest(forced), pipeline.__version__, item["calibration"])
         again.append({**item, "key": key, "settings": forced, "result": None})
     _mark_reused(again, store)
     computed = run(again)
@@ -1110,6 +1111,13 @@ def _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, sta
         "environment": _environment(),
     }
     _atomic_write(out_dir / "run.json", json.dumps(record, indent=2, default=str) + "\n")
+
+
+def _result_digest(settings: Settings) -> str:
+    """What beside the file's bytes decides a frame's result, hashed: the settings and the weights file
+    each learned model runs (so re-quantizing or retraining a model under the same name is not reused)."""
+    runs = [m["weights_run_sha256"] for m in _models_record(settings)]
+    return hashlib.sha256(json.dumps([settings.digest(), runs]).encode()).hexdigest()[:16]
 
 
 def _models_record(settings: Settings) -> list[dict[str, Any]]:

@@ -124,11 +124,18 @@ def analyze(
 
 
 def _check_model(settings) -> None:
-    """Fail early, before any frame, when the learned model asked for cannot load."""
-    if settings.segmenter == "learned":
-        learned = _lazy("pipeline.learned", "the learned segmenter")
+    """Fail early, before any frame, when a learned model asked for cannot load: the learned segmenter's,
+    and with a backend named (not ``auto``) the classical path's helpers too, which would otherwise be
+    left out of the run without a word."""
+    names = [settings.model] if settings.segmenter == "learned" else []
+    if settings.learned_backend != "auto" and settings.segmenter != "learned":
+        names += [n for n in (settings.light_hair_model, settings.dark_frame_model) if n]
+    if not names:
+        return
+    learned = _lazy("pipeline.learned", "the learned segmenter")
+    for name in names:
         try:
-            learned.load_model(settings.model, settings.learned_backend)
+            learned.load_model(name, settings.learned_backend)
         except learned.ModelError as exc:
             raise ValueError(str(exc)) from None
 

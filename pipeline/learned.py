@@ -306,6 +306,7 @@ def save_model(folder: str | os.PathLike, net: HairNet, config: dict, thresholds
     cfg = {**config, "widths": list(net.widths), "heads": list(HEADS)}
     torch.save(net.state_dict(), out / WEIGHTS)
     export_onnx(net, out / ONNX_WEIGHTS)
+    (out / INT8_WEIGHTS).unlink(missing_ok=True)  # a former model's 8-bit copy must not be listed as this one's
     _write_digests(out)
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     (out / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n")
@@ -480,7 +481,12 @@ def add_int8(folder: str | os.PathLike, n: int = CALIBRATION_CROPS) -> Path:
     the same folder and ``n`` give the same file.  Run it with
     ``learned_backend="onnx-int8"``.
     """
-    model = load_model(str(folder), "onnx")
+    load_model.cache_clear()  # the folder as it is on disk now
+    path = resolve(folder)
+    if not (path / ONNX_WEIGHTS).is_file():
+        raise ModelError(f"cannot quantize {path}: it has no {ONNX_WEIGHTS}; export it first with "
+                         f"python -c \"from pipeline.learned import add_onnx; add_onnx('{path}')\"")
+    model = load_model(str(path), "onnx")
     quantize_onnx(model.path / ONNX_WEIGHTS, model.path / INT8_WEIGHTS, calibration_crops(model.config, n))
     _write_digests(model.path)
     load_model.cache_clear()

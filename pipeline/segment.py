@@ -338,8 +338,8 @@ def hysteresis(image: np.ndarray, low: float, high: float) -> np.ndarray:
     """Pixels above ``low`` in a 4-connected region that has a pixel above ``high``.
 
     What :func:`skimage.filters.apply_hysteresis_threshold` returns (Canny
-    1986), labelled by OpenCV, which is faster (``tests/test_core.py``
-    checks the two agree).
+    1986) for thresholds that are numbers, labelled by OpenCV, which is
+    faster (``tests/test_core.py`` checks the two agree).
     """
     n, labels = cv2.connectedComponents((image > min(low, high)).view(np.uint8), connectivity=4)
     keep = np.zeros(n, bool)

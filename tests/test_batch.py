@@ -424,3 +424,15 @@ def test_a_spot_is_read_one_way_over_a_course(tmp_path, good_folder, monkeypatch
     _run([good_folder / "manifest.csv"], own, um_per_px=2.0, settings=Settings(series_route=False))
     assert _read(own).set_index("image").loc["img_3.png", ["hair_count", "route", "route_source"]].tolist() == [
         0, "bright", "frame"]
+
+
+def test_result_key_follows_the_weights_a_model_runs(monkeypatch):
+    """Re-quantizing or retraining a model under the same name must not reuse results measured with the old one."""
+    from pipeline import batch
+    from pipeline.settings import Settings
+
+    monkeypatch.setattr(batch, "_models_record", lambda s: [{"weights_run_sha256": "a" * 64}])
+    before = batch._result_digest(Settings())
+    monkeypatch.setattr(batch, "_models_record", lambda s: [{"weights_run_sha256": "b" * 64}])
+    assert batch._result_digest(Settings()) != before
+    assert batch._result_digest(Settings(vellus_max_um=25.0)) != batch._result_digest(Settings())

@@ -153,6 +153,31 @@ def test_tricho_quantize_writes_the_int8_copy_or_names_the_missing_model(tiny_mo
     assert res.exit_code == 2 and "not found" in res.output
 
 
+def test_saving_a_new_model_into_a_folder_drops_the_former_int8_copy(tiny_model, tmp_path):
+    folder, _ = tiny_model
+    q = _copy_folder(folder, tmp_path / "q")
+    learned.add_int8(q, n=1)
+    save_model(q, load_model(str(folder), "torch").net, {"model_um_per_px": 3.0}, {"low": 0.3, "high": 0.5})
+    assert not (q / "weights.int8.onnx").exists()
+    assert "weights.int8.onnx" not in learned.read_digests(q)
+
+
+def test_analyze_with_a_named_backend_a_helper_model_lacks_stops_before_any_frame(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    folder, _ = tiny_model
+    img = tmp_path / "in"
+    img.mkdir()
+    cv2.imwrite(str(img / "a.png"), np.full((64, 64, 3), 200, np.uint8))
+    res = CliRunner().invoke(app, ["analyze", str(img), "--out", str(tmp_path / "out"), "--set", "learned_backend=onnx-int8",
+                                   "--set", f"light_hair_model={folder}"])
+    assert res.exit_code == 2, res.output
+    assert "no checked weights.int8.onnx" in res.output
+    assert not (tmp_path / "out" / "images.csv").exists()
+
+
 def test_unknown_backend_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="'onnx-int8' or 'torch', not 'int8'"):
         Settings(learned_backend="int8")
