@@ -1131,10 +1131,9 @@ def _models_record(settings: Settings) -> list[dict[str, Any]]:
             model = learned.load_model(name, settings.learned_backend)
         except learned.ModelError:
             return None
-        run = {"torch": learned.WEIGHTS, "onnx": learned.ONNX_WEIGHTS, "onnx-int8": learned.INT8_WEIGHTS}[model.backend]
         return {"name": model.name, "path": str(model.path), "sha256": model.sha256, "device": "cpu",
-                "backend": model.backend, "weights_run": run,
-                "weights_run_sha256": learned.read_digests(model.path)[run], "role": role}
+                "backend": model.backend, "weights_run": model.run_file, "weights_run_sha256": model.run_sha256,
+                "role": role}
 
     if learned.uses_learned(settings):
         wanted = [(settings.model, "segmenter")]

@@ -136,6 +136,8 @@ class LearnedModel:
     forward : callable
         Input batch (1, 3, H, W) float32 -> logits (1, n_out, H, W) float32,
         run by ``backend``.
+    run_file, run_sha256 : str
+        The weights file ``backend`` runs and its sha256 as checked on load.
     """
 
     name: str
@@ -146,6 +148,8 @@ class LearnedModel:
     sha256: str
     backend: str = "torch"
     forward: Callable[[np.ndarray], np.ndarray] | None = None
+    run_file: str = WEIGHTS
+    run_sha256: str = ""
 
     @property
     def um_per_px(self) -> float:
@@ -347,7 +351,8 @@ def _checked(path: Path, digests: dict[str, str], name: str) -> str:
 
 
 def _onnx_or_none(path: Path, digests: dict[str, str], stride: int, backend: str):
-    """The ONNX Runtime forward of the folder, or None when ``auto`` falls back to torch.
+    """The ONNX Runtime forward of the folder with the file it runs and that file's checked sha256, or
+    None when ``auto`` falls back to torch.
 
     ``backend="onnx-int8"`` runs ``weights.int8.onnx``, the others ``weights.onnx``.
     Runs on as many threads as torch was given (1 in a batch worker, see :func:`load_model`)."""
@@ -365,8 +370,8 @@ def _onnx_or_none(path: Path, digests: dict[str, str], stride: int, backend: str
         if backend != "auto":
             raise ModelError(f"learned_backend={backend!r} cannot run: {reason}; or use learned_backend=torch")
         return None
-    _checked(path, digests, file)
-    return onnx_forward(path / file, stride, torch.get_num_threads())
+    digest = _checked(path, digests, file)  # before the file is opened
+    return onnx_forward(path / file, stride, torch.get_num_threads()), file, digest
 
 
 @functools.lru_cache(maxsize=4)
@@ -403,9 +408,12 @@ def load_model(name_or_path: str, backend: str = "auto") -> LearnedModel:
     net.eval()
     if multiprocessing.parent_process() is not None:
         torch.set_num_threads(1)  # a batch worker: the pool already uses every core
-    forward = None if backend == "torch" else _onnx_or_none(path, digests, net.stride, backend)
-    ran = "torch" if forward is None else ("onnx-int8" if backend == "onnx-int8" else "onnx")
-    return LearnedModel(path.name, path, net, config, thresholds, digest, ran, forward or torch_forward(net))
+    onnx = None if backend == "torch" else _onnx_or_none(path, digests, net.stride, backend)
+    if onnx is None:
+        return LearnedModel(path.name, path, net, config, thresholds, digest, "torch", torch_forward(net), WEIGHTS, digest)
+    forward, file, file_digest = onnx
+    ran = "onnx-int8" if backend == "onnx-int8" else "onnx"
+    return LearnedModel(path.name, path, net, config, thresholds, digest, ran, forward, file, file_digest)
 
 
 def add_onnx(folder: str | os.PathLike) -> Path:

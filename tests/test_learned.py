@@ -127,6 +127,8 @@ def test_int8_copy_is_sha_checked_close_to_float_and_run_only_when_asked(tiny_mo
     assert set(learned.read_digests(q)) == {"weights.pt", "weights.onnx", "weights.int8.onnx"}
     int8, float_ = load_model(str(q), "onnx-int8"), load_model(str(q), "onnx")
     assert (int8.backend, load_model(str(q)).backend) == ("onnx-int8", "onnx")  # auto keeps the float model
+    assert (int8.run_file, int8.run_sha256) == ("weights.int8.onnx", learned.file_sha256(q / "weights.int8.onnx"))
+    assert load_model(str(q), "torch").run_sha256 == learned.file_sha256(q / "weights.pt")
     img, labels = _line_example(np.random.default_rng(99), size=128)
     a, b = (m.predict(img, um_per_px=3.0)["hair"] for m in (int8, float_))
     assert 0 < np.abs(a - b).mean() < 0.02  # 8-bit: not the same numbers, nearly the same map
