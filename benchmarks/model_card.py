@@ -41,6 +41,14 @@ def prefer_learned(measured: dict) -> tuple[bool, str]:
     return ok, why
 
 
+def _backend_note(backend: str | None) -> str:
+    """What ran the network, for the card's evaluation line (ONNX Runtime and torch count alike; int8 does not)."""
+    if not backend:
+        return ""
+    same = "; ONNX Runtime and torch give the same counts" if backend in ("onnx", "torch") else ""
+    return f" (network run by {backend}{same})"
+
+
 def card(folder: Path, measured: dict) -> str:
     cfg = json.loads((folder / "config.json").read_text())
     th = json.loads((folder / "thresholds.json").read_text())
@@ -95,7 +103,7 @@ def card(folder: Path, measured: dict) -> str:
         "",
         "## Evaluation (both segmenters, same harness)",
         "Measured with `python benchmarks/compare_segmenters.py --model " + folder.name + " --out /tmp/segcmp`"
-        + (f" (network run by {measured['backend']}" + ("; ONNX Runtime and torch give the same counts)" if measured["backend"] in ("onnx", "torch") else ")") if measured.get("backend") else "") + ".",
+        + _backend_note(measured.get("backend")) + ".",
         "",
         "| set | metric | classical | learned |",
         "|---|---|---|---|",

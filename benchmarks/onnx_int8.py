@@ -30,38 +30,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from onnx_speed import _median_seconds  # noqa: E402
 
 
-def _session(path: Path):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-
 def _real_crops(folder: Path, model_um_per_px: float, um_per_px: float, size: int = 384) -> list[np.ndarray]:
     from pipeline.imageio import read_image
-    from pipeline.learned import to_input
+    from pipeline.learned import centre_input
 
-    crops = []
-    for f in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[::12]:
-        img = read_image(f)
-        s = um_per_px / model_um_per_px
-        img = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-        r0, c0 = max((img.shape[0] - size) // 2, 0), max((img.shape[1] - size) // 2, 0)
-        crops.append(to_input(img[r0:r0 + size, c0:c0 + size]).numpy())
-    return crops
+    s = um_per_px / model_um_per_px
+    return [centre_input(cv2.resize(read_image(f), None, fx=s, fy=s, interpolation=cv2.INTER_AREA), size)
+            for f in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[::12]]
 
 
 def _diff(a, b, crops: list[np.ndarray]) -> str:
-    name = a.get_inputs()[0].name
-    d = np.concatenate([np.abs(1 / (1 + np.exp(-a.run(None, {name: x})[0][:, 0]))
-                               - 1 / (1 + np.exp(-b.run(None, {name: x})[0][:, 0]))).ravel() for x in crops])
+    """Hair probability differences of two forward functions (:func:`pipeline.learned.onnx_forward`)."""
+    d = np.concatenate([np.abs(1 / (1 + np.exp(-a(x)[:, 0])) - 1 / (1 + np.exp(-b(x)[:, 0]))).ravel() for x in crops])
     return f"max |diff| {d.max():.3f}, mean {d.mean():.4f}, share over 0.1 {np.mean(d > 0.1):.5f}"
 
 
 def main() -> None:
-    from pipeline.learned import CALIBRATION_CROPS, INT8_WEIGHTS, ONNX_WEIGHTS, calibration_crops, resolve
+    from pipeline.learned import (CALIBRATION_CROPS, INT8_WEIGHTS, ONNX_WEIGHTS, calibration_crops, onnx_forward,
+                                  resolve)
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["hairnet-v2", "hairnet-light-v2"])
@@ -74,12 +60,11 @@ def main() -> None:
     for m in a.models:
         src = resolve(m)
         config = json.loads((src / "config.json").read_text())
-        f32, i8 = _session(src / ONNX_WEIGHTS), _session(src / INT8_WEIGHTS)
-        feed = {f32.get_inputs()[0].name: tile}
+        f32, i8 = (onnx_forward(src / f, stride=1, threads=1) for f in (ONNX_WEIGHTS, INT8_WEIGHTS))
         times = {"float": [], "int8": []}
         for _ in range(3):  # alternated, so a busy minute hits both
-            times["float"].append(_median_seconds(lambda: f32.run(None, feed), a.repeat))
-            times["int8"].append(_median_seconds(lambda: i8.run(None, feed), a.repeat))
+            times["float"].append(_median_seconds(lambda: f32(tile), a.repeat))
+            times["int8"].append(_median_seconds(lambda: i8(tile), a.repeat))
         tf, ti = statistics.median(times["float"]), statistics.median(times["int8"])
         print(f"{src.name}: tile 576x720, 1 thread: float {tf:.3f} s, int8 {ti:.3f} s ({tf / ti:.2f}x)")
         held = calibration_crops(config, CALIBRATION_CROPS + a.check)[CALIBRATION_CROPS:]

@@ -45,6 +45,7 @@ HEADS = ("hair", "centre", "tip")
 WEIGHTS = "weights.pt"
 ONNX_WEIGHTS = "weights.onnx"
 INT8_WEIGHTS = "weights.int8.onnx"
+ONNX_INPUT = "x"  # the input's name in every exported model (:func:`export_onnx`)
 BACKENDS = ("auto", "onnx", "onnx-int8", "torch")
 CALIBRATION_CROPS = 16
 
@@ -281,8 +282,8 @@ def export_onnx(net: HairNet, path: str | os.PathLike) -> Path:
     x = torch.zeros(1, 3, 4 * net.stride, 4 * net.stride)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(net, x, str(path), input_names=["x"], output_names=["logits"], opset_version=17,
-                          dynamic_axes={"x": {2: "h", 3: "w"}, "logits": {2: "h", 3: "w"}}, dynamo=False)
+        torch.onnx.export(net, x, str(path), input_names=[ONNX_INPUT], output_names=["logits"], opset_version=17,
+                          dynamic_axes={ONNX_INPUT: {2: "h", 3: "w"}, "logits": {2: "h", 3: "w"}}, dynamo=False)
     return Path(path)
 
 
@@ -438,12 +439,14 @@ def calibration_crops(config: dict, n: int = CALIBRATION_CROPS, size: int = 384)
     """
     from pipeline.train import HOLDOUT_SEED, render_example
 
-    crops = []
-    for i in range(n):
-        img, _ = render_example((HOLDOUT_SEED + 2, i), config["model_um_per_px"], config.get("scenes", "all"))
-        r0, c0 = max((img.shape[0] - size) // 2, 0), max((img.shape[1] - size) // 2, 0)
-        crops.append(to_input(img[r0:r0 + size, c0:c0 + size]).numpy())
-    return crops
+    return [centre_input(render_example((HOLDOUT_SEED + 2, i), config["model_um_per_px"],
+                                        config.get("scenes", "all"))[0], size) for i in range(n)]
+
+
+def centre_input(image: np.ndarray, size: int) -> np.ndarray:
+    """The centre ``size`` x ``size`` crop of an RGB uint8 frame as the network takes it (:func:`to_input`)."""
+    r0, c0 = max((image.shape[0] - size) // 2, 0), max((image.shape[1] - size) // 2, 0)
+    return to_input(image[r0:r0 + size, c0:c0 + size]).numpy()
 
 
 def quantize_onnx(src: Path, dst: Path, crops: list[np.ndarray]) -> Path:
@@ -466,20 +469,12 @@ def quantize_onnx(src: Path, dst: Path, crops: list[np.ndarray]) -> Path:
         def get_next(self):
             return next(self.feeds, None)
 
-    name = onnx_input_name(src)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre))
-        quantize_static(str(pre), str(dst), Crops(name), quant_format=QuantFormat.QDQ, per_channel=True,
+        quantize_static(str(pre), str(dst), Crops(ONNX_INPUT), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return Path(dst)
-
-
-def onnx_input_name(path: Path) -> str:
-    """Name of the input of the ONNX model at ``path``."""
-    import onnx
-
-    return onnx.load(str(path)).graph.input[0].name
 
 
 def add_int8(folder: str | os.PathLike, n: int = CALIBRATION_CROPS) -> Path:

@@ -362,7 +362,7 @@ class Settings:
         checked ``weights.onnx`` and onnxruntime imports, else torch.  Both
         give the same maps to about 1e-5.  ``"onnx-int8"`` runs the folder's
         8-bit copy (``weights.int8.onnx``, ``tricho quantize``): a tile about
-        1.9x faster than ``"onnx"``, maps within about 5e-4 on average (see
+        2.2x faster than ``"onnx"``, maps within about 5e-4 on average (see
         ``benchmarks/onnx_int8.py`` and the README's Speed).
     min_focus_score : float
         Quality gate: frames with a lower normalised Laplacian variance
