@@ -3,25 +3,31 @@
 Usage::
 
     python benchmarks/model_by_width.py --models hairnet-light-v1 /path/to/candidate --scenes light --n 24
+    python benchmarks/model_by_width.py --models hairnet-light-v2 --frames /tmp/tune97 --by-colour
 
 Renders ``n`` held-out phantoms ``[train.HOLDOUT_SEED + 1, i]`` (a stream
 neither training nor threshold tuning draws from) with the scene mix of
-``--scenes`` (:func:`pipeline.train.scene_overrides`), runs each model's hair
+``--scenes`` (:func:`pipeline.train.scene_overrides`), or reads the phantom
+frames of ``--frames`` folders (``tricho synth`` output: image + truth JSON,
+e.g. a tuning suite or its light-hair frames), runs each model's hair
 map over them and reads, for every truth hair counted in the field, the
 median probability along the middle half of its centre line. Prints, per
-width band, the hairs, the median of those probabilities and the share
-reaching 0.6 (about the hysteresis of the light-hair model's
-``thresholds.json``): a shaft the map does not show cannot be counted,
-whatever comes after it.
+width band (and with ``--by-colour`` per hair colour), the hairs, the median
+of those probabilities and the share reaching 0.6 (about the hysteresis of
+the light-hair model's ``thresholds.json``): a shaft the map does not show
+cannot be counted, whatever comes after it.
 """
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pipeline import synth
+from pipeline.imageio import read_image
 from pipeline.learned import load_model
 from pipeline.train import HOLDOUT_SEED, scene_overrides
 
@@ -38,29 +44,53 @@ def shaft_probability(prob: np.ndarray, centerline_rc) -> float:
     return float(np.median(prob[r, k]))
 
 
+def held_out(scenes: str, n: int):
+    """``n`` held-out phantoms ``[HOLDOUT_SEED + 1, i]`` of the scene mix ``scenes``: (name, image, truth)."""
+    for i in range(n):
+        seed = (HOLDOUT_SEED + 1, i)
+        rng = np.random.default_rng(list(seed))
+        params = synth.sample_scene(rng, **scene_overrides(scenes, seed))
+        img, truth = synth.render_frame(params, rng)
+        truth["um_per_px"] = params.um_per_px
+        yield str(i), img, truth
+
+
+def from_folders(folders: list[Path]):
+    """The phantom frames of ``tricho synth`` folders (truth JSON beside each image): (name, image, truth)."""
+    for folder in folders:
+        for tp in sorted(folder.glob("*.json")):
+            truth = json.loads(tp.read_text())
+            if "hairs" not in truth or "image" not in truth:
+                continue
+            yield tp.stem, read_image(tp.with_name(truth["image"])), truth
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["hairnet-light-v1"])
     ap.add_argument("--scenes", default="light")
     ap.add_argument("--n", type=int, default=24)
+    ap.add_argument("--frames", nargs="+", type=Path, help="phantom folders to read instead of rendering")
+    ap.add_argument("--by-colour", action="store_true", help="split the table by the hair's colour too")
     a = ap.parse_args()
     models = {name: load_model(name) for name in a.models}
+    frames = from_folders(a.frames) if a.frames else held_out(a.scenes, a.n)
     rows = []
-    for i in range(a.n):
-        seed = (HOLDOUT_SEED + 1, i)
-        rng = np.random.default_rng(list(seed))
-        params = synth.sample_scene(rng, **scene_overrides(a.scenes, seed))
-        img, truth = synth.render_frame(params, rng)
+    for name_i, img, truth in frames:
         for name, model in models.items():
-            prob = model.predict(img, um_per_px=params.um_per_px)["hair"]
-            rows += [{"model": name, "frame": i, "width_um": h["width_um"],
+            prob = model.predict(img, um_per_px=float(truth["um_per_px"]))["hair"]
+            rows += [{"model": name, "frame": name_i, "width_um": h["width_um"], "colour": h.get("color", ""),
                       "probability": shaft_probability(prob, h["centerline_rc"])}
                      for h in truth["hairs"] if h["in_field"]]
     df = pd.DataFrame(rows)
     df["width band (um)"] = pd.cut(df["width_um"], BANDS_UM)
-    table = df.groupby(["width band (um)", "model"], observed=True)["probability"].agg(
+    keys = ["width band (um)"] + (["colour"] if a.by_colour else []) + ["model"]
+    table = df.groupby(keys, observed=True)["probability"].agg(
         hairs="size", median="median", share_at_least_0_6=lambda p: float((p >= 0.6).mean()))
-    print(f"{a.n} held-out '{a.scenes}' phantoms, seeds [{HOLDOUT_SEED + 1}, 0..{a.n - 1}]")
+    if a.frames:
+        print(f"{df['frame'].nunique()} phantom frames from {', '.join(map(str, a.frames))}")
+    else:
+        print(f"{a.n} held-out '{a.scenes}' phantoms, seeds [{HOLDOUT_SEED + 1}, 0..{a.n - 1}]")
     print(table.round(2).to_string())
 
 
