@@ -56,7 +56,8 @@ def main() -> None:
     if d.empty:
         raise SystemExit(f"no seed_*/*_cmp_*/summary.csv under {', '.join(map(str, a.roots))}")
     truth = d.course.map(EXPECTED)
-    print(f"{len(d)} courses, seeds {", ".join(map(str, sorted(d.seed.unique().tolist())))}; as called: {(d.called == truth).mean():.3f} right")
+    seeds = ", ".join(map(str, sorted(d.seed.unique().tolist())))
+    print(f"{len(d)} courses, seeds {seeds}; as called: {(d.called == truth).mean():.3f} right")
     table = pd.DataFrame({f"k={k}": [float((d.apply(call, axis=1, args=(k, m)) == truth).mean())
                                      for m in a.min_agreement] for k in a.k},
                          index=pd.Index(a.min_agreement, name="min agreement (%)"))
