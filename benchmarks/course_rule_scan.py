@@ -5,8 +5,8 @@ Usage (after ``benchmarks/course_response.py``; tuning seeds only)::
     python benchmarks/course_rule_scan.py /tmp/s27/c8 /tmp/s28/c0 /tmp/s28/c4
 
 Reads each course's ``summary.csv`` (``seed_S/COURSE_cmp_SEGMENTER/``) and
-calls it again offline with the trend rule of
-:func:`pipeline.course._summary_row`, for a grid of MDC scales ``k`` (the
+calls it again offline with the trend rule
+(:func:`pipeline.course.trend_response`), for a grid of MDC scales ``k`` (the
 MDC and the distance from the trend to each end of its 95% interval both
 multiplied by ``k``; 1 is the rule as it is) and agreement limits
 (``CourseSettings.min_agreement``, %). An approximation: the intervals are
@@ -20,6 +20,8 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
+
+from pipeline.course import trend_response
 
 EXPECTED = {"responder": "improved", "stable": "stable", "decliner": "worsened"}
 
@@ -40,10 +42,7 @@ def call(r: pd.Series, k: float, min_agreement_pct: float) -> str:
     """The response of one course with the MDC and interval scaled by ``k``."""
     if r.agreement < min_agreement_pct:
         return "indeterminate"
-    lo, hi = r.trend - k * (r.trend - r.lo), r.trend + k * (r.hi - r.trend)
-    if abs(r.trend) > k * r.mdc and (lo > 0 or hi < 0):
-        return "improved" if r.trend > 0 else "worsened"
-    return "stable"
+    return trend_response(r.trend, k * r.mdc, r.trend - k * (r.trend - r.lo), r.trend + k * (r.hi - r.trend))
 
 
 def main() -> None:

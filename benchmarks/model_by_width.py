@@ -20,7 +20,6 @@ cannot be counted, whatever comes after it.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +58,9 @@ def from_folders(folders: list[Path]):
     """The phantom frames of ``tricho synth`` folders (truth JSON beside each image): (name, image, truth)."""
     for folder in folders:
         for tp in sorted(folder.glob("*.json")):
-            truth = json.loads(tp.read_text())
-            if "hairs" not in truth or "image" not in truth:
+            try:
+                truth = synth.load_truth(tp)
+            except ValueError:  # another JSON beside the frames
                 continue
             yield tp.stem, read_image(tp.with_name(truth["image"])), truth
 

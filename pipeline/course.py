@@ -550,6 +550,20 @@ def course_trend(days: np.ndarray, change: np.ndarray, mdc_latest: float) -> tup
     return slope * span, mdc_latest * span / math.sqrt(2.0 * sxx)
 
 
+def trend_response(trend: float, mdc: float, ci_low: float, ci_high: float) -> str:
+    """The response a course's density trend says: ``improved`` or ``worsened`` when the trend is beyond
+    its MDC95 and its 95% interval excludes zero, else ``stable`` (``CourseSettings.response_basis`` "trend").
+
+    Examples
+    --------
+    >>> trend_response(12.0, 8.0, 3.0, 20.0), trend_response(-12.0, 8.0, -20.0, 1.0), trend_response(5.0, 8.0, 1.0, 9.0)
+    ('improved', 'stable', 'stable')
+    """
+    if abs(trend) > mdc and (ci_low > 0 or ci_high < 0):
+        return "improved" if trend > 0 else "worsened"
+    return "stable"
+
+
 def _trend_of(changes: list[dict], pid, site, base_date) -> tuple[float, float]:
     """:func:`course_trend` of the primary metric's baseline changes of one course."""
     rows = sorted((c for c in changes if c["patient_id"] == pid and c["site"] == site and c["metric"] == PRIMARY
@@ -578,8 +592,7 @@ def _summary_row(pid, site, course, base_date, changes, min_agreement: float, *,
     trend_lo = trend - (d["change"] - d["ci_low"]) * narrow
     trend_hi = trend + (d["ci_high"] - d["change"]) * narrow
     if basis == "trend" and np.isfinite([trend, trend_mdc, trend_lo, trend_hi]).all():
-        if abs(trend) > trend_mdc and (trend_lo > 0 or trend_hi < 0):
-            row["response"] = "improved" if trend > 0 else "worsened"
+        row["response"] = trend_response(trend, trend_mdc, trend_lo, trend_hi)
     elif d["real_change"]:
         row["response"] = "improved" if d["change"] > 0 else "worsened"
     if d["method"] == "matched" and agreement < 100.0 * min_agreement:  # NaN compares False
