@@ -1,7 +1,8 @@
 """Phantom treatment courses: the same spot of scalp photographed at every session.
 
 The follicles of a field persist from session to session; some units are
-lost, new ones appear, shafts thicken, and every hair is clipped again.
+lost, new ones appear, units gain or lose a hair (``CourseSpec.within_unit_share``),
+shafts thicken, and every hair is clipped again.
 The first session's frame gets the course's density change exactly (to the
 nearest hair): a course labelled +15% has +15% hairs in the photographed
 field by its last session, with the turnover lost and gained on top. The
@@ -43,10 +44,20 @@ class CourseSpec:
     thickening_um : float
         Mean shaft thickening of persisting hairs at the last session (µm).
     turnover_pct : float
-        Share of units lost *and* of units gained per session on top of the
+        Share of hairs lost *and* of hairs gained per session on top of the
         net change (hair cycling; %).
     max_shift_um, max_rotation_deg : float
         Largest repositioning of the field against the first session.
+    within_unit_share : float
+        Share of the hairs lost and of those gained (in the first frame's
+        units) that leave or join a unit that stays: a unit of 3 hairs goes
+        to 2, or one of 1 to 2, instead of a whole unit going or coming.
+        Pattern hair loss thins units before it empties them (fewer hairs
+        per unit is one of its trichoscopic signs, Rakowska et al. 2009), and
+        regrowth fills them again; a matched comparison must see a hair
+        that leaves or joins a unit beside hairs that stay.  Limited by the
+        units of two or more hairs the first frame has; 0 gives whole units
+        only, as courses were made before 2026-12-03.
     """
 
     n_sessions: int = 6
@@ -55,6 +66,7 @@ class CourseSpec:
     turnover_pct: float = 2.0
     max_shift_um: float = 150.0
     max_rotation_deg: float = 4.0
+    within_unit_share: float = 0.5
 
 
 def _rotation(phi: float) -> np.ndarray:
@@ -113,8 +125,10 @@ def render_course(params: synth.SceneParams, spec: CourseSpec, seed: int) -> lis
         ``session`` (index), ``transform`` and a ``track_id`` per hair.
     """
     p0 = dataclasses.replace(params, n_long_hairs=0, uncut_fraction=0.0)
-    base, extra, lost_at, gained_at, rng_plan = plan_course(p0, spec, seed)
-    units = _unit_table(base, 0) + _unit_table(extra, len(base.openings))
+    plan = plan_course(p0, spec, seed)
+    base, extra, lost_at, gained_at, rng_plan = plan.base, plan.extra, plan.lost_at, plan.gained_at, plan.rng
+    extra_group = np.where(plan.extra_group >= 0, plan.extra_group, len(base.openings) + np.arange(len(extra.openings)))
+    units = _unit_table(base, 0, plan.base_group) + _unit_table(extra, len(base.openings), extra_group)
     last = max(1, spec.n_sessions - 1)
     thick_gain = {i: float(rng_plan.normal(1.0, 0.5)) for i in range(len(units))}
     out = []
@@ -131,19 +145,45 @@ def render_course(params: synth.SceneParams, spec: CourseSpec, seed: int) -> lis
     return out
 
 
-def plan_course(p0: synth.SceneParams, spec: CourseSpec, seed: int):
-    """The follicles of a course and when each unit is lost or gained (see the module doc).
+@dataclasses.dataclass
+class CoursePlan:
+    """The follicles of a course and when each unit is lost or gained (:func:`plan_course`).
 
-    Returns
-    -------
+    Attributes
+    ----------
     base, extra : synth._Layout
-        The first session's units and the candidate new ones.
+        The first session's units and the candidate new ones.  A hair that
+        leaves or joins a unit that stays is a unit of its own here (one
+        hair, the same opening), lost or gained like any unit.
     lost_at, gained_at : ndarray of int
         Per unit of ``base`` / ``extra``, the session index from which it is
         gone / present (``n_sessions`` or more: never).
+    base_group, extra_group : ndarray of int
+        Per unit, the unit of ``base`` (index) whose opening it shares: its
+        own index, or the unit a split-off hair belongs to (the truth's
+        ``unit_id`` is shared).  ``extra_group`` holds ``base`` indices for
+        hairs joining a base unit and ``-1 - i`` for extra unit ``i``.
     rng : numpy.random.Generator
         The plan's generator, to draw the rest of the course from.
     """
+
+    base: Any
+    extra: Any
+    lost_at: np.ndarray
+    gained_at: np.ndarray
+    base_group: np.ndarray
+    extra_group: np.ndarray
+    rng: np.random.Generator
+
+    def first_frame_count(self, shape: tuple[int, int], session: int) -> int:
+        """Hairs of the units whose opening lies in the first session's frame, present at ``session``."""
+        b = _in_frame(self.base.openings, shape) & (self.lost_at > session)
+        e = _in_frame(self.extra.openings, shape) & (self.gained_at <= session)
+        return int(self.base.unit_sizes[b].sum() + self.extra.unit_sizes[e].sum())
+
+
+def plan_course(p0: synth.SceneParams, spec: CourseSpec, seed: int) -> CoursePlan:
+    """The follicles of a course and when each unit (or hair of a unit) is lost or gained (see the module doc)."""
     base = synth._layout(p0, np.random.default_rng([seed, 0]))
     last = max(1, spec.n_sessions - 1)
     gain_total = max(0.0, spec.density_change_pct) / 100 + spec.turnover_pct / 100 * last
@@ -152,10 +192,71 @@ def plan_course(p0: synth.SceneParams, spec: CourseSpec, seed: int):
     extra_p = dataclasses.replace(p0, density_per_cm2=p0.density_per_cm2 * max(surplus * gain_total, 1e-6))
     extra = synth._layout(extra_p, np.random.default_rng([seed, 1]))
     rng_plan = np.random.default_rng([seed, 2])
+    shape = (p0.height, p0.width)
+    base_group, extra_group = np.arange(len(base.openings)), -1 - np.arange(len(extra.openings))
+    joining, leaving = np.zeros(0, int), np.zeros(0, int)
+    if spec.within_unit_share > 0:
+        rng_unit = np.random.default_rng([seed, 4])
+        base, extra, base_group, extra_group, joining, leaving = _split_unit_changes(
+            rng_unit, base, extra, spec, last, shape)
     lost_at = _schedule(rng_plan, len(base.openings), loss_total, last)  # session index from which a unit is gone
     gained_at = _schedule(rng_plan, len(extra.openings), 1.0 / surplus, last)
-    _exact_in_field(rng_plan, base, extra, lost_at, gained_at, spec, last, (p0.height, p0.width))
-    return base, extra, lost_at, gained_at, rng_plan
+    lost_at[base_group != np.arange(len(base_group))] = last + 1  # split-off hairs change only as planned below
+    gained_at[extra_group >= 0] = last + 1
+    parents = np.union1d(base_group[leaving], extra_group[joining]).astype(int)  # these units stay
+    _exact_in_field(rng_plan, base, extra, lost_at, gained_at, spec, last, shape,
+                    must_lose=leaving, must_gain=joining, keep=parents)
+    return CoursePlan(base, extra, lost_at, gained_at, base_group, extra_group, rng_plan)
+
+
+def _split_unit_changes(rng: np.random.Generator, base, extra, spec: CourseSpec, last: int,
+                        shape: tuple[int, int]):
+    """Split one hair off some first-frame units of two or more hairs: hairs that will join a unit
+    (moved to ``extra``, absent at first) and hairs that will leave one (a unit of their own in ``base``).
+
+    Returns the new layouts, their group arrays (:class:`CoursePlan`) and the indices of the joining
+    (in ``extra``) and leaving (in ``base``) one-hair units.
+    """
+    base_in = np.flatnonzero(_in_frame(base.openings, shape))
+    multi = base_in[base.unit_sizes[base_in] >= 2]
+    full = int(base.unit_sizes[base_in].sum())
+    net = spec.density_change_pct / 100 * full
+    turn = spec.turnover_pct / 100 * last * full
+    n_join = min(len(multi) // 2, int(round(spec.within_unit_share * (turn + max(0.0, net)))))
+    n_leave = min(len(multi) - n_join, int(round(spec.within_unit_share * (turn + max(0.0, -net)))))
+    chosen = rng.permutation(multi)
+    hairs = [copy.copy(h) for h in base.hairs]
+    extra_hairs = list(extra.hairs)
+    sizes = base.unit_sizes.copy()
+    added = {"join": ([], [], []), "leave": ([], [], [])}  # openings, directions, groups of the new units
+    first_id = {"join": len(extra.openings), "leave": len(sizes)}
+    for kind, units in (("join", chosen[:n_join]), ("leave", chosen[n_join:n_join + n_leave])):
+        for u in units:
+            members = [h for h in hairs if h.unit_id == u]
+            hair = members[int(rng.integers(len(members)))]
+            sizes[u] -= 1
+            openings, thetas, groups = added[kind]
+            hair.unit_id = first_id[kind] + len(groups)
+            openings.append(base.openings[u])
+            thetas.append(float(base.unit_theta[u]))
+            groups.append(int(u))
+            if kind == "join":
+                hairs = [h for h in hairs if h is not hair]
+                extra_hairs.append(hair)
+
+    def grown(lay, unit_sizes, kind):
+        openings, thetas, _ = added[kind]
+        return synth._Layout(lay_hairs[kind], np.concatenate([lay.openings, np.reshape(openings, (-1, 2))]),
+                             np.concatenate([lay.unit_theta, np.asarray(thetas, float)]),
+                             np.concatenate([unit_sizes, np.ones(len(thetas), int)]), lay.empties)
+
+    lay_hairs = {"leave": hairs, "join": extra_hairs}
+    new_base, new_extra = grown(base, sizes, "leave"), grown(extra, extra.unit_sizes, "join")
+    base_group = np.concatenate([np.arange(len(sizes)), np.asarray(added["leave"][2], int)])
+    extra_group = np.concatenate([-1 - np.arange(len(extra.openings)), np.asarray(added["join"][2], int)])
+    joining = first_id["join"] + np.arange(len(added["join"][2]))
+    leaving = first_id["leave"] + np.arange(len(added["leave"][2]))
+    return new_base, new_extra, base_group, extra_group, joining, leaving
 
 
 def _in_frame(rc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -164,22 +265,34 @@ def _in_frame(rc: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _exact_in_field(rng: np.random.Generator, base, extra, lost_at: np.ndarray, gained_at: np.ndarray,
-                    spec: CourseSpec, last: int, shape: tuple[int, int]) -> None:
+                    spec: CourseSpec, last: int, shape: tuple[int, int], *,
+                    must_lose: np.ndarray = np.zeros(0, int), must_gain: np.ndarray = np.zeros(0, int),
+                    keep: np.ndarray = np.zeros(0, int)) -> None:
     """Reschedule the units that open inside the first session's frame so that its hair count
     changes by exactly ``density_change_pct`` (to the nearest hair, when unit sizes allow) by the
     last session, with ``turnover_pct`` per session lost and gained on top, spread evenly over the
     course.  Elsewhere the random schedule stays: a course labelled +15% then has +15% in the
-    field that is photographed, not a random draw around it."""
+    field that is photographed, not a random draw around it.  ``must_lose`` (base) and
+    ``must_gain`` (extra) units are lost and gained in any case (the hairs that leave or join a
+    unit); the rest of the change comes from whole units other than ``keep`` (base units a hair
+    leaves or joins)."""
     base_in = np.flatnonzero(_in_frame(base.openings, shape))
     extra_in = np.flatnonzero(_in_frame(extra.openings, shape))
+    base_free = np.setdiff1d(base_in, np.union1d(must_lose, keep))
+    extra_free = np.setdiff1d(extra_in, must_gain)
     hairs0 = int(base.unit_sizes[base_in].sum())
     net = int(round(spec.density_change_pct / 100 * hairs0))
     turn = int(round(spec.turnover_pct / 100 * last * hairs0))
-    lost = _pick(rng, base_in, base.unit_sizes, turn + max(0, -net))
-    gained = _pick(rng, extra_in, extra.unit_sizes, int(base.unit_sizes[lost].sum()) + net)
-    short = int(base.unit_sizes[lost].sum()) + net - int(extra.unit_sizes[gained].sum())
-    if short > 0:  # too few new hairs in the frame for the turnover: lose fewer, so the net change holds
-        lost = _pick(rng, base_in, base.unit_sizes, max(0, int(extra.unit_sizes[gained].sum()) - net))
+    k_lose, k_gain = int(base.unit_sizes[must_lose].sum()), int(extra.unit_sizes[must_gain].sum())
+    lost = _pick(rng, base_free, base.unit_sizes, turn + max(0, -net) - k_lose)
+    gained = _pick(rng, extra_free, extra.unit_sizes, k_lose + int(base.unit_sizes[lost].sum()) + net - k_gain)
+    lost_hairs = k_lose + int(base.unit_sizes[lost].sum())
+    gained_hairs = k_gain + int(extra.unit_sizes[gained].sum())
+    if gained_hairs - lost_hairs != net:  # too few new hairs in the frame, or more joining ones than the
+        # change needs: lose as many whole units as the gains allow, so the net change holds
+        lost = _pick(rng, base_free, base.unit_sizes, max(0, gained_hairs - net - k_lose))
+    lost = np.concatenate([np.asarray(must_lose, int), lost]).astype(int)
+    gained = np.concatenate([np.asarray(must_gain, int), gained]).astype(int)
     lost_at[base_in] = last + 1
     gained_at[extra_in] = last + 1
     lost_at[lost] = _spread(rng, len(lost), last)
@@ -209,12 +322,13 @@ def _spread(rng: np.random.Generator, k: int, last: int) -> np.ndarray:
     return rng.permutation(1 + (np.arange(k) * last) // max(k, 1)) if k else np.zeros(0, int)
 
 
-def _unit_table(lay, offset: int) -> list[dict]:
+def _unit_table(lay, offset: int, group: np.ndarray) -> list[dict]:
+    """One dict per unit of a layout; ``group``: the unit whose opening (and truth ``unit_id``) it shares."""
     table = []
     for uid in range(len(lay.openings)):
         hairs = [h for h in lay.hairs if h.unit_id == uid]
         table.append({"uid": offset + uid, "index": uid, "source": 0 if offset == 0 else 1, "hairs": hairs,
-                      "opening": lay.openings[uid], "theta": float(lay.unit_theta[uid])})
+                      "opening": lay.openings[uid], "theta": float(lay.unit_theta[uid]), "group": int(group[uid])})
     return table
 
 
@@ -230,10 +344,16 @@ def _schedule(rng: np.random.Generator, n: int, total_share: float, last: int) -
 
 def _session_layout(present, m, ps, rng, spec, progress, thick_gain, base, extra):
     hairs, openings, thetas, sizes = [], [], [], []
-    for new_uid, u in enumerate(present):
-        openings.append(_apply(m, u["opening"][None])[0])
-        sizes.append(len(u["hairs"]))
-        turn = math.atan2(-m[1, 0], m[0, 0])
+    ids: dict[int, int] = {}  # a unit's group -> its unit_id in this session
+    turn = math.atan2(-m[1, 0], m[0, 0])
+    for u in present:
+        new_uid = ids.get(u["group"])
+        if new_uid is None:
+            new_uid = ids[u["group"]] = len(openings)
+            openings.append(_apply(m, u["opening"][None])[0])
+            thetas.append(u["theta"] + turn)
+            sizes.append(0)
+        sizes[new_uid] += len(u["hairs"])
         for k, h in enumerate(u["hairs"]):
             hh = copy.copy(h)
             hh.unit_id = new_uid
@@ -245,7 +365,6 @@ def _session_layout(present, m, ps, rng, spec, progress, thick_gain, base, extra
             hh.curve, hh.s = None, None
             hh.track_id = u["uid"] * 8 + k
             hairs.append(hh)
-        thetas.append(u["theta"] + turn)
     synth._build_curves(ps, hairs)
     empties = _apply(m, base.empties) if len(base.empties) else base.empties
     return synth._Layout(hairs, np.array(openings).reshape(-1, 2), np.array(thetas), np.array(sizes, int), empties)
