@@ -54,8 +54,9 @@ COURSES = {"responder": ("improved", 15.0, 4.0), "stable": ("stable", 0.0, 0.0),
 def _render(job: tuple) -> None:
     from pipeline.synth_course import CourseSpec, generate_course
 
-    out, seed, kind, sessions, change, thick, turnover = job
-    spec = CourseSpec(n_sessions=sessions, density_change_pct=change, thickening_um=thick, turnover_pct=turnover)
+    out, seed, kind, sessions, change, thick, turnover, share = job
+    spec = CourseSpec(n_sessions=sessions, density_change_pct=change, thickening_um=thick, turnover_pct=turnover,
+                      **({} if share is None else {"within_unit_share": share}))
     generate_course(Path(out) / kind, patient_id=f"S{seed}{kind[0].upper()}", site="vertex", seed=seed, spec=spec,
                     n_fields=3)
 
@@ -97,16 +98,19 @@ def _true_change(folder: Path, pairs: pd.DataFrame, margin_um: float) -> pd.Seri
 GENERATOR_STAMP = ".generator"
 
 
-def generator_stamp() -> str:
-    """sha256 of the generator's source (``synth.py``, ``synth_course.py``): frames rendered by another
-    version are rendered again instead of being silently reused."""
+def generator_stamp(within_unit_share: float | None = None) -> str:
+    """sha256 of the generator's source (``synth.py``, ``synth_course.py``) and the share of hairs that
+    leave or join a unit (``CourseSpec.within_unit_share``; None: its default): frames rendered by
+    another version are rendered again instead of being silently reused."""
     import pipeline
+    from pipeline.synth_course import CourseSpec
 
     root = Path(pipeline.__file__).parent
     h = hashlib.sha256()
     for name in ("synth.py", "synth_course.py"):
         h.update((root / name).read_bytes())
-    return h.hexdigest()
+    share = CourseSpec().within_unit_share if within_unit_share is None else within_unit_share
+    return f"{h.hexdigest()} within_unit_share={share:g}"
 
 
 def _stamp_of(folder: Path) -> str | None:
@@ -116,11 +120,13 @@ def _stamp_of(folder: Path) -> str | None:
 
 def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: str = "classical",
         retest_sd_pct: float | None = None, recheck: bool = True, reuse_runs: bool = False,
-        recheck_overrides: dict | None = None, set_pairs: list[str] | None = None) -> dict:
+        recheck_overrides: dict | None = None, set_pairs: list[str] | None = None,
+        within_unit_share: float | None = None) -> dict:
     from pipeline.batch import run_batch
     from pipeline.course import CourseSettings
     from pipeline.course_io import run_compare
     from pipeline.settings import Settings
+    from pipeline.synth_course import CourseSpec
 
     settings = Settings.from_overrides(set_pairs).replace(segmenter=segmenter)
     # runs under other per-frame settings get their own folders, so --reuse-runs never mixes them
@@ -135,7 +141,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
 
     courses = {"retest": ("stable", 0.0, 0.0)} if retest else COURSES
     sessions, turnover = (2, 0.0) if retest else (6, 2.0)
-    stamp = generator_stamp()
+    stamp = generator_stamp(within_unit_share)
     jobs, fresh = [], set()
     for s in seeds:
         for kind, (_, change, thick) in courses.items():
@@ -146,7 +152,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
                 print(f"note: {folder} was rendered by another generator version (or without a stamp); "
                       f"rendering it again", file=sys.stderr)
                 shutil.rmtree(folder)
-            jobs.append((str(out / f"seed_{s}"), s, kind, sessions, change, thick, turnover))
+            jobs.append((str(out / f"seed_{s}"), s, kind, sessions, change, thick, turnover, within_unit_share))
             fresh.add(folder)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         list(pool.map(_render, jobs))
@@ -180,6 +186,8 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
               "settings_overrides": list(set_pairs or []),
               "matched_retest_sd_pct_used": course_settings.matched_retest_sd_pct,
               "recheck_ratio": course_settings.recheck_ratio, "recheck_floor": course_settings.recheck_floor,
+              "recheck_through_counted": course_settings.recheck_through_counted,
+              "within_unit_share": CourseSpec().within_unit_share if within_unit_share is None else within_unit_share,
               "response_basis": course_settings.response_basis,
               "registered_share": float(reg["registered_pairs"].sum() / max(reg["all_pairs"].sum(), 1))}
     if len(errors):
@@ -220,6 +228,11 @@ def main() -> None:
                     help="count gained and lost hairs as detected, without re-examining them in the other visit")
     ap.add_argument("--recheck-ratio", type=float, default=None, help="CourseSettings.recheck_ratio to use (tuning)")
     ap.add_argument("--recheck-floor", type=float, default=None, help="CourseSettings.recheck_floor to use (tuning)")
+    ap.add_argument("--recheck-through-counted", type=float, default=None,
+                    help="CourseSettings.recheck_through_counted to use (tuning)")
+    ap.add_argument("--within-unit-share", type=float, default=None,
+                    help="CourseSpec.within_unit_share of the rendered courses (default: CourseSpec's); 0 gives "
+                         "the courses of before 2026-12-03 (whole units lost and gained only)")
     ap.add_argument("--response-basis", choices=["latest", "trend"], default=None,
                     help="CourseSettings.response_basis to use (default: CourseSettings')")
     ap.add_argument("--retest-sd-pct", type=float, default=None,
@@ -239,9 +252,10 @@ def main() -> None:
                  retest_sd_pct=a.retest_sd_pct, recheck=not a.no_recheck, reuse_runs=a.reuse_runs,
                  recheck_overrides={k: v for k, v in (("recheck_ratio", a.recheck_ratio),
                                                       ("recheck_floor", a.recheck_floor),
+                                                      ("recheck_through_counted", a.recheck_through_counted),
                                                       ("response_basis", a.response_basis))
                                     if v is not None},
-                 set_pairs=a.set_pairs)
+                 set_pairs=a.set_pairs, within_unit_share=a.within_unit_share)
     print(json.dumps(report, indent=2, default=str))
 
 

@@ -131,6 +131,11 @@ class CourseSettings:
         matched change error fell 5.75 -> 5.33% of the count and the right
         call rose 67 -> 75%, on a plateau (0.3-0.5 / 0.25-0.35: 5.33-5.40%,
         71-75%).
+    recheck_through_counted : float
+        Same-spot matching: the re-examination also accepts a shaft the
+        other visit counted inside another hair's stripe where its map
+        reaches this level (``through_counted`` of
+        :func:`pipeline.register.recheck_unmatched`); 0: off.
     min_agreement : float
         Same-spot matching: below this visit agreement (module doc) the
         response is ``indeterminate``, not a call the tool cannot back. Set
@@ -176,6 +181,7 @@ class CourseSettings:
     matched_retest_sd_pct: float = 4.7
     recheck_ratio: float = 0.4
     recheck_floor: float = 0.3
+    recheck_through_counted: float = 0.0
     min_agreement: float = 0.4
     match_margin_um: float = 0.0
     min_overlap: float = 0.5

@@ -221,6 +221,7 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
                 m = register.recheck_unmatched(
                     m, hf, hm, reg.matrix, probability(ref.image, fixed, um), probability(row.image, moving, um),
                     um_per_px=um, ratio=settings.recheck_ratio, floor=settings.recheck_floor,
+                    through_counted=settings.recheck_through_counted,
                     fixed_light=lambda: probability.light(ref.image, fixed, um),
                     moving_light=lambda: probability.light(row.image, moving, um))
             pairs.append({**keys, "registered": True, "how": how, "n_inliers": reg.n_inliers,

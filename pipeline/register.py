@@ -343,7 +343,7 @@ class _Lazy:
 def recheck_unmatched(matches: pd.DataFrame, fixed_hairs: pd.DataFrame, moving_hairs: pd.DataFrame,
                       matrix: np.ndarray, fixed_prob: np.ndarray, moving_prob: np.ndarray, *, um_per_px: float,
                       ratio: float = 0.3, floor: float = 0.15, tolerance_px: int = 2,
-                      fixed_light=None, moving_light=None) -> pd.DataFrame:
+                      fixed_light=None, moving_light=None, through_counted: float = 0.0) -> pd.DataFrame:
     """Re-examine gained and lost hairs in the other visit's frame.
 
     A hair counted in one visit and not the other is either a real change
@@ -379,6 +379,16 @@ def recheck_unmatched(matches: pd.DataFrame, fixed_hairs: pd.DataFrame, moving_h
         (under ``floor`` along its root half: a grey or white shaft the
         darkness map cannot see) is re-examined on these maps instead, on
         both sides, when both frames have one.
+    through_counted : float
+        When > 0, a hair is also persisting where the other frame's map
+        itself (not widened, its counted hairs left in) reaches this level
+        and ``ratio`` of the hair's own along the root half: the shaft is
+        there but the other visit counted it inside another hair's stripe
+        (touching hairs traced as one, one hair's root on another's shaft).
+        A hair that truly left or joined a unit lies beside its unit-mates'
+        stripes, not on them (on tuning courses with such hairs none of 722
+        true changes reached 0.3 there, against 159 of 421 flips;
+        ``benchmarks/course_flip_evidence.py``).  0: off.
 
     Returns
     -------
@@ -403,12 +413,16 @@ def recheck_unmatched(matches: pd.DataFrame, fixed_hairs: pd.DataFrame, moving_h
         own = _sample(own_prob, pts)
         ev = _evidence(other_prob, other_hairs, um_per_px=um_per_px, tolerance_px=tolerance_px)
         other = _sample(ev, there)
+        raw = _sample(other_prob, there) if through_counted > 0 else np.zeros(len(rows), np.float32)
         pale = own < floor
         if pale.any() and own_light.get() is not None and other_light.get() is not None:
             own[pale] = _sample(own_light.get(), pts[pale])
             light_ev = _evidence(other_light.get(), other_hairs, um_per_px=um_per_px, tolerance_px=tolerance_px)
             other[pale] = _sample(light_ev, there[pale])
-        seen = (other >= floor) & (other >= ratio * own)
+            if through_counted > 0:
+                raw[pale] = _sample(other_light.get(), there[pale])
+        seen = ((other >= floor) & (other >= ratio * own)) | (
+            (through_counted > 0) & (raw >= through_counted) & (raw >= ratio * own))
         out.loc[out.index[rows[seen]], ["status", "rechecked"]] = ["persisting", True]
         thick = "thickness_after_um" if status == "lost" else "thickness_before_um"
         mine = "thickness_before_um" if status == "lost" else "thickness_after_um"

@@ -234,11 +234,34 @@ def test_recheck_does_not_let_an_old_hair_explain_a_new_neighbour():
     m = match_visits(fixed, moving, same, np.ones((200, 200), bool), gate_px=3.0)
     out = recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0)
     assert sorted(out["status"]) == ["gained", "persisting"]
+    # nor does reading through counted hairs: the new hair's own line is bare skin before
+    out = recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0, through_counted=0.3)
+    assert sorted(out["status"]) == ["gained", "persisting"]
     # without the old hair's stripe taken out, its shaft 7 px away would have explained it
     far = fixed.assign(row=150.0, mid_row=150.0)
     m2 = match_visits(far, moving.iloc[[1]].reset_index(drop=True), same, np.ones((200, 200), bool), gate_px=3.0)
     out2 = recheck_unmatched(m2, far, moving.iloc[[1]].reset_index(drop=True), same, pf, pm, um_per_px=4.0)
     assert "persisting" in set(out2["status"])
+
+
+def test_recheck_through_counted_reads_a_hair_traced_inside_another():
+    """Two hairs end to end before (the second's root on the first's tip); after, one long trace runs
+    over both and counts once. The lost hair's shaft lies inside the counted hair's stripe: only
+    ``through_counted`` reads it there, and not where the map is bare."""
+    same = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    fixed = _hairs([(50, 20), (50, 100)])
+    moving = pd.DataFrame([dict(row=50, col=20, mid_row=51, mid_col=100, thickness_um=24.0, **{"class": "terminal"})])
+    pf, pm = np.zeros((200, 220), np.float32), np.zeros((200, 220), np.float32)
+    _shaft(pf, 50, 20, 0.8), _shaft(pf, 50, 100, 0.8)
+    pm[47:54, 20:180] = 0.8
+    m = match_visits(fixed, moving, same, np.ones((200, 220), bool), gate_px=5.0)
+    assert sorted(m["status"]) == ["lost", "persisting"]
+    assert sorted(recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0)["status"]) == ["lost", "persisting"]
+    out = recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0, through_counted=0.3)
+    assert sorted(out["status"]) == ["persisting", "persisting"] and out["rechecked"].sum() == 1
+    pm[47:54, 100:180] = 0.0  # the second hair really gone after
+    out = recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0, through_counted=0.3)
+    assert sorted(out["status"]) == ["lost", "persisting"]
 
 
 def test_compare_matches_a_phantom_course(tmp_path):
