@@ -135,7 +135,14 @@ class CourseSettings:
         Same-spot matching: the re-examination also accepts a shaft the
         other visit counted inside another hair's stripe where its map
         reaches this level (``through_counted`` of
-        :func:`pipeline.register.recheck_unmatched`); 0: off.
+        :func:`pipeline.register.recheck_unmatched`); 0: off.  0.3 since
+        2026-12-03 (session 29), on tuning courses whose hairs also leave
+        and join units (seeds 0-7, ``CourseSpec.within_unit_share`` 0.5;
+        ``course_response.py --seeds 0:4`` and ``--seeds 4:8``, then
+        ``--reuse-runs --recheck-through-counted 0.3``): matched change
+        error 5.18 -> 3.59% of the count (mean of 120 sessions), right call
+        19 -> 22 of 24; 0.2-0.3 accept the same hairs
+        (``course_flip_evidence.py OUT --seeds 0:4``).
     min_agreement : float
         Same-spot matching: below this visit agreement (module doc) the
         response is ``indeterminate``, not a call the tool cannot back. Set
@@ -181,7 +188,7 @@ class CourseSettings:
     matched_retest_sd_pct: float = 4.7
     recheck_ratio: float = 0.4
     recheck_floor: float = 0.3
-    recheck_through_counted: float = 0.0
+    recheck_through_counted: float = 0.3
     min_agreement: float = 0.4
     match_margin_um: float = 0.0
     min_overlap: float = 0.5
