@@ -668,7 +668,11 @@ def _drawn_colours(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     rgb = image.astype(np.int16)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    blue_cyan = ((b > 140) & (b - np.maximum(r, g) > 90)) | ((b > 150) & (g > 150) & (r < 90))
+    # saturated blue: at least 90 grey levels and 45% of blue above red and green.  The bright sheen
+    # of skin and of grey shafts under a blue colour cast passes the first test but not the second
+    # (red and green 0.6-0.64 of blue: 7 fdu_val frames lost 8-38% of their skin to it), while
+    # drawn text (0.03-0.11) and surgical ink (0.3-0.5) keep passing.
+    blue_cyan = ((b > 140) & (b - np.maximum(r, g) > np.maximum(90, 0.45 * b))) | ((b > 150) & (g > 150) & (r < 90))
     red = (r > 150) & (r - np.maximum(g, b) > 90)
     return blue_cyan, red
 
