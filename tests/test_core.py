@@ -569,6 +569,27 @@ def test_blue_text_label_is_masked_and_bluish_glints_are_not():
     assert not boxes[290:320, 390:420].any()
 
 
+def test_sheen_under_a_blue_cast_is_skin_and_drawn_blue_is_not():
+    """A frame with a strong blue cast: the bright sheen (red and green 0.6 of blue) stays skin; drawn
+    blue text and saturated ink on the same frame are still masked."""
+    from pipeline.segment import frame_regions
+
+    img = np.zeros((400, 600, 3), np.uint8)
+    img[:] = (134, 134, 174)                               # skin under a blue cast (fdu_val has such frames)
+    sheen = np.zeros((400, 600), bool)
+    for r in range(60, 360, 40):
+        sheen[r:r + 3, 300:560] = True                     # highlights along shafts, long enough to clump
+    img[sheen] = (150, 152, 252)
+    label = np.zeros((30, 120), np.uint8)
+    cv2.putText(label, "C=14.9 mm", (2, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 1, 2)
+    img[50:80, 60:180][label > 0] = (10, 20, 240)         # drawn blue text
+    img[250:290, 60:120] = (70, 80, 200)                   # surgical ink (red and green 0.4 of blue)
+    valid, _ = frame_regions(img)
+    assert valid[sheen].all()
+    assert not valid[50:80, 60:180][label > 0].any()
+    assert not valid[250:290, 60:120].any()
+
+
 def test_fused_pair_cut_at_different_lengths_is_two_hairs_with_their_own_widths():
     """Two touching 10-px shafts, one cut 140 px shorter: the stripe narrows from 20 to 10 px."""
     img = blank()
