@@ -41,23 +41,16 @@ from course_hairs import pair_rows  # noqa: E402
 from course_response import COURSES  # noqa: E402
 
 
-def _segment_mean_distance(pts: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """Mean distance (px) of points (n, 2) to the segment a-b."""
-    d = b - a
-    t = np.clip(((pts - a) @ d) / max(float(d @ d), 1e-9), 0.0, 1.0)
-    return float(np.mean(np.hypot(*(pts - (a + t[:, None] * d)).T)))
-
-
 def _cover(there: np.ndarray, other_h: pd.DataFrame, um: float) -> tuple[int, float]:
     """Index of the other visit's hair whose stripe holds the points ``there`` (n, 2), -1 if none; its distance."""
-    from pipeline.register import _far_end
+    from pipeline.register import _far_end, points_to_segment
 
     if not len(other_h):
         return -1, np.nan
     root = other_h[["row", "col"]].to_numpy(float)
     far = _far_end(other_h, root, None)
     half = other_h["thickness_um"].to_numpy(float) / um / 2
-    dist = np.array([_segment_mean_distance(there, a, b) for a, b in zip(root, far)])
+    dist = np.array([points_to_segment(there, a, b) for a, b in zip(root, far)])
     j = int(np.nanargmin(dist))
     return (j, float(dist[j])) if dist[j] <= half[j] + 3 else (-1, float(dist[j]))
 

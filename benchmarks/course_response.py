@@ -98,19 +98,24 @@ def _true_change(folder: Path, pairs: pd.DataFrame, margin_um: float) -> pd.Seri
 GENERATOR_STAMP = ".generator"
 
 
+def _share(within_unit_share: float | None) -> float:
+    """``CourseSpec.within_unit_share`` of the rendered courses (None: its default)."""
+    from pipeline.synth_course import CourseSpec
+
+    return CourseSpec().within_unit_share if within_unit_share is None else within_unit_share
+
+
 def generator_stamp(within_unit_share: float | None = None) -> str:
     """sha256 of the generator's source (``synth.py``, ``synth_course.py``) and the share of hairs that
     leave or join a unit (``CourseSpec.within_unit_share``; None: its default): frames rendered by
     another version are rendered again instead of being silently reused."""
     import pipeline
-    from pipeline.synth_course import CourseSpec
 
     root = Path(pipeline.__file__).parent
     h = hashlib.sha256()
     for name in ("synth.py", "synth_course.py"):
         h.update((root / name).read_bytes())
-    share = CourseSpec().within_unit_share if within_unit_share is None else within_unit_share
-    return f"{h.hexdigest()} within_unit_share={share:g}"
+    return f"{h.hexdigest()} within_unit_share={_share(within_unit_share):g}"
 
 
 def _stamp_of(folder: Path) -> str | None:
@@ -126,7 +131,6 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
     from pipeline.course import CourseSettings
     from pipeline.course_io import run_compare
     from pipeline.settings import Settings
-    from pipeline.synth_course import CourseSpec
 
     settings = Settings.from_overrides(set_pairs).replace(segmenter=segmenter)
     # runs under other per-frame settings get their own folders, so --reuse-runs never mixes them
@@ -187,7 +191,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
               "matched_retest_sd_pct_used": course_settings.matched_retest_sd_pct,
               "recheck_ratio": course_settings.recheck_ratio, "recheck_floor": course_settings.recheck_floor,
               "recheck_through_counted": course_settings.recheck_through_counted,
-              "within_unit_share": CourseSpec().within_unit_share if within_unit_share is None else within_unit_share,
+              "within_unit_share": _share(within_unit_share),
               "response_basis": course_settings.response_basis,
               "registered_share": float(reg["registered_pairs"].sum() / max(reg["all_pairs"].sum(), 1))}
     if len(errors):

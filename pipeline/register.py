@@ -224,10 +224,15 @@ def _segment_distance(a: np.ndarray, b: np.ndarray) -> float:
     la, lb = np.linalg.norm(a[1] - a[0]), np.linalg.norm(b[1] - b[0])
     short, long_ = (a, b) if la <= lb else (b, a)
     pts = short[0] + np.linspace(0, 1, 5)[:, None] * (short[1] - short[0])
-    d = long_[1] - long_[0]
+    return points_to_segment(pts, long_[0], long_[1])
+
+
+def points_to_segment(pts: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Mean distance (px) of points (n, 2) to the segment from ``a`` to ``b``."""
+    d = b - a
     n2 = float(d @ d)
-    t = np.clip(((pts - long_[0]) @ d) / n2, 0, 1) if n2 > 0 else np.zeros(len(pts))
-    return float(np.linalg.norm(pts - (long_[0] + t[:, None] * d), axis=1).mean())
+    t = np.clip(((pts - a) @ d) / n2, 0, 1) if n2 > 0 else np.zeros(len(pts))
+    return float(np.linalg.norm(pts - (a + t[:, None] * d), axis=1).mean())
 
 
 def match_visits(fixed_hairs: pd.DataFrame, moving_hairs: pd.DataFrame, matrix: np.ndarray, region: np.ndarray,

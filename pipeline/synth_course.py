@@ -244,14 +244,13 @@ def _split_unit_changes(rng: np.random.Generator, base, extra, spec: CourseSpec,
                 hairs = [h for h in hairs if h is not hair]
                 extra_hairs.append(hair)
 
-    def grown(lay, unit_sizes, kind):
+    def grown(lay, lay_hairs, unit_sizes, kind):  # the layout with the split-off hairs' one-hair units
         openings, thetas, _ = added[kind]
-        return synth._Layout(lay_hairs[kind], np.concatenate([lay.openings, np.reshape(openings, (-1, 2))]),
+        return synth._Layout(lay_hairs, np.concatenate([lay.openings, np.reshape(openings, (-1, 2))]),
                              np.concatenate([lay.unit_theta, np.asarray(thetas, float)]),
                              np.concatenate([unit_sizes, np.ones(len(thetas), int)]), lay.empties)
 
-    lay_hairs = {"leave": hairs, "join": extra_hairs}
-    new_base, new_extra = grown(base, sizes, "leave"), grown(extra, extra.unit_sizes, "join")
+    new_base, new_extra = grown(base, hairs, sizes, "leave"), grown(extra, extra_hairs, extra.unit_sizes, "join")
     base_group = np.concatenate([np.arange(len(sizes)), np.asarray(added["leave"][2], int)])
     extra_group = np.concatenate([-1 - np.arange(len(extra.openings)), np.asarray(added["join"][2], int)])
     joining = first_id["join"] + np.arange(len(added["join"][2]))
