@@ -308,6 +308,8 @@ def _phantom_hair(hair: dict[str, Any]) -> dict[str, Any]:
         "in_field": bool(hair["in_field"]),
         "in_frame": bool(hair["in_frame"]),
         "emergence_rc": emergence,
+        "tip_rc": np.asarray(hair.get("tip_rc", line[-1]), dtype=float).reshape(2),
+        "unit_id": hair.get("unit_id"),
         "centerline_rc": np.asarray(line, dtype=float).reshape(-1, 2),
     }
 
@@ -760,13 +762,36 @@ def _phantom_columns(truth: FrameTruth, img: pd.Series, pred_hairs: pd.DataFrame
     true_v = _share_pct(np.count_nonzero(widths <= settings.vellus_max_um), widths.size)
     true_t = _share_pct(np.count_nonzero(widths > settings.terminal_min_um), widths.size)
     pred_v, pred_t = _pred_shares(img)
+    right, error_um = _root_placement(targets, pred_hairs, kept, pairs, truth.um_per_px)
     return {
         "n_true_detect": len(targets), "n_pred_detect": len(kept), "n_matched": len(pairs),
+        "n_root_end_right": right, "emergence_error_um": error_um,
+        "true_units": _unit_count(counted), "pred_units": img.get("follicular_units", math.nan),
         "true_mean_thickness_um": float(widths.mean()) if widths.size else math.nan,
         "pred_mean_thickness_um": img.get("mean_thickness_um", math.nan),
         "true_vellus_share_pct": true_v, "pred_vellus_share_pct": pred_v,
         "true_terminal_share_pct": true_t, "pred_terminal_share_pct": pred_t,
     }, diffs
+
+
+def _root_placement(targets: list[dict[str, Any]], pred_hairs: pd.DataFrame, kept: np.ndarray,
+                    pairs: list, um_per_px: float) -> tuple[int, float]:
+    """Of the matched hairs: how many report their (row, col) at the root end (nearer the true
+    emergence point than the true tip), and the median distance from the true emergence point (µm)."""
+    if not pairs:
+        return 0, math.nan
+    points = pred_hairs[["row", "col"]].to_numpy(float)[kept]
+    p = np.array([points[i] for i, _, _ in pairs])
+    e = np.array([targets[j]["emergence_rc"] for _, j, _ in pairs])
+    t = np.array([targets[j]["tip_rc"] for _, j, _ in pairs])
+    to_root, to_tip = np.hypot(*(p - e).T), np.hypot(*(p - t).T)
+    return int(np.count_nonzero(to_root <= to_tip)), float(np.median(to_root) * um_per_px)
+
+
+def _unit_count(hairs: list[dict[str, Any]]) -> int:
+    """Follicular units among counted truth hairs (a hair without a ``unit_id`` is its own unit)."""
+    ids = [h["unit_id"] for h in hairs if h.get("unit_id") is not None]
+    return len(set(ids)) + sum(h.get("unit_id") is None for h in hairs)
 
 
 def _reference_points(pred_hairs: pd.DataFrame, kind: str) -> np.ndarray:
@@ -821,6 +846,9 @@ def _add_error_columns(table: pd.DataFrame) -> pd.DataFrame:
     t["count_interior_ape_pct"] = ape(t["pred_count_interior"], t["true_count_interior"])
     t["density_error_per_cm2"] = t["pred_density_per_cm2"] - t["true_density_per_cm2"]
     t["density_ape_pct"] = ape(t["pred_density_per_cm2"], t["true_density_per_cm2"])
+    if "true_units" in t.columns:
+        t["units_error"] = t["pred_units"].astype(float) - t["true_units"]
+        t["units_ape_pct"] = ape(t["pred_units"].astype(float), t["true_units"])
     for name, unit in (("mean_thickness", "um"), ("vellus_share", "pct"),
                        ("terminal_share", "pct")):
         if f"true_{name}_{unit}" in t.columns:
@@ -917,6 +945,17 @@ def _thickness_block(table: pd.DataFrame, diffs: np.ndarray) -> dict[str, float 
     }
 
 
+def _root_block(table: pd.DataFrame) -> dict[str, float | int]:
+    """Where matched hairs report their emergence point (phantoms): the pooled share placed at the
+    root end, and the median over frames of each frame's median distance to the true point (µm)."""
+    if "n_root_end_right" not in table.columns:
+        return {"n": 0, "right_share": math.nan, "frame_median_error_um": math.nan}
+    n = int(table["n_matched"].fillna(0).sum())
+    errors = table["emergence_error_um"].dropna()
+    return {"n": n, "right_share": float(table["n_root_end_right"].fillna(0).sum() / n) if n else math.nan,
+            "frame_median_error_um": float(errors.median()) if errors.size else math.nan}
+
+
 def _share_block(table: pd.DataFrame, column: str) -> dict[str, float | int]:
     errors = table.get(column, pd.Series(dtype=float)).dropna()
     return {"n": int(errors.size),
@@ -932,6 +971,9 @@ def _metrics(table: pd.DataFrame, diffs: np.ndarray) -> dict[str, dict[str, Any]
         "density": agreement(table["pred_density_per_cm2"], table["true_density_per_cm2"],
                              unit="per_cm2"),
         "thickness": _thickness_block(table, diffs),
+        "units": agreement(table.get("pred_units", pd.Series(dtype=float)),
+                           table.get("true_units", pd.Series(dtype=float)), unit="units"),
+        "root_end": _root_block(table),
         "vellus_share": _share_block(table, "vellus_share_error_pp"),
         "terminal_share": _share_block(table, "terminal_share_error_pp"),
     }
@@ -1095,6 +1137,10 @@ _TABLE_ROWS = [
     ("thickness", "precision", "detection precision"),
     ("thickness", "recall", "detection recall"),
     ("thickness", "f1", "detection F1"),
+    ("units", "mape_pct", "follicular units MAPE (%)"),
+    ("units", "bias_units", "follicular units bias, pred − true (units)"),
+    ("root_end", "right_share", "emergence point at the root end (share of matched hairs)"),
+    ("root_end", "frame_median_error_um", "emergence point error, median (µm)"),
     ("vellus_share", "mae_pp", "vellus share MAE (percentage points)"),
     ("terminal_share", "mae_pp", "terminal share MAE (percentage points)"),
 ]

@@ -291,6 +291,34 @@ def test_vellus_share_uses_the_class_limits(tmp_path):
     assert narrow["settings"]["vellus_max_um"] == 15.0
 
 
+def test_root_end_and_units_are_scored_on_phantoms(tmp_path):
+    # Two hairs of one opening (unit 7) and one single hair (unit 8); the run reports the first at its
+    # emergence point, the second at its tip (orientation wrong) and the third 2 px off its emergence
+    # point, and 2 units for 3 true ones.
+    a = hair((100.0, 50.0), (100.0, 150.0), 60.0, hair_id=0) | {"unit_id": 7}
+    b = hair((104.0, 50.0), (150.0, 140.0), 60.0, hair_id=1) | {"unit_id": 7}
+    c = hair((40.0, 200.0), (40.0, 280.0), 60.0, hair_id=2) | {"unit_id": 8}
+    d = hair((160.0, 200.0), (160.0, 280.0), 60.0, hair_id=3) | {"unit_id": 9}
+    truth = write_phantom(tmp_path / "t" / "f.json", [a, b, c, d])
+    run = write_run(tmp_path / "run", [{"image": "f.png", "hair_count": 3, "follicular_units": 2}],
+                    [{"image": "f.png", "row": 100.0, "col": 50.0, "thickness_um": 60.0},
+                     {"image": "f.png", "row": 150.0, "col": 140.0, "thickness_um": 60.0},
+                     {"image": "f.png", "row": 42.0, "col": 200.0, "thickness_um": 60.0}])
+    result = evaluate_run(run, truth)
+    frame = result["per_frame"].iloc[0]
+    assert frame["n_matched"] == 3 and frame["n_root_end_right"] == 2
+    assert frame["emergence_error_um"] == 4.0  # median of 0, 2 and ~106 px distances, at 2 um/px
+    assert frame["true_units"] == 3 and frame["pred_units"] == 2
+    assert result["metrics"]["root_end"] == {"n": 3, "right_share": 2 / 3, "frame_median_error_um": 4.0}
+    units = result["metrics"]["units"]
+    assert units["n"] == 1 and units["bias_units"] == -1.0 and units["mape_pct"] == pytest.approx(100 / 3)
+
+
+def test_box_truth_has_no_root_or_unit_scores(tmp_path):
+    result = count_run(tmp_path, [3], [3])
+    assert result["metrics"]["root_end"]["n"] == 0 and result["metrics"]["units"]["n"] == 0
+
+
 def test_matching_is_one_to_one_and_globally_optimal():
     points = [np.array([[0.0, 0.0]]), np.array([[0.0, 10.0]])]
     # Greedy nearest would give pred 0 -> truth 0 (4 px), then pred 1 -> truth 1 (14 px).
