@@ -192,7 +192,7 @@ def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
                               min_px=settings.fused_min_um / scale)
     else:
         counted = split_by_tips(st.inside, st.tips)
-    hairs, paths = _hair_table(counted, um_per_px, settings)
+    hairs, paths = _hair_table(counted, um_per_px, settings, mask=st.mask)
     area_cm2 = None if um_per_px is None else st.field_rows.sum() * st.image.shape[1] * (um_per_px * 1e-4) ** 2
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
     metrics.update(quality.assess(st.image, st.valid, st.field_rows, um_per_px=scale, settings=settings))
@@ -908,12 +908,63 @@ def _emerges_inside(c: Candidate, field_rows: np.ndarray, shape, *, count_hidden
     return 0 <= row < shape[0] and 0 <= col < shape[1] and bool(field_rows[int(row)])
 
 
-def _hair_table(cands: list[Candidate], um_per_px: float | None, settings: Settings):
-    """The per-hair table (HAIR_COLUMNS) and centre lines, root end first."""
+def mask_end(path: np.ndarray, mask: np.ndarray, radius_px: float, *, reach: float = 3.0) -> np.ndarray:
+    """Where a shaft's mask ends beyond the first point of its centre line (row, col).
+
+    A centre line stops about one radius short of its stripe's end; the
+    emergence point is where the stripe itself ends. Walks outward from
+    ``path[0]`` along the direction of the path's first two radii, in
+    half-pixel steps, while ``mask`` holds, at most ``reach`` radii (at
+    least one pixel per radius).
+
+    Parameters
+    ----------
+    path : ndarray, shape (K, 2)
+        Centre line, root end first (row, col; pixels).
+    mask : ndarray of bool
+        The hair mask the centre line was traced from.
+    radius_px : float
+        The shaft's half width (pixels).
+    reach : float
+        Farthest step, in radii.
+
+    Returns
+    -------
+    ndarray, shape (2,)
+        The last mask point on that walk; ``path[0]`` when the first step
+        leaves the mask or the path has no direction.
+    """
+    path = np.asarray(path, float)
+    k = int(min(len(path) - 1, max(2, round(2 * radius_px))))
+    u = path[0] - path[k] if k > 0 else np.zeros(2)
+    norm = float(np.hypot(*u))
+    if norm < 1e-9 or reach <= 0:
+        return path[0]
+    u = u / norm
+    last = path[0]
+    for t in np.arange(0.5, reach * max(radius_px, 1.0) + 1e-9, 0.5):
+        p = path[0] + t * u
+        r, c = int(round(p[0])), int(round(p[1]))
+        if not (0 <= r < mask.shape[0] and 0 <= c < mask.shape[1]) or not mask[r, c]:
+            break
+        last = p
+    return np.asarray(last, float)
+
+
+def _hair_table(cands: list[Candidate], um_per_px: float | None, settings: Settings,
+                mask: np.ndarray | None = None):
+    """The per-hair table (HAIR_COLUMNS) and centre lines, root end first.
+
+    ``row, col`` is a partner's fork point when the hair forks from one, else
+    where the hair's ``mask`` ends beyond its root end (:func:`mask_end`,
+    ``Settings.emergence_reach``), else the root end of its centre line.
+    """
     paths, rows = [], []
     for c in cands:
         path = c.hair.path if c.root == 0 else c.hair.path[::-1]
         root = path[0] if c.emergence is None else c.emergence
+        if mask is not None and c.emergence is None and not c.cut[c.root]:
+            root = mask_end(path, mask, c.radius_px, reach=settings.emergence_reach)
         paths.append(path)
         mid = path[len(path) // 2]
         rows.append(dict(row=float(root[0]), col=float(root[1]), mid_row=float(mid[0]), mid_col=float(mid[1]),

@@ -194,6 +194,30 @@ def test_hair_cut_by_border_counts_only_if_root_inside():
     assert res.hairs["col"].max() < 130
 
 
+def test_mask_end_walks_to_the_end_of_the_stripe_within_its_reach():
+    from pipeline.frame import mask_end
+
+    mask = np.zeros((100, 100), bool)
+    mask[45:56, 20:81] = True  # a stripe 11 px wide, its root end at column 20
+    path = np.column_stack([np.full(41, 50.0), np.arange(25.0, 66.0)])  # centre line stops 5 px short
+    assert_end = mask_end(path, mask, 5.5)
+    assert assert_end == pytest.approx([50.0, 20.0], abs=0.5)
+    assert mask_end(path, mask, 1.0) == pytest.approx([50.0, 22.0])  # at most 3 radii (1 px each)
+    assert mask_end(path, mask, 5.5, reach=0) == pytest.approx(path[0])
+    assert mask_end(path[::-1], mask, 5.5) == pytest.approx([50.0, 80.0], abs=0.5)  # from the other end
+
+
+def test_a_single_bar_reports_its_end_as_the_emergence_point():
+    img = blank()
+    img[145:156, 80:300] = HAIR  # an opaque shaft 11 px wide with flat ends at columns 80 and 299
+    res = analyze_frame(img, um_per_px=5.0)
+    assert res.metrics["hair_count"] == 1
+    root = res.hairs[["row", "col"]].to_numpy(float)[0]
+    assert min(abs(root[1] - 80), abs(root[1] - 299)) <= 1.0 and abs(root[0] - 150) <= 1.0
+    plain = analyze_frame(img, um_per_px=5.0, settings=Settings(emergence_reach=0))
+    assert min(abs(plain.hairs["col"].iloc[0] - 80), abs(plain.hairs["col"].iloc[0] - 299)) >= 3
+
+
 def _unit_with_white_patch(size: int) -> np.ndarray:
     """Two hairs from one opening at (150, 100), and a white (glare) patch of ``size`` px just above it."""
     img = blank(300, 300)
