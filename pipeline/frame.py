@@ -955,17 +955,24 @@ def _hair_table(cands: list[Candidate], um_per_px: float | None, settings: Setti
                 mask: np.ndarray | None = None):
     """The per-hair table (HAIR_COLUMNS) and centre lines, root end first.
 
-    ``row, col`` is a partner's fork point when the hair forks from one, else
-    where the hair's ``mask`` ends beyond its root end (:func:`mask_end`,
-    ``Settings.emergence_reach``), else the root end of its centre line.
+    ``row, col`` is where the hair's ``mask`` ends beyond a free, uncut root
+    end (:func:`mask_end`, ``Settings.emergence_reach``), else the root end
+    of its centre line (a junction: beyond it the stripe runs on into
+    another shaft); a hair that forks from a shaft running through its
+    opening takes that shaft's point (``Candidate.emergence``).
     """
-    paths, rows = [], []
-    for c in cands:
-        path = c.hair.path if c.root == 0 else c.hair.path[::-1]
-        root = path[0] if c.emergence is None else c.emergence
-        if mask is not None and c.emergence is None and not c.cut[c.root]:
+    paths = [c.hair.path if c.root == 0 else c.hair.path[::-1] for c in cands]
+    roots = []
+    for c, path in zip(cands, paths):
+        root = path[0]
+        if mask is not None and c.hair.end_kinds[c.root] == "free" and not c.cut[c.root]:
             root = mask_end(path, mask, c.radius_px, reach=settings.emergence_reach)
-        paths.append(path)
+        roots.append(root)
+    through = {id(c.partner): root for c, root in zip(cands, roots) if c.partner is not None}
+    rows = []
+    for c, path, root in zip(cands, paths, roots):
+        if c.emergence is not None:
+            root = through.get(id(c), c.emergence)
         mid = path[len(path) // 2]
         rows.append(dict(row=float(root[0]), col=float(root[1]), mid_row=float(mid[0]), mid_col=float(mid[1]),
                          length_px=c.length_px,

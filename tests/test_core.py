@@ -218,6 +218,16 @@ def test_a_single_bar_reports_its_end_as_the_emergence_point():
     assert min(abs(plain.hairs["col"].iloc[0] - 80), abs(plain.hairs["col"].iloc[0] - 299)) >= 3
 
 
+def test_two_hairs_of_one_opening_report_one_emergence_point_at_its_end():
+    img = blank(300, 300)
+    bar(img, 150, 100, 120, 250, 9)  # a V: both shafts leave one opening at (150, 100)
+    bar(img, 150, 100, 180, 250, 9)
+    res = analyze_frame(img, um_per_px=5.0)
+    points = res.hairs[["row", "col"]].to_numpy(float)
+    assert len(points) == 2 and np.array_equal(points[0], points[1])
+    assert points[0] == pytest.approx([150.0, 95.5], abs=1.0)  # the end of the mask (round cap), not the fork
+
+
 def _unit_with_white_patch(size: int) -> np.ndarray:
     """Two hairs from one opening at (150, 100), and a white (glare) patch of ``size`` px just above it."""
     img = blank(300, 300)
