@@ -476,6 +476,11 @@ class Settings:
                 f"long_scene_share is a share of a frame's traced length, between 0 (off) and 1, "
                 f"not {self.long_scene_share}"
             )
+        if not 0 <= self.emergence_reach <= 20:
+            raise ValueError(
+                f"emergence_reach is how far the emergence point may move beyond the centre line's end, in shaft "
+                f"radii, 0 (off) to 20, not {self.emergence_reach}"
+            )
         if not 0 <= self.split_shaft_deg < 90:
             raise ValueError(f"split_shaft_deg is an angle in degrees, 0 (off) to under 90, not {self.split_shaft_deg}")
         if not 0 <= self.thickness_percentile <= 100:

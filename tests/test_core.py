@@ -340,6 +340,12 @@ def test_two_shafts_with_skin_between_them_stay_two_hairs():
     assert res.hairs["thickness_um"].to_numpy() == pytest.approx([40.0, 40.0], rel=0.1)
 
 
+@pytest.mark.parametrize("reach", [-1.0, float("nan"), 50.0])
+def test_emergence_reach_is_checked(reach):
+    with pytest.raises(ValueError, match="emergence_reach"):
+        Settings(emergence_reach=reach)
+
+
 def test_split_shaft_angle_is_checked():
     with pytest.raises(ValueError, match="split_shaft_deg"):
         Settings(split_shaft_deg=-1)
