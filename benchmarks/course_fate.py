@@ -29,29 +29,24 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from course_hairs import _tracks  # noqa: E402
-from course_response import COURSES  # noqa: E402
+from course_response import COURSES, in_both_frames  # noqa: E402
 
 
-def pair_fates(folder: Path, hairs: pd.DataFrame, ref: str, img: str, m: pd.DataFrame, margin_um: float) -> list[dict]:
-    """One row per true loss and gain of one registered field pair."""
+def pair_fates(folder: Path, by_image: dict[str, pd.DataFrame], ref: str, img: str, m: pd.DataFrame,
+               margin_um: float) -> list[dict]:
+    """One row per true loss and gain of one registered field pair (``by_image``: the course run's
+    ``hairs.csv`` per image)."""
     from pipeline.register import apply_rc
 
     t0 = json.loads((folder / ref).with_suffix(".json").read_text())
     t1 = json.loads((folder / img).with_suffix(".json").read_text())
     empty = pd.DataFrame(columns=["row", "col", "thickness_um"])
-    by_image = {k: g.reset_index(drop=True) for k, g in hairs.groupby("image")}
     track0, truth0 = _tracks(t0, by_image.get(ref, empty))
     track1, truth1 = _tracks(t1, by_image.get(img, empty))
-    m1 = np.vstack([np.array(t1["transform"]), [0, 0, 1]])
-    back = np.linalg.inv(m1)[:2]
-    h, w, mg = t0["height_px"], t0["width_px"], margin_um / t0["um_per_px"]
-
-    def inside(rc):
-        rc = np.asarray(rc, float).reshape(-1, 2)
-        return (rc[:, 0] >= mg) & (rc[:, 0] < h - mg) & (rc[:, 1] >= mg) & (rc[:, 1] < w - mg)
+    in_frames, back = in_both_frames(t0, t1, margin_um)
 
     def in_both(rc0):
-        return bool((inside(rc0) & inside(apply_rc(m1[:2], np.asarray(rc0, float).reshape(-1, 2))))[0])
+        return bool(in_frames(rc0)[0])
 
     status0 = {int(r.fixed_index): r.status for r in m.itertuples() if r.fixed_index >= 0}
     status1 = {int(r.moving_index): r.status for r in m.itertuples() if r.moving_index >= 0}
@@ -92,8 +87,9 @@ def main() -> None:
             matches = pd.read_csv(cmp_dir / "matches.csv")
             last = matches[matches["session_date"] == matches["session_date"].max()]
             hairs = pd.read_csv(seed_dir / f"{kind}_run_classical" / "hairs.csv")
+            by_image = {k: g.reset_index(drop=True) for k, g in hairs.groupby("image")}
             for (ref, img), m in last.groupby(["reference_image", "image"]):
-                for r in pair_fates(seed_dir / kind, hairs, ref, img, m, args.margin_um):
+                for r in pair_fates(seed_dir / kind, by_image, ref, img, m, args.margin_um):
                     rows.append(r | {"seed": int(seed_dir.name.split("_")[1]), "course": kind})
     if not rows:
         sys.exit(f"no matches.csv under {args.out}/seed_*/<course>_cmp_classical: run course_response.py first")

@@ -71,22 +71,33 @@ def _true_counts(folder: Path, pairs: pd.DataFrame, margin_um: float) -> pd.Data
     for r in pairs.itertuples(index=False):
         t0 = json.loads((folder / r.reference_image).with_suffix(".json").read_text())
         t1 = json.loads((folder / r.image).with_suffix(".json").read_text())
-        m1 = np.vstack([np.array(t1["transform"]), [0, 0, 1]])
-        back = np.linalg.inv(m1)[:2]  # session pixels -> session-0 pixels (both relative to the first visit)
-        h, w = t0["height_px"], t0["width_px"]
-        m = margin_um / t0["um_per_px"]
-
-        def inside(rc):
-            rc = np.asarray(rc, float).reshape(-1, 2)
-            return (rc[:, 0] >= m) & (rc[:, 0] < h - m) & (rc[:, 1] >= m) & (rc[:, 1] < w - m)
-
-        def in_both(rc0):  # a session-0 point seen in both frames
-            return inside(rc0) & inside(apply_rc(m1[:2], rc0))
-
+        in_both, back = in_both_frames(t0, t1, margin_um)
         e0 = np.array([x["emergence_rc"] for x in t0["hairs"]]).reshape(-1, 2)
         e1 = apply_rc(back, np.array([x["emergence_rc"] for x in t1["hairs"]]).reshape(-1, 2))
         out.append((int(in_both(e0).sum()), int(in_both(e1).sum())))
     return pd.DataFrame(out, index=pairs.index, columns=["true_before", "true_after"], dtype=float)
+
+
+def in_both_frames(t0: dict, t1: dict, margin_um: float):
+    """For a field pair's truth (reference visit ``t0``, later visit ``t1``): a test of session-0 points
+    (n, 2) that lie ``margin_um`` inside both frames (exact transforms), and the matrix that takes the
+    later visit's pixels to session-0 pixels."""
+    from pipeline.register import apply_rc
+
+    m1 = np.vstack([np.array(t1["transform"]), [0, 0, 1]])
+    back = np.linalg.inv(m1)[:2]  # session pixels -> session-0 pixels (both relative to the first visit)
+    h, w = t0["height_px"], t0["width_px"]
+    m = margin_um / t0["um_per_px"]
+
+    def inside(rc):
+        rc = np.asarray(rc, float).reshape(-1, 2)
+        return (rc[:, 0] >= m) & (rc[:, 0] < h - m) & (rc[:, 1] >= m) & (rc[:, 1] < w - m)
+
+    def in_both(rc0):  # session-0 points seen in both frames
+        rc0 = np.asarray(rc0, float).reshape(-1, 2)
+        return inside(rc0) & inside(apply_rc(m1[:2], rc0))
+
+    return in_both, back
 
 
 def _true_change(folder: Path, pairs: pd.DataFrame, margin_um: float) -> pd.Series:
