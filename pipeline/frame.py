@@ -163,7 +163,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                    max_width_px=settings.fused_min_um / scale)
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
     if _long_scene(cands, scale, settings):
-        _mark_occluded(cands, scale)
+        _mark_occluded(cands, scale, dense=junction_share(cands) >= settings.dense_crossing_share)
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
     if settings.tip_step > 0 and not con.light:
@@ -679,7 +679,18 @@ def _long_scene(cands: list[Candidate], scale: float, settings: Settings) -> boo
     return 0 < settings.long_scene_share <= long_shaft_share(cands, scale)
 
 
-def _mark_occluded(cands: list[Candidate], scale: float) -> None:
+def junction_share(cands: list[Candidate]) -> float:
+    """Share of the traced hairs' ends that are junctions (0 without hairs).
+
+    High where hairs cross densely: a scene of uncut long hair (the tuning
+    suites' five: 0.43-0.62, one sparse one 0.17), low where a few long
+    strays lie over clipped hair (fifteen such frames: at most 0.24).
+    """
+    kinds = [k for c in cands for k in c.hair.end_kinds]
+    return kinds.count("junction") / len(kinds) if kinds else 0.0
+
+
+def _mark_occluded(cands: list[Candidate], scale: float, *, dense: bool = True) -> None:
     """Mark hairs whose root end comes out from under a crossing shaft (``Candidate.occluded``).
 
     In a long-hair scene a long hair is traced in pieces, one between each
@@ -688,7 +699,10 @@ def _mark_occluded(cands: list[Candidate], scale: float) -> None:
     it lies within both radii (+3 px) of a shaft at least
     ``OCCLUDER_MIN_UM`` long whose centre line runs on from the nearest
     point at least ``OCCLUDER_SIDE_UM`` towards its tip and at least
-    ``OCCLUDER_ROOT_UM`` towards its own root.
+    ``OCCLUDER_ROOT_UM`` towards its own root, and, unless the scene's
+    hairs cross densely (``dense``), the hair visibly runs on beyond that
+    shaft (:func:`_continues_across`): a clipped hair whose opening lies
+    beside a long stray ends there.
     """
     min_len, side, root_side = OCCLUDER_MIN_UM / scale, OCCLUDER_SIDE_UM / scale, OCCLUDER_ROOT_UM / scale
     occluders = [o for o in cands if o.length_px >= min_len]
@@ -706,9 +720,41 @@ def _mark_occluded(cands: list[Candidate], scale: float) -> None:
                 continue
             before, after = float(arc[i]), float(arc[-1] - arc[i])
             towards_root, towards_tip = (before, after) if o.root == 0 else (after, before)
-            if towards_tip >= side and towards_root >= root_side:
+            if towards_tip >= side and towards_root >= root_side and (dense or _continues_across(c, o, cands)):
                 c.occluded = True
                 break
+
+
+#: A hair runs on beyond a crossing shaft when another traced shaft has a centre-line point past it, in
+#: reach of the hair's root end (two radii of the crossing shaft, four of the hair, two of the other
+#: shaft, + 8 px), at most this many degrees off the hair's line ...
+CONTINUATION_OFF_LINE_DEG = 35.0
+#: ... where that shaft runs within this many degrees of the hair's direction.
+CONTINUATION_TURN_DEG = 30.0
+
+
+def _continues_across(c: Candidate, o: Candidate, cands: list[Candidate]) -> bool:
+    """Whether hair ``c``, whose root end touches the crossing shaft ``o``, visibly runs on beyond it
+    (see ``CONTINUATION_OFF_LINE_DEG``): the shaft it passes under, not its opening."""
+    point = c.hair.path[0 if c.root == 0 else -1]
+    back = -_outgoing(c, c.root)
+    cos_off, cos_turn = np.cos(np.deg2rad([CONTINUATION_OFF_LINE_DEG, CONTINUATION_TURN_DEG]))
+    for d in cands:
+        if d is c or d is o:
+            continue
+        path = d.hair.path
+        v = path - point
+        dist = np.hypot(*v.T)
+        reach = 2 * o.radius_px + 4 * c.radius_px + 2 * d.radius_px + 8
+        near = np.nonzero((dist <= reach) & (dist > c.radius_px))[0]
+        near = near[(v[near] @ back) >= cos_off * dist[near]]
+        if not len(near):
+            continue
+        tangent = path[np.minimum(near + 3, len(path) - 1)] - path[np.maximum(near - 3, 0)]
+        norm = np.hypot(*tangent.T)
+        if np.any((norm > 0) & (np.abs(tangent @ back) >= cos_turn * norm)):
+            return True
+    return False
 
 
 def _frame_direction(cands: list[Candidate]) -> np.ndarray | None:

@@ -270,6 +270,24 @@ class Settings:
         A 17.6%), the phantoms read the same.  Real frames of long hair reach
         11-32%, so four of the six in ../shared/data/long_hair are read
         without the rule (see the README's Known limits).
+    dense_crossing_share : float
+        In a long-hair scene whose traced ends are less than this share
+        junctions (a few long strays over clipped hair; ``frame.junction_share``),
+        a root end on a crossing shaft is taken for a piece of a long hair
+        only when the hair visibly runs on beyond that shaft
+        (``frame.CONTINUATION_OFF_LINE_DEG``); otherwise it is a clipped
+        hair whose opening lies beside the stray, and counts.  Where hairs
+        cross densely (uncut hair) a piece's far side is often lost in the
+        tangle, so there the contact alone decides, as before.  0: the
+        contact alone always; 1: the far side unless every end is a
+        junction.  Tuning phantoms' 20
+        long-hair scenes (seeds 97, 98): junction share of uncut scenes
+        0.43-0.62 (one sparse one 0.17), of clipped scenes with strays
+        0.00-0.24; count MAPE 43.1 -> 41.0% (matched hairs 602 -> 616,
+        predictions 805 -> 837); the far side in every long-hair scene:
+        42.6%.  fdu_val:
+        one frame changes (``220126_B362_4``, 14 boxes, read 7 -> 10); the six
+        real ``long_hair`` frames (0.30-0.66) read the same.
     tip_step : float
         Touching shafts of one unit cut at different lengths: a straight
         stripe whose width steps down towards its free tip end, each step at
@@ -430,6 +448,7 @@ class Settings:
     tip_step: float = 0.0
     count_hidden_roots: bool = True
     long_scene_share: float = 0.15
+    dense_crossing_share: float = 0.3
     light_hair_model: str = "hairnet-light-v2"
     dark_frame_model: str = "hairnet-v2"
     weak_shafts_below: float = 0.45
@@ -475,6 +494,11 @@ class Settings:
             raise ValueError(
                 f"long_scene_share is a share of a frame's traced length, between 0 (off) and 1, "
                 f"not {self.long_scene_share}"
+            )
+        if not 0 <= self.dense_crossing_share <= 1:
+            raise ValueError(
+                f"dense_crossing_share is a share of the traced hairs' ends, between 0 (contact alone) and 1 "
+                f"(far side always), not {self.dense_crossing_share}"
             )
         if not 0 <= self.emergence_reach <= 20:
             raise ValueError(

@@ -524,6 +524,42 @@ def test_a_root_end_on_a_shaft_that_runs_on_both_ways_is_occluded():
     assert long_shaft_share([], 2.0) == 0.0
 
 
+def test_a_root_end_beside_a_long_stray_is_occluded_only_where_the_hair_runs_on_beyond_it():
+    """Outside a dense crossing scene (``dense_crossing_share``) a root end on a long shaft is a piece of a
+    long hair only when a shaft beyond it runs on in its line: a clipped hair whose opening lies beside a
+    stray ends there.  A shaft beyond that runs across the hair's line (68 degrees off) is no continuation."""
+    from pipeline.frame import Candidate, _mark_occluded, junction_share
+    from pipeline.shafts import Hair
+
+    def cand(r0, c0, r1, c1):
+        n = int(max(abs(r1 - r0), abs(c1 - c0))) + 1
+        path = np.column_stack([np.linspace(r0, r1, n), np.linspace(c0, c1, n)])
+        return Candidate(Hair(path), 4.0, 3.0, 0.5, (False, False), np.zeros(2),
+                         length_px=float(np.hypot(r1 - r0, c1 - c0)))
+
+    def occluded(cands, dense):
+        for c in cands:
+            c.occluded = False
+        _mark_occluded(cands, 2.0, dense=dense)
+        return cands[1].occluded
+
+    long, hair = cand(100, 0, 100, 800), cand(104, 400, 300, 480)  # the hair leaves the stray at 22 degrees off its normal
+    back = -np.array([196.0, 80.0]) / np.hypot(196.0, 80.0)
+    start = np.array([96.0, 398.4])
+    beyond = cand(*start, *(start + 90 * back))
+    across = cand(90, 380, 90, 300)
+    assert occluded([long, hair], dense=True)
+    assert not occluded([long, hair], dense=False)
+    assert occluded([long, hair, beyond], dense=False)
+    assert not occluded([long, hair, across], dense=False)
+    assert junction_share([long, hair]) == 0.0
+    long.hair.end_kinds = ["junction", "free"]
+    assert junction_share([long, hair, beyond]) == pytest.approx(1 / 6)
+    assert junction_share([]) == 0.0
+    with pytest.raises(ValueError, match="dense_crossing_share"):
+        Settings(dense_crossing_share=1.5)
+
+
 def test_the_model_veto_leaves_frames_drawn_on_flat_colour():
     """Two black bars on flat skin: the model sees one of them, and which one changes with a 90-degree
     turn; without the skin-grain guard the count was 1 or 2 by the turn (hypothesis found it)."""
