@@ -152,8 +152,10 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                        edge_level=settings.translucent_edge_level if translucent else 0.5)
     if used == "classical" and probability is None and _model_helps_dark(settings):
         model = _learned_maps(image, valid, scale, settings, settings.dark_frame_model)
-        light, light_traced, light_cands = _light_among_dark(image, valid, mask, cands, con, halo, scale, settings,
-                                                             model, per_shaft=not _long_scene(cands, scale, settings))
+        light, light_traced, light_cands = _light_among_dark(
+            image, valid, mask, cands, con, halo, scale, settings, model,
+            per_shaft=not _long_scene(cands, scale, settings),
+            dense=junction_share(cands) >= settings.dense_crossing_share)
         if settings.model_veto_share > 0 and _skin_grain(image, valid) >= MODEL_READS_GRAIN:
             cands = _seen_shafts(cands, _model_band(model, scale), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
@@ -309,7 +311,8 @@ def _model_helps_dark(settings: Settings) -> bool:
             and _learned().available(settings.dark_frame_model, settings.learned_backend))
 
 
-def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, model, *, per_shaft: bool = True):
+def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, model, *, per_shaft: bool = True,
+                      dense: bool = False):
     """Grey or white shafts in a frame of dark hair, which the darkness map cannot see.
 
     ``Settings.dark_frame_model`` segments the frame (``model``: its maps, as
@@ -320,6 +323,10 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     side of their minimum-area rectangle at least ``light_among_dark_min_um``
     and ``LIGHT_MIN_ASPECT`` times the short side (:func:`_shaft_like`).
     Texture, scales and halos the model half-sees are mostly short or round.
+    Where the dark hairs cross densely (``dense``: uncut hair, see
+    ``Settings.dense_crossing_share``) the model half-sees the skin between
+    the shafts, and the test is stricter (``DENSE_LIGHT_MIN_UM``,
+    ``DENSE_LIGHT_MIN_ASPECT``).
     Two light shafts leaving one opening in a V are one component that is
     not thin as a whole; with ``per_shaft`` the components that fail the
     test are traced, and a traced shaft of them is kept when it is itself
@@ -343,10 +350,12 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     found = segment.hair_mask(prob, um_per_px=scale, settings=model_settings)
     r = max(2, int(round(2 * np.median([c.radius_px for c in cands])))) if cands else 4
     near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    min_um, min_aspect = settings.light_among_dark_min_um, LIGHT_MIN_ASPECT
+    if dense:
+        min_um, min_aspect = max(min_um, DENSE_LIGHT_MIN_UM), max(min_aspect, DENSE_LIGHT_MIN_ASPECT)
     labels, long_pale, thin = _pale_components(found & (near == 0), con.darkness,
                                                max_dark=settings.light_among_dark * con.full,
-                                               min_len_px=settings.light_among_dark_min_um / scale,
-                                               min_aspect=LIGHT_MIN_ASPECT)
+                                               min_len_px=min_um / scale, min_aspect=min_aspect)
     whole = (long_pale & thin)[labels]
     traced, kept = _trace_and_measure(whole, con, halo, valid, prob, scale, model_settings,
                                       width_map=prob, width_full=1.0) if whole.any() else ([], [])
@@ -356,15 +365,19 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     rest = failed[labels]
     if not rest.any():
         return whole, traced, kept
-    shaft_settings = model_settings.replace(min_hair_length_um=settings.light_among_dark_min_um,
-                                            min_aspect=LIGHT_MIN_ASPECT, stripe_aspect=0.0)
+    shaft_settings = model_settings.replace(min_hair_length_um=min_um, min_aspect=min_aspect, stripe_aspect=0.0)
     rest_traced, rest_kept = _trace_and_measure(rest, con, halo, valid, prob, scale, shaft_settings,
                                                 width_map=prob, width_full=1.0)
     return whole | _components_with(labels, failed, rest_kept), traced + rest_traced, kept + rest_kept
 
 
-#: A light shaft found among dark ones is at least this many times as long as it is wide.
-LIGHT_MIN_ASPECT = 4.0
+#: A light shaft found among dark ones is at least this many times as long as it is wide (a clipped
+#: terminal shaft of 80 µm cut at 250 µm is 3 times).
+LIGHT_MIN_ASPECT = 2.5
+#: Where hairs cross densely, a light shaft is at least this long (µm) ...
+DENSE_LIGHT_MIN_UM = 250.0
+#: ... and this many times as long as it is wide.
+DENSE_LIGHT_MIN_ASPECT = 4.0
 
 
 def _components_with(labels: np.ndarray, among: np.ndarray, cands: list[Candidate]) -> np.ndarray:

@@ -200,7 +200,7 @@ class Settings:
         ``dark_frame_model`` segments the frame, and a shaft it finds away
         from the dark mask is added when its median darkness is below this
         fraction of the frame's shaft darkness and it is long and thin
-        (``light_among_dark_min_um``, aspect ratio 4).  0 turns the search
+        (``light_among_dark_min_um``, aspect ratio 2.5).  0 turns the search
         off; with ``model_veto_share=0`` too it saves the model's run (0.33 s
         per 1280x1024 frame on one core, the classical path's 0.20 s
         becoming 0.53 s; ``benchmarks/bench_frame.py --set
@@ -222,7 +222,24 @@ class Settings:
     light_among_dark_min_um : float
         Shortest light shaft (µm: its traced length, or in a long-hair
         scene the long side of its component's minimum-area rectangle)
-        that ``light_among_dark`` adds.
+        that ``light_among_dark`` adds; at least 2.5 times as long as wide
+        (``frame.LIGHT_MIN_ASPECT``).  Where hairs cross densely
+        (``dense_crossing_share``) at least 250 µm and 4 times
+        (``frame.DENSE_LIGHT_MIN_UM``, ``frame.DENSE_LIGHT_MIN_ASPECT``).
+        Clipped grey and white shafts are short: at 250 µm and 4 times,
+        most that ``dark_frame_model`` saw on a coarse tuning frame
+        (``phantom_98_0015``, 8.85 µm/px) were 2-4 times as long as wide.
+        Tuning phantoms seeds 97 / 98 (250 µm, 4 -> 180 µm, 2.5, the
+        dense test as before; ``tricho analyze``, ``tricho evaluate``):
+        count MAPE 24.90 / 21.71 -> 24.40 / 21.16% (96 frames 23.30 ->
+        22.78%), recall 0.814 / 0.679 -> 0.822 / 0.690, precision 0.826 /
+        0.891 -> 0.824 / 0.890, thickness MAE 6.07 / 5.55 -> 6.25 / 5.57
+        µm (the added shafts are read on the model's map).  Without the
+        dense test the densely crossing uncut frame ``phantom_97_0012``
+        read 104 -> 125 of 25, and fdu_val gained hairs on the edges of
+        burned-in text boxes.  fdu_val half A 17.08 -> 17.01% (CCC 0.700
+        -> 0.705; 6 frames +1: of three looked at, a thin light vellus
+        shaft, a defocused shaft, and one where nothing shows).
     model_veto_share : float
         Frames on the classical darkness map: a traced shaft is dropped
         when less than this share of its centre line lies within 25 µm
@@ -453,7 +470,7 @@ class Settings:
     dark_frame_model: str = "hairnet-v2"
     weak_shafts_below: float = 0.45
     light_among_dark: float = 0.35
-    light_among_dark_min_um: float = 250.0
+    light_among_dark_min_um: float = 180.0
     model_veto_share: float = 0.25
     thickness_method: str = "edges"
     thickness_percentile: float = 70.0

@@ -841,6 +841,23 @@ def test_light_shaft_gate_keeps_only_long_thin_pale_components():
     assert kept[150, 260] and not kept[80, 80] and not kept[40, 225] and not kept[250, 260]
 
 
+def test_a_short_clipped_light_shaft_passes_the_gate_except_where_hairs_cross_densely():
+    """A pale stripe 30 px wide and 90 px long (3 times: an 80 µm shaft clipped at 240 µm at 2.67 µm/px) is a
+    light shaft by ``LIGHT_MIN_ASPECT`` and ``light_among_dark_min_um``, not by the stricter test of densely
+    crossing scenes."""
+    from pipeline.frame import DENSE_LIGHT_MIN_ASPECT, DENSE_LIGHT_MIN_UM, LIGHT_MIN_ASPECT, _shaft_like
+
+    mask = np.zeros((200, 200), bool)
+    mask[85:115, 55:145] = True
+    darkness = np.zeros(mask.shape, np.float32)
+    um = 2.67
+    relaxed = _shaft_like(mask, darkness, max_dark=0.35, min_len_px=Settings().light_among_dark_min_um / um,
+                          min_aspect=LIGHT_MIN_ASPECT)
+    strict = _shaft_like(mask, darkness, max_dark=0.35, min_len_px=DENSE_LIGHT_MIN_UM / um,
+                         min_aspect=DENSE_LIGHT_MIN_ASPECT)
+    assert relaxed.sum() == mask.sum() and not strict.any()
+
+
 def test_a_fixed_route_reproduces_or_replaces_the_frames_own():
     """Fixing a frame's own route (images.csv ``route``) gives the same hairs; another route reads it
     another way; a route that does not exist is refused."""
