@@ -891,8 +891,8 @@ def _match_frames(images: pd.DataFrame, truths: dict[str, FrameTruth], run_dir: 
     chosen = sorted(common - set(errors) - set(excluded))
     if not chosen:
         where = f" of half {subset}" if subset else ""
-        why = (f"all {len(errors)} of them{where} have status 'error' (see the error column "
-               "of images.csv)" if errors else f"none of them is in half {subset}")
+        why = (f"all {len(errors)} of them{where} have a status other than 'ok' (see the status and "
+               "error columns of images.csv)" if errors else f"none of them is in half {subset}")
         raise EvaluationError(f"{len(common)} frames match the truth, but {why}.")
     frames = {
         "n_run": len(run_stems), "n_truth": len(truth_stems), "n_matched": len(common),
@@ -1231,9 +1231,9 @@ def evaluate_command(
         err.print(f"[yellow]warning:[/] {escape(line)}", highlight=False)
     frames = result["frames"]
     if frames["n_status_error"]:
-        err.print(f"[yellow]note:[/] {frames['n_status_error']} matched frame(s) with status "
-                  f"'error' were not scored: {escape(_names(frames['status_error']))}",
-                  highlight=False)
+        err.print(f"[yellow]note:[/] {frames['n_status_error']} matched frame(s) with a status other than "
+                  f"'ok' (an error, or a skipped copy of another frame) were not scored: "
+                  f"{escape(_names(frames['status_error']))}", highlight=False)
     out.print(format_table(result))
     out.print(f"report written to {escape(str(path))}", highlight=False)
     return 0

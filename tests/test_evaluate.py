@@ -459,8 +459,12 @@ def test_only_error_frames_matched_says_so(tmp_path):
     run = write_run(tmp_path / "run", [{"image": "a.jpg", "hair_count": np.nan,
                                         "status": "error", "error": "unreadable"}], [])
     write_voc(tmp_path / "truth" / "a.xml", voc_boxes(3))
-    with pytest.raises(EvaluationError, match="status 'error'"):
+    with pytest.raises(EvaluationError, match="status other than 'ok'"):
         evaluate_run(run, tmp_path / "truth")
+    copy = write_run(tmp_path / "copy", [{"image": "a.jpg", "hair_count": np.nan, "status": "skipped",
+                                          "error": "same content as b.jpg: measured once"}], [])
+    with pytest.raises(EvaluationError, match="status other than 'ok'"):
+        evaluate_run(copy, tmp_path / "truth")
 
 
 def test_bad_half_is_an_evaluation_error(tmp_path):
