@@ -155,7 +155,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
         light, light_traced, light_cands = _light_among_dark(
             image, valid, mask, cands, con, halo, scale, settings, model,
             per_shaft=not _long_scene(cands, scale, settings),
-            dense=junction_share(cands) >= settings.dense_crossing_share)
+            dense=_dense_crossing(cands, settings))
         if settings.model_veto_share > 0 and _skin_grain(image, valid) >= MODEL_READS_GRAIN:
             cands = _seen_shafts(cands, _model_band(model, scale), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
@@ -165,7 +165,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                    max_width_px=settings.fused_min_um / scale)
     _orient(cands, fork_angle_deg=settings.fork_angle_deg)
     if _long_scene(cands, scale, settings):
-        _mark_occluded(cands, scale, dense=junction_share(cands) >= settings.dense_crossing_share)
+        _mark_occluded(cands, scale, dense=_dense_crossing(cands, settings))
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
     if settings.tip_step > 0 and not con.light:
@@ -701,6 +701,12 @@ def junction_share(cands: list[Candidate]) -> float:
     """
     kinds = [k for c in cands for k in c.hair.end_kinds]
     return kinds.count("junction") / len(kinds) if kinds else 0.0
+
+
+def _dense_crossing(cands: list[Candidate], settings: Settings) -> bool:
+    """Whether the traced hairs cross densely (uncut hair): at least ``Settings.dense_crossing_share``
+    of their ends are junctions (:func:`junction_share`)."""
+    return junction_share(cands) >= settings.dense_crossing_share
 
 
 def _mark_occluded(cands: list[Candidate], scale: float, *, dense: bool = True) -> None:
