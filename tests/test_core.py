@@ -858,6 +858,36 @@ def test_a_short_clipped_light_shaft_passes_the_gate_except_where_hairs_cross_de
     assert relaxed.sum() == mask.sum() and not strict.any()
 
 
+def test_a_light_shaft_leaving_a_dark_one_keeps_its_length_outside_one_shaft_radius():
+    """A pale shaft (20 px wide, 84 px long at 2.5 µm/px) leaving a dark one (radius 10 px) at a right angle: the
+    model's map beyond one radius of the dark mask is a 74 x 20 px rectangle, 185 µm and 3.7 times as long as
+    wide, and kept; beyond two radii (where hairs cross densely) it would be 160 µm, and the dense test keeps
+    nothing."""
+    from types import SimpleNamespace
+
+    from pipeline.frame import LIGHT_CLEAR_RADII, _light_among_dark
+    from pipeline.segment import Contrast
+
+    um, s = 2.5, Settings()
+    dark = np.zeros((200, 200), bool)
+    dark[20:180, 40:60] = True
+    prob = np.zeros(dark.shape, np.float32)
+    prob[dark] = 1.0
+    prob[90:110, 60:144] = 1.0
+    darkness = np.where(dark, 0.5, 0.0).astype(np.float32)
+    con = Contrast(darkness, 0.5)
+    cands = [SimpleNamespace(radius_px=10.0)]
+    args = (np.zeros((200, 200, 3), np.uint8), np.ones(dark.shape, bool), dark, cands, con,
+            np.zeros(dark.shape, np.float32), um, s, (prob, None, s))
+    light, _, _ = _light_among_dark(*args)
+    assert LIGHT_CLEAR_RADII == 1.0 and s.light_among_dark_min_um == 180.0
+    expected = np.zeros(dark.shape, bool)
+    expected[90:110, 70:144] = True
+    assert np.array_equal(light, expected)
+    light, _, _ = _light_among_dark(*args, dense=True)
+    assert not light.any()
+
+
 def test_a_fixed_route_reproduces_or_replaces_the_frames_own():
     """Fixing a frame's own route (images.csv ``route``) gives the same hairs; another route reads it
     another way; a route that does not exist is refused."""
