@@ -152,10 +152,10 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                        edge_level=settings.translucent_edge_level if translucent else 0.5)
     if used == "classical" and probability is None and _model_helps_dark(settings):
         model = _learned_maps(image, valid, scale, settings, settings.dark_frame_model)
+        dense = _dense_crossing(cands, settings)
         light, light_traced, light_cands = _light_among_dark(
             image, valid, mask, cands, con, halo, scale, settings, model,
-            per_shaft=not (_long_scene(cands, scale, settings) or _dense_crossing(cands, settings)),
-            dense=_dense_crossing(cands, settings))
+            per_shaft=not (dense or _long_scene(cands, scale, settings)), dense=dense)
         if settings.model_veto_share > 0 and _skin_grain(image, valid) >= MODEL_READS_GRAIN:
             cands = _seen_shafts(cands, _model_band(model, scale), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
@@ -334,8 +334,8 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     that long and thin.  Not in a scene of uncut long hair or where hairs
     cross densely (``per_shaft=False``): there the model floods the skin
     between the crossing shafts, and the floods trace into long branches
-    (uncut ``phantom_97_0012``, 25 hairs emerge: read 107, 74 without).  Nothing when
-    ``light_among_dark`` is 0.
+    (uncut ``phantom_97_0012``, 25 hairs emerge: read 107, 74 without).
+    Nothing when ``light_among_dark`` is 0.
 
     Returns
     -------
