@@ -129,6 +129,13 @@ def generator_stamp(within_unit_share: float | None = None) -> str:
     return f"{h.hexdigest()} within_unit_share={_share(within_unit_share):g}"
 
 
+def run_tag(segmenter: str, set_pairs: list[str]) -> str:
+    """The suffix of a course's run and compare folders: runs under other per-frame settings (``--set``) get
+    their own folders, so ``--reuse-runs`` never mixes them."""
+    return segmenter + ("_" + hashlib.sha256("\n".join(sorted(set_pairs)).encode()).hexdigest()[:8]
+                        if set_pairs else "")
+
+
 def _stamp_of(folder: Path) -> str | None:
     f = folder / GENERATOR_STAMP
     return f.read_text().strip() if f.is_file() else None
@@ -144,9 +151,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
     from pipeline.settings import Settings
 
     settings = Settings.from_overrides(set_pairs).replace(segmenter=segmenter)
-    # runs under other per-frame settings get their own folders, so --reuse-runs never mixes them
-    tag = segmenter + ("_" + hashlib.sha256("\n".join(sorted(set_pairs)).encode()).hexdigest()[:8]
-                       if set_pairs else "")
+    tag = run_tag(segmenter, set_pairs)
     course_settings = CourseSettings(n_boot=500) if retest_sd_pct is None else \
         CourseSettings(n_boot=500, matched_retest_sd_pct=retest_sd_pct)
     if recheck_overrides:

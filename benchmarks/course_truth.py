@@ -25,17 +25,17 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from course_response import COURSES, _true_counts  # noqa: E402
+from course_response import COURSES, _true_counts, run_tag  # noqa: E402
 
 
-def course_changes(out: Path, segmenter: str = "classical") -> pd.DataFrame:
+def course_changes(out: Path, segmenter: str = "classical", set_pairs: list[str] | None = None) -> pd.DataFrame:
     from pipeline.course import CourseSettings
 
     margin = CourseSettings().match_margin_um
     rows = []
     for seed_dir in sorted(out.glob("seed_*")):
         for kind in COURSES:
-            cmp_dir = seed_dir / f"{kind}_cmp_{segmenter}"
+            cmp_dir = seed_dir / f"{kind}_cmp_{run_tag(segmenter, set_pairs or [])}"
             if not (cmp_dir / "field_pairs.csv").is_file():
                 continue
             pairs = pd.read_csv(cmp_dir / "field_pairs.csv")
@@ -65,6 +65,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="the --out folder of course_response.py")
     ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
+    ap.add_argument("--set", dest="set_pairs", action="append", default=[], metavar="KEY=VALUE",
+                    help="the --set overrides the courses were run with (their folders are tagged with them)")
     ap.add_argument("--retest-sd-pct", type=float, default=None,
                     help="test-retest SD (%%) for the ceiling's MDC95 (default CourseSettings.matched_retest_sd_pct)")
     a = ap.parse_args()
@@ -72,7 +74,7 @@ def main() -> None:
         from pipeline.course import CourseSettings
 
         a.retest_sd_pct = CourseSettings().matched_retest_sd_pct
-    table = course_changes(a.out, a.segmenter)
+    table = course_changes(a.out, a.segmenter, a.set_pairs)
     if table.empty:
         sys.exit(f"no finished courses under {a.out}: run benchmarks/course_response.py --out {a.out} first")
     pd.set_option("display.width", 160)
@@ -82,7 +84,7 @@ def main() -> None:
     right = (table["course"].map(EXPECTED) == table["true_change_pct"].map(lambda c: _call(c, mdc))).mean()
     print(f"ceiling: a perfect measurement, called at the same MDC95 ({mdc:.1f}%), calls {100 * right:.0f}% "
           f"of these courses right (their true change in the common region decides)")
-    dest = a.out / f"response_{a.segmenter}"
+    dest = a.out / f"response_{run_tag(a.segmenter, a.set_pairs)}"
     dest.mkdir(parents=True, exist_ok=True)
     table.to_csv(dest / "course_truth.csv", index=False)
 
