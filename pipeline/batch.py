@@ -1122,8 +1122,9 @@ def _result_digest(settings: Settings) -> str:
 
 def _models_record(settings: Settings) -> list[dict[str, Any]]:
     """Every learned model a run may use, each with its ``role``: ``segmenter`` (learned path),
-    ``light_hair`` (``Settings.light_hair_model``) and ``dark_frame`` (``Settings.dark_frame_model``, run on
-    frames of dark hair on the classical path); the first is the one that segments frames."""
+    ``light_hair`` (``Settings.light_hair_model``), ``bright_veto`` (``Settings.bright_veto_model``, run on
+    light hair on dark skin) and ``dark_frame`` (``Settings.dark_frame_model``, run on frames of dark hair on
+    the classical path); the first is the one that segments frames."""
     from pipeline import learned
 
     def record(name: str, role: str) -> dict[str, Any] | None:
@@ -1138,7 +1139,8 @@ def _models_record(settings: Settings) -> list[dict[str, Any]]:
     if learned.uses_learned(settings):
         wanted = [(settings.model, "segmenter")]
     else:
-        wanted = [(settings.light_hair_model, "light_hair"), (settings.dark_frame_model, "dark_frame")]
+        wanted = [(settings.light_hair_model, "light_hair"), (settings.bright_veto_model, "bright_veto"),
+                  (settings.dark_frame_model, "dark_frame")]
     return [r for r in (record(name, role) for name, role in wanted if name) if r is not None]
 
 

@@ -81,11 +81,15 @@ def run_settings(results: Path) -> Settings:
     """The analysis settings a run recorded in its run.json (defaults where it has none).
 
     Keys this version does not know (a run of another version) are left out.
+    A run made before ``bright_veto_model`` existed vetoed with its
+    ``light_hair_model``, so that model is read back in the role.
     """
     try:
         recorded = json.loads((results / "run.json").read_text()).get("settings", {})
     except (OSError, ValueError):
         recorded = {}
+    if isinstance(recorded, dict) and "light_hair_model" in recorded and "bright_veto_model" not in recorded:
+        recorded = {**recorded, "bright_veto_model": recorded["light_hair_model"]}
     known = {f.name for f in dataclasses.fields(Settings)}
     try:
         return Settings(**{k: v for k, v in recorded.items() if k in known})

@@ -90,7 +90,8 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     else ``light_hair_model`` for frames without dark shafts or with shafts
     barely darker than skin (``weak_shafts_below``), except light hair on
     dark skin, which the classical path reads on a brightness map kept near
-    what the model sees (``bright_hair_skin_below``, :func:`_seen_by_model`);
+    what ``bright_veto_model`` sees (``bright_hair_skin_below``,
+    :func:`_seen_by_model`);
     else the classical darkness map.  A fixed ``settings.route`` (e.g.
     ``"colour+model"``, :func:`route_of`) replaces that choice.  Every consumer of a frame's probability (the core, the
     re-examination of gained and lost hairs across visits) goes through
@@ -205,7 +206,7 @@ def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
     return FrameResult(hairs, metrics, paths, st.valid, st.prob, st.mask)
 
 
-#: Half-width (µm) of the band around ``light_hair_model``'s mask where a
+#: Half-width (µm) of the band around ``bright_veto_model``'s mask where a
 #: classical light-hair map may find shafts (:func:`_seen_by_model`).
 SEEN_BY_MODEL_UM = 25.0
 #: Share of a component of that map that must lie in the band to be kept.
@@ -232,7 +233,7 @@ def route_of(con: segment.Contrast, used: str) -> str:
 
 def _seen_by_model(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale: float,
                    settings: Settings) -> np.ndarray:
-    """``prob`` of a brightness map without the shafts ``light_hair_model`` does not see.
+    """``prob`` of a brightness map without the shafts ``bright_veto_model`` does not see.
 
     On dark skin, white scales and glare are as bright as light hair; the
     model, trained to tell them apart, vetoes them, and the brightness map
@@ -244,9 +245,10 @@ def _seen_by_model(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale
     with scales read as 9 hairs without the veto, 0 with it.  Unchanged when
     the model is not available.
     """
-    if not _learned().available(settings.light_hair_model, settings.learned_backend):
+    if not settings.bright_veto_model or not _learned().available(settings.bright_veto_model,
+                                                                   settings.learned_backend):
         return prob
-    seen = _model_band(_learned_maps(image, valid, scale, settings, settings.light_hair_model), scale)
+    seen = _model_band(_learned_maps(image, valid, scale, settings, settings.bright_veto_model), scale)
     n, labels = cv2.connectedComponents(segment.hair_mask(prob, um_per_px=scale, settings=settings).astype(np.uint8))
     if n <= 1:
         return prob

@@ -57,9 +57,9 @@ class Settings:
         ``segmenter`` = ``classical_light_hair``) instead of going to
         ``light_hair_model``: there the shafts stand out from skin as dark
         hair does from light skin, while the model fuses a unit's bright
-        shafts and misses faint ones. The map is kept only near what the
-        model segments (``frame._seen_by_model``), which vetoes white scales
-        and glare. Its shafts must reach ``light_hair_below`` of the way
+        shafts and misses faint ones. The map is kept only near what
+        ``bright_veto_model`` segments (``frame._seen_by_model``), which
+        vetoes white scales and glare. Its shafts must reach ``light_hair_below`` of the way
         from skin to white, so brown hair on dark skin (neither darker nor
         brighter) stays with the model. Tuning phantoms (seed 99: 12 white,
         12 grey, 12 blond frames over all skin tones): the 12 frames with
@@ -172,6 +172,21 @@ class Settings:
         courses (seeds 0-7) right calls 83 -> 96%, matched change error
         6.0 -> 5.3% of the count; no fdu_val count moved (commands in
         ``models/hairnet-light-v2/MODEL_CARD.md``).
+        The veto of the brightness map on dark skin is
+        ``bright_veto_model``'s, not this model's.
+    bright_veto_model : str
+        The learned model whose map keeps the shafts the brightness map finds
+        on dark skin (``segmenter`` = ``classical_light_hair``,
+        :func:`pipeline.frame.hair_map`): a component of that map is kept
+        when the model sees it, so white scales and glare drop out; ``""``
+        turns the veto off.  ``hairnet-light-v2`` (the light-hair model until
+        session 34): ``hairnet-light-v3`` in this role gave sharp, flat
+        white shafts on dark skin a probability near 0.05 (v2: 0.95; the
+        frame of ``tests/test_core.py``'s white shafts then read 0 hairs
+        for 4); on white hair over skin tones 4 / 5 / 6 (tuning seeds
+        521-523, 12 frames each; ``python benchmarks/veto_model.py``) count
+        MAPE 21.0 / 21.3 / 16.2% with v2 in this role, 22.7 / 21.3 / 16.2%
+        with v3.
     dark_frame_model : str
         The learned model run on frames of the darkness map (dark hair) to
         find light shafts among the dark ones (``light_among_dark``) and to
@@ -467,6 +482,7 @@ class Settings:
     long_scene_share: float = 0.15
     dense_crossing_share: float = 0.3
     light_hair_model: str = "hairnet-light-v2"
+    bright_veto_model: str = "hairnet-light-v2"
     dark_frame_model: str = "hairnet-v2"
     weak_shafts_below: float = 0.45
     light_among_dark: float = 0.35

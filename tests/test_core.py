@@ -442,7 +442,7 @@ def test_translucent_edge_level_is_for_the_brightness_map_only():
     assert not np.allclose(classical.hairs["thickness_um"], analyze_frame(img, um_per_px=3.0).hairs["thickness_um"])
 
 
-def test_white_scales_on_dark_skin_are_vetoed_by_the_light_hair_model():
+def test_white_scales_on_dark_skin_are_vetoed_by_the_bright_veto_model():
     """A phantom of dark skin with white scales and no hair in its field: the bright scales alone read as hairs."""
     from pipeline.synth import SceneParams, render_frame
 
@@ -451,7 +451,7 @@ def test_white_scales_on_dark_skin_are_vetoed_by_the_light_hair_model():
     img, truth = render_frame(p, np.random.default_rng(0))
     assert truth["count_in_field"] == 0
     vetoed = analyze_frame(img, um_per_px=2.8)
-    alone = analyze_frame(img, um_per_px=2.8, settings=Settings(light_hair_model=""))
+    alone = analyze_frame(img, um_per_px=2.8, settings=Settings(bright_veto_model=""))
     assert vetoed.metrics["segmenter"] == alone.metrics["segmenter"] == "classical_light_hair"
     assert vetoed.metrics["hair_count"] == 0
     assert alone.metrics["hair_count"] >= 3  # 4

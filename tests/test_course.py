@@ -185,6 +185,10 @@ def test_run_settings_are_read_back_from_run_json(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"settings": {**s.to_dict(), "from_a_newer_version": 1}}))
     assert run_settings(tmp_path) == s
     assert run_settings(tmp_path / "missing") == Settings()
+    older = {k: v for k, v in Settings(light_hair_model="hairnet-light-v1").to_dict().items()
+             if k != "bright_veto_model"}  # a run made before the veto had its own model
+    (tmp_path / "run.json").write_text(json.dumps({"settings": older}))
+    assert run_settings(tmp_path).bright_veto_model == "hairnet-light-v1"
 
 
 def test_re_examination_reads_the_map_the_frame_was_counted_on():
