@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/light_model.py --models hairnet-v2 hairnet-light-v1 --seed 1011 --n 16 --out /tmp/light
+    python benchmarks/light_model.py --models hairnet-light-v2 hairnet-light-v3 --seed 1011 --n 16 --out /tmp/light
 
 Renders four suites of ``n`` frames each that the classical path hands to
 ``Settings.light_hair_model`` (white, grey and blond hair on any skin, and
@@ -38,9 +38,24 @@ METRICS = [
 ]
 
 
+def scores(run: Path, frames: Path) -> dict:
+    """The table's metrics of one run against its phantom truth."""
+    m = evaluate_run(run, frames)["metrics"]
+    return {label: m[block].get(key) for label, block, key in METRICS}
+
+
+def print_table(results: dict[str, dict[str, dict]], models: list[str]) -> None:
+    """A markdown table: one row per suite and metric, one column per model."""
+    print("| suite | metric | " + " | ".join(models) + " |\n|---|---|" + "---|" * len(models))
+    for suite, per_model in results.items():
+        for label, _, _ in METRICS:
+            vals = [per_model[m][label] for m in models]
+            print(f"| {suite} | {label} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["hairnet-v2", "hairnet-light-v1"])
+    ap.add_argument("--models", nargs="+", default=["hairnet-light-v2", "hairnet-light-v3"])
     ap.add_argument("--seed", type=int, default=1011)
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--out", type=Path, default=Path("/tmp/light_model"))
@@ -57,14 +72,9 @@ def main() -> None:
             run = a.out / f"run_{k}_{Path(model).name}"
             run_batch([frames], run, workers=a.workers, settings=Settings(light_hair_model=model), overlays=False,
                       progress=False)
-            m = evaluate_run(run, frames)["metrics"]
-            results.setdefault(suite, {})[model] = {label: m[block].get(key) for label, block, key in METRICS}
+            results.setdefault(suite, {})[model] = scores(run, frames)
     print(f"light-hair suites: seeds {a.seed}..{a.seed + len(SUITES) - 1}, {a.n} frames each")
-    print("| suite | metric | " + " | ".join(a.models) + " |\n|---|---|" + "---|" * len(a.models))
-    for suite, per_model in results.items():
-        for label, _, _ in METRICS:
-            vals = [per_model[m][label] for m in a.models]
-            print(f"| {suite} | {label} | " + " | ".join("-" if v is None else f"{v:.3f}" for v in vals) + " |")
+    print_table(results, a.models)
     (a.out / "light_model.json").write_text(json.dumps({"seed": a.seed, "n": a.n, "results": results}, indent=2))
 
 

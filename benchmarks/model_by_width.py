@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/model_by_width.py --models hairnet-light-v1 /path/to/candidate --scenes light --n 24
+    python benchmarks/model_by_width.py --models hairnet-light-v3 /path/to/candidate --scenes light --n 24
     python benchmarks/model_by_width.py --models hairnet-light-v2 --frames /tmp/tune97 --by-colour
 
 Renders ``n`` held-out phantoms ``[train.HOLDOUT_SEED + 1, i]`` (a stream
@@ -67,7 +67,7 @@ def from_folders(folders: list[Path]):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", nargs="+", default=["hairnet-light-v1"])
+    ap.add_argument("--models", nargs="+", default=["hairnet-light-v3"])
     ap.add_argument("--scenes", default="light")
     ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--frames", nargs="+", type=Path, help="phantom folders to read instead of rendering")

@@ -171,7 +171,12 @@ class Settings:
         24.0 -> 22.1%, matched-hair thickness MAE 5.2 -> 5.5 µm; tuning
         courses (seeds 0-7) right calls 83 -> 96%, matched change error
         6.0 -> 5.3% of the count; no fdu_val count moved (commands in
-        ``models/hairnet-light-v2/MODEL_CARD.md``).
+        ``models/hairnet-light-v2/MODEL_CARD.md``).  The default since
+        2026-12-04 is ``hairnet-light-v3``, v2's training run twice as
+        long (3600 steps): tuning phantoms seeds 97 / 98 count MAPE 21.1 /
+        20.9 -> 21.4 / 20.3%, matched-hair thickness MAE 6.2 / 5.7 -> 6.0
+        / 5.1 µm; held-out shafts up to 30 µm seen 19 -> 35% (commands and
+        report-seed numbers in ``models/hairnet-light-v3/MODEL_CARD.md``).
         The veto of the brightness map on dark skin is
         ``bright_veto_model``'s, not this model's.
     bright_veto_model : str
@@ -481,7 +486,7 @@ class Settings:
     count_hidden_roots: bool = True
     long_scene_share: float = 0.15
     dense_crossing_share: float = 0.3
-    light_hair_model: str = "hairnet-light-v2"
+    light_hair_model: str = "hairnet-light-v3"
     bright_veto_model: str = "hairnet-light-v2"
     dark_frame_model: str = "hairnet-v2"
     weak_shafts_below: float = 0.45

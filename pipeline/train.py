@@ -77,7 +77,8 @@ class TrainConfig:
         pixels among the thick ones, then barely enters the loss:
         ``hairnet-light-v1`` gives held-out light-scene shafts up to 30 µm
         a median probability of 0.00 along the shaft, 18% of them reaching
-        0.6 (``benchmarks/model_by_width.py --models hairnet-light-v1``).
+        0.6 (``benchmarks/model_by_width.py``; v1 is in the git history at
+        commit ``5e51baf``).
     thin_below_um : float
         Widest shaft (µm) ``thin_weight`` applies to.
     """
