@@ -129,7 +129,7 @@ def generator_stamp(within_unit_share: float | None = None) -> str:
     return f"{h.hexdigest()} within_unit_share={_share(within_unit_share):g}"
 
 
-def run_tag(segmenter: str, set_pairs: list[str]) -> str:
+def run_tag(segmenter: str, set_pairs: list[str] | None) -> str:
     """The suffix of a course's run and compare folders: runs under other per-frame settings (``--set``) get
     their own folders, so ``--reuse-runs`` never mixes them."""
     return segmenter + ("_" + hashlib.sha256("\n".join(sorted(set_pairs)).encode()).hexdigest()[:8]

@@ -35,7 +35,7 @@ def course_changes(out: Path, segmenter: str = "classical", set_pairs: list[str]
     rows = []
     for seed_dir in sorted(out.glob("seed_*")):
         for kind in COURSES:
-            cmp_dir = seed_dir / f"{kind}_cmp_{run_tag(segmenter, set_pairs or [])}"
+            cmp_dir = seed_dir / f"{kind}_cmp_{run_tag(segmenter, set_pairs)}"
             if not (cmp_dir / "field_pairs.csv").is_file():
                 continue
             pairs = pd.read_csv(cmp_dir / "field_pairs.csv")

@@ -1139,8 +1139,7 @@ def _models_record(settings: Settings) -> list[dict[str, Any]]:
     if learned.uses_learned(settings):
         wanted = [(settings.model, "segmenter")]
     else:
-        wanted = [(settings.light_hair_model, "light_hair"), (settings.bright_veto_model, "bright_veto"),
-                  (settings.dark_frame_model, "dark_frame")]
+        wanted = settings.classical_models()
     return [r for r in (record(name, role) for name, role in wanted if name) if r is not None]
 
 

@@ -129,7 +129,7 @@ def _check_model(settings) -> None:
     left out of the run without a word."""
     names = [settings.model] if settings.segmenter == "learned" else []
     if settings.learned_backend != "auto" and settings.segmenter != "learned":
-        names += [n for n in (settings.light_hair_model, settings.bright_veto_model, settings.dark_frame_model) if n]
+        names += [name for name, _ in settings.classical_models() if name]
     if not names:
         return
     learned = _lazy("pipeline.learned", "the learned segmenter")

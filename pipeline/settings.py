@@ -564,6 +564,11 @@ class Settings:
         """Plain dict of every setting (JSON-serialisable)."""
         return dataclasses.asdict(self)
 
+    def classical_models(self) -> list[tuple[str, str]]:
+        """The learned models the classical path may run, as (name, role) pairs; ``""`` names one turned off."""
+        return [(self.light_hair_model, "light_hair"), (self.bright_veto_model, "bright_veto"),
+                (self.dark_frame_model, "dark_frame")]
+
     def digest(self) -> str:
         """Short sha256 of the settings, stable across runs and machines."""
         blob = json.dumps(self.to_dict(), sort_keys=True).encode()
