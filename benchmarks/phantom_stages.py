@@ -26,7 +26,12 @@ stage that lost it:
 "Runs along" means at least 60% of the truth centre line within the traced
 shaft's radius + 2 px (or half the truth width + 3 px for the tracing test).
 
-The second table takes every counted stripe before fused stripes are split
+A table of the grey and white hairs of dark-hair frames follows: found or
+missed, by whether ``Settings.dark_frame_model`` (the map the light shafts
+among dark ones are searched on) sees them — its median probability along
+the hair at least 0.5 — and by the frame's pixel size.
+
+The last table takes every counted stripe before fused stripes are split
 (``Stages.inside``) and gives how many truth hairs run along it against its
 width relative to the frame's median stripe width — the quantity
 ``Settings.fused_ratio`` splits on. Long-hair scenes are left out
@@ -71,7 +76,8 @@ def frame_tables(truth_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     truth = json.loads(truth_path.read_text())
     um = float(truth["um_per_px"])
-    stages = frame_stages(read_image(frame_image(truth_path)), um_per_px=um, settings=Settings())
+    image = read_image(frame_image(truth_path))
+    stages = frame_stages(image, um_per_px=um, settings=Settings())
     result = measure_stages(stages, um_per_px=um)
     targets, field = counted_targets(truth)
     pairs, kept = match_phantom_frame(targets, result.hairs, um_per_px=um, field_rc=field,
@@ -81,11 +87,13 @@ def frame_tables(truth_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     unmatched = result.hairs[["row", "col"]].to_numpy(float)[
         [k for k in range(len(result.hairs)) if k not in matched_pred]]
     counted = {id(c) for c in stages.inside}
+    seen = _model_view(stages, image, um, targets)
     rows = []
     for j, h in enumerate(targets):
         line, width_px = h["centerline_rc"], h["width_um"] / um
         stage = "found" if j in found else _lost_at(line, width_px, stages, unmatched, counted)
-        rows.append({"frame": truth_path.stem, "hair_colour": h["color"], "width_um": h["width_um"], "stage": stage})
+        rows.append({"frame": truth_path.stem, "hair_colour": h["color"], "width_um": h["width_um"], "stage": stage,
+                     "um_per_px": um, "model_prob": seen[j]})
     stripes = []
     if len(stages.inside) >= 3:
         typical = float(np.median([c.thickness_px for c in stages.inside]))
@@ -97,6 +105,23 @@ def frame_tables(truth_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     kind = "dark-hair frame" if hair in DARK else "light-hair frame"
     return (pd.DataFrame(rows).assign(frame_kind=kind),
             pd.DataFrame(stripes, columns=["frame", "truth_hairs_along", "width_ratio", "lobes"]).assign(frame_kind=kind))
+
+
+def _model_view(stages, image: np.ndarray, um: float, targets: list[dict]) -> np.ndarray:
+    """Median probability of ``Settings.dark_frame_model`` along each grey or white truth hair of a frame
+    read on the darkness map (the map its light shafts among dark ones are searched on); NaN elsewhere."""
+    from pipeline.frame import hair_map, light_shaft_map
+
+    out = np.full(len(targets), np.nan)
+    light = [j for j, h in enumerate(targets) if h["color"] in ("grey", "white")]
+    if not light or stages.used != "classical":
+        return out
+    prob = light_shaft_map(hair_map(image, um_per_px=um, settings=stages.settings), um_per_px=um)
+    if prob is None:
+        return out
+    for j in light:
+        out[j] = float(np.median(prob[_samples(targets[j]["centerline_rc"], prob.shape)]))
+    return out
 
 
 def _lost_at(line: np.ndarray, width_px: float, stages, unmatched: np.ndarray, counted: set[int]) -> str:
@@ -117,6 +142,20 @@ def _lost_at(line: np.ndarray, width_px: float, stages, unmatched: np.ndarray, c
     if len(unmatched) and np.min(np.linalg.norm(line[:, None, :] - unmatched[None], axis=2)) <= 3 * reach:
         return "root off the shaft"
     return "counted as a unit-mate"
+
+
+def _print_light_among_dark(hairs: pd.DataFrame) -> None:
+    """Grey and white hairs of dark-hair frames: found or not, by whether the dark-frame model sees them
+    (median probability along the hair at least 0.5) and the frame's pixel size."""
+    g = hairs[(hairs["frame_kind"] == "dark-hair frame") & hairs["model_prob"].notna()]
+    if g.empty:
+        return
+    table = pd.crosstab([np.where(g["model_prob"] >= 0.5, "model sees it", "model does not"),
+                         pd.cut(g["um_per_px"], [0, 5, 8, np.inf], labels=["< 5 um/px", "5-8 um/px", ">= 8 um/px"])],
+                        g["stage"] == "found", rownames=["dark_frame_model", "pixel size"],
+                        colnames=["hair"]).rename(columns={True: "found", False: "missed"})
+    print(f"Grey and white hairs among dark ones ({len(g)}; dark_frame_model's median probability along each):")
+    print(table.to_string(), "\n")
 
 
 def main() -> None:
@@ -141,6 +180,7 @@ def main() -> None:
     share = pd.crosstab(hairs["frame_kind"], hairs["stage"], normalize="index")
     print("Where the truth hairs went (share of each kind's hairs):")
     print(share.reindex(columns=[c for c in ORDER if c in share.columns]).round(3).to_string(), "\n")
+    _print_light_among_dark(hairs)
     dark = stripes[stripes["frame_kind"] == "dark-hair frame"]
     bins = pd.cut(dark["width_ratio"], [0, 0.8, 1.2, 1.6, 2.0, 2.5, np.inf])
     print("Counted stripes of dark-hair frames before the fused split: truth hairs along them (rows)"
