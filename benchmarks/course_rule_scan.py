@@ -13,15 +13,26 @@ multiplied by ``k``; 1 is the rule as it is) and agreement limits
 not bootstrapped again (``course_response.py --reuse-runs --retest-sd-pct X``
 redoes a setting exactly). Prints the share of courses called right per
 cell.
+
+``--theil-sen`` also calls every course on a robust line: the Theil-Sen
+slope (``scipy.stats.theilslopes``, median of the pairwise slopes) through
+baseline (0, 0) and every session's density change against baseline, its
+MDC95 from the SD of that estimate under independent visit errors
+(simulated, seeded: the same error model the least-squares line's MDC
+assumes) and the interval moved and narrowed as the rule does. Read from
+each course's ``changes.csv``; printed beside the least-squares line
+recomputed the same way.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy.stats import theilslopes
 
-from pipeline.course import trend_response
+from pipeline.course import course_trend, trend_response
 
 EXPECTED = {"responder": "improved", "stable": "stable", "decliner": "worsened"}
 
@@ -45,11 +56,51 @@ def call(r: pd.Series, k: float, min_agreement_pct: float) -> str:
     return trend_response(r.trend, k * r.mdc, r.trend - k * (r.trend - r.lo), r.trend + k * (r.hi - r.trend))
 
 
+def _theil_sen(days: np.ndarray, change: np.ndarray) -> float:
+    """Change by the latest session on the Theil-Sen line through (0, 0) and every session."""
+    t, y = np.r_[0.0, days], np.r_[0.0, change]
+    return float(theilslopes(y, t)[0]) * float(t[-1])
+
+
+def _theil_sen_sd(days: np.ndarray, n: int = 4000) -> float:
+    """SD of :func:`_theil_sen` per unit SD of a visit's error (baseline's included), simulated with a fixed seed."""
+    e = np.random.default_rng(0).standard_normal((n, len(days) + 1))
+    return float(np.std([_theil_sen(days, row[1:] - row[0]) for row in e]))
+
+
+def line_calls(roots: list[Path], min_agreement_pct: float = 40.0) -> pd.DataFrame:
+    """Per compared course: right call on the least-squares line and on the Theil-Sen line (from changes.csv)."""
+    rows = []
+    for root in roots:
+        for f in sorted(root.glob("seed_*/*_cmp_*/changes.csv")):
+            ch = pd.read_csv(f)
+            d = ch[(ch.metric == "density_per_cm2") & (ch.reference == "baseline")].sort_values("session_date")
+            s = pd.read_csv(f.parent / "summary.csv").iloc[0]
+            if d.empty:
+                continue
+            days = (pd.to_datetime(d.session_date) - pd.Timestamp(s.baseline_date)).dt.days.to_numpy(float)
+            change, last = d.change.to_numpy(float), d.iloc[-1]
+            sigma = last.mdc / (1.96 * np.sqrt(2.0))  # one visit's error SD, as the rule's MDC95 assumes
+            fits = {"least squares": course_trend(days, change, float(last.mdc)),
+                    "Theil-Sen": (_theil_sen(days, change), 1.96 * sigma * _theil_sen_sd(days))}
+            row = dict(course=f.parts[-2].split("_")[0])
+            for name, (trend, mdc) in fits.items():
+                k = mdc / last.mdc
+                called = trend_response(trend, mdc, trend - k * (last.change - last.ci_low),
+                                        trend + k * (last.ci_high - last.change))
+                if last.method == "matched" and s.visit_agreement_pct < min_agreement_pct:
+                    called = "indeterminate"
+                row[name] = called == EXPECTED[row["course"]]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("roots", nargs="+", type=Path, help="course_response.py --out folders")
     ap.add_argument("--k", nargs="+", type=float, default=[0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2])
     ap.add_argument("--min-agreement", nargs="+", type=float, default=[40.0, 35.0, 30.0, 0.0])
+    ap.add_argument("--theil-sen", action="store_true", help="also call every course on a Theil-Sen line")
     a = ap.parse_args()
     d = read_courses(a.roots)
     if d.empty:
@@ -61,6 +112,10 @@ def main() -> None:
                                      for m in a.min_agreement] for k in a.k},
                          index=pd.Index(a.min_agreement, name="min agreement (%)"))
     print(table.round(3).to_string())
+    if a.theil_sen:
+        lines = line_calls(a.roots)
+        print(f"\nright call on the course's line ({len(lines)} courses, agreement limit 40%): "
+              + ", ".join(f"{k} {lines[k].mean():.3f}" for k in ("least squares", "Theil-Sen")))
 
 
 if __name__ == "__main__":
