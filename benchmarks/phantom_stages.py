@@ -31,6 +31,12 @@ missed, by whether ``Settings.dark_frame_model`` (the map the light shafts
 among dark ones are searched on) sees them — its median probability along
 the hair at least 0.5 — and by the frame's pixel size.
 
+``--oracle-mask`` hands the core each frame's truth hair mask (every
+hair's centre line drawn at its width) in place of its own segmentation:
+what is lost then is lost after segmentation (tracing, splitting, the
+counting rule). The light-shaft search among dark shafts does not run then
+(the mask holds the light shafts already).
+
 The last table takes every counted stripe before fused stripes are split
 (``Stages.inside``) and gives how many truth hairs run along it against its
 width relative to the frame's median stripe width — the quantity
@@ -41,6 +47,7 @@ truth hair) and ``OUT/stripes.csv`` (one row per counted stripe) when ``--out`` 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -67,8 +74,22 @@ def _samples(line: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.n
     return rc[:, 0], rc[:, 1]
 
 
-def frame_tables(truth_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per truth hair: found or the stage that lost it; per counted stripe: truth hairs along it and width ratio."""
+def truth_mask(truth: dict) -> np.ndarray:
+    """The frame's hair mask drawn from its truth: every hair's centre line at its width (float32, 0 or 1)."""
+    import cv2
+
+    um = float(truth["um_per_px"])
+    mask = np.zeros((int(truth["height_px"]), int(truth["width_px"])), np.uint8)
+    for h in truth["hairs"]:
+        line = np.round(np.asarray(h["centerline_rc"], float)[:, ::-1] * 4).astype(np.int32)  # (x, y), 2 bits
+        cv2.polylines(mask, [line], False, 1, max(1, round(h["width_um"] / um)), cv2.LINE_8, 2)
+    return mask.astype(np.float32)
+
+
+def frame_tables(truth_path: Path, oracle: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per truth hair: found or the stage that lost it; per counted stripe: truth hairs along it and width ratio.
+
+    ``oracle``: the core reads the truth's own hair mask (:func:`truth_mask`) instead of segmenting the frame."""
     from pipeline.evaluate import EvaluationSettings, match_phantom_frame
     from pipeline.frame import frame_stages, measure_stages
     from pipeline.imageio import read_image
@@ -77,7 +98,7 @@ def frame_tables(truth_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     truth = json.loads(truth_path.read_text())
     um = float(truth["um_per_px"])
     image = read_image(frame_image(truth_path))
-    stages = frame_stages(image, um_per_px=um, settings=Settings())
+    stages = frame_stages(image, um_per_px=um, settings=Settings(), probability=truth_mask(truth) if oracle else None)
     result = measure_stages(stages, um_per_px=um)
     targets, field = counted_targets(truth)
     pairs, kept = match_phantom_frame(targets, result.hairs, um_per_px=um, field_rc=field,
@@ -100,11 +121,14 @@ def frame_tables(truth_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         for c in stages.inside:
             n_true = sum(_along(h["centerline_rc"], c.hair.path, c.radius_px + 2) for h in targets)
             stripes.append({"frame": truth_path.stem, "truth_hairs_along": n_true,
-                            "width_ratio": c.thickness_px / typical, "lobes": c.lobes})
+                            "width_ratio": c.thickness_px / typical if typical > 0 else np.nan, "lobes": c.lobes})
     hair = truth["params"]["hair_color"]
     kind = "dark-hair frame" if hair in DARK else "light-hair frame"
+    count = {"frame": truth_path.stem, "frame_kind": kind, "truth": int(truth["count_in_field"]),
+             "read": len(result.hairs)}
     return (pd.DataFrame(rows).assign(frame_kind=kind),
-            pd.DataFrame(stripes, columns=["frame", "truth_hairs_along", "width_ratio", "lobes"]).assign(frame_kind=kind))
+            pd.DataFrame(stripes, columns=["frame", "truth_hairs_along", "width_ratio", "lobes"]).assign(frame_kind=kind),
+            count)
 
 
 def _model_view(stages, image: np.ndarray, um: float, targets: list[dict]) -> np.ndarray:
@@ -164,6 +188,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write stages.csv and stripes.csv here")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--with-long-hair", action="store_true", help="keep scenes with uncut long hair")
+    ap.add_argument("--oracle-mask", action="store_true",
+                    help="read each frame's truth hair mask instead of segmenting it (what the later stages lose)")
     a = ap.parse_args()
     paths = []
     for folder in a.folders:
@@ -173,10 +199,15 @@ def main() -> None:
                                                        and t["params"].get("n_long_hairs", 0) == 0)):
                 paths.append(p)
     with ProcessPoolExecutor(max_workers=a.workers) as pool:
-        parts = list(pool.map(frame_tables, paths))
+        parts = list(pool.map(functools.partial(frame_tables, oracle=a.oracle_mask), paths))
     hairs = pd.concat([p[0] for p in parts], ignore_index=True)
     stripes = pd.concat([p[1] for p in parts], ignore_index=True)
-    print(f"{len(paths)} frames, {len(hairs)} truth hairs\n")
+    counts = pd.DataFrame([p[2] for p in parts])
+    counts["ape"] = 100 * (counts["read"] - counts["truth"]).abs() / counts["truth"].clip(lower=1)
+    print(f"{len(paths)} frames, {len(hairs)} truth hairs; count MAPE {counts['ape'].mean():.2f}% (dark-hair frames "
+          f"{counts.loc[counts.frame_kind == 'dark-hair frame', 'ape'].mean():.2f}%, light-hair frames "
+          f"{counts.loc[counts.frame_kind == 'light-hair frame', 'ape'].mean():.2f}%), bias "
+          f"{(counts['read'] - counts['truth']).mean():+.2f} hairs\n")
     share = pd.crosstab(hairs["frame_kind"], hairs["stage"], normalize="index")
     print("Where the truth hairs went (share of each kind's hairs):")
     print(share.reindex(columns=[c for c in ORDER if c in share.columns]).round(3).to_string(), "\n")
