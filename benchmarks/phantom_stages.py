@@ -108,7 +108,7 @@ def frame_tables(truth_path: Path, oracle: bool = False) -> tuple[pd.DataFrame, 
     unmatched = result.hairs[["row", "col"]].to_numpy(float)[
         [k for k in range(len(result.hairs)) if k not in matched_pred]]
     counted = {id(c) for c in stages.inside}
-    seen = _model_view(stages, image, um, targets)
+    seen = _model_view(stages, um, targets)
     rows = []
     for j, h in enumerate(targets):
         line, width_px = h["centerline_rc"], h["width_um"] / um
@@ -131,16 +131,18 @@ def frame_tables(truth_path: Path, oracle: bool = False) -> tuple[pd.DataFrame, 
             count)
 
 
-def _model_view(stages, image: np.ndarray, um: float, targets: list[dict]) -> np.ndarray:
+def _model_view(stages, um: float, targets: list[dict]) -> np.ndarray:
     """Median probability of ``Settings.dark_frame_model`` along each grey or white truth hair of a frame
     read on the darkness map (the map its light shafts among dark ones are searched on); NaN elsewhere."""
-    from pipeline.frame import hair_map, light_shaft_map
+    from pipeline.frame import HairMap, light_shaft_map
 
     out = np.full(len(targets), np.nan)
     light = [j for j, h in enumerate(targets) if h["color"] in ("grey", "white")]
     if not light or stages.used != "classical":
         return out
-    prob = light_shaft_map(hair_map(image, um_per_px=um, settings=stages.settings), um_per_px=um)
+    hm = HairMap(stages.image, stages.valid, stages.field_rows, stages.contrast, stages.prob, stages.tips,
+                 stages.used, stages.settings)  # the frame's map as the core routed it, not computed again
+    prob = light_shaft_map(hm, um_per_px=um)
     if prob is None:
         return out
     for j in light:
