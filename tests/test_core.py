@@ -925,3 +925,20 @@ def test_opencv_hysteresis_and_small_region_removal_match_scikit_image(seed, lev
     np.testing.assert_array_equal(drop_small(mask, size), remove_small_objects(mask, max_size=size))
     np.testing.assert_array_equal(~drop_small(~mask, size), remove_small_holes(mask, max_size=size))
     np.testing.assert_array_equal(drop_small(mask, size, 8), remove_small_objects(mask, max_size=size, connectivity=2))
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.2), st.integers(1, 4))
+def test_tip_points_match_peak_local_max_also_below_the_threshold(seed, threshold, distance):
+    """The early answer for a map below its threshold is what scikit-image's peak search gives."""
+    from skimage.feature import peak_local_max
+
+    from pipeline.frame import tip_points
+
+    rng = np.random.default_rng(seed)
+    tip_map = cv2.GaussianBlur(rng.random((31, 44)).astype(np.float32), (0, 0), 1.5)
+    found = tip_points(tip_map, threshold=threshold, min_distance_px=distance)
+    expected = peak_local_max(tip_map, min_distance=distance, threshold_abs=threshold).astype(float)
+    assert found.shape[1] == 2 and found.dtype == float
+    np.testing.assert_array_equal(found, expected.reshape(-1, 2))
+    assert len(tip_points(np.full((9, 9), threshold, np.float32), threshold=threshold, min_distance_px=1)) == 0
