@@ -6,7 +6,7 @@ Usage (frames from ``tricho synth``; seeds below 1000 for tuning)::
     python benchmarks/phantom_orientation.py /tmp/tune97 [/tmp/tune98 ...] [--out /tmp/orient.csv]
 
 Every frame goes through :func:`pipeline.frame.frame_stages` with default
-settings. Each traced candidate that runs along a truth hair (at least 60% of
+settings. Each traced candidate that runs along a truth hair (more than 60% of
 its centre line within its radius + 3 px of the truth centre line; the
 closest such hair) is *right* when its root end lies on the truth emergence
 side (the candidate's root-to-tip direction agrees with the truth hair's
