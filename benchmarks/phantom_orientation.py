@@ -11,7 +11,7 @@ its centre line within its radius + 3 px of the truth centre line; the
 closest such hair) is *right* when its root end lies on the truth emergence
 side (the candidate's root-to-tip direction agrees with the truth hair's
 emergence-to-tip direction). The evidence that chose the root
-(:func:`pipeline.frame._orient`):
+(``Candidate.root_evidence``, set by :func:`pipeline.frame._orient`):
 
 * ``fork``: the root end is a junction taken as the V of one unit's opening;
 * ``follow``: the hair runs through another's fork and takes its direction;
@@ -51,20 +51,9 @@ def _along_best(path: np.ndarray, reach: float, lines: list[np.ndarray]) -> int 
     return best
 
 
-def _evidence(c, direction: np.ndarray | None) -> str:
-    from pipeline.frame import _root_to_tip
-
-    if c.confident:
-        return "follow" if c.partner is not None else "fork"
-    axis = _root_to_tip(c.hair.path, 0)
-    if direction is not None and abs(float(axis @ direction)) >= np.cos(np.deg2rad(40)):
-        return "direction"
-    return "cut" if c.cut[0] != c.cut[1] else "own"
-
-
 def frame_rows(truth_path: Path) -> list[dict]:
     """One row per traced candidate of one frame that runs along a truth hair."""
-    from pipeline.frame import _frame_direction, frame_stages
+    from pipeline.frame import frame_stages
     from pipeline.imageio import read_image
     from pipeline.settings import Settings
 
@@ -74,7 +63,6 @@ def frame_rows(truth_path: Path) -> list[dict]:
         return []
     stages = frame_stages(read_image(frame_image(truth_path)), um_per_px=float(truth["um_per_px"]),
                           settings=Settings())
-    direction = _frame_direction(stages.cands)
     lines = [np.asarray(h["centerline_rc"], float) for h in truth["hairs"]]
     counted = {id(c) for c in stages.inside}
     rows = []
@@ -85,7 +73,7 @@ def frame_rows(truth_path: Path) -> list[dict]:
         truth_axis = lines[k][-1] - np.asarray(truth["hairs"][k]["emergence_rc"], float)
         path = c.hair.path
         root_to_tip = path[-1] - path[0] if c.root == 0 else path[0] - path[-1]
-        rows.append({"frame": truth_path.stem, "evidence": _evidence(c, direction), "cut": any(c.cut),
+        rows.append({"frame": truth_path.stem, "evidence": c.root_evidence, "cut": any(c.cut),
                      "counted": id(c) in counted, "right": bool(root_to_tip @ truth_axis > 0)})
     return rows
 

@@ -31,6 +31,8 @@ class Candidate:
     root: int = 0
     confident: bool = False
     partner: "Candidate | None" = None
+    #: What chose ``root`` (:func:`_orient`): ``fork``, ``follow``, ``direction``, ``cut`` or ``own``.
+    root_evidence: str = ""
     emergence: np.ndarray | None = None
     lobes: int = 1
     stripe_px: float = float("nan")
@@ -131,7 +133,8 @@ def light_shaft_map(hm: HairMap, *, um_per_px: float | None) -> np.ndarray | Non
     s = hm.settings
     if hm.used != "classical" or s.light_among_dark <= 0 or not _model_helps_dark(s):
         return None
-    prob, _, _ = _learned_maps(hm.image, hm.valid, um_per_px or s.scale_um_per_px, s, s.dark_frame_model)
+    prob, _, _ = _learned_maps(hm.image, hm.valid, um_per_px or s.scale_um_per_px, s, s.dark_frame_model,
+                               with_tips=False)
     return prob
 
 
@@ -152,7 +155,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                        shaft_percentile=None if on_model else settings.thickness_percentile,
                                        edge_level=settings.translucent_edge_level if translucent else 0.5)
     if used == "classical" and probability is None and _model_helps_dark(settings):
-        model = _learned_maps(image, valid, scale, settings, settings.dark_frame_model)
+        model = _learned_maps(image, valid, scale, settings, settings.dark_frame_model, with_tips=False)
         dense = _dense_crossing(cands, settings)
         light, light_traced, light_cands = _light_among_dark(
             image, valid, mask, cands, con, halo, scale, settings, model,
@@ -248,7 +251,8 @@ def _seen_by_model(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale
     if not settings.bright_veto_model or not _learned().available(settings.bright_veto_model,
                                                                    settings.learned_backend):
         return prob
-    seen = _model_band(_learned_maps(image, valid, scale, settings, settings.bright_veto_model), scale)
+    seen = _model_band(_learned_maps(image, valid, scale, settings, settings.bright_veto_model, with_tips=False),
+                       scale)
     n, labels = cv2.connectedComponents(segment.hair_mask(prob, um_per_px=scale, settings=settings).astype(np.uint8))
     if n <= 1:
         return prob
@@ -433,14 +437,18 @@ def _pale_components(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float,
     return labels, long_pale, thin
 
 
-def _learned_maps(image: np.ndarray, valid: np.ndarray, scale: float, settings: Settings, name: str):
-    """Hair probability, cut tips and thresholds from the learned model ``name``."""
+def _learned_maps(image: np.ndarray, valid: np.ndarray, scale: float, settings: Settings, name: str, *,
+                  with_tips: bool = True):
+    """Hair probability, cut tips and thresholds from the learned model ``name``.
+
+    ``with_tips=False`` (a caller that reads only the hair map: the dark-frame
+    model, the veto) skips the tip search; tips are then None."""
     model = _learned().load_model(name, settings.learned_backend)
     maps = model.predict(image, um_per_px=scale)
     prob = np.where(valid, maps["hair"], 0.0).astype(np.float32)
     settings = settings.replace(darkness_low=model.thresholds["low"], darkness_threshold=model.thresholds["high"])
     tips = None
-    if model.thresholds.get("tip") is not None:
+    if with_tips and model.thresholds.get("tip") is not None:
         tips = tip_points(np.where(valid, maps["tip"], 0.0), threshold=model.thresholds["tip"],
                           min_distance_px=max(2, round(2 * model.um_per_px / scale)))
     return prob, tips, settings
@@ -591,8 +599,8 @@ def tip_points(tip_map: np.ndarray, *, threshold: float, min_distance_px: int) -
     """Cut-tip positions (row, col), float array (K, 2): local maxima of a tip heat map above ``threshold``.
 
     A map that nowhere exceeds ``threshold`` has no peak; it is answered
-    without the maximum filter (the dark-frame model's map on every dark
-    frame: its tip head stays below its threshold, 0.02 s a frame saved).
+    without the maximum filter (``hairnet-v2``'s tip head stays below its
+    threshold on every frame).
     """
     from skimage.feature import peak_local_max
 
@@ -658,7 +666,7 @@ def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0) -> None:
         if kinds[0] != kinds[1]:
             end = 0 if kinds[0] == "junction" else 1
             if forks is None or (id(c), end) in forks:
-                c.root, c.confident = end, True
+                c.root, c.confident, c.root_evidence = end, True, "fork"
     _follow_forks(cands)
     direction = _frame_direction(cands)
     visible_scores = [s for c in cands for s, cut in zip(c.scores, c.cut) if not cut]
@@ -668,12 +676,12 @@ def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0) -> None:
             continue
         axis = _root_to_tip(c.hair.path, 0)
         if direction is not None and abs(float(axis @ direction)) >= np.cos(np.deg2rad(40)):
-            c.root = 0 if float(axis @ direction) > 0 else 1
+            c.root, c.root_evidence = (0 if float(axis @ direction) > 0 else 1), "direction"
         elif c.cut[0] != c.cut[1]:
             inner = 1 if c.cut[0] else 0
-            c.root = inner if c.scores[inner] >= median_score else 1 - inner
+            c.root, c.root_evidence = (inner if c.scores[inner] >= median_score else 1 - inner), "cut"
         else:
-            c.root = int(np.argmax(c.scores))
+            c.root, c.root_evidence = int(np.argmax(c.scores)), "own"
     if forks is not None:
         for c in cands:
             c.hidden_root = c.hair.end_kinds[c.root] == "junction" and (id(c), c.root) not in forks
@@ -885,6 +893,7 @@ def _follow_forks(cands: list[Candidate]) -> None:
                 v = _root_to_tip(f.hair.path, f.root)
                 c.root = 0 if float(_root_to_tip(c.hair.path, 0) @ v) > 0 else 1
                 c.confident = True
+                c.root_evidence = "follow"
                 c.partner = f
                 f.emergence = c.hair.path[0 if c.root == 0 else -1]
                 break
