@@ -37,12 +37,35 @@ what is lost then is lost after segmentation (tracing, splitting, the
 counting rule). The light-shaft search among dark shafts does not run then
 (the mask holds the light shafts already).
 
+Each truth hair also gets ``emergence_covered``: another unit's shaft
+touches its emergence point (their centre lines closer than the two half
+widths + 1 px), as when a clipped hair's tip lies on the next opening in a
+dense frame. A table splits the stages by it.
+
+The counted hairs no truth hair matched (the count's excess) are sorted by
+what lies under their centre line (at least 60% of it within a truth hair's
+half width + 3 px, or 20-60% for ``partly on a hair``):
+
+* ``piece of a found hair``: a truth hair another counted hair matched, which
+  this one runs beside for less than half its length (a shaft broken at a
+  junction, both pieces counted);
+* ``twin of a found hair``: the same, running beside it (one shaft traced
+  twice, or a unit-mate rooted on the other's shaft);
+* ``on a missed hair``: a counted truth hair nothing matched (its emergence
+  point was placed off: wrong end, or moved along a fused stripe);
+* ``on an uncounted hair``: a truth hair the density rule does not count
+  (its emergence lies outside the field);
+* ``partly on a hair`` and ``on skin``.
+
+They are split by what chose their root end (``Candidate.root_evidence``).
+
 The last table takes every counted stripe before fused stripes are split
 (``Stages.inside``) and gives how many truth hairs run along it against its
 width relative to the frame's median stripe width — the quantity
 ``Settings.fused_ratio`` splits on. Long-hair scenes are left out
 (``--with-long-hair`` keeps them). Writes ``OUT/stages.csv`` (one row per
-truth hair) and ``OUT/stripes.csv`` (one row per counted stripe) when ``--out`` is given.
+truth hair), ``OUT/stripes.csv`` (one row per counted stripe) and
+``OUT/extras.csv`` (one row per unmatched counted hair) when ``--out`` is given.
 """
 from __future__ import annotations
 
@@ -86,12 +109,62 @@ def truth_mask(truth: dict) -> np.ndarray:
     return mask.astype(np.float32)
 
 
-def frame_tables(truth_path: Path, oracle: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per truth hair: found or the stage that lost it; per counted stripe: truth hairs along it and width ratio.
+def emergence_covered(targets: list[dict], hairs: list[dict], um_per_px: float) -> np.ndarray:
+    """Per target: does another unit's shaft touch its emergence point (centre lines closer than the two
+    half widths + 1 px)? ``hairs``: every truth hair of the frame."""
+    from scipy.spatial import cKDTree
+
+    lines = [np.asarray(h["centerline_rc"], float) for h in hairs]
+    if not lines:
+        return np.zeros(len(targets), bool)
+    points = np.vstack(lines)
+    owner = np.concatenate([np.full(len(line), i) for i, line in enumerate(lines)])
+    half = np.array([h["width_um"] / um_per_px / 2 for h in hairs])
+    tree = cKDTree(points)
+    out = np.zeros(len(targets), bool)
+    for j, t in enumerate(targets):
+        e, own = np.asarray(t["emergence_rc"], float), t["width_um"] / um_per_px / 2
+        for k in tree.query_ball_point(e, own + half.max() + 1):
+            o = hairs[owner[k]]
+            if o["unit_id"] != t["unit_id"] and np.hypot(*(points[k] - e)) <= own + half[owner[k]] + 1:
+                out[j] = True
+                break
+    return out
+
+
+def extra_kind(path: np.ndarray, truth: dict, targets: list[dict], found: set[int], matched_paths: dict[int, np.ndarray]
+               ) -> str:
+    """What lies under an unmatched counted hair's centre line (see the module doc)."""
+    um = float(truth["um_per_px"])
+    p = np.asarray(path, float)[::2]
+    best, cover = None, 0.0
+    for h in truth["hairs"]:
+        line = np.asarray(h["centerline_rc"], float)[::2]
+        d = np.min(np.linalg.norm(p[:, None, :] - line[None, :, :], axis=2), axis=1)
+        share = float(np.mean(d <= 0.5 * h["width_um"] / um + 3))
+        if share > cover:
+            best, cover = h, share
+    if cover < 0.6:
+        return "partly on a hair" if cover >= 0.2 else "on skin"
+    index = next((j for j, t in enumerate(targets) if t["hair_id"] == best["hair_id"]), None)
+    if index is None:
+        return "on an uncounted hair"
+    if index not in found:
+        return "on a missed hair"
+    q = matched_paths[index]
+    d = np.min(np.linalg.norm(p[:, None, :] - q[None, :, :], axis=2), axis=1)
+    beside = float(np.mean(d <= 0.5 * best["width_um"] / um + 1))
+    return "twin of a found hair" if beside >= 0.5 else "piece of a found hair"
+
+
+def frame_tables(truth_path: Path, oracle: bool = False
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame]:
+    """Per truth hair: found or the stage that lost it; per counted stripe: truth hairs along it and width
+    ratio; the frame's count; per unmatched counted hair: what lies under it and what rooted it.
 
     ``oracle``: the core reads the truth's own hair mask (:func:`truth_mask`) instead of segmenting the frame."""
     from pipeline.evaluate import EvaluationSettings, match_phantom_frame
-    from pipeline.frame import frame_stages, measure_stages
+    from pipeline.frame import counted_hairs, frame_stages, measure_stages
     from pipeline.imageio import read_image
     from pipeline.settings import Settings
 
@@ -109,12 +182,18 @@ def frame_tables(truth_path: Path, oracle: bool = False) -> tuple[pd.DataFrame, 
         [k for k in range(len(result.hairs)) if k not in matched_pred]]
     counted = {id(c) for c in stages.inside}
     seen = _model_view(stages, um, targets)
+    covered = emergence_covered(targets, truth["hairs"], um)
     rows = []
     for j, h in enumerate(targets):
         line, width_px = h["centerline_rc"], h["width_um"] / um
         stage = "found" if j in found else _lost_at(line, width_px, stages, unmatched, counted)
         rows.append({"frame": truth_path.stem, "hair_colour": h["color"], "width_um": h["width_um"], "stage": stage,
-                     "um_per_px": um, "model_prob": seen[j]})
+                     "um_per_px": um, "model_prob": seen[j], "emergence_covered": bool(covered[j])})
+    read = counted_hairs(stages, um)
+    matched_paths = {j: np.asarray(result.paths[int(kept[i])], float)[::2] for i, j, _ in pairs}
+    extras = [{"frame": truth_path.stem, "kind": extra_kind(result.paths[k], truth, targets, found, matched_paths),
+               "root_evidence": read[k].root_evidence, "thickness_um": float(result.hairs["thickness_um"].iloc[k])}
+              for k in range(len(result.hairs)) if k not in matched_pred]
     stripes = []
     if len(stages.inside) >= 3:
         typical = float(np.median([c.thickness_px for c in stages.inside]))
@@ -128,7 +207,8 @@ def frame_tables(truth_path: Path, oracle: bool = False) -> tuple[pd.DataFrame, 
              "read": len(result.hairs)}
     return (pd.DataFrame(rows).assign(frame_kind=kind),
             pd.DataFrame(stripes, columns=["frame", "truth_hairs_along", "width_ratio", "lobes"]).assign(frame_kind=kind),
-            count)
+            count,
+            pd.DataFrame(extras, columns=["frame", "kind", "root_evidence", "thickness_um"]).assign(frame_kind=kind))
 
 
 def _model_view(stages, um: float, targets: list[dict]) -> np.ndarray:
@@ -205,6 +285,7 @@ def main() -> None:
     hairs = pd.concat([p[0] for p in parts], ignore_index=True)
     stripes = pd.concat([p[1] for p in parts], ignore_index=True)
     counts = pd.DataFrame([p[2] for p in parts])
+    extras = pd.concat([p[3] for p in parts], ignore_index=True)
     counts["ape"] = 100 * (counts["read"] - counts["truth"]).abs() / counts["truth"].clip(lower=1)
     print(f"{len(paths)} frames, {len(hairs)} truth hairs; count MAPE {counts['ape'].mean():.2f}% (dark-hair frames "
           f"{counts.loc[counts.frame_kind == 'dark-hair frame', 'ape'].mean():.2f}%, light-hair frames "
@@ -213,7 +294,13 @@ def main() -> None:
     share = pd.crosstab(hairs["frame_kind"], hairs["stage"], normalize="index")
     print("Where the truth hairs went (share of each kind's hairs):")
     print(share.reindex(columns=[c for c in ORDER if c in share.columns]).round(3).to_string(), "\n")
+    covered = pd.crosstab([hairs["frame_kind"], hairs["emergence_covered"]], hairs["stage"])
+    print("By whether another unit's shaft touches the hair's emergence point (hairs):")
+    print(covered.reindex(columns=[c for c in ORDER if c in covered.columns]).to_string(), "\n")
     _print_light_among_dark(hairs)
+    print(f"Counted hairs no truth hair matched ({len(extras)}; the count's excess): what lies under them (rows)"
+          " by what chose their root end (columns):")
+    print(pd.crosstab([extras["frame_kind"], extras["kind"]], extras["root_evidence"], margins=True).to_string(), "\n")
     dark = stripes[stripes["frame_kind"] == "dark-hair frame"]
     bins = pd.cut(dark["width_ratio"], [0, 0.8, 1.2, 1.6, 2.0, 2.5, np.inf])
     print("Counted stripes of dark-hair frames before the fused split: truth hairs along them (rows)"
@@ -223,7 +310,8 @@ def main() -> None:
         a.out.mkdir(parents=True, exist_ok=True)
         hairs.to_csv(a.out / "stages.csv", index=False)
         stripes.to_csv(a.out / "stripes.csv", index=False)
-        print(f"\nwrote {a.out / 'stages.csv'} and {a.out / 'stripes.csv'}")
+        extras.to_csv(a.out / "extras.csv", index=False)
+        print(f"\nwrote stages.csv, stripes.csv and extras.csv to {a.out}")
 
 
 if __name__ == "__main__":

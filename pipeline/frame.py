@@ -193,11 +193,7 @@ def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
     """The rest of :func:`measure_frame` from its stages: fused stripes split, hairs tabulated, metrics."""
     settings = st.settings
     scale = um_per_px or settings.scale_um_per_px
-    if st.tips is None:
-        counted = split_fused(st.inside, ratio=settings.fused_ratio, quantile=settings.fused_quantile,
-                              min_px=settings.fused_min_um / scale)
-    else:
-        counted = split_by_tips(st.inside, st.tips)
+    counted = counted_hairs(st, scale)
     hairs, paths = _hair_table(counted, um_per_px, settings, mask=st.mask)
     area_cm2 = None if um_per_px is None else st.field_rows.sum() * st.image.shape[1] * (um_per_px * 1e-4) ** 2
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
@@ -207,6 +203,16 @@ def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
     metrics["route_source"] = "" if st.used == "learned" else "frame" if settings.route == "auto" else "fixed"
     metrics["long_shaft_pct"] = round(100.0 * long_shaft_share(st.cands, scale), 2)
     return FrameResult(hairs, metrics, paths, st.valid, st.prob, st.mask)
+
+
+def counted_hairs(st: Stages, scale: float) -> list[Candidate]:
+    """The counted hairs of a frame's stages, one per row of its hair table: touching shafts of one
+    stripe split by their width and lobes (:func:`split_fused`), or by a learned model's cut tips
+    (:func:`split_by_tips`) when the stages hold tips. ``scale``: µm per pixel."""
+    s = st.settings
+    if st.tips is None:
+        return split_fused(st.inside, ratio=s.fused_ratio, quantile=s.fused_quantile, min_px=s.fused_min_um / scale)
+    return split_by_tips(st.inside, st.tips)
 
 
 #: Half-width (µm) of the band around ``bright_veto_model``'s mask where a
