@@ -94,7 +94,9 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     dark skin, which the classical path reads on a brightness map kept near
     what ``bright_veto_model`` sees (``bright_hair_skin_below``,
     :func:`_seen_by_model`);
-    else the classical darkness map.  A fixed ``settings.route`` (e.g.
+    else the classical darkness map.  On a light-hair route, a frame whose
+    shafts are yellower than skin gets its yellow shafts added
+    (:func:`with_yellow_shafts`, ``settings.yellow_shaft_b``).  A fixed ``settings.route`` (e.g.
     ``"colour+model"``, :func:`route_of`) replaces that choice.  Every consumer of a frame's probability (the core, the
     re-examination of gained and lost hairs across visits) goes through
     here, so they read the same map.
@@ -118,7 +120,54 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
         prob = segment.probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)
         if con.bright:
             prob, used = _seen_by_model(prob, image, valid, scale, settings), "classical_light_hair"
+    if probability is None and used in LIGHT_ROUTES and settings.yellow_shaft_b > 0:
+        prob = with_yellow_shafts(prob, image, valid, scale, settings)
     return HairMap(image, valid, field_rows, con, prob, tips, used, settings)
+
+
+#: The routes of frames whose shafts are not plainly darker than skin (:func:`hair_map`).
+LIGHT_ROUTES = ("learned_light_hair", "learned_low_contrast", "classical_light_hair")
+#: Least hair pixels (probability above 0.5) for a frame's shaft hue to be read.
+YELLOW_MIN_PIXELS = 50
+#: The yellowness that stands for a probability of 1 is the frame's 99.5th percentile on skin, at least
+#: this (CIELAB b* units).
+YELLOW_FULL_MIN = 4.0
+
+
+def with_yellow_shafts(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale: float,
+                       settings: Settings) -> np.ndarray:
+    """A light-hair frame's probability with its yellow shafts added, when its shafts are yellow.
+
+    When the median CIELAB b* excess over the skin (:func:`segment.yellowness_map`)
+    of the pixels ``prob`` calls hair (above 0.5) is at least
+    ``settings.yellow_shaft_b``, the frame's hair is blond, and its
+    yellowness relative to the frame's 99.5th percentile joins the
+    probability (the larger of the two).  Grey and white shafts are no
+    yellower than skin, so their frames keep their map.
+
+    Parameters
+    ----------
+    prob : ndarray of float32, shape (M, N)
+        The frame's hair probability, 0 outside ``valid``.
+    image : ndarray of uint8, shape (M, N, 3)
+    valid : ndarray of bool, shape (M, N)
+        Skin pixels.
+    scale : float
+        Pixel size (µm/px).
+    settings : Settings
+
+    Returns
+    -------
+    ndarray of float32, shape (M, N)
+    """
+    hair = (prob > 0.5) & valid
+    if int(hair.sum()) < YELLOW_MIN_PIXELS:
+        return prob
+    yellow = segment.yellowness_map(image, max_width_px=settings.max_width_um / scale, valid=valid)
+    if float(np.median(yellow[hair])) < settings.yellow_shaft_b:
+        return prob
+    full = max(float(np.percentile(yellow[valid], 99.5)), YELLOW_FULL_MIN)
+    return np.where(valid, np.maximum(prob, np.clip(yellow / full, 0.0, 1.0)), 0.0).astype(np.float32)
 
 
 def light_shaft_map(hm: HairMap, *, um_per_px: float | None) -> np.ndarray | None:

@@ -217,6 +217,26 @@ def colour_contrast(image: np.ndarray, *, max_width_px: float, valid: np.ndarray
     return np.clip(np.sqrt(diff / 3), 0.0, 1.0).astype(np.float32)
 
 
+def yellowness_map(image: np.ndarray, *, max_width_px: float, valid: np.ndarray | None = None) -> np.ndarray:
+    """How much yellower than the local skin every pixel is: CIELAB b* minus the skin's (float32, b* units).
+
+    Blond shafts differ from skin mostly in hue: they are yellower, where
+    white scales, glare and grey or white shafts are not. Negative where a
+    pixel is bluer than the skin around it. ``valid`` (skin pixels) keeps
+    strips, text and glare out of the skin level (:func:`skin_background`).
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (M, N, 3)
+        RGB frame.
+    max_width_px : float
+        Widest shaft (pixels); sets the window of the skin level.
+    valid : ndarray of bool, shape (M, N), optional
+    """
+    b = cv2.cvtColor(np.ascontiguousarray(image, dtype=np.uint8), cv2.COLOR_RGB2LAB)[..., 2].astype(np.float32)
+    return b - skin_background(b, max_width_px=max_width_px, valid=valid)
+
+
 def _reference_contrast(dark: np.ndarray, valid: np.ndarray | None) -> float:
     """Plateau contrast of the frame's thick shafts (99.5th percentile)."""
     d = dark[valid] if valid is not None else dark.ravel()

@@ -50,6 +50,23 @@ class Settings:
         to skin), it is read as light hair (blond, grey, white): colour
         distance from skin replaces darkness, or brightness on dark skin
         (``bright_hair_skin_below``).
+    yellow_shaft_b : float
+        A frame on a light-hair route (``segmenter`` ``learned_light_hair``,
+        ``learned_low_contrast`` or ``classical_light_hair``) whose hair
+        pixels are at least this much yellower than the skin around them
+        (median CIELAB b* excess, :func:`pipeline.segment.yellowness_map`)
+        has blond hair: the yellowness joins its hair probability
+        (:func:`pipeline.frame.with_yellow_shafts`; 0 turns it off). The
+        light-hair model saw 19 of 202 blond shafts at 15.6 µm/px (tuning
+        phantom 98_0006), the yellowness most of them. On the 51 light-hair
+        frames of tuning suites 95-98 the median b* excess on hair was 6.9
+        to 14.0 for the 18 blond frames, -16.9 to -0.7 for the grey and
+        white ones (any value from 0 to 6.9 routes them alike). Tuning suites 95 / 96 / 97 / 98
+        (2026-12-04, session 37): count MAPE 15.51 / 16.91 / 21.35 / 20.25%
+        -> 14.13 / 15.86 / 21.21 / 19.38%, thickness MAE of matched hairs
+        5.01 / 5.49 / 5.97 / 5.08 -> 5.14 / 5.44 / 6.03 / 6.28 µm (98: 66
+        more blond hairs of 98_0006 measured, 1-5 px wide, +25 µm). Real
+        fdu_val frames are dark hair and never take a light-hair route.
     bright_hair_skin_below : float
         A frame of light hair whose skin is darker than this (median of the
         channel mean over skin pixels, 0-255) is read by the classical path
@@ -465,6 +482,7 @@ class Settings:
     darkness_low: float = 0.42
     ridge_gain: float = 0.0
     light_hair_below: float = 0.3
+    yellow_shaft_b: float = 4.0
     bright_hair_skin_below: float = 110.0
     translucent_edge_level: float = 0.2
     line_length_um: float = 150.0
@@ -543,6 +561,8 @@ class Settings:
                 f"emergence_reach is how far the emergence point may move beyond the centre line's end, in shaft "
                 f"radii, 0 (off) to 20, not {self.emergence_reach}"
             )
+        if self.yellow_shaft_b < 0:
+            raise ValueError(f"yellow_shaft_b is a CIELAB b* difference, 0 (off) or more, not {self.yellow_shaft_b}")
         if not 0 <= self.split_shaft_deg < 90:
             raise ValueError(f"split_shaft_deg is an angle in degrees, 0 (off) to under 90, not {self.split_shaft_deg}")
         if not 0 <= self.thickness_percentile <= 100:

@@ -942,3 +942,47 @@ def test_tip_points_match_peak_local_max_also_below_the_threshold(seed, threshol
     assert found.shape[1] == 2 and found.dtype == float
     np.testing.assert_array_equal(found, expected.reshape(-1, 2))
     assert len(tip_points(np.full((9, 9), threshold, np.float32), threshold=threshold, min_distance_px=1)) == 0
+
+
+def _bars_on_skin(shaft_rgb, skin_rgb=(190, 150, 135), n=3, cast=(1.0, 1.0, 1.0)):
+    """Frame of ``n`` horizontal shafts 6 px wide, 300 px long, on flat skin (RGB uint8), under a light of
+    colour ``cast`` (RGB gains on both)."""
+    img = np.empty((240, 400, 3), np.float32)
+    img[:] = skin_rgb
+    for k in range(n):
+        r = 40 + 70 * k
+        img[r:r + 6, 50:350] = shaft_rgb
+    return np.clip(img * np.asarray(cast, np.float32), 0, 255).astype(np.uint8)
+
+
+BLOND, GREY, BLUE_LIGHT = (215, 180, 95), (185, 185, 185), (0.8, 0.9, 1.25)
+
+
+def test_yellowness_is_the_b_star_excess_of_a_blond_shaft_over_skin():
+    from pipeline.segment import yellowness_map
+
+    img = _bars_on_skin(BLOND, n=1)
+    lab = cv2.cvtColor(img, cv2.COLOR_RGB2LAB).astype(float)
+    y = yellowness_map(img, max_width_px=20)
+    assert y[42, 200] == pytest.approx(lab[42, 200, 2] - lab[0, 0, 2], abs=0.5) and y[42, 200] > 10  # on the shaft
+    assert abs(y[150, 200]) < 0.5  # on skin
+    # a grey shaft is less yellow than skin, also under a bluish light that makes both bluer
+    assert yellowness_map(_bars_on_skin(GREY, n=1), max_width_px=20)[42, 200] < -5
+    assert yellowness_map(_bars_on_skin(GREY, n=1, cast=BLUE_LIGHT), max_width_px=20)[42, 200] < -5
+    assert yellowness_map(_bars_on_skin(BLOND, n=1, cast=BLUE_LIGHT), max_width_px=20)[42, 200] > 10
+
+
+def test_yellow_shafts_join_the_map_only_on_a_frame_of_yellow_hair():
+    from pipeline.frame import with_yellow_shafts
+
+    valid = np.ones((240, 400), bool)
+    seen = np.zeros((240, 400), np.float32)
+    seen[40:46, 50:350] = 1.0  # the map sees the first of three shafts
+    for cast in ((1.0, 1.0, 1.0), BLUE_LIGHT):
+        blond = with_yellow_shafts(seen, _bars_on_skin(BLOND, cast=cast), valid, 5.0, Settings())
+        assert (blond[110:116, 60:340] > 0.5).all() and (blond[180:186, 60:340] > 0.5).all()
+        assert (blond[120:170, :] < 0.1).all()  # skin between the shafts stays skin
+        assert with_yellow_shafts(seen, _bars_on_skin(GREY, cast=cast), valid, 5.0, Settings()) is seen
+    assert with_yellow_shafts(seen, _bars_on_skin(BLOND), valid, 5.0, Settings(yellow_shaft_b=40.0)) is seen
+    with pytest.raises(ValueError, match="yellow_shaft_b"):
+        Settings(yellow_shaft_b=-1.0)
