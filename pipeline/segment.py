@@ -616,13 +616,14 @@ def _leg_span(g: np.ndarray, leg: np.ndarray, *, axis: int, follow: bool = True,
     return lo, hi
 
 
-def remove_scale_bar(image: np.ndarray) -> np.ndarray:
+def remove_scale_bar(image: np.ndarray, *, min_length_px: int = 101) -> np.ndarray:
     """The frame with a detected L scale bar painted over from its surroundings.
 
     Inpainting (Telea 2004, doi:10.1080/10867651.2004.10487596) rather than
-    masking: a shaft crossing the thin bar stays one shaft.
+    masking: a shaft crossing the thin bar stays one shaft. ``min_length_px``:
+    the shortest leg searched for (:func:`find_scale_bar`).
     """
-    bar = scale_bar(image)
+    bar = scale_bar(image, min_length_px=min_length_px)
     if not bar.any():
         return image
     return cv2.inpaint(image, bar.astype(np.uint8), 3, cv2.INPAINT_TELEA)

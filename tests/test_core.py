@@ -255,6 +255,20 @@ def test_burned_in_scale_bar_is_not_a_hair():
     assert analyze_frame(img, um_per_px=2.78).metrics["hair_count"] == 1
 
 
+def test_short_scale_bar_of_a_low_magnification_frame_is_not_a_hair():
+    """At 12.5 µm/px a '1.0 mm' bar's legs are 80 px, shorter than a bar searched for without the pixel
+    size; with it they are found and painted out (the L read 1 hair before), and a crossing shaft stays one."""
+    from pipeline.frame import bar_search_px
+
+    assert bar_search_px(12.5, Settings()) == 64 and bar_search_px(2.78, Settings()) == 101
+    img = blank(400, 500)
+    cv2.line(img, (30, 360), (110, 360), (60, 60, 60), 2)
+    cv2.line(img, (30, 360), (30, 280), (60, 60, 60), 2)
+    assert analyze_frame(img, um_per_px=12.5).metrics["hair_count"] == 0
+    bar(img, 300, 80, 400, 200, 6)
+    assert analyze_frame(img, um_per_px=12.5).metrics["hair_count"] == 1
+
+
 def _textured_dark_skin_with_one_shaft(strip: bool) -> np.ndarray:
     """Skin tone like phantom tone 5 with smooth mottling, one thick shaft, optionally a light padding strip."""
     rng = np.random.default_rng(0)
