@@ -141,9 +141,10 @@ def bar_search_px(scale: float, settings: Settings) -> int:
     ``BAR_MIN_PX``, or ``BAR_SHARE`` of a ``settings.scale_bar_um`` bar's leg
     when that is shorter (at least ``BAR_FLOOR_PX``): a 1 mm bar is 78 px
     long at 12.9 µm/px, and left in the frame its legs are counted as hairs.
-    On the tuning phantoms (seeds 95-98) the 18 frames coarser than about
-    10 µm/px had 7 bars: 0 found before, 4 with their exact length after,
-    and no bar found in the 11 frames without one.
+    On the tuning phantoms (seeds 95-98) the 18 frames coarser than 7.9
+    µm/px (where the search length changes) had 7 bars, 70-108 px: 0 found
+    before, 4 with their exact length after, and no bar found in the 11
+    frames without one.
     """
     expected = settings.scale_bar_um / scale
     return int(max(BAR_FLOOR_PX, min(BAR_MIN_PX, round(BAR_SHARE * expected))))
