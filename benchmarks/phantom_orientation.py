@@ -38,14 +38,14 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from phantom_misses import frame_image  # noqa: E402
+from phantom_stages import distances  # noqa: E402
 
 
 def _along_best(path: np.ndarray, reach: float, lines: list[np.ndarray]) -> int | None:
     """Index of the truth centre line the traced ``path`` runs along (closest in mean distance), or None."""
     best, best_d = None, np.inf
-    q = np.asarray(path, float)[::2]
     for k, line in enumerate(lines):
-        d = np.min(np.linalg.norm(q[:, None, :] - line[None, ::2, :], axis=2), axis=1)
+        d = distances(path, line)
         if np.mean(d <= reach) > 0.6 and d.mean() < best_d:
             best, best_d = k, float(d.mean())
     return best

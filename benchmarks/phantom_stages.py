@@ -85,11 +85,15 @@ ORDER = ["found", "masked", "not segmented", "not traced", "dropped", "not count
          "root off the shaft"]
 
 
+def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distance (px) from every second point of line ``a`` to the nearest of every second point of line ``b``."""
+    p, q = np.asarray(a, float)[::2], np.asarray(b, float)[::2]
+    return np.min(np.linalg.norm(p[:, None, :] - q[None, :, :], axis=2), axis=1)
+
+
 def _along(truth_line: np.ndarray, path: np.ndarray, reach: float) -> bool:
     """At least 60% of the truth centre line within ``reach`` px of a traced path."""
-    t, q = truth_line[::2], np.asarray(path, float)[::2]
-    d = np.min(np.linalg.norm(t[:, None, :] - q[None, :, :], axis=2), axis=1)
-    return bool(np.mean(d <= reach) >= 0.6)
+    return bool(np.mean(distances(truth_line, path) <= reach) >= 0.6)
 
 
 def _samples(line: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -136,12 +140,9 @@ def extra_kind(path: np.ndarray, truth: dict, targets: list[dict], found: set[in
                ) -> str:
     """What lies under an unmatched counted hair's centre line (see the module doc)."""
     um = float(truth["um_per_px"])
-    p = np.asarray(path, float)[::2]
     best, cover = None, 0.0
     for h in truth["hairs"]:
-        line = np.asarray(h["centerline_rc"], float)[::2]
-        d = np.min(np.linalg.norm(p[:, None, :] - line[None, :, :], axis=2), axis=1)
-        share = float(np.mean(d <= 0.5 * h["width_um"] / um + 3))
+        share = float(np.mean(distances(path, h["centerline_rc"]) <= 0.5 * h["width_um"] / um + 3))
         if share > cover:
             best, cover = h, share
     if cover < 0.6:
@@ -151,9 +152,7 @@ def extra_kind(path: np.ndarray, truth: dict, targets: list[dict], found: set[in
         return "on an uncounted hair"
     if index not in found:
         return "on a missed hair"
-    q = matched_paths[index]
-    d = np.min(np.linalg.norm(p[:, None, :] - q[None, :, :], axis=2), axis=1)
-    beside = float(np.mean(d <= 0.5 * best["width_um"] / um + 1))
+    beside = float(np.mean(distances(path, matched_paths[index]) <= 0.5 * best["width_um"] / um + 1))
     return "twin of a found hair" if beside >= 0.5 else "piece of a found hair"
 
 
@@ -190,7 +189,7 @@ def frame_tables(truth_path: Path, oracle: bool = False
         rows.append({"frame": truth_path.stem, "hair_colour": h["color"], "width_um": h["width_um"], "stage": stage,
                      "um_per_px": um, "model_prob": seen[j], "emergence_covered": bool(covered[j])})
     read = counted_hairs(stages, um)
-    matched_paths = {j: np.asarray(result.paths[int(kept[i])], float)[::2] for i, j, _ in pairs}
+    matched_paths = {j: result.paths[int(kept[i])] for i, j, _ in pairs}
     extras = [{"frame": truth_path.stem, "kind": extra_kind(result.paths[k], truth, targets, found, matched_paths),
                "root_evidence": read[k].root_evidence, "thickness_um": float(result.hairs["thickness_um"].iloc[k])}
               for k in range(len(result.hairs)) if k not in matched_pred]

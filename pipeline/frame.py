@@ -120,14 +120,11 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
         prob = segment.probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)
         if con.bright:
             prob, used = _seen_by_model(prob, image, valid, scale, settings), "classical_light_hair"
-    if probability is None and used in LIGHT_ROUTES and settings.yellow_shaft_b > 0:
+    if used in LIGHT_ROUTES and settings.yellow_shaft_b > 0:
         prob = with_yellow_shafts(prob, image, valid, scale, settings)
     return HairMap(image, valid, field_rows, con, prob, tips, used, settings)
 
 
-#: Shortest scale-bar leg searched for (pixels), unless the frame's pixel size makes a bar shorter: a
-#: device's "1.0 mm" bar at 70x (2.78 µm/px) is about 360 px, and shorter thin L shapes are rarely bars.
-BAR_MIN_PX = 101
 #: At low magnification the shortest leg searched for is this share of the leg a ``Settings.scale_bar_um``
 #: bar has at the frame's pixel size ...
 BAR_SHARE = 0.8
@@ -138,7 +135,7 @@ BAR_FLOOR_PX = 40
 def bar_search_px(scale: float, settings: Settings) -> int:
     """Shortest scale-bar leg to search a frame of pixel size ``scale`` (µm/px) for (pixels).
 
-    ``BAR_MIN_PX``, or ``BAR_SHARE`` of a ``settings.scale_bar_um`` bar's leg
+    ``segment.BAR_MIN_PX``, or ``BAR_SHARE`` of a ``settings.scale_bar_um`` bar's leg
     when that is shorter (at least ``BAR_FLOOR_PX``): a 1 mm bar is 78 px
     long at 12.9 µm/px, and left in the frame its legs are counted as hairs.
     On the tuning phantoms (seeds 95-98) the 18 frames coarser than 7.9
@@ -147,7 +144,7 @@ def bar_search_px(scale: float, settings: Settings) -> int:
     frames without one.
     """
     expected = settings.scale_bar_um / scale
-    return int(max(BAR_FLOOR_PX, min(BAR_MIN_PX, round(BAR_SHARE * expected))))
+    return int(max(BAR_FLOOR_PX, min(segment.BAR_MIN_PX, round(BAR_SHARE * expected))))
 
 
 #: The routes of frames whose shafts are not plainly darker than skin (:func:`hair_map`).

@@ -434,7 +434,12 @@ def frame_regions(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return valid, ~band_rows
 
 
-def scale_bar(image: np.ndarray, *, min_length_px: int = 101, corner_px: int = 8) -> np.ndarray:
+#: Shortest scale-bar leg searched for (pixels) when nothing says a bar is shorter: a device's "1.0 mm" bar at
+#: 70x (2.78 µm/px) is about 360 px, and shorter thin L shapes are rarely bars.
+BAR_MIN_PX = 101
+
+
+def scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX, corner_px: int = 8) -> np.ndarray:
     """An L-shaped scale bar burned into the frame (bool, grown 4 px), or nothing.
 
     See :func:`find_scale_bar`; this is its mask (all False without a bar).
@@ -446,7 +451,7 @@ def scale_bar(image: np.ndarray, *, min_length_px: int = 101, corner_px: int = 8
 _BAR_CACHE: list = []  # one entry: ((shape, crc32, options), result)
 
 
-def find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
+def find_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX,
                    corner_px: int = 8) -> tuple[np.ndarray, float, float] | None:
     """Cached :func:`_find_scale_bar`: a frame is searched once though calibration and the core both ask.
 
@@ -464,7 +469,7 @@ def find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
     return found
 
 
-def _find_scale_bar(image: np.ndarray, *, min_length_px: int = 101,
+def _find_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX,
                     corner_px: int = 8) -> tuple[np.ndarray, float, float] | None:
     """An L-shaped scale bar burned into the frame: its mask and leg lengths.
 
@@ -616,7 +621,7 @@ def _leg_span(g: np.ndarray, leg: np.ndarray, *, axis: int, follow: bool = True,
     return lo, hi
 
 
-def remove_scale_bar(image: np.ndarray, *, min_length_px: int = 101) -> np.ndarray:
+def remove_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX) -> np.ndarray:
     """The frame with a detected L scale bar painted over from its surroundings.
 
     Inpainting (Telea 2004, doi:10.1080/10867651.2004.10487596) rather than
