@@ -16,13 +16,17 @@ def test_benchmark_parses(script: Path):
     compile(script.read_text(encoding="utf-8"), str(script), "exec")
 
 
-def _stages_module():
+def _module(name: str):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("phantom_stages", Path(__file__).resolve().parent.parent / "benchmarks" / "phantom_stages.py")
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _stages_module():
+    return _module("phantom_stages")
 
 
 def _hair(hair_id, unit_id, line, width_um=20.0):
@@ -58,3 +62,35 @@ def test_extra_kind_sorts_unmatched_hairs_by_what_lies_under_them():
     assert ps.extra_kind(piece, truth, targets, set(), {}) == "on a missed hair"
     assert ps.extra_kind(np.array(out["centerline_rc"]), truth, targets, {0}, matched) == "on an uncounted hair"
     assert ps.extra_kind(skin, truth, targets, {0}, matched) == "on skin"
+
+
+def test_tips_along_a_stripe_count_its_hairs_but_not_at_its_root():
+    import dataclasses
+    from types import SimpleNamespace
+
+    th = _module("tip_head")
+
+    @dataclasses.dataclass
+    class Stripe:
+        hair: SimpleNamespace
+        radius_px: float
+        root: int | None
+        thickness_px: float
+
+    path = np.array([(50.0, c) for c in range(10, 110)])
+    stripe = Stripe(SimpleNamespace(path=path), 3.0, 0, 6.0)
+    far_end, mid, at_root, off = (50.0, 109.0), (51.0, 60.0), (50.0, 12.0), (70.0, 60.0)
+    assert len(th.tips_along([stripe], np.zeros((0, 2)))) == 1
+    assert len(th.tips_along([stripe], np.array([far_end, off]))) == 1
+    two = th.tips_along([stripe], np.array([far_end, mid, at_root]))
+    assert len(two) == 2 and all(c.thickness_px == 3.0 for c in two)
+    assert len(th.tips_along([dataclasses.replace(stripe, root=None)], np.array([far_end, mid, at_root]))) == 3
+
+
+def test_tip_peaks_match_truth_tips_within_reach():
+    th = _module("tip_head")
+    truth = np.array([(10.0, 10.0), (50.0, 50.0)])
+    peaks = np.array([(12.0, 10.0), (50.0, 58.0), (90.0, 90.0)])
+    assert th.match_points(peaks, truth, np.array([3.0, 5.0])) == (1, 1)
+    assert th.match_points(peaks, truth, np.array([3.0, 9.0])) == (2, 2)
+    assert th.match_points(np.zeros((0, 2)), truth, np.array([3.0, 3.0])) == (0, 0)
