@@ -19,7 +19,8 @@ def test_benchmark_parses(script: Path):
 def _module(name: str):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py")
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -94,3 +95,20 @@ def test_tip_peaks_match_truth_tips_within_reach():
     assert th.match_points(peaks, truth, np.array([3.0, 5.0])) == (1, 1)
     assert th.match_points(peaks, truth, np.array([3.0, 9.0])) == (2, 2)
     assert th.match_points(np.zeros((0, 2)), truth, np.array([3.0, 3.0])) == (0, 0)
+
+
+def test_root_heat_map_peaks_are_one_at_each_point_and_gaussian_around():
+    rc = _module("root_count")
+    m = rc.blobs([np.array([10.0, 10.0]), np.array([10.4, 30.0]), np.array([-5.0, 3.0])], (40, 50))
+    assert m[10, 10] == 1.0 and m[10, 30] == 1.0  # the nearest pixel of each point is a positive
+    assert int((m >= 0.999).sum()) == 2  # the point off the map adds nothing
+    assert m[10, 12] == pytest.approx(np.exp(-4 / (2 * rc.SIGMA_PX ** 2)), rel=1e-5)
+    assert m[0, 45] == 0.0
+
+
+def test_root_peaks_pair_one_to_one_within_the_gate():
+    rc = _module("root_count")
+    points = np.array([(10.0, 10.0), (12.0, 10.0), (80.0, 80.0)])
+    assert rc.matched(np.array([(11.0, 10.0)]), points, 3.0) == 1  # one peak, two points near: one pair
+    assert rc.matched(np.array([(10.0, 10.0), (12.0, 11.0), (40.0, 40.0)]), points, 3.0) == 2
+    assert rc.matched(np.zeros((0, 2)), points, 3.0) == 0
