@@ -114,6 +114,8 @@ def augmenter(seed: int):
 
 
 def crops(pool, rng: np.random.Generator, n: int, size: int, aug) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of augmented crops as ``pipeline.train``'s, but the heat maps stay soft (``train`` binarises
+    its label maps) and a frame smaller than the crop is padded with empty labels."""
     xs, ys = [], []
     for _ in range(n):
         img, lab = pool[int(rng.integers(len(pool)))]
