@@ -16,10 +16,10 @@ point and cut tip, and trains :class:`pipeline.learned.HairNet` (three
 outputs: hair, root, tip) with BCE + Dice on the mask and the focal loss of
 CenterNet (Zhou et al. 2019, arXiv:1904.07850) on the two heat maps;
 augmentations are photometric plus the eight flips and quarter turns (the
-heat maps' peaks stay exact). ``count`` counts, in each ``tricho synth``
-frame, the local maxima of the root map above each threshold inside the
-counting field, matches them to the truth's emergence points (within
-40 µm, Hungarian) and prints count MAPE per suite and threshold, recall and
+heat maps' peaks stay exact); crops are ``pipeline.train``'s with the heat maps
+kept soft. ``count`` counts, in each ``tricho synth`` frame, the local maxima of
+the root map above each threshold inside the counting field, matches them to
+the truth's emergence points (within 40 µm, Hungarian) and prints count MAPE per suite and threshold, recall and
 precision of the peaks, and the MAPE by kind of frame (dark hair, light
 hair, scenes of long uncut hair). With ``--classical RUN...`` (the
 ``tricho analyze`` runs of the same folders, in order) it also prints the
@@ -44,7 +44,8 @@ import torch
 import torch.nn.functional as F
 
 from pipeline import synth
-from pipeline.learned import HairNet, to_input
+from pipeline.learned import HairNet, predict_tiled
+from pipeline.train import _crops, colour_shifts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from phantom_misses import frame_image  # noqa: E402
@@ -96,40 +97,17 @@ def render(seed: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def augmenter(seed: int):
-    """Photometric domain randomisation as ``pipeline.train.augmenter``, geometry only by flips and quarter turns."""
+    """Domain randomisation: ``pipeline.train``'s colour shifts, blur, noise and JPEG; geometry only by
+    flips and quarter turns."""
     import albumentations as A
 
     return A.Compose([
         A.D4(p=1.0),
-        A.HueSaturationValue(hue_shift_limit=15, sat_shift_limit=30, val_shift_limit=20, p=0.7),
-        A.RGBShift(r_shift_limit=20, g_shift_limit=20, b_shift_limit=20, p=0.3),
-        A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.3, p=0.7),
-        A.RandomGamma(gamma_limit=(70, 150), p=0.4),
-        A.CLAHE(clip_limit=(1, 3), p=0.15),
-        A.ToGray(p=0.2),
+        *colour_shifts(),
         A.OneOf([A.GaussianBlur(blur_limit=(3, 5)), A.Defocus(radius=(1, 2))], p=0.3),
         A.GaussNoise(std_range=(0.01, 0.06), p=0.4),
         A.ImageCompression(quality_range=(35, 95), p=0.5),
     ], seed=seed)
-
-
-def crops(pool, rng: np.random.Generator, n: int, size: int, aug) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of augmented crops as ``pipeline.train``'s, but the heat maps stay soft (``train`` binarises
-    its label maps) and a frame smaller than the crop is padded with empty labels."""
-    xs, ys = [], []
-    for _ in range(n):
-        img, lab = pool[int(rng.integers(len(pool)))]
-        h, w = img.shape[:2]
-        ph, pw = max(0, size - h), max(0, size - w)
-        if ph or pw:
-            img = cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REFLECT_101)
-            lab = np.stack([cv2.copyMakeBorder(m, 0, ph, 0, pw, cv2.BORDER_CONSTANT) for m in lab])
-            h, w = img.shape[:2]
-        r, c = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
-        o = aug(image=img[r:r + size, c:c + size], masks=[m[r:r + size, c:c + size] for m in lab])
-        xs.append(to_input(o["image"])[0])
-        ys.append(torch.from_numpy(np.stack(o["masks"]).astype(np.float32) / 255))
-    return torch.stack(xs), torch.stack(ys)
 
 
 def focal_loss(logit: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
@@ -168,7 +146,7 @@ def train(out: Path, frames: int, steps: int, *, batch: int = 8, crop: int = 192
     aug, curve, t1 = augmenter(0), [], time.time()
     net.train()
     for step in range(steps):
-        x, y = crops(pool, rng, batch, crop, aug)
+        x, y = _crops(pool, rng, batch, crop, aug, soft=(1, 2), label_border=cv2.BORDER_CONSTANT)
         loss = loss_fn(net(x), y)
         opt.zero_grad()
         loss.backward()
@@ -194,10 +172,7 @@ def heat_maps(folder: str, image: np.ndarray, um_per_px: float) -> tuple[np.ndar
     f = um_per_px / UM_PER_PX
     size = (max(8, round(image.shape[1] * f)), max(8, round(image.shape[0] * f)))
     small = cv2.resize(image[..., :3], size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
-    h, w = small.shape[:2]
-    small = cv2.copyMakeBorder(small, 0, (-h) % 8, 0, (-w) % 8, cv2.BORDER_REFLECT_101)
-    with torch.no_grad():
-        maps = torch.sigmoid(_NET[folder](to_input(small)))[0].numpy()[:, :h, :w]
+    maps = predict_tiled(_NET[folder], small, tile=max(small.shape[:2]))  # one tile: the whole frame
     return maps, f
 
 

@@ -24,7 +24,6 @@ on ``tricho synth`` folders (image + truth JSON). Two tables:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -51,6 +50,8 @@ def match_points(peaks: np.ndarray, truth: np.ndarray, reach: np.ndarray) -> tup
 def tips_along(cands: list, tips: np.ndarray, *, max_hairs: int = 4) -> list:
     """Count a traced shaft as as many hairs as cut tips lie along it (within its radius + 2 px) and away
     from its root end (more than two radii + 3 px); a shaft with none is one hair."""
+    from pipeline.frame import as_hairs
+
     out = []
     for c in cands:
         path = np.asarray(c.hair.path, float)
@@ -62,7 +63,7 @@ def tips_along(cands: list, tips: np.ndarray, *, max_hairs: int = 4) -> list:
                 root = path[0] if c.root == 0 else path[-1]
                 near &= np.hypot(*(tips - root).T) > 2 * c.radius_px + 3
             k = min(max(int(near.sum()), 1), max_hairs)
-        out.extend([c] if k == 1 else [dataclasses.replace(c, thickness_px=c.thickness_px / k) for _ in range(k)])
+        out.extend(as_hairs(c, k))
     return out
 
 

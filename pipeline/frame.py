@@ -700,9 +700,13 @@ def split_by_tips(cands: list[Candidate], tips: np.ndarray, *, reach: float = 1.
     for c in cands:
         r = reach * max(c.radius_px, 1.0) + 3.0
         k = max(int((np.hypot(*(tips - end).T) <= r).sum()) for end in (c.hair.path[0], c.hair.path[-1]))
-        k = min(max(k, 1), max_hairs)
-        out.extend([c] if k == 1 else [dataclasses.replace(c, thickness_px=c.thickness_px / k) for _ in range(k)])
+        out.extend(as_hairs(c, min(max(k, 1), max_hairs)))
     return out
+
+
+def as_hairs(c: Candidate, k: int) -> list[Candidate]:
+    """One traced stripe counted as ``k`` hairs that share its width equally (itself when ``k`` is 1)."""
+    return [c] if k == 1 else [dataclasses.replace(c, thickness_px=c.thickness_px / k) for _ in range(k)]
 
 
 def _is_cut(point: np.ndarray, valid: np.ndarray, r: float) -> bool:

@@ -201,6 +201,20 @@ def _blur(kind: str):
     raise ValueError(f"unknown blur augmentation {kind!r}: use 'wide' or 'narrow'")
 
 
+def colour_shifts() -> list:
+    """The colour, contrast and gamma steps of :func:`augmenter` (albumentations transforms, in order)."""
+    import albumentations as A
+
+    return [
+        A.HueSaturationValue(hue_shift_limit=15, sat_shift_limit=30, val_shift_limit=20, p=0.7),
+        A.RGBShift(r_shift_limit=20, g_shift_limit=20, b_shift_limit=20, p=0.3),
+        A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.3, p=0.7),
+        A.RandomGamma(gamma_limit=(70, 150), p=0.4),
+        A.CLAHE(clip_limit=(1, 3), p=0.15),
+        A.ToGray(p=0.2),
+    ]
+
+
 def augmenter(seed: int, blur: str = "narrow"):
     """The domain-randomisation pipeline (albumentations, seeded); ``blur`` as ``TrainConfig.blur``."""
     import albumentations as A
@@ -209,12 +223,7 @@ def augmenter(seed: int, blur: str = "narrow"):
         A.D4(p=1.0),
         A.Affine(scale=(0.8, 1.25), rotate=(-30, 30), p=0.5),
         A.OneOf([A.ElasticTransform(alpha=20, sigma=6), A.GridDistortion(distort_limit=0.2)], p=0.25),
-        A.HueSaturationValue(hue_shift_limit=15, sat_shift_limit=30, val_shift_limit=20, p=0.7),
-        A.RGBShift(r_shift_limit=20, g_shift_limit=20, b_shift_limit=20, p=0.3),
-        A.RandomBrightnessContrast(brightness_limit=0.25, contrast_limit=0.3, p=0.7),
-        A.RandomGamma(gamma_limit=(70, 150), p=0.4),
-        A.CLAHE(clip_limit=(1, 3), p=0.15),
-        A.ToGray(p=0.2),
+        *colour_shifts(),
         _blur(blur),
         A.GaussNoise(std_range=(0.01, 0.06), p=0.4),
         A.Lambda(image=_random_text, p=0.15),
@@ -222,7 +231,14 @@ def augmenter(seed: int, blur: str = "narrow"):
     ], seed=seed)
 
 
-def _crops(pool, rng: np.random.Generator, n: int, size: int, aug) -> tuple[torch.Tensor, torch.Tensor]:
+def _crops(pool, rng: np.random.Generator, n: int, size: int, aug, *, soft: tuple[int, ...] = (2,),
+           label_border: int = cv2.BORDER_REFLECT_101) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of ``n`` random ``size``-pixel crops of ``pool``'s (image, labels), augmented by ``aug``.
+
+    Label maps are binarised at 0.5 except the heat maps listed in ``soft``
+    (here the cut tips); a frame smaller than a crop is padded, its labels
+    with ``label_border``.
+    """
     xs, ys = [], []
     for _ in range(n):
         img, lab = pool[int(rng.integers(len(pool)))]
@@ -230,15 +246,15 @@ def _crops(pool, rng: np.random.Generator, n: int, size: int, aug) -> tuple[torc
         pad_h, pad_w = max(0, size - h), max(0, size - w)
         if pad_h or pad_w:
             img = cv2.copyMakeBorder(img, 0, pad_h, 0, pad_w, cv2.BORDER_REFLECT_101)
-            lab = np.stack([cv2.copyMakeBorder(m, 0, pad_h, 0, pad_w, cv2.BORDER_REFLECT_101) for m in lab])
+            lab = np.stack([cv2.copyMakeBorder(m, 0, pad_h, 0, pad_w, label_border) for m in lab])
             h, w = img.shape[:2]
         r, c = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
         masks = [m[r:r + size, c:c + size].astype(np.float32) / 255 for m in lab]
         o = aug(image=img[r:r + size, c:c + size], masks=masks)
         xs.append(to_input(o["image"])[0])
         m = np.stack(o["masks"]).astype(np.float32)
-        m[:2] = m[:2] > 0.5
-        m[3:] = m[3:] > 0.5
+        binary = [i for i in range(len(m)) if i not in soft]
+        m[binary] = m[binary] > 0.5
         ys.append(torch.from_numpy(m))
     return torch.stack(xs), torch.stack(ys)
 
