@@ -25,6 +25,15 @@ hair, scenes of long uncut hair). With ``--classical RUN...`` (the
 ``tricho analyze`` runs of the same folders, in order) it also prints the
 classical count's MAPE and that of the mean of both counts.
 
+``real`` asks the same of real frames with one VOC box per hair (fdu_val): the
+peaks above each threshold over the whole frame, and inside the interior
+region (at least 0.3 mm from the border, the peaks and the box centres; the
+classical hairs by their ``row, col``), against the box count, per half of
+``pipeline.evaluate.subject_half``; ``--classical RUN`` adds the ``tricho
+analyze`` run of the same images and the mean of both counts::
+
+    python benchmarks/root_count.py real NET ../shared/data/fdu_val --um-per-px 2.78 --classical RUN
+
 Nothing here is used by the pipeline; it is the measurement behind the
 "root heat map" lead in docs/HISTORY.md.
 """
@@ -210,6 +219,69 @@ def count_frame(folder: str, truth_path: Path) -> list[dict]:
     return rows
 
 
+INTERIOR_UM = 300.0
+REAL_THRESHOLDS = (0.1, 0.12, 0.15, 0.2, 0.25)
+
+
+def _interior(points: np.ndarray, shape: tuple[int, int], margin: float) -> int:
+    """How many (row, col) points lie at least ``margin`` pixels inside a frame of ``shape``."""
+    p = np.asarray(points, float).reshape(-1, 2)
+    return int(((p[:, 0] >= margin) & (p[:, 0] < shape[0] - margin)
+                & (p[:, 1] >= margin) & (p[:, 1] < shape[1] - margin)).sum())
+
+
+def count_real(folder: str, xml: Path, image: Path, um_per_px: float) -> list[dict]:
+    """Root peaks of one real frame at each threshold, whole frame and interior, with its box counts."""
+    from skimage.feature import peak_local_max
+
+    from pipeline.evaluate import read_voc, subject_half
+    from pipeline.imageio import read_image
+
+    truth = read_voc(xml)
+    maps, f = heat_maps(folder, read_image(image), um_per_px)
+    shape, margin = (truth.height_px, truth.width_px), INTERIOR_UM / um_per_px
+    rows = []
+    for th in REAL_THRESHOLDS:
+        peaks = (peak_local_max(maps[1], min_distance=1, threshold_abs=th).astype(float) / f
+                 if maps[1].max() > th else np.zeros((0, 2)))
+        rows.append({"image": truth.image, "half": subject_half(truth.image), "threshold": th,
+                     "truth": truth.true_count, "read": len(peaks),
+                     "truth_interior": _interior(truth.points_rc, shape, margin),
+                     "read_interior": _interior(peaks, shape, margin), "margin_px": margin,
+                     "height": shape[0], "width": shape[1]})
+    return rows
+
+
+def _classical_real(run: Path, rows: pd.DataFrame) -> pd.DataFrame:
+    """The classical count of each frame, whole and interior (its hairs by ``row, col``)."""
+    images = pd.read_csv(run / "images.csv", usecols=["image", "hair_count"])
+    hairs = pd.read_csv(run / "hairs.csv", usecols=["image", "row", "col"])
+    for table in (images, hairs):
+        table["image"] = table["image"].map(lambda s: Path(s).stem)
+    frames = rows.drop_duplicates("image").set_index("image")
+    inside = {k: _interior(h[["row", "col"]].to_numpy(), (frames.at[k, "height"], frames.at[k, "width"]),
+                           frames.at[k, "margin_px"]) for k, h in hairs.groupby("image") if k in frames.index}
+    out = images.drop_duplicates("image").rename(columns={"hair_count": "classical"})
+    out["classical_interior"] = out["image"].map(inside).fillna(0)
+    return out
+
+
+def report_real(rows: pd.DataFrame, classical: pd.DataFrame | None) -> None:
+    d = rows if classical is None else rows.merge(classical, on="image", how="inner")
+    for zone, suffix in (("whole frame", ""), ("interior (0.3 mm from the border)", "_interior")):
+        t = d["truth" + suffix]
+        e = d[t > 0].copy()
+        t = t[t > 0]
+        cols = {"root peaks": e["read" + suffix]}
+        if classical is not None:
+            cols["classical"] = e["classical" + suffix]
+            cols["mean of both"] = (e["read" + suffix] + e["classical" + suffix]) / 2
+        table = pd.concat({name: (100 * (v - t).abs() / t).groupby([e["threshold"], e["half"]]).mean().unstack()
+                           for name, v in cols.items()}, axis=1)
+        print(f"count MAPE (%), {zone}, by half:\n" + table.round(2).to_string() + "\n")
+    print("totals (whole frame):\n" + d.groupby("threshold")[["truth", "read"]].sum().to_string())
+
+
 def _classical(runs: list[Path]) -> pd.DataFrame:
     frames = [pd.read_csv(r / "images.csv", usecols=["image", "hair_count"]) for r in runs]
     out = pd.concat(frames, ignore_index=True)
@@ -239,16 +311,29 @@ def report(rows: pd.DataFrame, classical: pd.DataFrame | None) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("command", choices=["train", "count"])
+    ap.add_argument("command", choices=["train", "count", "real"])
     ap.add_argument("net", type=Path, help="folder of the net's weights.pt")
-    ap.add_argument("folders", nargs="*", type=Path, help="count: tricho synth folders (image + truth JSON)")
+    ap.add_argument("folders", nargs="*", type=Path,
+                    help="count: tricho synth folders (image + truth JSON); real: one folder of images/ + annotations/")
+    ap.add_argument("--um-per-px", type=float, default=2.78, help="real: the frames' pixel size")
     ap.add_argument("--frames", type=int, default=400)
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--classical", nargs="*", type=Path, help="count: tricho analyze runs of the same folders")
+    ap.add_argument("--classical", nargs="*", type=Path, help="tricho analyze runs of the same folders")
     a = ap.parse_args()
     if a.command == "train":
         train(a.net, a.frames, a.steps, workers=a.workers)
+        return
+    if a.command == "real":
+        (folder,) = a.folders
+        xmls = sorted((folder / "annotations").glob("*.xml"))
+        images = {p.stem: p for p in (folder / "images").iterdir()}
+        xmls = [x for x in xmls if x.stem in images]
+        with ProcessPoolExecutor(a.workers) as ex:
+            rows = pd.DataFrame([r for rs in ex.map(count_real, [str(a.net)] * len(xmls), xmls,
+                                                    [images[x.stem] for x in xmls], [a.um_per_px] * len(xmls))
+                                 for r in rs])
+        report_real(rows, _classical_real(a.classical[0], rows) if a.classical else None)
         return
     files = [p for d in a.folders for p in sorted(d.glob("phantom_*.json"))]
     with ProcessPoolExecutor(a.workers) as ex:

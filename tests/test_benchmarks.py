@@ -112,3 +112,39 @@ def test_root_peaks_pair_one_to_one_within_the_gate():
     assert rc.matched(np.array([(11.0, 10.0)]), points, 3.0) == 1  # one peak, two points near: one pair
     assert rc.matched(np.array([(10.0, 10.0), (12.0, 11.0), (40.0, 40.0)]), points, 3.0) == 2
     assert rc.matched(np.zeros((0, 2)), points, 3.0) == 0
+
+
+def test_interior_counts_points_at_least_the_margin_from_every_border():
+    rc = _module("root_count")
+    pts = np.array([(10.0, 10.0), (9.9, 50.0), (50.0, 89.9), (50.0, 90.1), (89.9, 50.0)])
+    assert rc._interior(pts, (100, 100), 10.0) == 3  # (10, 10), (50, 89.9), (89.9, 50)
+    assert rc._interior(np.zeros((0, 2)), (100, 100), 10.0) == 0
+
+
+def test_root_count_real_reads_voc_boxes_and_reports_each_half(tmp_path, capsys):
+    import cv2
+    import pandas as pd
+    import torch
+
+    rc = _module("root_count")
+    net = tmp_path / "net"
+    net.mkdir()
+    torch.manual_seed(0)
+    torch.save(rc.HairNet(rc.WIDTHS, n_out=3).state_dict(), net / "weights.pt")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "annotations").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "220105_A095_1.png"), np.full((120, 160, 3), 200, np.uint8))
+    boxes = "".join(f"<object><class>single</class><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x0 + 8}</xmax>"
+                    f"<ymax>{y0 + 30}</ymax></bndbox></object>" for x0, y0 in ((5, 5), (70, 40), (100, 50)))
+    (tmp_path / "annotations" / "220105_A095_1.xml").write_text(
+        f"<annotation><size><width>160</width><height>120</height></size>{boxes}</annotation>")
+    rows = pd.DataFrame(rc.count_real(str(net), tmp_path / "annotations" / "220105_A095_1.xml",
+                                      tmp_path / "images" / "220105_A095_1.png", 10.0))
+    assert list(rows["threshold"]) == list(rc.REAL_THRESHOLDS)
+    assert set(rows["truth"]) == {3}
+    # box centres (20, 9), (55, 74), (65, 104); 0.3 mm at 10 µm/px is 30 px: the first is outside
+    assert set(rows["truth_interior"]) == {2} and set(rows["half"]) == {"A"}
+    classical = pd.DataFrame({"image": ["220105_A095_1"], "classical": [2], "classical_interior": [1]})
+    rc.report_real(rows, classical)
+    out = capsys.readouterr().out
+    assert "whole frame" in out and "mean of both" in out
