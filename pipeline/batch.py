@@ -52,7 +52,7 @@ import pipeline
 from pipeline import calibration as _calibration
 from pipeline import core as _core
 from pipeline import overlay as _overlay
-from pipeline.imageio import IMAGE_EXTENSIONS, ImageReadError, file_sha256, read_frame
+from pipeline.imageio import IMAGE_EXTENSIONS, OTHER_PHOTO_EXTENSIONS, ImageReadError, file_sha256, read_frame
 from pipeline.settings import Settings
 from pipeline.store import ResultStore, StoreError, code_digest, default_url, result_key
 
@@ -160,7 +160,7 @@ def collect_inputs(inputs: Sequence[str | os.PathLike], *, out_dir: str | os.Pat
         Files are taken as given, whatever their extension (a file that is not
         an image gets an error row); a ``.csv`` file is read as a manifest of
         its folder. Folders are walked recursively for ``IMAGE_EXTENSIONS``
-        (case-insensitive), in sorted order, skipping hidden entries and
+        and ``OTHER_PHOTO_EXTENSIONS`` (case-insensitive), in sorted order, skipping hidden entries and
         ``out_dir``. A ``manifest.csv`` at the top of a folder lists its
         frames (see ``read_manifest``); images in the folder but not in the
         manifest are still processed, with a note.
@@ -248,12 +248,17 @@ def _iso_date(text: str) -> str | None:
 
 
 def _walk_images(folder: Path, skip: Path | None) -> list[Path]:
-    """Image files under ``folder``, recursively, sorted by posix key."""
+    """Image files under ``folder``, recursively, sorted by posix key.
+
+    Photos in formats not read (``OTHER_PHOTO_EXTENSIONS``: HEIC, camera raw, ...) are listed too, so
+    each gets an error row saying how to export it instead of being left out unsaid.
+    """
+    wanted = IMAGE_EXTENSIONS | OTHER_PHOTO_EXTENSIONS.keys()
     found = []
     for root, dirs, files in os.walk(folder):
         root_path = Path(root)
         dirs[:] = [d for d in dirs if not d.startswith(".") and (root_path / d).resolve() != skip]
-        found += [root_path / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+        found += [root_path / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in wanted]
     return sorted(found, key=lambda p: _key(p, folder))
 
 
@@ -503,6 +508,8 @@ def _process_frame(
         out["hairs"] = pd.DataFrame(result.hairs)
     except ImageReadError as exc:
         out.update(status="error", error=_one_line(str(exc)))
+    except _core.UnusableImageError as exc:
+        out.update(status="error", error=_one_line(f"{path}: {exc}"))
     except Exception as exc:  # noqa: BLE001 - one frame must never stop the batch
         out.update(status="error", error=_one_line(f"internal error: {type(exc).__name__}: {exc}"),
                    traceback=traceback.format_exc())

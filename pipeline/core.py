@@ -33,6 +33,37 @@ METRIC_COLUMNS = [
 ]
 
 
+MIN_SIDE_PX = 32
+MIN_SIDE_HAIR_WIDTHS = 2.0
+
+
+class UnusableImageError(ValueError):
+    """A readable image the core cannot measure (too small to hold a hair and the skin around it)."""
+
+
+def check_frame_size(shape: tuple[int, ...], um_per_px: float | None, settings: Settings = Settings()) -> None:
+    """Refuse a frame too small to measure, with a message a person can act on.
+
+    The skin level is a median over a window about twice the widest shaft
+    (``settings.max_width_um``), so a frame must span at least
+    ``MIN_SIDE_HAIR_WIDTHS`` of those, and ``MIN_SIDE_PX`` pixels, on its
+    shorter side.
+
+    Raises
+    ------
+    UnusableImageError
+        The shorter side is below either limit.
+    """
+    height, width = int(shape[0]), int(shape[1])
+    scale = um_per_px or settings.scale_um_per_px
+    need = max(MIN_SIDE_PX, int(np.ceil(MIN_SIDE_HAIR_WIDTHS * settings.max_width_um / scale)))
+    if min(height, width) < need:
+        raise UnusableImageError(
+            f"image is {width} x {height} px, too small to measure: its shorter side needs at least {need} px "
+            f"({need * scale / 1000:.2f} mm at {scale:g} µm/px); check that this is the full photo and not "
+            "a thumbnail or a crop, and that the pixel size is right")
+
+
 @dataclass
 class FrameResult:
     """What the core returns for one frame.
@@ -87,6 +118,11 @@ def analyze_frame(
     FrameResult
         ``hairs`` table (one row per counted hair) and per-frame ``metrics``.
 
+    Raises
+    ------
+    UnusableImageError
+        The frame is too small to measure (:func:`check_frame_size`).
+
     Notes
     -----
     Counting rule: a hair counts when its emergence point lies inside the
@@ -95,7 +131,9 @@ def analyze_frame(
     """
     from pipeline import frame as _frame
 
-    return _frame.measure_frame(as_rgb8(image), um_per_px=um_per_px, settings=settings)
+    rgb = as_rgb8(image)
+    check_frame_size(rgb.shape, um_per_px, settings)
+    return _frame.measure_frame(rgb, um_per_px=um_per_px, settings=settings)
 
 
 def as_rgb8(image: np.ndarray) -> np.ndarray:

@@ -21,10 +21,24 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "file_sha256", "is_dicom", "read_dicom", "read_frame", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "OTHER_PHOTO_EXTENSIONS", "ImageReadError", "file_sha256", "is_dicom", "read_dicom", "read_frame", "read_image"]
 
 #: File extensions (lower case) picked up when a folder is walked.
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".dcm"}
+
+#: Photo formats a folder may hold that are not read here, with how to export them. A walked folder
+#: gives each its own row (an error naming the fix) rather than leaving it out unsaid; one Pillow
+#: decodes after all (a GIF) is measured like any other frame.
+OTHER_PHOTO_EXTENSIONS = {
+    **dict.fromkeys((".heic", ".heif"), "HEIC/HEIF photos are not read: export them as JPEG (on an iPhone, "
+                    "Settings > Camera > Formats > Most Compatible takes JPEG from then on)"),
+    ".avif": "AVIF photos are not read: export them as JPEG or PNG",
+    ".jxl": "JPEG XL photos are not read: export them as JPEG or PNG",
+    ".jp2": "JPEG 2000 files are not read: export them as JPEG, PNG or TIFF",
+    ".gif": "a GIF that cannot be decoded: export the photo as JPEG or PNG",
+    **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".orf", ".rw2", ".raw"),
+                    "camera raw files are not read: develop them to 8- or 16-bit TIFF, PNG or JPEG first"),
+}
 
 #: Default refusal limit for the pixel count claimed by a file's header.
 DEFAULT_MAX_MEGAPIXELS = 100.0
@@ -102,9 +116,54 @@ def read_image(
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with open(path, "rb") as fh:
             image = _open_checked(path, fh, max_megapixels)
+            if image is None or not _tiff_loads(path, image):  # a TIFF Pillow cannot decode (float RGB, ...)
+                return _read_tiff(path, max_megapixels)
             _load(path, image)
             image = _apply_orientation(image)
             return _to_rgb_array(path, image)
+
+
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _tiff_loads(path: Path, image: Image.Image) -> bool:
+    """False for a TIFF whose header Pillow reads but whose pixel layout it cannot decode (not truncated data)."""
+    if image.format != "TIFF":
+        return True
+    try:
+        _load(path, image)
+    except ImageReadError as exc:
+        return "truncated" in str(exc)  # truncation is reported as such by the normal path
+    return True
+
+
+def _read_tiff(path: Path, max_megapixels: float) -> np.ndarray:
+    """RGB uint8 of the first page of a TIFF that Pillow cannot decode (e.g. 32-bit float RGB), via tifffile."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            height, width = int(page.imagelength), int(page.imagewidth)
+            if height * width / 1e6 > max_megapixels:
+                raise ImageReadError(
+                    path, f"refused: header claims {width} x {height} px ({height * width / 1e6:.1f} MP), more than "
+                    f"the limit of {max_megapixels:g} MP; downscale the image or raise max_megapixels")
+            data = page.asarray()
+            planar = int(page.planarconfig) == 2 and int(page.samplesperpixel) > 1  # samples first
+    except ImageReadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is the file's, not ours
+        raise ImageReadError(path, f"TIFF that neither Pillow nor tifffile can decode ({type(exc).__name__}: {exc}); "
+                                   "save it as an 8- or 16-bit RGB TIFF, PNG or JPEG") from None
+    if planar and data.ndim == 3:
+        data = np.moveaxis(data, 0, -1)
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.ndim != 3 or data.shape[2] not in (1, 3, 4):
+        raise ImageReadError(path, f"TIFF pixel layout {data.shape} is not grey or RGB; save it as an RGB TIFF, PNG or JPEG")
+    rgb = _to_uint8(path, data[..., :3])
+    return np.ascontiguousarray(np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb)
 
 
 def _check_file(path: Path) -> None:
@@ -118,14 +177,18 @@ def _check_file(path: Path) -> None:
         )
 
 
-def _open_checked(path: Path, fh, max_megapixels: float) -> Image.Image:
-    """Open lazily (header only) and refuse absurd sizes before decoding."""
+def _open_checked(path: Path, fh, max_megapixels: float) -> Image.Image | None:
+    """Open lazily (header only) and refuse absurd sizes before decoding; None for a TIFF Pillow cannot read."""
     try:
         image = Image.open(fh)
     except Image.DecompressionBombError as exc:
         raise ImageReadError(path, f"refused: {exc}; downscale the image before analysis") from None
     except UnidentifiedImageError:
         head = _peek(path)
+        if head[:4] in _TIFF_MAGIC:
+            return None
+        if path.suffix.lower() in OTHER_PHOTO_EXTENSIONS:
+            raise ImageReadError(path, OTHER_PHOTO_EXTENSIONS[path.suffix.lower()]) from None
         raise ImageReadError(
             path,
             f"not an image file Pillow can decode (first bytes: {head!r}); "

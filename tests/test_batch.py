@@ -131,6 +131,30 @@ def test_internal_error_is_one_row_and_a_traceback(tmp_path, good_folder, monkey
     assert "Traceback" in (out / "errors.log").read_text()
 
 
+def test_photo_in_a_format_not_read_gets_its_own_row(tmp_path, good_folder, fake_core):
+    (good_folder / "zz_phone.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    (good_folder / "notes.txt").write_text("not a photo: not walked")
+    out = tmp_path / "out"
+    summary = _run([good_folder], out, um_per_px=5.0)
+    images = _read(out)
+    assert (summary.n_frames, summary.n_ok, summary.n_error) == (10, 9, 1)
+    bad = images.iloc[9]
+    assert bad["image"] == "zz_phone.HEIC" and bad["status"] == "error"
+    assert bad["error"].startswith(f"{good_folder / 'zz_phone.HEIC'}: HEIC/HEIF photos are not read: export them as JPEG")
+
+
+def test_frame_too_small_to_measure_is_a_plain_error_row(tmp_path):
+    write_png(tmp_path / "in" / "thumb.png", np.full((20, 30, 3), 200, np.uint8))
+    out = tmp_path / "out"
+    summary = _run([tmp_path / "in"], out, um_per_px=5.0)
+    images = _read(out)
+    assert summary.n_error == 1 and summary.n_internal_errors == 0
+    assert images.loc[0, "error"] == (
+        f"{tmp_path / 'in' / 'thumb.png'}: image is 30 x 20 px, too small to measure: its shorter side needs "
+        "at least 64 px (0.32 mm at 5 µm/px); check that this is the full photo and not a thumbnail or a crop, "
+        "and that the pixel size is right")
+
+
 # ----------------------------------------------------------------------------- calibration
 
 

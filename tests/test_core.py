@@ -1000,3 +1000,18 @@ def test_yellow_shafts_join_the_map_only_on_a_frame_of_yellow_hair():
     assert with_yellow_shafts(seen, _bars_on_skin(BLOND), valid, 5.0, Settings(yellow_shaft_b=40.0)) is seen
     with pytest.raises(ValueError, match="yellow_shaft_b"):
         Settings(yellow_shaft_b=-1.0)
+
+
+@pytest.mark.parametrize("shape, um, need", [((20, 20), None, 116), ((63, 500), 5.0, 64), ((30, 40), 20.0, 32),
+                                             ((500, 639), 0.5, 640)])
+def test_frame_smaller_than_two_widest_shafts_is_refused(shape, um, need):
+    from pipeline.core import UnusableImageError, analyze_frame
+
+    with pytest.raises(UnusableImageError, match=f"needs at least {need} px"):
+        analyze_frame(np.full(shape + (3,), 200, np.uint8), um_per_px=um)
+
+
+def test_frame_just_large_enough_is_measured():
+    from pipeline.core import analyze_frame
+
+    assert analyze_frame(np.full((64, 64, 3), 200, np.uint8), um_per_px=5.0).metrics["hair_count"] == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.imageio import IMAGE_EXTENSIONS, ImageReadError, file_sha256, read_image
+from pipeline.imageio import IMAGE_EXTENSIONS, OTHER_PHOTO_EXTENSIONS, ImageReadError, file_sha256, read_image
 
 
 def _encoded(image: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -228,6 +228,36 @@ def test_float_tiff(tmp_path):
     np.testing.assert_array_equal(read_image(path)[0, :, 0], [0, 128, 255])
 
 
+def test_float_rgb_tiff_pillow_cannot_open_is_read_by_tifffile(tmp_path):
+    import tifffile
+
+    rgb = _noise((5, 7, 3))
+    tifffile.imwrite(tmp_path / "contig.tif", rgb.astype(np.float32) / 255)
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb.astype(np.float32) / 255, -1, 0),
+                     photometric="rgb", planarconfig="separate")
+    for name in ("contig.tif", "planar.tif"):
+        np.testing.assert_array_equal(read_image(tmp_path / name), rgb)
+
+
+def test_tiff_of_five_samples_is_refused_with_the_fix(tmp_path):
+    import tifffile
+
+    path = tmp_path / "five.tif"
+    tifffile.imwrite(path, np.zeros((4, 6, 5), np.float32), photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(tmp_path / "five_planar.tif", np.zeros((5, 4, 6), np.float32), photometric="minisblack",
+                     planarconfig="separate")
+    _assert_read_error(tmp_path / "five_planar.tif", "not grey or RGB")
+    _assert_read_error(path, "not grey or RGB", "save it as")
+
+
+@pytest.mark.parametrize("suffix, words", [(".heic", ("HEIC", "export them as JPEG")),
+                                           (".NEF", ("camera raw", "develop")), (".gif", ("GIF", "export"))])
+def test_photo_formats_not_read_name_the_export(tmp_path, suffix, words):
+    path = tmp_path / f"photo{suffix}"
+    path.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    _assert_read_error(path, *words)
+
+
 def test_float_tiff_with_nan_is_refused(tmp_path):
     path = tmp_path / "nan.tif"
     Image.fromarray(np.array([[0.0, np.nan]], dtype=np.float32)).save(path)
@@ -279,3 +309,5 @@ def test_file_sha256(tmp_path):
 
 def test_image_extensions():
     assert IMAGE_EXTENSIONS == {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".dcm"}
+    assert not IMAGE_EXTENSIONS & OTHER_PHOTO_EXTENSIONS.keys()
+    assert {".heic", ".heif", ".dng", ".gif"} <= OTHER_PHOTO_EXTENSIONS.keys()
