@@ -238,7 +238,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
         cands = merge_split_shafts(cands, max_angle_deg=settings.split_shaft_deg,
                                    level=width_map / width_full,
                                    max_width_px=settings.fused_min_um / scale)
-    _orient(cands, fork_angle_deg=settings.fork_angle_deg)
+    _orient(cands, fork_angle_deg=settings.fork_angle_deg, consensus=settings.direction_consensus)
     if _long_scene(cands, scale, settings):
         _mark_occluded(cands, scale, dense=_dense_crossing(cands, settings))
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
@@ -721,7 +721,7 @@ def _is_cut(point: np.ndarray, valid: np.ndarray, r: float) -> bool:
     return not valid[r0:r1, c0:c1].all()
 
 
-def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0) -> None:
+def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0, consensus: float = 0.3) -> None:
     """Choose the root end of every hair.
 
     Order of evidence: an end where the hair forks from others of its
@@ -749,7 +749,7 @@ def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0) -> None:
             if forks is None or (id(c), end) in forks:
                 c.root, c.confident, c.root_evidence = end, True, "fork"
     _follow_forks(cands)
-    direction = _frame_direction(cands)
+    direction = _frame_direction(cands, consensus)
     visible_scores = [s for c in cands for s, cut in zip(c.scores, c.cut) if not cut]
     median_score = float(np.median(visible_scores)) if visible_scores else 0.0
     for c in cands:
@@ -884,7 +884,7 @@ def _continues_across(c: Candidate, o: Candidate, cands: list[Candidate]) -> boo
     return False
 
 
-def _frame_direction(cands: list[Candidate]) -> np.ndarray | None:
+def _frame_direction(cands: list[Candidate], consensus: float = 0.3) -> np.ndarray | None:
     """The frame's root-to-tip direction when its hairs agree, else None.
 
     Hair axes are averaged as doubled angles (axial data); the sign along
@@ -912,7 +912,7 @@ def _frame_direction(cands: list[Candidate]) -> np.ndarray | None:
     ref = np.array([np.sin(mean_ang), np.cos(mean_ang)])
     sign = np.sign(axes @ ref)
     votes = np.asarray(votes) * sign
-    if abs(votes.sum()) < 0.3 * np.abs(votes).sum():
+    if abs(votes.sum()) < consensus * np.abs(votes).sum():
         return None
     return ref if votes.sum() > 0 else -ref
 

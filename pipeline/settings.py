@@ -354,6 +354,10 @@ class Settings:
         30.3 -> 28.0 (92), 33.0 -> 30.0 (93), their mean signed error from -10,
         -21, -16% to -6, -13, -8%, but fdu_val half A went 19.0 -> 19.6%
         (CCC 0.634 -> 0.641); at 0.7 the phantoms gained about half as much.
+    direction_consensus : float
+        The frame's pooled root-to-tip direction (``frame._frame_direction``)
+        is used only when its hairs' end evidence agrees at least this much:
+        the signed sum of the votes over the sum of their sizes (0-1).
     fork_angle_deg : float
         Root ends: a hair ending at a junction takes that end as its root
         only when another hair leaves the same junction within this angle
@@ -498,6 +502,7 @@ class Settings:
     fused_quantile: float = 50.0
     fused_min_um: float = 120.0
     seam_dip: float = 0.0
+    direction_consensus: float = 0.3
     fork_angle_deg: float = 60.0
     split_shaft_deg: float = 8.0
     tip_step: float = 0.0

@@ -148,3 +148,36 @@ def test_root_count_real_reads_voc_boxes_and_reports_each_half(tmp_path, capsys)
     rc.report_real(rows, classical)
     out = capsys.readouterr().out
     assert "whole frame" in out and "mean of both" in out
+
+
+def test_reencode_stability_pairs_each_jpeg_copy_with_its_png_copy():
+    import pandas as pd
+
+    rs = _module("reencode_stability")
+    images = pd.DataFrame({
+        "image": ["a__png.png", "a__q95.jpg", "a__q75.jpg", "b__png.png", "b__q95.jpg", "b__q75.jpg", "c__png.png"],
+        "hair_count": [10, 12, 9, 5, 5, 4, 7], "status": ["ok"] * 6 + ["error"]})
+    d = rs.changes(images).sort_values(["frame", "quality"]).reset_index(drop=True)
+    assert d[["frame", "quality"]].values.tolist() == [["a", "q75"], ["a", "q95"], ["b", "q75"], ["b", "q95"]]
+    assert d["change"].tolist() == [-1, 2, -1, 0]
+    assert d["png"].tolist() == [10, 10, 5, 5]
+
+
+def test_reencode_stability_copies_are_the_same_pixels_up_to_jpeg(tmp_path):
+    from PIL import Image
+
+    from pipeline.imageio import read_image
+
+    rs = _module("reencode_stability")
+    src = tmp_path / "src"
+    src.mkdir()
+    rgb = np.random.default_rng(1).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(src / "f.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    rs.write_copies([src / "f.png"], out, [95, 75])
+    assert sorted(p.name for p in out.iterdir()) == ["f__png.png", "f__q75.jpg", "f__q95.jpg"]
+    np.testing.assert_array_equal(read_image(out / "f__png.png"), rgb)
+    err95 = np.abs(read_image(out / "f__q95.jpg").astype(int) - rgb).mean()
+    err75 = np.abs(read_image(out / "f__q75.jpg").astype(int) - rgb).mean()
+    assert 0 < err95 < err75

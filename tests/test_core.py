@@ -1015,3 +1015,28 @@ def test_frame_just_large_enough_is_measured():
     from pipeline.core import analyze_frame
 
     assert analyze_frame(np.full((64, 64, 3), 200, np.uint8), um_per_px=5.0).metrics["hair_count"] == 0
+
+
+def _vertical_candidate(score_top: float, score_bottom: float):
+    from pipeline.frame import Candidate
+    from pipeline.shafts import Hair
+
+    path = np.array([(10.0, 5.0), (60.0, 5.0)])
+    return Candidate(hair=Hair(path=path), thickness_px=4.0, radius_px=2.0, contrast=1.0, cut=(False, False),
+                     scores=np.array([score_top, score_bottom]))
+
+
+@pytest.mark.parametrize("consensus, expected", [(0.3, (1.0, 0.0)), (0.5, None)])
+def test_frame_direction_needs_the_votes_to_agree_by_the_consensus(consensus, expected):
+    from pipeline.frame import _frame_direction
+
+    # four parallel hairs whose root evidence (score) favours the top end by 3, 2 and 1 and the bottom end
+    # by 2.0001: signed sum 3.9999 over size sum 8.0001, an agreement just under 0.5
+    cands = [_vertical_candidate(3, 0), _vertical_candidate(2, 0), _vertical_candidate(1, 0),
+             _vertical_candidate(0, 2.0001)]
+    got = _frame_direction(cands, consensus)
+    if expected is None:
+        assert got is None
+    else:
+        np.testing.assert_allclose(np.abs(got), expected, atol=1e-12)
+        assert got[0] > 0  # top (row 10) to bottom (row 60): root at the top, tip below
