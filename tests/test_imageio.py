@@ -232,7 +232,7 @@ def test_float_rgb_tiff_pillow_cannot_open_is_read_by_tifffile(tmp_path):
     import tifffile
 
     rgb = _noise((5, 7, 3))
-    tifffile.imwrite(tmp_path / "contig.tif", rgb.astype(np.float32) / 255)
+    tifffile.imwrite(tmp_path / "contig.tif", rgb.astype(np.float32) / 255, photometric="rgb")
     tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb.astype(np.float32) / 255, -1, 0),
                      photometric="rgb", planarconfig="separate")
     for name in ("contig.tif", "planar.tif"):
