@@ -160,8 +160,8 @@ def collect_inputs(inputs: Sequence[str | os.PathLike], *, out_dir: str | os.Pat
         Files are taken as given, whatever their extension (a file that is not
         an image gets an error row); a ``.csv`` file is read as a manifest of
         its folder. Folders are walked recursively for ``IMAGE_EXTENSIONS``
-        and ``OTHER_PHOTO_EXTENSIONS`` (case-insensitive), in sorted order, skipping hidden entries and
-        ``out_dir``. A ``manifest.csv`` at the top of a folder lists its
+        and ``OTHER_PHOTO_EXTENSIONS`` (case-insensitive), in sorted order,
+        skipping hidden entries and ``out_dir``. A ``manifest.csv`` at the top of a folder lists its
         frames (see ``read_manifest``); images in the folder but not in the
         manifest are still processed, with a note.
     out_dir : path, optional

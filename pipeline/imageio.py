@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "OTHER_PHOTO_EXTENSIONS", "ImageReadError", "file_sha256", "is_dicom", "read_dicom", "read_frame", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "OTHER_PHOTO_EXTENSIONS", "ImageReadError", "file_sha256", "is_dicom", "read_dicom",
+           "read_frame", "read_image"]
 
 #: File extensions (lower case) picked up when a folder is walked.
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".dcm"}
@@ -161,7 +162,8 @@ def _read_tiff(path: Path, max_megapixels: float) -> np.ndarray:
     if data.ndim == 2:
         data = data[..., None]
     if data.ndim != 3 or data.shape[2] not in (1, 3, 4):
-        raise ImageReadError(path, f"TIFF pixel layout {data.shape} is not grey or RGB; save it as an RGB TIFF, PNG or JPEG")
+        raise ImageReadError(path, f"TIFF pixel layout {data.shape} is not grey or RGB; "
+                                   "save it as an RGB TIFF, PNG or JPEG")
     rgb = _to_uint8(path, data[..., :3])
     return np.ascontiguousarray(np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb)
 

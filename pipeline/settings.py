@@ -357,7 +357,12 @@ class Settings:
     direction_consensus : float
         The frame's pooled root-to-tip direction (``frame._frame_direction``)
         is used only when its hairs' end evidence agrees at least this much:
-        the signed sum of the votes over the sum of their sizes (0-1).
+        the signed sum of the votes over the sum of their sizes (0-1). At
+        0.5 a JPEG-95 re-save of 60 fdu_val frames moved their counts by
+        6.86% instead of 7.86% (``benchmarks/reencode_stability.py``), but
+        fdu_val half A read 16.88 -> 17.22% and tuning suites 97 / 98 put
+        fewer roots on the right end (0.932 / 0.920 -> 0.901 / 0.892), so it
+        stays 0.3 (session 39).
     fork_angle_deg : float
         Root ends: a hair ending at a junction takes that end as its root
         only when another hair leaves the same junction within this angle
