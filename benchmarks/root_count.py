@@ -196,10 +196,17 @@ def matched(peaks: np.ndarray, points: np.ndarray, gate: float) -> int:
     return int((d[r, c] <= gate).sum())
 
 
-def count_frame(folder: str, truth_path: Path) -> list[dict]:
-    """Root peaks counted in the field of one phantom at each threshold, with the truth's count and matches."""
+def root_peaks(maps: np.ndarray, threshold: float, f: float) -> np.ndarray:
+    """Local maxima of the root map above ``threshold``, (row, col) in frame pixels (the map is ``f`` x the frame)."""
     from skimage.feature import peak_local_max
 
+    if maps[1].max() <= threshold:
+        return np.zeros((0, 2))
+    return peak_local_max(maps[1], min_distance=1, threshold_abs=threshold).astype(float) / f
+
+
+def count_frame(folder: str, truth_path: Path) -> list[dict]:
+    """Root peaks counted in the field of one phantom at each threshold, with the truth's count and matches."""
     from pipeline.imageio import read_image
 
     truth = json.loads(truth_path.read_text())
@@ -210,8 +217,7 @@ def count_frame(folder: str, truth_path: Path) -> list[dict]:
             else "light hair" if p["hair_color"] in LIGHT else "dark hair")
     rows = []
     for th in THRESHOLDS:
-        peaks = (peak_local_max(maps[1], min_distance=1, threshold_abs=th).astype(float) / f
-                 if maps[1].max() > th else np.zeros((0, 2)))
+        peaks = root_peaks(maps, th, f)
         peaks = peaks[(peaks[:, 0] >= fr["row0"]) & (peaks[:, 0] < fr["row1"])
                       & (peaks[:, 1] >= fr["col0"]) & (peaks[:, 1] < fr["col1"])]
         rows.append({"image": truth_path.stem, "threshold": th, "kind": kind, "truth": int(truth["count_in_field"]),
@@ -232,8 +238,6 @@ def _interior(points: np.ndarray, shape: tuple[int, int], margin: float) -> int:
 
 def count_real(folder: str, xml: Path, image: Path, um_per_px: float) -> list[dict]:
     """Root peaks of one real frame at each threshold, whole frame and interior, with its box counts."""
-    from skimage.feature import peak_local_max
-
     from pipeline.evaluate import read_voc, subject_half
     from pipeline.imageio import read_image
 
@@ -242,8 +246,7 @@ def count_real(folder: str, xml: Path, image: Path, um_per_px: float) -> list[di
     shape, margin = (truth.height_px, truth.width_px), INTERIOR_UM / um_per_px
     rows = []
     for th in REAL_THRESHOLDS:
-        peaks = (peak_local_max(maps[1], min_distance=1, threshold_abs=th).astype(float) / f
-                 if maps[1].max() > th else np.zeros((0, 2)))
+        peaks = root_peaks(maps, th, f)
         rows.append({"image": truth.image, "half": subject_half(truth.image), "threshold": th,
                      "truth": truth.true_count, "read": len(peaks),
                      "truth_interior": _interior(truth.points_rc, shape, margin),
@@ -254,14 +257,12 @@ def count_real(folder: str, xml: Path, image: Path, um_per_px: float) -> list[di
 
 def _classical_real(run: Path, rows: pd.DataFrame) -> pd.DataFrame:
     """The classical count of each frame, whole and interior (its hairs by ``row, col``)."""
-    images = pd.read_csv(run / "images.csv", usecols=["image", "hair_count"])
     hairs = pd.read_csv(run / "hairs.csv", usecols=["image", "row", "col"])
-    for table in (images, hairs):
-        table["image"] = table["image"].map(lambda s: Path(s).stem)
+    hairs["image"] = hairs["image"].map(lambda s: Path(s).stem)
     frames = rows.drop_duplicates("image").set_index("image")
     inside = {k: _interior(h[["row", "col"]].to_numpy(), (frames.at[k, "height"], frames.at[k, "width"]),
                            frames.at[k, "margin_px"]) for k, h in hairs.groupby("image") if k in frames.index}
-    out = images.drop_duplicates("image").rename(columns={"hair_count": "classical"})
+    out = _classical([run]).drop_duplicates("image")
     out["classical_interior"] = out["image"].map(inside).fillna(0)
     return out
 

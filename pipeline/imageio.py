@@ -117,9 +117,8 @@ def read_image(
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with open(path, "rb") as fh:
             image = _open_checked(path, fh, max_megapixels)
-            if image is None or not _tiff_loads(path, image):  # a TIFF Pillow cannot decode (float RGB, ...)
+            if image is None or not _decoded(path, image):  # a TIFF Pillow cannot decode (float RGB, ...)
                 return _read_tiff(path, max_megapixels)
-            _load(path, image)
             image = _apply_orientation(image)
             return _to_rgb_array(path, image)
 
@@ -127,15 +126,25 @@ def read_image(
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-def _tiff_loads(path: Path, image: Image.Image) -> bool:
-    """False for a TIFF whose header Pillow reads but whose pixel layout it cannot decode (not truncated data)."""
-    if image.format != "TIFF":
-        return True
+def _decoded(path: Path, image: Image.Image) -> bool:
+    """Decode the pixels (:func:`_load`); False, not an error, for a TIFF whose layout Pillow cannot decode."""
     try:
         _load(path, image)
     except ImageReadError as exc:
-        return "truncated" in str(exc)  # truncation is reported as such by the normal path
+        if image.format != "TIFF" or "truncated" in str(exc):  # truncation is the file's fault: say so
+            raise
+        return False
     return True
+
+
+def _check_megapixels(path: Path, width: int, height: int, max_megapixels: float) -> None:
+    megapixels = width * height / 1e6
+    if megapixels > max_megapixels:
+        raise ImageReadError(
+            path,
+            f"refused: header claims {width} x {height} px ({megapixels:.1f} MP), more than the "
+            f"limit of {max_megapixels:g} MP; downscale the image or raise max_megapixels",
+        )
 
 
 def _read_tiff(path: Path, max_megapixels: float) -> np.ndarray:
@@ -145,11 +154,7 @@ def _read_tiff(path: Path, max_megapixels: float) -> np.ndarray:
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
-            height, width = int(page.imagelength), int(page.imagewidth)
-            if height * width / 1e6 > max_megapixels:
-                raise ImageReadError(
-                    path, f"refused: header claims {width} x {height} px ({height * width / 1e6:.1f} MP), more than "
-                    f"the limit of {max_megapixels:g} MP; downscale the image or raise max_megapixels")
+            _check_megapixels(path, int(page.imagewidth), int(page.imagelength), max_megapixels)
             data = page.asarray()
             planar = int(page.planarconfig) == 2 and int(page.samplesperpixel) > 1  # samples first
     except ImageReadError:
@@ -199,13 +204,7 @@ def _open_checked(path: Path, fh, max_megapixels: float) -> Image.Image | None:
     except _DECODE_ERRORS as exc:
         raise ImageReadError(path, f"corrupt image header ({type(exc).__name__}: {exc}); export the photo again") from None
     width, height = image.size
-    megapixels = width * height / 1e6
-    if megapixels > max_megapixels:
-        raise ImageReadError(
-            path,
-            f"refused: header claims {width} x {height} px ({megapixels:.1f} MP), more than the "
-            f"limit of {max_megapixels:g} MP; downscale the image or raise max_megapixels",
-        )
+    _check_megapixels(path, width, height, max_megapixels)
     if width == 0 or height == 0:
         raise ImageReadError(path, f"image has no pixels ({width} x {height}); export it again")
     return image
