@@ -9,7 +9,8 @@ Every frame goes through :func:`pipeline.frame.frame_stages` and
 :func:`pipeline.frame.measure_frame` with default settings. Each truth hair
 counted by the density rule and inside the frame is matched to the counted
 hairs exactly as ``tricho evaluate`` does; a missed one is put at the first
-stage that lost it:
+stage that lost it, judged on the part of its centre line inside the field (a
+hair that runs out of the frame or under a header strip on what is left):
 
 * ``masked``: less than 80% of its centre line is skin (overlay, text, glare mask);
 * ``not segmented``: less than half of its centre line is in the hair mask;
@@ -101,6 +102,18 @@ def _samples(line: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.n
     return rc[:, 0], rc[:, 1]
 
 
+#: Width (µm) of the border band the interior statistics of ``tricho evaluate`` leave out.
+BORDER_BAND_UM = 300.0
+
+
+def border_distance(points, field: tuple[float, float, float, float]) -> np.ndarray:
+    """Distance (px) of each point (row, col) to the nearest edge of the field ``(row0, row1, col0, col1)``;
+    0 or less outside it."""
+    p = np.atleast_2d(np.asarray(points, float))
+    row0, row1, col0, col1 = field
+    return np.minimum.reduce([p[:, 0] - row0, row1 - p[:, 0], p[:, 1] - col0, col1 - p[:, 1]])
+
+
 def truth_mask(truth: dict) -> np.ndarray:
     """The frame's hair mask drawn from its truth: every hair's centre line at its width (float32, 0 or 1)."""
     import cv2
@@ -185,13 +198,16 @@ def frame_tables(truth_path: Path, oracle: bool = False
     rows = []
     for j, h in enumerate(targets):
         line, width_px = h["centerline_rc"], h["width_um"] / um
-        stage = "found" if j in found else _lost_at(line, width_px, stages, unmatched, counted)
+        stage = "found" if j in found else _lost_at(visible_part(line, field), width_px, stages, unmatched, counted)
         rows.append({"frame": truth_path.stem, "hair_colour": h["color"], "width_um": h["width_um"], "stage": stage,
-                     "um_per_px": um, "model_prob": seen[j], "emergence_covered": bool(covered[j])})
+                     "um_per_px": um, "model_prob": seen[j], "emergence_covered": bool(covered[j]),
+                     "border_um": float(border_distance(h["emergence_rc"], field)[0]) * um,
+                     "leaves_field": border_distance(line, field).min() <= 0.0})
     read = counted_hairs(stages, um)
     matched_paths = {j: result.paths[int(kept[i])] for i, j, _ in pairs}
     extras = [{"frame": truth_path.stem, "kind": extra_kind(result.paths[k], truth, targets, found, matched_paths),
-               "root_evidence": read[k].root_evidence, "thickness_um": float(result.hairs["thickness_um"].iloc[k])}
+               "root_evidence": read[k].root_evidence, "thickness_um": float(result.hairs["thickness_um"].iloc[k]),
+               "border_um": float(border_distance(result.hairs[["row", "col"]].to_numpy(float)[k], field)[0]) * um}
               for k in range(len(result.hairs)) if k not in matched_pred]
     stripes = []
     if len(stages.inside) >= 3:
@@ -207,7 +223,7 @@ def frame_tables(truth_path: Path, oracle: bool = False
     return (pd.DataFrame(rows).assign(frame_kind=kind),
             pd.DataFrame(stripes, columns=["frame", "truth_hairs_along", "width_ratio", "lobes"]).assign(frame_kind=kind),
             count,
-            pd.DataFrame(extras, columns=["frame", "kind", "root_evidence", "thickness_um"]).assign(frame_kind=kind))
+            pd.DataFrame(extras, columns=["frame", "kind", "root_evidence", "thickness_um", "border_um"]).assign(frame_kind=kind))
 
 
 def _model_view(stages, um: float, targets: list[dict]) -> np.ndarray:
@@ -229,8 +245,15 @@ def _model_view(stages, um: float, targets: list[dict]) -> np.ndarray:
     return out
 
 
+def visible_part(line: np.ndarray, field: tuple[float, float, float, float]) -> np.ndarray:
+    """The points of a truth centre line inside the field (at least its first point, the emergence)."""
+    inside = border_distance(line, field) > 0
+    return line[inside] if inside.sum() >= 2 else line[:1]
+
+
 def _lost_at(line: np.ndarray, width_px: float, stages, unmatched: np.ndarray, counted: set[int]) -> str:
-    """The first stage of the core that lost a missed truth hair (see the module doc)."""
+    """The first stage of the core that lost a missed truth hair (see the module doc); ``line`` is the
+    part of its centre line inside the field (:func:`visible_part`)."""
     r, c = _samples(line, stages.mask.shape)
     if stages.valid[r, c].mean() < 0.8:
         return "masked"
@@ -296,10 +319,18 @@ def main() -> None:
     covered = pd.crosstab([hairs["frame_kind"], hairs["emergence_covered"]], hairs["stage"])
     print("By whether another unit's shaft touches the hair's emergence point (hairs):")
     print(covered.reindex(columns=[c for c in ORDER if c in covered.columns]).to_string(), "\n")
+    band = np.where(hairs["border_um"] < BORDER_BAND_UM, f"< {BORDER_BAND_UM:.0f} um from the border", "interior")
+    by_band = pd.crosstab([hairs["frame_kind"], band, hairs["leaves_field"]], hairs["stage"],
+                          rownames=["frame_kind", "emergence", "leaves the field"])
+    print("By where the hair emerges and whether its shaft leaves the field (hairs):")
+    print(by_band.reindex(columns=[c for c in ORDER if c in by_band.columns]).to_string(), "\n")
     _print_light_among_dark(hairs)
     print(f"Counted hairs no truth hair matched ({len(extras)}; the count's excess): what lies under them (rows)"
           " by what chose their root end (columns):")
     print(pd.crosstab([extras["frame_kind"], extras["kind"]], extras["root_evidence"], margins=True).to_string(), "\n")
+    near = np.where(extras["border_um"] < BORDER_BAND_UM, "border band", "interior")
+    print("The same by where their emergence point was placed:")
+    print(pd.crosstab([extras["frame_kind"], extras["kind"]], near, margins=True).to_string(), "\n")
     dark = stripes[stripes["frame_kind"] == "dark-hair frame"]
     bins = pd.cut(dark["width_ratio"], [0, 0.8, 1.2, 1.6, 2.0, 2.5, np.inf])
     print("Counted stripes of dark-hair frames before the fused split: truth hairs along them (rows)"

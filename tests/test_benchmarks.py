@@ -48,6 +48,22 @@ def test_emergence_covered_by_another_units_shaft_only():
     assert ps.emergence_covered(hairs, hairs, 2.0).tolist() == [False, True, False, False]
 
 
+def test_border_distance_is_to_the_nearest_field_edge_and_negative_outside():
+    ps = _stages_module()
+    field = (40.0, 1000.0, 0.0, 1200.0)  # a header strip above row 40
+    points = [(50.0, 600.0), (500.0, 3.0), (990.0, 600.0), (20.0, 600.0), (500.0, 1210.0)]
+    assert ps.border_distance(points, field).tolist() == [10.0, 3.0, 10.0, -20.0, -10.0]
+
+
+def test_visible_part_keeps_the_line_inside_the_field_or_its_emergence():
+    ps = _stages_module()
+    field = (40.0, 1000.0, 0.0, 1200.0)
+    up = np.array([(60.0 - r, 300.0) for r in range(0, 40)])  # emerges at row 60, runs up under the header
+    assert ps.visible_part(up, field)[:, 0].tolist() == [60.0 - r for r in range(0, 20)]
+    gone = np.array([(40.5, 300.0), (30.0, 300.0), (20.0, 300.0)])  # one point inside: the emergence alone
+    assert ps.visible_part(gone, field).tolist() == [[40.5, 300.0]]
+
+
 def test_extra_kind_sorts_unmatched_hairs_by_what_lies_under_them():
     ps = _stages_module()
     a = _hair(0, 0, [(50, c) for c in range(10, 110)])
