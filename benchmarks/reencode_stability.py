@@ -4,6 +4,15 @@ Usage::
 
     python benchmarks/reencode_stability.py ../shared/data/fdu_val/images --n 30 --um-per-px 2.78
     python benchmarks/reencode_stability.py FOLDER --n 30 --quality 95 75 --set direction_consensus=0.5
+    python benchmarks/reencode_stability.py /tmp/t95 --n 48 --quality --turns --truth /tmp/t95
+
+``--turns`` adds four copies of the same pixels turned by 90 and 180 degrees and
+flipped left-right and upside down (PNG; the count of hairs whose emergence lies
+in the field does not change with either). With ``--truth`` (a phantom folder
+from ``tricho synth``: its JSON truth beside each frame) it also prints each
+copy's count MAPE against the truth and that of the median count over all
+copies: how much of the error is jitter that averaging would remove. Pixel
+sizes come from ``--um-per-px`` or from the folder's ``manifest.csv``.
 
 Takes every ``len(files) // n``-th image of ``FOLDER`` (sorted by name, so
 the same frames each time), writes each decoded frame once losslessly (PNG)
@@ -21,10 +30,12 @@ comparison (``pipeline.course``) has to live with.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -33,22 +44,58 @@ from pipeline.imageio import IMAGE_EXTENSIONS, read_image
 from pipeline.settings import Settings
 
 
-def write_copies(files: list[Path], folder: Path, qualities: list[int]) -> None:
-    """Each frame as ``<stem>__png.png`` and ``<stem>__q<Q>.jpg`` for every quality."""
+#: The turned and flipped copies of ``--turns``: name and operation on a (rows, cols, ...) array.
+TURNS = {"r90": lambda a: np.rot90(a, 1), "r180": lambda a: np.rot90(a, 2),
+         "fh": lambda a: a[:, ::-1], "fv": lambda a: a[::-1]}
+
+
+def write_copies(files: list[Path], folder: Path, qualities: list[int], *, turns: bool = False,
+                 um_per_px: dict[str, float] | None = None) -> None:
+    """Each frame as ``<stem>__png.png``, ``<stem>__q<Q>.jpg`` for every quality and, with ``turns``,
+    ``<stem>__<turn>.png`` for every :data:`TURNS`; with ``um_per_px`` (file name -> µm/px) a
+    ``manifest.csv`` giving every copy its frame's pixel size."""
+    rows = []
     for f in files:
-        rgb = Image.fromarray(read_image(f))
-        rgb.save(folder / f"{f.stem}__png.png")
+        pixels = read_image(f)
+        rgb = Image.fromarray(pixels)
+        names = [f"{f.stem}__png.png"]
+        rgb.save(folder / names[0])
         for q in qualities:
-            rgb.save(folder / f"{f.stem}__q{q}.jpg", quality=q)
+            names.append(f"{f.stem}__q{q}.jpg")
+            rgb.save(folder / names[-1], quality=q)
+        for name, turn in (TURNS.items() if turns else ()):
+            names.append(f"{f.stem}__{name}.png")
+            Image.fromarray(np.ascontiguousarray(turn(pixels))).save(folder / names[-1])
+        if um_per_px is not None:
+            rows += [{"image": n, "um_per_px": um_per_px[f.name]} for n in names]
+    if um_per_px is not None:
+        pd.DataFrame(rows).to_csv(folder / "manifest.csv", index=False)
 
 
-def changes(images: pd.DataFrame) -> pd.DataFrame:
-    """One row per frame and quality: the PNG copy's count, the JPEG copy's count and the change."""
+def truth_scores(d: pd.DataFrame, truth: dict[str, int]) -> pd.DataFrame:
+    """Count MAPE (%) against ``truth`` (frame stem -> true count) of every copy and of the median count
+    over all copies of a frame; frames with a true count of 0 are left out."""
+    table = d.pivot(index="frame", columns="copy", values="hair_count")
+    table = table.assign(median=table.median(axis=1))
+    true = pd.Series(truth).reindex(table.index)
+    keep = true > 0
+    ape = table[keep].sub(true[keep], axis=0).abs().div(true[keep], axis=0) * 100
+    return pd.DataFrame({"frames": int(keep.sum()), "count_mape_pct": ape.mean()})
+
+
+def copies(images: pd.DataFrame) -> pd.DataFrame:
+    """The ok rows of a run over :func:`write_copies`' folder with ``frame`` and ``copy`` columns."""
     d = images[images["status"] == "ok"].copy()
     parts = d["image"].map(lambda s: Path(s).stem).str.rsplit("__", n=1)
     d["frame"], d["copy"] = parts.str[0], parts.str[1]
-    table = d.pivot(index="frame", columns="copy", values="hair_count")
-    rows = [{"frame": k, "quality": c, "png": r["png"], "jpeg": r[c], "change": r[c] - r["png"]}
+    return d
+
+
+def changes(images: pd.DataFrame) -> pd.DataFrame:
+    """One row per frame and copy: the PNG copy's count, the other copy's count and the change
+    (column ``quality``: the copy's name, ``q95`` or ``r90`` say)."""
+    table = copies(images).pivot(index="frame", columns="copy", values="hair_count")
+    rows = [{"frame": k, "quality": c, "png": r["png"], "copy": r[c], "change": r[c] - r["png"]}
             for k, r in table.iterrows() for c in table.columns if c != "png"]
     return pd.DataFrame(rows)
 
@@ -58,16 +105,18 @@ def report(d: pd.DataFrame) -> None:
     s = d.groupby("quality").agg(frames=("frame", "size"), mean_abs_change=("abs_change", "mean"),
                                  mean_abs_change_pct=("pct", "mean"), bias=("change", "mean"),
                                  frames_moved=("abs_change", lambda x: int((x > 0).sum())))
-    print("hair count of the JPEG copy against the PNG copy:\n" + s.round(2).to_string() + "\n")
+    print("hair count of each copy against the PNG copy:\n" + s.round(2).to_string() + "\n")
     print("largest moves:\n" + d.sort_values("abs_change", ascending=False).head(8)[
-        ["frame", "quality", "png", "jpeg", "change"]].to_string(index=False))
+        ["frame", "quality", "png", "copy", "change"]].to_string(index=False))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("--n", type=int, default=30, help="frames taken, evenly spaced in name order")
-    ap.add_argument("--quality", type=int, nargs="+", default=[95])
+    ap.add_argument("--quality", type=int, nargs="*", default=[95])
+    ap.add_argument("--turns", action="store_true", help="add copies turned by 90 / 180 degrees and flipped")
+    ap.add_argument("--truth", type=Path, default=None, help="phantom folder with each frame's truth JSON")
     ap.add_argument("--um-per-px", type=float, default=None)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--set", dest="set_", action="append", default=[], help="setting override KEY=VALUE")
@@ -76,14 +125,23 @@ def main() -> None:
     if not files:
         sys.exit(f"no images in {a.folder}")
     files = files[::max(1, len(files) // a.n)][:a.n]
+    manifest = a.folder / "manifest.csv"
+    sizes = None
+    if a.um_per_px is None and manifest.exists():
+        m = pd.read_csv(manifest)
+        sizes = dict(zip(m["image"].map(lambda s: Path(s).name), m["um_per_px"]))
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "frames", Path(tmp) / "run"
         src.mkdir()
-        write_copies(files, src, a.quality)
+        write_copies(files, src, a.quality, turns=a.turns, um_per_px=sizes)
         run_batch([src], out, um_per_px=a.um_per_px, workers=a.workers, settings=Settings.from_overrides(a.set_),
                   progress=False, overlays=False)
         images = pd.read_csv(out / "images.csv")
     report(changes(images))
+    if a.truth is not None:
+        truth = {f.stem: int(json.loads((a.truth / f"{f.stem}.json").read_text())["count_in_field"]) for f in files}
+        print("\ncount MAPE against the truth, per copy and of the median over the copies:\n"
+              + truth_scores(copies(images), truth).round(2).to_string())
 
 
 if __name__ == "__main__":

@@ -197,3 +197,38 @@ def test_reencode_stability_copies_are_the_same_pixels_up_to_jpeg(tmp_path):
     err95 = np.abs(read_image(out / "f__q95.jpg").astype(int) - rgb).mean()
     err75 = np.abs(read_image(out / "f__q75.jpg").astype(int) - rgb).mean()
     assert 0 < err95 < err75
+
+
+def test_reencode_stability_turned_copies_and_their_manifest(tmp_path):
+    import cv2
+    import pandas as pd
+
+    from pipeline.imageio import read_image
+
+    rs = _module("reencode_stability")
+    src = tmp_path / "src"
+    src.mkdir()
+    rgb = np.random.default_rng(2).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    cv2.imwrite(str(src / "f.png"), rgb[..., ::-1])
+    out = tmp_path / "out"
+    out.mkdir()
+    rs.write_copies([src / "f.png"], out, [], turns=True, um_per_px={"f.png": 4.5})
+    np.testing.assert_array_equal(read_image(out / "f__r90.png"), np.rot90(rgb))
+    np.testing.assert_array_equal(read_image(out / "f__r180.png"), rgb[::-1, ::-1])
+    np.testing.assert_array_equal(read_image(out / "f__fh.png"), rgb[:, ::-1])
+    np.testing.assert_array_equal(read_image(out / "f__fv.png"), rgb[::-1])
+    m = pd.read_csv(out / "manifest.csv")
+    assert sorted(m["image"]) == ["f__fh.png", "f__fv.png", "f__png.png", "f__r180.png", "f__r90.png"]
+    assert set(m["um_per_px"]) == {4.5}
+
+
+def test_reencode_stability_scores_each_copy_and_the_median_against_truth():
+    import pandas as pd
+
+    rs = _module("reencode_stability")
+    images = pd.DataFrame({"image": ["a__png.png", "a__r90.png", "a__fh.png", "b__png.png", "b__r90.png", "b__fh.png"],
+                           "hair_count": [8, 10, 11, 4, 5, 6], "status": ["ok"] * 6})
+    s = rs.truth_scores(rs.copies(images), {"a": 10, "b": 5})
+    # a: 20 / 0 / 10%, median 10 -> 0%; b: 20 / 0 / 20%, median 5 -> 0%
+    assert s["count_mape_pct"].round(6).to_dict() == {"fh": 15.0, "median": 0.0, "png": 20.0, "r90": 0.0}
+    assert set(s["frames"]) == {2}
