@@ -565,6 +565,8 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
     free = np.array([[k == "free" for k in h.end_kinds] for h in traced], bool).reshape(-1, 2)
     length = np.array([h.length_px for h in traced], float) + radius * free.sum(axis=1)  # skeletons stop ~r short of a free end
     keep = _elongated(radius, length, free.all(axis=1), min_len, settings)
+    if settings.border_stub_min_um > 0:
+        keep |= free.all(axis=1) & _border_stubs(paths, radius, length, valid, settings.border_stub_min_um / scale)
     bounded = shaft_percentile is not None
     out = []
     for i in np.flatnonzero(keep):
@@ -605,6 +607,30 @@ def _elongated(radius: np.ndarray, length: np.ndarray, isolated: np.ndarray, min
     stripe = (isolated & (length >= min_len) & (length >= typical)
               & (length >= settings.stripe_aspect * 2 * np.maximum(radius, 1.0)))
     return keep | stripe
+
+
+def _border_stubs(paths: list[np.ndarray], radius: np.ndarray, length: np.ndarray, valid: np.ndarray,
+                  min_len: float) -> np.ndarray:
+    """Which shafts are a hair's first part before the frame border cuts it (bool per shaft).
+
+    Exactly one end lies at the frame's edge (:func:`_at_frame_edge`), and
+    the shaft is ``min_len`` px long and at least its own width.
+    """
+    strips = ~valid.any(axis=1)
+    at_edge = np.array([[_at_frame_edge(q[k], strips, valid.shape, max(float(r), 1.0)) for k in (0, -1)]
+                        for q, r in zip(paths, radius)], bool).reshape(-1, 2)
+    return (at_edge.sum(axis=1) == 1) & (length >= min_len) & (length >= 2 * np.maximum(radius, 1.0))
+
+
+def _at_frame_edge(point: np.ndarray, strips: np.ndarray, shape: tuple[int, int], r: float) -> bool:
+    """An end within a shaft radius (+3 px) of the image border or of a row of ``strips`` (rows with no
+    skin: a header or footer band); unlike :func:`_is_cut`, not of a mark drawn on the skin."""
+    m, n = shape
+    reach = r + 3
+    row, col = point
+    if row < reach or col < reach or row > m - 1 - reach or col > n - 1 - reach:
+        return True
+    return bool(strips[int(max(0, row - reach)):int(min(m, row + reach + 1))].any())
 
 
 def _add_tip_shares(cands: list[Candidate], mask: np.ndarray, min_drop: float) -> None:

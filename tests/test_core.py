@@ -801,6 +801,41 @@ def test_short_fused_stripe_counts_and_a_round_blob_does_not():
     assert (on.hairs["col"] < 300).all()
 
 
+def _frame_with_a_border_stub():
+    """Four 10-px hairs across the frame and a 10-px shaft whose first 16 px show before the right
+    border cuts it (80 µm at 5 µm/px: under ``min_hair_length_um``, under ``min_aspect`` widths)."""
+    img = blank(400, 500)
+    for r in (40, 100, 160, 220):
+        img[r:r + 10, 60:210] = HAIR
+    img[300:310, 484:500] = HAIR
+    return cv2.GaussianBlur(img, (0, 0), 1.0)
+
+
+def test_a_shaft_cut_by_the_frame_border_is_kept_from_its_first_part():
+    from pipeline.frame import frame_stages
+
+    img = _frame_with_a_border_stub()
+    def stubs(settings):
+        st = frame_stages(img, um_per_px=5.0, settings=settings)
+        return [c for c in st.cands if c.hair.path[:, 1].min() > 450]
+    assert len(stubs(Settings())) == 1
+    assert stubs(Settings())[0].cut in ((True, False), (False, True))
+    assert stubs(Settings(border_stub_min_um=0.0)) == []
+    assert stubs(Settings(border_stub_min_um=120.0)) == []  # longer than what shows
+
+
+def test_frame_edge_is_the_image_border_or_a_strip_without_skin():
+    from pipeline.frame import _at_frame_edge
+
+    strips = np.zeros(100, bool)
+    strips[:10] = True  # a header band over rows 0-9
+    shape = (100, 200)
+    assert _at_frame_edge(np.array([50.0, 196.0]), strips, shape, 1.0)  # 3 px from the right border
+    assert not _at_frame_edge(np.array([50.0, 195.0]), strips, shape, 1.0)
+    assert _at_frame_edge(np.array([13.0, 100.0]), strips, shape, 1.0)  # 4 px under the band
+    assert not _at_frame_edge(np.array([14.0, 100.0]), strips, shape, 1.0)
+
+
 def _white_shaft_frame():
     """A 16-px white shaft with darker refraction rims on skin, and its exact cover."""
     img = blank()
