@@ -625,12 +625,11 @@ def _border_stubs(paths: list[np.ndarray], radius: np.ndarray, length: np.ndarra
 def _at_frame_edge(point: np.ndarray, strips: np.ndarray, shape: tuple[int, int], r: float) -> bool:
     """An end within a shaft radius (+3 px) of the image border or of a row of ``strips`` (rows with no
     skin: a header or footer band); unlike :func:`_is_cut`, not of a mark drawn on the skin."""
-    m, n = shape
     reach = r + 3
-    row, col = point
-    if row < reach or col < reach or row > m - 1 - reach or col > n - 1 - reach:
+    if _near_border(point, shape, reach):
         return True
-    return bool(strips[int(max(0, row - reach)):int(min(m, row + reach + 1))].any())
+    row = point[0]
+    return bool(strips[int(max(0, row - reach)):int(min(shape[0], row + reach + 1))].any())
 
 
 def _add_tip_shares(cands: list[Candidate], mask: np.ndarray, min_drop: float) -> None:
@@ -735,12 +734,19 @@ def as_hairs(c: Candidate, k: int) -> list[Candidate]:
     return [c] if k == 1 else [dataclasses.replace(c, thickness_px=c.thickness_px / k) for _ in range(k)]
 
 
+def _near_border(point: np.ndarray, shape: tuple[int, int], reach: float) -> bool:
+    """A point (row, col) closer than ``reach`` px to the image border."""
+    m, n = shape
+    row, col = point
+    return bool(row < reach or col < reach or row > m - 1 - reach or col > n - 1 - reach)
+
+
 def _is_cut(point: np.ndarray, valid: np.ndarray, r: float) -> bool:
     """An end within a shaft radius (+3 px) of the border or of a non-skin region."""
     m, n = valid.shape
     reach = r + 3
     row, col = point
-    if row < reach or col < reach or row > m - 1 - reach or col > n - 1 - reach:
+    if _near_border(point, valid.shape, reach):
         return True
     r0, r1 = int(max(0, row - reach)), int(min(m, row + reach + 1))
     c0, c1 = int(max(0, col - reach)), int(min(n, col + reach + 1))
