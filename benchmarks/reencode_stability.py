@@ -30,7 +30,6 @@ comparison (``pipeline.course``) has to live with.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -39,7 +38,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from pipeline.batch import run_batch
+from pipeline.batch import read_manifest, run_batch
+from pipeline.evaluate import agreement, read_phantom_truth
 from pipeline.imageio import IMAGE_EXTENSIONS, read_image
 from pipeline.settings import Settings
 
@@ -74,13 +74,14 @@ def write_copies(files: list[Path], folder: Path, qualities: list[int], *, turns
 
 def truth_scores(d: pd.DataFrame, truth: dict[str, int]) -> pd.DataFrame:
     """Count MAPE (%) against ``truth`` (frame stem -> true count) of every copy and of the median count
-    over all copies of a frame; frames with a true count of 0 are left out."""
+    over all copies of a frame, as ``tricho evaluate`` scores it (:func:`pipeline.evaluate.agreement`:
+    frames with a true count of 0 are left out)."""
     table = d.pivot(index="frame", columns="copy", values="hair_count")
     table = table.assign(median=table.median(axis=1))
-    true = pd.Series(truth).reindex(table.index)
-    keep = true > 0
-    ape = table[keep].sub(true[keep], axis=0).abs().div(true[keep], axis=0) * 100
-    return pd.DataFrame({"frames": int(keep.sum()), "count_mape_pct": ape.mean()})
+    true = pd.Series(truth).reindex(table.index).to_numpy(float)
+    scores = {c: agreement(table[c].to_numpy(float), true, unit="hairs") for c in table.columns}
+    return pd.DataFrame({"frames": [v["n_mape"] for v in scores.values()],
+                         "count_mape_pct": [v["mape_pct"] for v in scores.values()]}, index=list(scores))
 
 
 def copies(images: pd.DataFrame) -> pd.DataFrame:
@@ -128,8 +129,7 @@ def main() -> None:
     manifest = a.folder / "manifest.csv"
     sizes = None
     if a.um_per_px is None and manifest.exists():
-        m = pd.read_csv(manifest)
-        sizes = dict(zip(m["image"].map(lambda s: Path(s).name), m["um_per_px"]))
+        sizes = {f.path.name: f.um_per_px for f in read_manifest(manifest)}
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "frames", Path(tmp) / "run"
         src.mkdir()
@@ -139,7 +139,7 @@ def main() -> None:
         images = pd.read_csv(out / "images.csv")
     report(changes(images))
     if a.truth is not None:
-        truth = {f.stem: int(json.loads((a.truth / f"{f.stem}.json").read_text())["count_in_field"]) for f in files}
+        truth = {f.stem: read_phantom_truth(a.truth / f"{f.stem}.json").true_count for f in files}
         print("\ncount MAPE against the truth, per copy and of the median over the copies:\n"
               + truth_scores(copies(images), truth).round(2).to_string())
 

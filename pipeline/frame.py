@@ -566,7 +566,9 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
     length = np.array([h.length_px for h in traced], float) + radius * free.sum(axis=1)  # skeletons stop ~r short of a free end
     keep = _elongated(radius, length, free.all(axis=1), min_len, settings)
     if settings.border_stub_min_um > 0:
-        keep |= free.all(axis=1) & _border_stubs(paths, radius, length, valid, settings.border_stub_min_um / scale)
+        ask = np.flatnonzero(~keep & free.all(axis=1))
+        keep[ask] = _border_stubs([paths[i] for i in ask], radius[ask], length[ask], valid,
+                                  settings.border_stub_min_um / scale)
     bounded = shaft_percentile is not None
     out = []
     for i in np.flatnonzero(keep):
