@@ -238,7 +238,8 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
         cands = merge_split_shafts(cands, max_angle_deg=settings.split_shaft_deg,
                                    level=width_map / width_full,
                                    max_width_px=settings.fused_min_um / scale)
-    _orient(cands, fork_angle_deg=settings.fork_angle_deg, consensus=settings.direction_consensus)
+    _orient(cands, fork_angle_deg=settings.fork_angle_deg, consensus=settings.direction_consensus,
+            direction_over_forks=settings.direction_over_forks)
     if _long_scene(cands, scale, settings):
         _mark_occluded(cands, scale, dense=_dense_crossing(cands, settings))
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
@@ -755,7 +756,12 @@ def _is_cut(point: np.ndarray, valid: np.ndarray, r: float) -> bool:
     return not valid[r0:r1, c0:c1].all()
 
 
-def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0, consensus: float = 0.3) -> None:
+#: A hair takes the frame's root-to-tip direction when its axis lies within 40° of it (cosine).
+DIRECTION_CONE = float(np.cos(np.deg2rad(40)))
+
+
+def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0, consensus: float = 0.3,
+            direction_over_forks: bool = False) -> None:
     """Choose the root end of every hair.
 
     Order of evidence: an end where the hair forks from others of its
@@ -774,6 +780,10 @@ def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0, consensus: f
     a junction shows no emergence (``hidden_root``: a piece of a longer
     hair between crossings; not counted with
     ``Settings.count_hidden_roots=False``).
+
+    With ``direction_over_forks`` the frame's direction, when decisive, also
+    overrules a fork (or a root carried through one) that points against it
+    for a hair within its cone (:func:`_overrule_forks`).
     """
     forks = _fork_ends(cands, fork_angle_deg) if fork_angle_deg > 0 else None
     for c in cands:
@@ -784,13 +794,15 @@ def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0, consensus: f
                 c.root, c.confident, c.root_evidence = end, True, "fork"
     _follow_forks(cands)
     direction = _frame_direction(cands, consensus)
+    if direction_over_forks and direction is not None:
+        _overrule_forks(cands, direction)
     visible_scores = [s for c in cands for s, cut in zip(c.scores, c.cut) if not cut]
     median_score = float(np.median(visible_scores)) if visible_scores else 0.0
     for c in cands:
         if c.confident:
             continue
         axis = _root_to_tip(c.hair.path, 0)
-        if direction is not None and abs(float(axis @ direction)) >= np.cos(np.deg2rad(40)):
+        if direction is not None and abs(float(axis @ direction)) >= DIRECTION_CONE:
             c.root, c.root_evidence = (0 if float(axis @ direction) > 0 else 1), "direction"
         elif c.cut[0] != c.cut[1]:
             inner = 1 if c.cut[0] else 0
@@ -1012,6 +1024,31 @@ def _follow_forks(cands: list[Candidate]) -> None:
                 c.partner = f
                 f.emergence = c.hair.path[0 if c.root == 0 else -1]
                 break
+
+
+def _overrule_forks(cands: list[Candidate], direction: np.ndarray) -> None:
+    """Drop the fork and follow roots that point against the frame's direction.
+
+    A hair within the frame's cone (``DIRECTION_CONE``) whose fork (or the
+    fork it follows) puts its root on the side the frame's hairs grow
+    towards is rooted again like any other hair; the partner link and the
+    opening point that fork gave go with it. On tuning phantoms the frame's
+    direction is right for about 99% of the hairs it orients, a fork for
+    about 80% (a cut tip that touches another shaft reads as a fork).
+    """
+    wrong = set()
+    for c in cands:
+        if c.confident:
+            along = float(_root_to_tip(c.hair.path, 0) @ direction)
+            if abs(along) >= DIRECTION_CONE and (0 if along > 0 else 1) != c.root:
+                wrong.add(id(c))
+    for c in cands:
+        if id(c) in wrong or (c.partner is not None and id(c.partner) in wrong):
+            c.confident, c.root_evidence, c.partner = False, "", None
+    given = {id(c.partner) for c in cands if c.partner is not None}
+    for c in cands:
+        if id(c) not in given:
+            c.emergence = None
 
 
 def _root_to_tip(path: np.ndarray, root: int) -> np.ndarray:

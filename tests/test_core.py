@@ -1075,3 +1075,38 @@ def test_frame_direction_needs_the_votes_to_agree_by_the_consensus(consensus, ex
     else:
         np.testing.assert_allclose(np.abs(got), expected, atol=1e-12)
         assert got[0] > 0  # top (row 10) to bottom (row 60): root at the top, tip below
+
+
+def _hair_candidate(path, *, scores=(0.0, 0.0), ends=("free", "free")):
+    from pipeline.frame import Candidate
+    from pipeline.shafts import Hair
+
+    return Candidate(hair=Hair(path=np.asarray(path, float), end_kinds=list(ends)), thickness_px=4.0, radius_px=2.0,
+                     contrast=1.0, cut=(False, False), scores=np.asarray(scores, float))
+
+
+@pytest.mark.parametrize("overrule", [False, True])
+def test_a_fork_against_the_frames_direction_is_overruled_only_when_asked(overrule):
+    from pipeline.frame import _orient
+
+    # four vertical hairs whose ends say root on top (rows 10, 110, ...), one vertical hair whose bottom end is a
+    # junction (a fork: rooted there) and one horizontal hair forking at its right end (outside the 40° cone)
+    votes = [_hair_candidate([(10.0, 5.0 + 10 * k), (60.0, 5.0 + 10 * k)], scores=(1.0, 0.0)) for k in range(4)]
+    against = _hair_candidate([(10.0, 80.0), (60.0, 80.0)], ends=("free", "junction"))
+    across = _hair_candidate([(100.0, 10.0), (100.0, 60.0)], ends=("free", "junction"))
+    _orient([*votes, against, across], direction_over_forks=overrule)
+    assert [c.root for c in votes] == [0, 0, 0, 0]
+    assert (against.root, against.root_evidence, against.confident) == (
+        (0, "direction", False) if overrule else (1, "fork", True))
+    assert (across.root, across.root_evidence) == (1, "fork")  # the frame's direction says nothing across it
+
+
+def test_overruling_a_fork_drops_the_partner_it_gave():
+    from pipeline.frame import _orient
+
+    votes = [_hair_candidate([(10.0, 5.0 + 10 * k), (60.0, 5.0 + 10 * k)], scores=(1.0, 0.0)) for k in range(4)]
+    fork = _hair_candidate([(10.0, 80.0), (60.0, 80.0)], ends=("free", "junction"))
+    through = _hair_candidate(np.linspace((30.0, 82.0), (90.0, 78.0), 61))  # passes the fork's root end (60, 80)
+    _orient([*votes, fork, through], direction_over_forks=True)
+    assert fork.root == 0 and fork.emergence is None and through.partner is None
+    assert through.root_evidence == "direction" and through.root == 0
