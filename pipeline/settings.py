@@ -382,8 +382,9 @@ class Settings:
         points against the frame's pooled direction, for a hair within 40°
         of it, is dropped and the hair is rooted by that direction
         (``frame._overrule_forks``). On tuning suites 95-98 the frame's
-        direction is right for 99% of the hairs it orients and a fork for
-        84% (59% when the border cuts the hair): roots on the emergence side
+        direction is right for 99% of the hairs it orients and, in the
+        frames where it is decisive, a fork for 84% (59% when the border
+        cuts the hair): roots on the emergence side
         0.925 / 0.945 / 0.932 / 0.921 -> 0.943 / 0.952 / 0.952 / 0.935,
         precision and recall of matched hairs up on all four, count MAPE
         17.28 -> 17.34% (session 41).
