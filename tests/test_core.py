@@ -1052,13 +1052,16 @@ def test_frame_just_large_enough_is_measured():
     assert analyze_frame(np.full((64, 64, 3), 200, np.uint8), um_per_px=5.0).metrics["hair_count"] == 0
 
 
-def _vertical_candidate(score_top: float, score_bottom: float):
+def _hair_candidate(path, *, scores=(0.0, 0.0), ends=("free", "free")):
     from pipeline.frame import Candidate
     from pipeline.shafts import Hair
 
-    path = np.array([(10.0, 5.0), (60.0, 5.0)])
-    return Candidate(hair=Hair(path=path), thickness_px=4.0, radius_px=2.0, contrast=1.0, cut=(False, False),
-                     scores=np.array([score_top, score_bottom]))
+    return Candidate(hair=Hair(path=np.asarray(path, float), end_kinds=list(ends)), thickness_px=4.0, radius_px=2.0,
+                     contrast=1.0, cut=(False, False), scores=np.asarray(scores, float))
+
+
+def _vertical_candidate(score_top: float, score_bottom: float):
+    return _hair_candidate([(10.0, 5.0), (60.0, 5.0)], scores=(score_top, score_bottom))
 
 
 @pytest.mark.parametrize("consensus, expected", [(0.3, (1.0, 0.0)), (0.5, None)])
@@ -1077,20 +1080,12 @@ def test_frame_direction_needs_the_votes_to_agree_by_the_consensus(consensus, ex
         assert got[0] > 0  # top (row 10) to bottom (row 60): root at the top, tip below
 
 
-def _hair_candidate(path, *, scores=(0.0, 0.0), ends=("free", "free")):
-    from pipeline.frame import Candidate
-    from pipeline.shafts import Hair
-
-    return Candidate(hair=Hair(path=np.asarray(path, float), end_kinds=list(ends)), thickness_px=4.0, radius_px=2.0,
-                     contrast=1.0, cut=(False, False), scores=np.asarray(scores, float))
-
-
 @pytest.mark.parametrize("overrule", [False, True])
 def test_a_fork_against_the_frames_direction_is_overruled_only_when_asked(overrule):
     from pipeline.frame import _orient
 
-    # four vertical hairs whose ends say root on top (rows 10, 110, ...), one vertical hair whose bottom end is a
-    # junction (a fork: rooted there) and one horizontal hair forking at its right end (outside the 40° cone)
+    # four vertical hairs (rows 10 to 60) whose end scores say root on top, one vertical hair whose bottom end is
+    # a junction (a fork: rooted there) and one horizontal hair forking at its right end (outside the 40° cone)
     votes = [_hair_candidate([(10.0, 5.0 + 10 * k), (60.0, 5.0 + 10 * k)], scores=(1.0, 0.0)) for k in range(4)]
     against = _hair_candidate([(10.0, 80.0), (60.0, 80.0)], ends=("free", "junction"))
     across = _hair_candidate([(100.0, 10.0), (100.0, 60.0)], ends=("free", "junction"))
@@ -1101,12 +1096,17 @@ def test_a_fork_against_the_frames_direction_is_overruled_only_when_asked(overru
     assert (across.root, across.root_evidence) == (1, "fork")  # the frame's direction says nothing across it
 
 
-def test_overruling_a_fork_drops_the_partner_it_gave():
+@pytest.mark.parametrize("overrule", [False, True])
+def test_overruling_a_fork_drops_the_partner_it_gave(overrule):
     from pipeline.frame import _orient
 
     votes = [_hair_candidate([(10.0, 5.0 + 10 * k), (60.0, 5.0 + 10 * k)], scores=(1.0, 0.0)) for k in range(4)]
     fork = _hair_candidate([(10.0, 80.0), (60.0, 80.0)], ends=("free", "junction"))
     through = _hair_candidate(np.linspace((30.0, 82.0), (90.0, 78.0), 61))  # passes the fork's root end (60, 80)
-    _orient([*votes, fork, through], direction_over_forks=True)
-    assert fork.root == 0 and fork.emergence is None and through.partner is None
-    assert through.root_evidence == "direction" and through.root == 0
+    _orient([*votes, fork, through], direction_over_forks=overrule)
+    if overrule:
+        assert fork.root == 0 and fork.emergence is None and through.partner is None
+        assert (through.root, through.root_evidence) == (0, "direction")
+    else:  # the through-going shaft follows the fork, and gives it its opening point
+        assert through.partner is fork and (through.root, through.root_evidence) == (1, "follow")
+        np.testing.assert_allclose(fork.emergence, (90.0, 78.0))
