@@ -418,7 +418,17 @@ class Settings:
         92), where touching shafts rarely leave a resolved seam.
     unit_radius_um : float
         Hairs whose emergence points lie within this distance share one
-        follicular unit (µm).
+        follicular unit (µm; single linkage, plus the hairs of one fork).
+        180 since session 41 (120 before): a unit's openings lie within
+        about one shaft width of each other (60-130 µm in the phantoms) and
+        the core's emergence points are a median 40 µm off, so 120 left
+        mates apart. Tuning suites 95-98, pairs of matched hairs grouped by
+        the radius alone (120 / 150 / 180 / 240 / 320 µm): true unit-mates
+        left apart 822 / 502 / 333 /
+        224 / 127, hairs of different units joined 31 / 39 / 49 / 77 / 253;
+        units MAPE 18.8 / 21.5 / 25.7 / 19.2% at 120, 14.1 / 15.7 / 19.5 /
+        17.6% at 180, 12.7 / 15.0 / 19.1 / 17.0% at 240. 180 keeps clear of
+        the rise in wrong joins past 240 (denser real scalps).
     emergence_reach : float
         A traced centre line stops about a radius short of its shaft's end,
         and a hair fades in where it leaves the skin, so the root end of the
@@ -527,7 +537,7 @@ class Settings:
     spur_factor: float = 2.0
     crossing_angle_deg: float = 35.0
     corner_angle_deg: float = 45.0
-    unit_radius_um: float = 120.0
+    unit_radius_um: float = 180.0
     emergence_reach: float = 3.0
     fused_ratio: float = 1.6
     fused_quantile: float = 50.0
