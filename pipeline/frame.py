@@ -801,9 +801,9 @@ def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0, consensus: f
     for c in cands:
         if c.confident:
             continue
-        axis = _root_to_tip(c.hair.path, 0)
-        if direction is not None and abs(float(axis @ direction)) >= DIRECTION_CONE:
-            c.root, c.root_evidence = (0 if float(axis @ direction) > 0 else 1), "direction"
+        end = _direction_root(c, direction)
+        if end is not None:
+            c.root, c.root_evidence = end, "direction"
         elif c.cut[0] != c.cut[1]:
             inner = 1 if c.cut[0] else 0
             c.root, c.root_evidence = (inner if c.scores[inner] >= median_score else 1 - inner), "cut"
@@ -1036,12 +1036,7 @@ def _overrule_forks(cands: list[Candidate], direction: np.ndarray) -> None:
     direction is right for about 99% of the hairs it orients, a fork for
     about 80% (a cut tip that touches another shaft reads as a fork).
     """
-    wrong = set()
-    for c in cands:
-        if c.confident:
-            along = float(_root_to_tip(c.hair.path, 0) @ direction)
-            if abs(along) >= DIRECTION_CONE and (0 if along > 0 else 1) != c.root:
-                wrong.add(id(c))
+    wrong = {id(c) for c in cands if c.confident and _direction_root(c, direction) not in (None, c.root)}
     for c in cands:
         if id(c) in wrong or (c.partner is not None and id(c.partner) in wrong):
             c.confident, c.root_evidence, c.partner = False, "", None
@@ -1049,6 +1044,15 @@ def _overrule_forks(cands: list[Candidate], direction: np.ndarray) -> None:
     for c in cands:
         if id(c) not in given:
             c.emergence = None
+
+
+def _direction_root(c: Candidate, direction: np.ndarray | None) -> int | None:
+    """The end (0 or 1) the frame's root-to-tip ``direction`` makes the root, or None when there is no
+    direction or the hair's axis lies outside its cone (``DIRECTION_CONE``)."""
+    if direction is None:
+        return None
+    along = float(_root_to_tip(c.hair.path, 0) @ direction)
+    return (0 if along > 0 else 1) if abs(along) >= DIRECTION_CONE else None
 
 
 def _root_to_tip(path: np.ndarray, root: int) -> np.ndarray:
