@@ -455,7 +455,12 @@ def quantize_onnx(src: Path, dst: Path, crops: list[np.ndarray]) -> Path:
     ONNX Runtime static quantization, QDQ format: int8 weights per output
     channel, uint8 activations with min-max ranges over ``crops``
     (Jacob et al. 2018, "Quantization and training of neural networks for
-    efficient integer-arithmetic-only inference", CVPR).
+    efficient integer-arithmetic-only inference", CVPR).  Weights take 7 bits
+    (``reduce_range``): x86 CPUs without VNNI multiply uint8 by int8 with an
+    instruction that adds pairs of products in 16 bits, which 8-bit weights
+    can overflow (2 x 255 x 128 > 32767) and 7-bit ones cannot
+    (2 x 255 x 64 = 32640), so the copy gives the same maps on every CPU; a
+    test model's 8-bit-weight copy lost its whole mask on such a machine.
     """
     import tempfile
 
@@ -473,7 +478,8 @@ def quantize_onnx(src: Path, dst: Path, crops: list[np.ndarray]) -> Path:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre))
         quantize_static(str(pre), str(dst), Crops(ONNX_INPUT), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        reduce_range=True)
     return Path(dst)
 
 
