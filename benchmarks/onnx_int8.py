@@ -5,7 +5,7 @@ Usage::
     python benchmarks/onnx_int8.py [--models hairnet-v2 hairnet-light-v2] [--real ../shared/data/fdu_val/images]
 
 Each shipped folder carries ``weights.int8.onnx`` (``tricho quantize MODEL``:
-ONNX Runtime static quantization, QDQ, int8 weights per channel, uint8
+ONNX Runtime static quantization, QDQ, 7-bit weights per channel, uint8
 activations, calibrated on the first ``CALIBRATION_CROPS`` held-out phantom
 crops of :func:`pipeline.learned.calibration_crops`).  For each model this
 prints the forward time of one 576 x 720 tile (a 1280 x 1024 frame at

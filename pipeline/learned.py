@@ -459,8 +459,8 @@ def quantize_onnx(src: Path, dst: Path, crops: list[np.ndarray]) -> Path:
     (``reduce_range``): x86 CPUs without VNNI multiply uint8 by int8 with an
     instruction that adds pairs of products in 16 bits, which 8-bit weights
     can overflow (2 x 255 x 128 > 32767) and 7-bit ones cannot
-    (2 x 255 x 64 = 32640), so the copy gives the same maps on every CPU; a
-    test model's 8-bit-weight copy lost its whole mask on such a machine.
+    (2 x 255 x 64 = 32640), as ONNX Runtime's documentation recommends for
+    such CPUs; a test model's 8-bit-weight copy lost its whole mask on one.
     """
     import tempfile
 

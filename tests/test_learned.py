@@ -133,7 +133,7 @@ def test_int8_copy_is_sha_checked_close_to_float_and_run_only_when_asked(tiny_mo
     a, b = (m.predict(img, um_per_px=3.0)["hair"] for m in (int8, float_))
     assert np.abs(a - b).mean() > 0  # 8-bit: not the same numbers ...
     same = 2 * ((a > 0.5) & (b > 0.5)).sum() / ((a > 0.5).sum() + (b > 0.5).sum())
-    assert same > 0.8  # ... but nearly the same mask (the mean difference varied 0.008-0.021 between machines)
+    assert same > 0.8  # ... but nearly the same mask (0.0 on a CPU without VNNI before weights took 7 bits)
     found, truth = a > 0.5, labels[0] > 0
     assert 2 * (found & truth).sum() / (found.sum() + truth.sum()) > 0.7
     (q / "weights.int8.onnx").write_bytes((q / "weights.int8.onnx").read_bytes()[:-8] + b"01234567")
