@@ -143,6 +143,28 @@ def test_int8_copy_is_sha_checked_close_to_float_and_run_only_when_asked(tiny_mo
     assert load_model(str(q)).backend == "onnx"  # the float model does not depend on the int8 file
 
 
+def _int8_weight_range(path) -> tuple[int, int]:
+    """Smallest and largest value of the int8 initializers (the quantized weights) of an ONNX file."""
+    import onnx
+    from onnx import numpy_helper
+
+    values = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer
+              if t.data_type == onnx.TensorProto.INT8]
+    assert values, f"{path} has no int8 weights"
+    return min(int(v.min()) for v in values), max(int(v.max()) for v in values)
+
+
+def test_int8_copies_have_7_bit_weights_that_no_cpu_kernel_overflows(tiny_model, tmp_path):
+    # x86 CPUs without VNNI add pairs of uint8 x int8 products in 16 bits: 2 * 255 * 64 = 32640 fits, 2 * 255 * 128 does not
+    q = _copy_folder(tiny_model[0], tmp_path / "q")
+    learned.add_int8(q, n=1)
+    shipped = sorted(learned.models_root().glob("*/weights.int8.onnx"))
+    assert len(shipped) >= 3
+    for path in [q / "weights.int8.onnx", *shipped]:
+        low, high = _int8_weight_range(path)
+        assert -64 <= low and high <= 64, path
+
+
 def test_tricho_quantize_writes_the_int8_copy_or_names_the_missing_model(tiny_model, tmp_path):
     from typer.testing import CliRunner
 
