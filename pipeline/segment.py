@@ -182,7 +182,8 @@ def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
                             < settings.bright_hair_skin_below):
         bright = brightness_map(level, max_width_px=width, valid=valid)
         lift = _reference_contrast(bright, valid)
-        if kind == "bright" or lift >= settings.light_hair_below:
+        if kind == "bright" or _reference_contrast(bright, valid, 100.0 - settings.bright_route_share) \
+                >= settings.light_hair_below:
             return Contrast(bright, max(lift, 0.35), shaft_darkness=full, bright=True)
     colour = colour_contrast(image, max_width_px=width, valid=valid)
     return Contrast(colour, max(0.12, _reference_contrast(colour, valid)), light=True, shaft_darkness=full)
@@ -237,12 +238,12 @@ def yellowness_map(image: np.ndarray, *, max_width_px: float, valid: np.ndarray 
     return b - skin_background(b, max_width_px=max_width_px, valid=valid)
 
 
-def _reference_contrast(dark: np.ndarray, valid: np.ndarray | None) -> float:
-    """Plateau contrast of the frame's thick shafts (99.5th percentile)."""
+def _reference_contrast(dark: np.ndarray, valid: np.ndarray | None, percentile: float = 99.5) -> float:
+    """Plateau contrast of the frame's thick shafts: the ``percentile`` of the map over skin pixels."""
     d = dark[valid] if valid is not None else dark.ravel()
     if d.size == 0:
         return 0.5
-    return float(np.percentile(d, 99.5))
+    return float(np.percentile(d, percentile))
 
 
 def ridge_map(dark: np.ndarray, *, um_per_px: float, settings: Settings) -> np.ndarray:

@@ -444,6 +444,23 @@ def test_white_hair_on_dark_skin_is_read_on_the_brightness_map():
     assert routed.metrics["segmenter"] == "learned_light_hair"
 
 
+def test_a_few_bright_flakes_do_not_make_the_brightness_route():
+    """Dark skin with white flakes on 0.5% of it and no shaft: not the brightness map, which needs 2% of the
+    skin bright (``bright_route_share``); the 99.5th percentile, the test until session 42, took it."""
+    from pipeline.segment import darkness_map
+
+    img = np.empty((480, 640, 3), np.uint8)
+    img[:] = (70, 50, 42)
+    for k in range(8):
+        cv2.circle(img, (60 + 70 * k, 100 + 40 * (k % 4)), 8, (235, 232, 228), -1)
+    assert 0.004 < np.mean(img[..., 0] > 200) < 0.006
+    assert not darkness_map(img, um_per_px=3.0, settings=Settings()).bright
+    assert darkness_map(img, um_per_px=3.0, settings=Settings(bright_route_share=0.3)).bright
+    assert darkness_map(_white_shafts_on_dark_skin(), um_per_px=3.0, settings=Settings()).bright
+    with pytest.raises(ValueError, match="bright_route_share is a share"):
+        Settings(bright_route_share=0)
+
+
 def test_translucent_edge_level_is_for_the_brightness_map_only():
     """The learned segmenter measures widths across its own map, at half maximum, whatever the skin."""
     img = _white_shafts_on_dark_skin()
@@ -457,15 +474,20 @@ def test_translucent_edge_level_is_for_the_brightness_map_only():
 
 
 def test_white_scales_on_dark_skin_are_vetoed_by_the_bright_veto_model():
-    """A phantom of dark skin with white scales and no hair in its field: the bright scales alone read as hairs."""
+    """A phantom of dark skin with white scales and no hair in its field: the bright scales alone read as hairs.
+
+    Its scales cover under 2% of the skin, so by default it goes to the light-hair model (and reads 0); the
+    brightness map's veto is checked with the route taken at 0.5%, the rule before session 42."""
     from pipeline.synth import SceneParams, render_frame
 
     p = SceneParams(height=480, width=640, um_per_px=2.8, hair_color="white", skin_tone=5,
                     density_per_cm2=40.0, scales=True, halos=False)
     img, truth = render_frame(p, np.random.default_rng(0))
     assert truth["count_in_field"] == 0
-    vetoed = analyze_frame(img, um_per_px=2.8)
-    alone = analyze_frame(img, um_per_px=2.8, settings=Settings(bright_veto_model=""))
+    default = analyze_frame(img, um_per_px=2.8)
+    assert (default.metrics["segmenter"], default.metrics["hair_count"]) == ("learned_light_hair", 0)
+    vetoed = analyze_frame(img, um_per_px=2.8, settings=Settings(bright_route_share=0.5))
+    alone = analyze_frame(img, um_per_px=2.8, settings=Settings(bright_veto_model="", bright_route_share=0.5))
     assert vetoed.metrics["segmenter"] == alone.metrics["segmenter"] == "classical_light_hair"
     assert vetoed.metrics["hair_count"] == 0
     assert alone.metrics["hair_count"] >= 3  # 4
