@@ -149,10 +149,10 @@ def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
     A frame without dark shafts (reference darkness below
     ``settings.light_hair_below``) gets another map instead: the brightness
     (:func:`brightness_map`) when its skin is darker than
-    ``settings.bright_hair_skin_below`` and its shafts reach
-    ``light_hair_below`` of the way to white (``Contrast.bright``), else
-    the colour distance from skin (:func:`colour_contrast`,
-    ``Contrast.light``).
+    ``settings.bright_hair_skin_below`` and ``settings.bright_route_share``
+    percent of its skin lies ``light_hair_below`` of the way to white or
+    further (``Contrast.bright``), else the colour distance from skin
+    (:func:`colour_contrast`, ``Contrast.light``).
 
     Parameters
     ----------
