@@ -181,9 +181,8 @@ def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
     if kind == "bright" or (kind == "auto" and _median(level[valid] if valid is not None else level)
                             < settings.bright_hair_skin_below):
         bright = brightness_map(level, max_width_px=width, valid=valid)
-        lift = _reference_contrast(bright, valid)
-        if kind == "bright" or _reference_contrast(bright, valid, 100.0 - settings.bright_route_share) \
-                >= settings.light_hair_below:
+        lift, route = _skin_percentiles(bright, valid, (REFERENCE_PERCENTILE, 100.0 - settings.bright_route_share))
+        if kind == "bright" or route >= settings.light_hair_below:
             return Contrast(bright, max(lift, 0.35), shaft_darkness=full, bright=True)
     colour = colour_contrast(image, max_width_px=width, valid=valid)
     return Contrast(colour, max(0.12, _reference_contrast(colour, valid)), light=True, shaft_darkness=full)
@@ -238,12 +237,24 @@ def yellowness_map(image: np.ndarray, *, max_width_px: float, valid: np.ndarray 
     return b - skin_background(b, max_width_px=max_width_px, valid=valid)
 
 
-def _reference_contrast(dark: np.ndarray, valid: np.ndarray | None, percentile: float = 99.5) -> float:
-    """Plateau contrast of the frame's thick shafts: the ``percentile`` of the map over skin pixels."""
-    d = dark[valid] if valid is not None else dark.ravel()
+#: The percentile of a contrast map over the skin that stands for its thick shafts' plateau.
+REFERENCE_PERCENTILE = 99.5
+
+
+def _reference_contrast(dark: np.ndarray, valid: np.ndarray | None) -> float:
+    """Plateau contrast of the frame's thick shafts (``REFERENCE_PERCENTILE`` of the map over skin pixels)."""
+    return _skin_percentiles(dark, valid, (REFERENCE_PERCENTILE,))[0]
+
+
+def _skin_percentiles(values: np.ndarray, valid: np.ndarray | None,
+                      percentiles: tuple[float, ...]) -> tuple[float, ...]:
+    """The ``percentiles`` of a map over the skin pixels ``valid`` (all pixels when None), the skin taken out
+    once; 0.5 each for a frame without skin. One scalar ``np.percentile`` per value: a list of them reads
+    float32 maps a last bit differently."""
+    d = values[valid] if valid is not None else values.ravel()
     if d.size == 0:
-        return 0.5
-    return float(np.percentile(d, percentile))
+        return tuple(0.5 for _ in percentiles)
+    return tuple(float(np.percentile(d, q)) for q in percentiles)
 
 
 def ridge_map(dark: np.ndarray, *, um_per_px: float, settings: Settings) -> np.ndarray:

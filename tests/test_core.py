@@ -1082,6 +1082,11 @@ def _hair_candidate(path, *, scores=(0.0, 0.0), ends=("free", "free")):
                      contrast=1.0, cut=(False, False), scores=np.asarray(scores, float))
 
 
+def _top_rooted_votes():
+    """Four vertical hairs (rows 10 to 60) whose end scores say the root is on top."""
+    return [_hair_candidate([(10.0, 5.0 + 10 * k), (60.0, 5.0 + 10 * k)], scores=(1.0, 0.0)) for k in range(4)]
+
+
 def _vertical_candidate(score_top: float, score_bottom: float):
     return _hair_candidate([(10.0, 5.0), (60.0, 5.0)], scores=(score_top, score_bottom))
 
@@ -1108,7 +1113,7 @@ def test_a_fork_against_the_frames_direction_is_overruled_only_when_asked(overru
 
     # four vertical hairs (rows 10 to 60) whose end scores say root on top, one vertical hair whose bottom end is
     # a junction (a fork: rooted there) and one horizontal hair forking at its right end (outside the 40° cone)
-    votes = [_hair_candidate([(10.0, 5.0 + 10 * k), (60.0, 5.0 + 10 * k)], scores=(1.0, 0.0)) for k in range(4)]
+    votes = _top_rooted_votes()
     against = _hair_candidate([(10.0, 80.0), (60.0, 80.0)], ends=("free", "junction"))
     across = _hair_candidate([(100.0, 10.0), (100.0, 60.0)], ends=("free", "junction"))
     _orient([*votes, against, across], direction_over_forks=overrule)
@@ -1122,7 +1127,7 @@ def test_a_fork_against_the_frames_direction_is_overruled_only_when_asked(overru
 def test_overruling_a_fork_drops_the_partner_it_gave(overrule):
     from pipeline.frame import _orient
 
-    votes = [_hair_candidate([(10.0, 5.0 + 10 * k), (60.0, 5.0 + 10 * k)], scores=(1.0, 0.0)) for k in range(4)]
+    votes = _top_rooted_votes()
     fork = _hair_candidate([(10.0, 80.0), (60.0, 80.0)], ends=("free", "junction"))
     through = _hair_candidate(np.linspace((30.0, 82.0), (90.0, 78.0), 61))  # passes the fork's root end (60, 80)
     _orient([*votes, fork, through], direction_over_forks=overrule)
