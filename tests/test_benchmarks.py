@@ -232,3 +232,25 @@ def test_reencode_stability_scores_each_copy_and_the_median_against_truth():
     # a: 20 / 0 / 10%, median 10 -> 0%; b: 20 / 0 / 20%, median 5 -> 0%
     assert s["count_mape_pct"].round(6).to_dict() == {"fh": 15.0, "median": 0.0, "png": 20.0, "r90": 0.0}
     assert set(s["frames"]) == {2}
+
+
+def test_paired_runs_pairs_frames_by_name_and_gives_the_standard_error():
+    pr = _module("paired_runs")
+    import pandas as pd
+
+    def table(preds):
+        return pd.DataFrame({"image": list(preds), "true_count": 10, "pred_count": list(preds.values()),
+                             "ape_pct": [abs(p - 10) * 10.0 for p in preds.values()], "segmenter": "classical"})
+
+    a = table({"f1": 10, "f2": 8, "f3": 12, "only_a": 5})
+    b = table({"f3": 11, "f2": 8, "f1": 13, "only_b": 10})  # other order; f1 worse by 30, f3 better by 10
+    r = pr.paired(a, b)
+    assert (r["n_frames"], r["only_a"], r["only_b"]) == (3, 1, 1)
+    assert (r["moved"], r["better"], r["worse"]) == (2, 1, 1)
+    assert r["mape_a_pct"] == pytest.approx(40 / 3) and r["mape_b_pct"] == pytest.approx(20.0)
+    diffs = np.array([30.0, 0.0, -10.0])
+    assert r["diff_pp"] == pytest.approx(diffs.mean())
+    assert r["se_pp"] == pytest.approx(diffs.std(ddof=1) / np.sqrt(3))
+    assert r["ci95_pp"][1] - r["ci95_pp"][0] == pytest.approx(2 * 1.96 * r["se_pp"])
+    same = pr.paired(a, a)
+    assert (same["diff_pp"], same["se_pp"], same["moved"]) == (0.0, 0.0, 0)
