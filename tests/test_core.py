@@ -1059,6 +1059,25 @@ def test_yellow_shafts_join_the_map_only_on_a_frame_of_yellow_hair():
         Settings(yellow_shaft_b=-1.0)
 
 
+def test_a_blond_shaft_yellower_than_the_frame_percentile_keeps_its_width_on_the_width_map():
+    """A lone blurred blond bar 6 px wide (0.4% of the frame, so the 99.5th percentile lies on its flanks): clipped
+    at 1 its yellowness has a flat top whose half reads about 8 px; unclipped (the map widths are read on) 6."""
+    from pipeline.frame import _joined, yellow_shafts
+    from pipeline.measure import half_max_width
+
+    img = np.empty((400, 400, 3), np.float32)
+    img[:] = (190, 150, 135)
+    img[197:203, 150:250] = BLOND
+    img = cv2.GaussianBlur(img, (0, 0), 1.2).clip(0, 255).astype(np.uint8)
+    valid = np.ones((400, 400), bool)
+    seen = np.zeros((400, 400), np.float32)
+    seen[198:202, 160:240] = 1.0
+    yellow = yellow_shafts(seen, img, valid, 5.0, Settings())
+    profile = {clip: _joined(seen, yellow, valid, clip=clip)[180:221, 200] for clip in (True, False)}
+    assert half_max_width(profile[False], 1.0) == pytest.approx(6.0, abs=0.3)
+    assert half_max_width(profile[True], 1.0) > 7.0
+
+
 @pytest.mark.parametrize("shape, um, need", [((20, 20), None, 116), ((63, 500), 5.0, 64), ((30, 40), 20.0, 32),
                                              ((500, 639), 0.5, 640)])
 def test_frame_smaller_than_two_widest_shafts_is_refused(shape, um, need):
