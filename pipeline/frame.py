@@ -190,7 +190,9 @@ def yellow_shafts(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale:
     the percentile has a flat top once clipped at 1, and half of that
     clipped peak lies further out than half its own (on tuning suites 95-98
     (2026-12-05, session 45) the thickness MAE of matched hairs 5.05 / 5.46
-    / 5.94 / 6.33 -> 5.01 / 5.39 / 5.92 / 6.18 µm, counts unchanged).
+    / 5.94 / 6.33 -> 5.01 / 5.39 / 5.92 / 6.18 µm, counts unchanged there;
+    a stripe's plain width also decides whether it is split into
+    unit-mates, so a count can move).
 
     Parameters
     ----------
