@@ -21,7 +21,7 @@ gained. The paired difference's standard error says how large a difference these
 frames can show by jitter alone: a setting is worth keeping only when its gain
 stands well clear of that (session 44 measured, on tuning suites 95-98, a standard
 error of 0.17 points for a change that moved 17 of 192 frames, and 0.43 for one that
-moved 43).
+moved 44).
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def paired(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     percentage points), its standard error (sample SD / sqrt(n); 0 for one frame) and
     95% interval, and the frames whose predicted count moved, got better and got worse.
     """
-    m = a.merge(b, on="image", suffixes=("_a", "_b"))
+    m = _merged(a, b)
     n = len(m)
     diff = (m["ape_pct_b"] - m["ape_pct_a"]).to_numpy(float)
     moved = m["pred_count_a"] != m["pred_count_b"]
@@ -80,6 +80,11 @@ def paired(a: pd.DataFrame, b: pd.DataFrame) -> dict:
         "better": int((moved & (diff < 0)).sum()),
         "worse": int((moved & (diff > 0)).sum()),
     }
+
+
+def _merged(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """The frames of both tables, paired on ``image`` (columns suffixed ``_a`` and ``_b``)."""
+    return a.merge(b, on="image", suffixes=("_a", "_b"))
 
 
 def _tables(runs: list[str], evaluation: str) -> pd.DataFrame:
@@ -118,7 +123,7 @@ def main() -> None:
         if seg:
             print(_line(f"  {seg}", paired(part, b[b["image"].isin(part["image"])])))
     if args.list:
-        m = a.merge(b, on="image", suffixes=("_a", "_b"))
+        m = _merged(a, b)
         m = m[m["pred_count_a"] != m["pred_count_b"]]
         cols = ["image", "segmenter_a", "true_count_a", "pred_count_a", "pred_count_b", "ape_pct_a", "ape_pct_b"]
         print(m[cols].round(1).to_string(index=False))

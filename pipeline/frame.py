@@ -123,9 +123,7 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
             prob, used = _seen_by_model(prob, image, valid, scale, settings), "classical_light_hair"
     width = None
     if used in LIGHT_ROUTES and settings.yellow_shaft_b > 0:
-        yellow = yellow_shafts(prob, image, valid, scale, settings)
-        if yellow is not None:
-            prob, width = _joined(prob, yellow, valid, clip=True), _joined(prob, yellow, valid, clip=False)
+        prob, width = yellow_maps(prob, image, valid, scale, settings)
     return HairMap(image, valid, field_rows, con, prob, tips, used, settings, width)
 
 
@@ -164,8 +162,18 @@ def with_yellow_shafts(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, s
                        settings: Settings) -> np.ndarray:
     """A light-hair frame's probability with its yellow shafts added, when its shafts are yellow
     (:func:`yellow_shafts`; the larger of the two, the yellowness clipped at 1); ``prob`` itself when not."""
+    return yellow_maps(prob, image, valid, scale, settings)[0]
+
+
+def yellow_maps(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale: float,
+                settings: Settings) -> tuple[np.ndarray, np.ndarray | None]:
+    """The hair probability with a blond frame's yellow shafts added (:func:`with_yellow_shafts`) and the
+    map its widths are read on, the same without the clip at 1 (:class:`HairMap` ``width``); ``(prob, None)``
+    when the frame's shafts are not yellow (:func:`yellow_shafts`)."""
     yellow = yellow_shafts(prob, image, valid, scale, settings)
-    return prob if yellow is None else _joined(prob, yellow, valid, clip=True)
+    if yellow is None:
+        return prob, None
+    return _joined(prob, yellow, valid, clip=True), _joined(prob, yellow, valid, clip=False)
 
 
 def _joined(prob: np.ndarray, yellow: np.ndarray, valid: np.ndarray, *, clip: bool) -> np.ndarray:
