@@ -18,7 +18,7 @@ What is in the Bundle
   ``effectiveDateTime`` = the session date, ``bodySite`` SNOMED CT 43067004
   (skin structure of scalp) with the site as text, ``device`` and
   ``method``; the hair density Observation carries the hair count, the
-  class counts and the field area as components.
+  class counts and the skin area of the field as components.
 
 Frames are the unit (not sessions) so that every number traces to one photo;
 session values are sums over these and are in ``tricho compare``'s tables.
@@ -52,7 +52,7 @@ COMPONENTS = {
     "vellus_count": ("vellus-hair-count", "Vellus hair count", "1", "hairs"),
     "intermediate_count": ("intermediate-hair-count", "Intermediate hair count", "1", "hairs"),
     "terminal_count": ("terminal-hair-count", "Terminal hair count", "1", "hairs"),
-    "area_cm2": ("field-area", "Field area", "cm2", "cm2"),
+    "area_cm2": ("field-area", "Skin area of the field", "cm2", "cm2"),
 }
 
 

@@ -111,6 +111,30 @@ def test_density_is_count_over_area():
     assert res.metrics["density_per_cm2"] == pytest.approx(4 / area)
 
 
+def test_density_is_over_the_skin_the_hairs_can_be_counted_on():
+    # A burned-in red box (a drawn overlay) hides 100 x 100 px of the field; it is masked with a 2-px rim,
+    # so the hairs are counted on 500 x 500 - 104 x 104 px, and that is the area the density is per.
+    img = blank(500, 500)
+    for r in (100, 200, 300, 400):
+        img[r:r + 8, 60:300] = HAIR
+    img[350:450, 370:470] = (255, 0, 0)
+    res = analyze_frame(img, um_per_px=4.0)
+    area = (500 * 500 - 104 * 104) * (4.0e-4) ** 2
+    assert res.metrics["hair_count"] == 4
+    assert res.metrics["area_cm2"] == pytest.approx(area)
+    assert res.metrics["density_per_cm2"] == pytest.approx(4 / area)
+    assert res.metrics["cumulative_thickness_mm_per_cm2"] == pytest.approx(4 * 32.0 / 1000 / area, rel=0.03)
+
+
+def test_a_field_all_under_overlays_gives_counts_and_says_why_there_is_no_density():
+    img = blank(200, 200)
+    img[:] = (255, 0, 0)
+    res = analyze_frame(img, um_per_px=4.0)
+    assert res.metrics["hair_count"] == 0
+    assert np.isnan(res.metrics["density_per_cm2"]) and np.isnan(res.metrics["area_cm2"])
+    assert "no skin visible" in res.metrics["note"]
+
+
 def test_without_pixel_size_counts_but_no_micrometres():
     img = blank()
     img[100:109, 50:350] = HAIR
