@@ -209,8 +209,10 @@ def export_fhir(
     export_io = _lazy("pipeline.export_io", "FHIR export")
     from pipeline import fhir
 
+    left_out: dict[str, int] = {}
     try:
-        bundle = export_io.export_fhir(results, out, transaction=transaction, pseudonymize=pseudonymize)
+        bundle = export_io.export_fhir(results, out, transaction=transaction, pseudonymize=pseudonymize,
+                                       left_out=left_out)
     except export_io.ExportError as exc:
         raise _fail(str(exc)) from None
     console = Console()
@@ -218,6 +220,9 @@ def export_fhir(
     for entry in bundle["entry"]:
         kinds[entry["resource"]["resourceType"]] = kinds.get(entry["resource"]["resourceType"], 0) + 1
     console.print(f"wrote {out}: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())), highlight=False)
+    if left_out:
+        console.print("left out (no Observation): " + "; ".join(f"{n} frame(s): {r}" for r, n in left_out.items()),
+                      highlight=False)
     if post:
         try:
             outcome = fhir.post_bundle(bundle, post)

@@ -55,10 +55,42 @@ def _read(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, keep_default_na=False, na_values=[""],
                            dtype={"patient_id": str, "site": str, "session_date": str, "field_id": str,
                                   "quality_flags": str, "image": str})
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise CompareError(f"{path} not found: give the output folder of `tricho analyze`") from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise CompareError(f"{path}: cannot be read as CSV ({exc}); rerun `tricho analyze`") from None
+
+
+def _check_usable(images: pd.DataFrame, settings: CourseSettings, results: Path) -> None:
+    """Refuse a run no course can be read from, and a ``--baseline`` date no course has, saying why."""
+    frames, left = usable_frames(images, settings)
+    if frames.empty:
+        reasons = left["reason"].value_counts() if len(left) else pd.Series(dtype=int)
+        why = "; ".join(f"{n} frame(s): {r}" for r, n in reasons.items()) or "the run has no frames"
+        raise CompareError(
+            f"{results}: no frame can enter a comparison ({why}). A comparison needs frames with status ok, a "
+            "pixel size, and patient_id, site and session_date (a manifest.csv beside the images, or folders "
+            "PATIENT/SESSION_DATE/SITE[_FIELD].ext; see the README, 'Metadata'); quality-flagged frames enter "
+            "with --include-flagged")
+    if settings.baseline is not None:
+        dates = sorted(set(frames["session_date"].astype(str)))
+        if settings.baseline not in dates:
+            shown = ", ".join(dates[:12]) + (" ..." if len(dates) > 12 else "")
+            raise CompareError(f"--baseline {settings.baseline}: no session has that date; the run's session dates "
+                               f"are {shown} (give one of them, as written in images.csv, or leave --baseline out "
+                               "to take each course's first session)")
+
+
+def _make_out(out: Path) -> None:
+    """Create the output folder before any work, or say why it cannot be."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise CompareError(f"--out {out}: a file is in the way (the output is a folder); give a new or existing "
+                           "folder") from None
+    except OSError as exc:
+        raise CompareError(f"--out {out}: cannot create the folder ({exc.strerror or exc}); give a writable "
+                           "folder") from None
 
 
 def _image_paths(results: Path, images: pd.DataFrame) -> dict[str, Path]:
@@ -266,12 +298,15 @@ def run_compare(results: str | Path, out: str | Path, settings: CourseSettings =
         As :func:`pipeline.course.compare_course`, plus ``field_pairs`` and ``matches``.
     """
     results, out = Path(results), Path(out)
+    if results.exists() and not results.is_dir():
+        raise CompareError(f"{results} is a file: give the output folder of `tricho analyze` (it holds images.csv)")
     images = _read(results / "images.csv")
     hairs = _read(results / "hairs.csv")
+    _check_usable(images, settings, results)
+    _make_out(out)
     pairs, matches = match_fields(images, hairs, results, settings) if match else (pd.DataFrame(), pd.DataFrame())
     tables = compare_course(images, hairs, settings, field_pairs=pairs if len(pairs) else None)
     tables.update(field_pairs=pairs, matches=matches)
-    out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         tmp = out / f".{name}.csv.tmp"
         table.to_csv(tmp, index=False, lineterminator="\n")

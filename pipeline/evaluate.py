@@ -337,6 +337,8 @@ def read_phantom_truth(path: str | Path) -> FrameTruth | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise ValueError("not a truth file (JSON nested too deeply to read)") from None
     if not isinstance(data, dict) or data.get("schema") != PHANTOM_SCHEMA:
         return None
     try:
@@ -474,7 +476,8 @@ def load_run(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None, li
     run_dir = Path(run_dir)
     how = "run `tricho analyze IMAGES --out RUN_DIR` first and pass that RUN_DIR"
     if not run_dir.is_dir():
-        raise EvaluationError(f"run folder {run_dir} does not exist: {how}")
+        what = "is a file, not a run folder" if run_dir.exists() else "does not exist"
+        raise EvaluationError(f"run folder {run_dir} {what}: {how}")
     images_csv = run_dir / "images.csv"
     if not images_csv.is_file():
         raise EvaluationError(f"{run_dir} has no images.csv, so it is not an analysis run: {how}")

@@ -77,6 +77,32 @@ def _code(code: str, display: str) -> dict:
     return {"coding": [{"system": CODE_SYSTEM, "code": code, "display": display}], "text": display}
 
 
+def _left_out_reason(row: pd.Series) -> str:
+    """Why a frame of images.csv gets no Observation ("" when it gets them)."""
+    pid = str(row.get("patient_id") or "").strip()
+    if str(row.get("status")) != "ok":
+        return "status is not ok"
+    if _number(row.get("area_cm2")) is None:
+        return "no pixel size (no area)"
+    if not pid or pid == "nan":
+        return "no patient_id"
+    return ""
+
+
+def frames_left_out(images: pd.DataFrame) -> dict[str, int]:
+    """The frames :func:`build_bundle` leaves out, counted by reason.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"status": ["ok", "ok", "error"], "area_cm2": [0.1, 0.1, None],
+    ...                   "patient_id": ["P1", None, "P1"]})
+    >>> frames_left_out(t)
+    {'no patient_id': 1, 'status is not ok': 1}
+    """
+    reasons = [_left_out_reason(row) for _, row in images.iterrows()]
+    return dict(sorted((r, reasons.count(r)) for r in set(reasons) if r))
+
+
 def build_bundle(images: pd.DataFrame, *, version: str, method: str, transaction: bool = False) -> dict:
     """A FHIR R4 Bundle of the run's frames (see the module doc).
 
@@ -106,11 +132,9 @@ def build_bundle(images: pd.DataFrame, *, version: str, method: str, transaction
         "note": [{"text": method}],
     }, transaction))
     patients: dict[str, str] = {}
-    skipped = 0
     for _, row in frames.iterrows():
         pid = str(row.get("patient_id") or "").strip()
-        if str(row.get("status")) != "ok" or _number(row.get("area_cm2")) is None or not pid or pid == "nan":
-            skipped += 1
+        if _left_out_reason(row):
             continue
         if pid not in patients:
             patients[pid] = _uuid("patient", pid)
@@ -130,7 +154,8 @@ def build_bundle(images: pd.DataFrame, *, version: str, method: str, transaction
                     for col, (c, d, u, t) in COMPONENTS.items() if (v := _number(row.get(col))) is not None]
             entries.append(_entry(_uuid("obs", doc_url, code), obs, transaction))
     return {"resourceType": "Bundle", "type": "transaction" if transaction else "collection",
-            "meta": {"tag": [{"system": CODE_SYSTEM, "code": "frames-left-out", "display": str(skipped)}]},
+            "meta": {"tag": [{"system": CODE_SYSTEM, "code": "frames-left-out",
+                              "display": str(sum(frames_left_out(frames).values()))}]},
             "entry": entries}
 
 
@@ -199,10 +224,10 @@ def post_bundle(bundle: dict, base_url: str, *, timeout_s: float = 60.0) -> list
     import urllib.request
 
     url = base_url.rstrip("/") + ("" if bundle.get("type") == "transaction" else "/Bundle")
-    request = urllib.request.Request(url, data=json.dumps(bundle).encode(), method="POST",
-                                     headers={"Content-Type": "application/fhir+json",
-                                              "Accept": "application/fhir+json"})
     try:
+        request = urllib.request.Request(url, data=json.dumps(bundle).encode(), method="POST",
+                                         headers={"Content-Type": "application/fhir+json",
+                                                  "Accept": "application/fhir+json"})
         with urllib.request.urlopen(request, timeout=timeout_s) as resp:
             answer = json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:

@@ -143,7 +143,8 @@ def _check_megapixels(path: Path, width: int, height: int, max_megapixels: float
         raise ImageReadError(
             path,
             f"refused: header claims {width} x {height} px ({megapixels:.1f} MP), more than the "
-            f"limit of {max_megapixels:g} MP; downscale the image or raise max_megapixels",
+            f"limit of {max_megapixels:g} MP; downscale the image (a scalp frame needs no more than a few MP), or "
+            f"read it from Python with pipeline.imageio.read_image(path, max_megapixels=...)",
         )
 
 

@@ -61,7 +61,7 @@ def trend_figure(sessions: pd.DataFrame, changes: pd.DataFrame, site: str) -> st
         methods = sorted(set(ch["method"]))
         ax.set_title(f"{label}" + (f" [{'/'.join(methods)}]" if methods else ""), fontsize=10)
         ax.tick_params(axis="x", rotation=30, labelsize=8)
-        if ax is axes[0, 0]:
+        if ax is axes[0, 0] and ax.get_legend_handles_labels()[0]:
             ax.legend(loc="best", fontsize=8)
     fig.suptitle(f"site {site}: change from baseline; bars = 95% CI, grey band = minimal detectable change",
                  fontsize=11)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,17 @@ from typing import Any
 #: The fixed routes of ``Settings.route``: the contrast map, and whether the
 #: light-hair model draws the hair map.
 ROUTES = ("auto", "dark", "bright", "colour", "dark+model", "bright+model", "colour+model")
+
+
+#: Lengths and scales that have no "off" value: a pixel size, a shaft width or length, a radius.
+POSITIVE = ("vellus_max_um", "terminal_min_um", "scale_um_per_px", "min_width_um", "max_width_um", "line_length_um",
+            "min_hair_length_um", "unit_radius_um", "scale_bar_um", "spur_factor", "min_aspect", "fused_ratio")
+#: Settings where 0 turns a step off and a negative value means nothing.
+NOT_NEGATIVE = ("stripe_aspect", "border_stub_min_um", "fused_min_um", "light_among_dark_min_um", "ridge_gain",
+                "seam_dip", "tip_step", "light_among_dark", "min_focus_score", "max_overexposed_pct", "max_underexposed_pct",
+                "max_glare_pct", "min_skin_pct", "crossing_angle_deg", "corner_angle_deg", "fork_angle_deg",
+                "direction_consensus", "light_hair_below", "weak_shafts_below", "bright_hair_skin_below",
+                "darkness_threshold", "darkness_low", "fused_quantile")
 
 
 @dataclass(frozen=True)
@@ -594,6 +606,16 @@ class Settings:
     scale_bar_um: float = 1000.0
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, not {value}")
+        for name in POSITIVE:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} is a length or scale and must be above 0, not {getattr(self, name)}")
+        for name in NOT_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be 0 (off) or more, not {getattr(self, name)}")
         if not 0 < self.vellus_max_um <= self.terminal_min_um:
             raise ValueError(
                 f"class limits must satisfy 0 < vellus_max_um ({self.vellus_max_um}) "

@@ -1180,3 +1180,11 @@ def test_overruling_a_fork_drops_the_partner_it_gave(overrule):
     else:  # the through-going shaft follows the fork, and gives it its opening point
         assert through.partner is fork and (through.root, through.root_evidence) == (1, "follow")
         np.testing.assert_allclose(fork.emergence, (90.0, 78.0))
+
+
+@pytest.mark.parametrize("pair", ["scale_um_per_px=-1", "scale_um_per_px=0", "min_width_um=-3", "scale_bar_um=0",
+                                  "unit_radius_um=-1", "darkness_low=nan", "border_stub_min_um=-5"])
+def test_settings_refuse_values_no_measurement_can_use(pair):
+    with pytest.raises(ValueError, match=pair.split("=")[0]):
+        Settings.from_overrides([pair])
+    assert Settings.from_overrides(["border_stub_min_um=0", "stripe_aspect=0"]).border_stub_min_um == 0

@@ -79,3 +79,38 @@ def test_compare_without_a_run_folder_exits_2(tmp_path):
     res = CliRunner().invoke(app, ["compare", str(tmp_path / "nope"), "--out", str(tmp_path / "c"),
                                    "--response-basis", "slope"])
     assert res.exit_code == 2 and "--response-basis" in res.output
+
+
+def test_compare_tells_why_a_run_gives_no_course_and_refuses_bad_paths(tmp_path, fake_core):
+    from conftest import frame_with_hairs, write_png
+    from pipeline.batch import run_batch
+
+    loose = tmp_path / "loose"
+    for k in range(2):
+        write_png(loose / f"frame_{k}.png", frame_with_hairs(2 + k))
+    run = tmp_path / "run"
+    run_batch([loose], run, um_per_px=5.0, progress=False)
+    res = CliRunner().invoke(app, ["compare", str(run), "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "2 frame(s): no patient_id, site or session_date" in res.output and "manifest.csv" in res.output
+    assert not (tmp_path / "c").exists()
+
+    res = CliRunner().invoke(app, ["compare", str(run / "images.csv"), "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "is a file" in res.output
+
+    clinic = tmp_path / "clinic"
+    for date, n in (("2026-01-10", 2), ("2026-03-07", 3)):
+        write_png(clinic / "P007" / date / "vertex_1.png", frame_with_hairs(n))
+    course_run = tmp_path / "course_run"
+    run_batch([clinic], course_run, um_per_px=5.0, progress=False)
+    blocker = tmp_path / "blocker.txt"
+    blocker.write_text("not a folder")
+    res = CliRunner().invoke(app, ["compare", str(course_run), "--out", str(blocker), "--boot", "100"])
+    assert res.exit_code == 2 and "a file is in the way" in res.output
+    assert blocker.read_text() == "not a folder"
+    res = CliRunner().invoke(app, ["compare", str(course_run), "--out", str(tmp_path / "c2"), "--boot", "100",
+                                   "--baseline", "1999-01-01"])
+    assert res.exit_code == 2 and "2026-01-10, 2026-03-07" in res.output
+    res = CliRunner().invoke(app, ["compare", str(course_run), "--out", str(tmp_path / "c3"), "--boot", "100",
+                                   "--baseline", "2026-01-10"])
+    assert res.exit_code == 0, res.output

@@ -154,3 +154,34 @@ def test_same_key_same_pseudonym_other_key_other():
     assert a.text("clinic/P007/2026-01-10/vertex.png") == f"clinic/{a.patient('P007')}/2026-01-10/vertex.png"
     with pytest.raises(ValueError, match="key is empty"):
         Pseudonymizer("")
+
+
+def test_export_refuses_what_it_cannot_do_and_says_why(tmp_path, fake_core):
+    out = _course_run(tmp_path, fake_core)
+    runner = CliRunner()
+    res = runner.invoke(app, ["export", "fhir", str(out), "--out", str(tmp_path / "b.json"), "--pseudonymize", ""])
+    assert res.exit_code == 2 and "key is empty" in res.output and not (tmp_path / "b.json").exists()
+    res = runner.invoke(app, ["export", "fhir", str(out), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "is a folder" in res.output
+    assert not list(tmp_path.glob(".*.tmp"))
+    res = runner.invoke(app, ["export", "fhir", str(out / "images.csv"), "--out", str(tmp_path / "b.json")])
+    assert res.exit_code == 2 and "is a file" in res.output
+    res = runner.invoke(app, ["export", "fhir", str(out), "--out", str(tmp_path / "b.json"), "--post", "notaurl"])
+    assert res.exit_code == 1 and "cannot send the bundle" in res.output and "Traceback" not in res.output
+
+    loose = tmp_path / "loose"
+    write_png(loose / "frame.png", frame_with_hairs(2))
+    (loose / "empty.png").write_bytes(b"")
+    bare = tmp_path / "bare"
+    run_batch([loose], bare, um_per_px=5.0, progress=False)
+    res = runner.invoke(app, ["export", "fhir", str(bare), "--out", str(tmp_path / "bare.json")])
+    assert res.exit_code == 2 and "no frame can be exported" in res.output
+    assert "1 frame(s): no patient_id" in res.output and "1 frame(s): status is not ok" in res.output
+
+
+def test_an_export_that_leaves_frames_out_names_them():
+    images = pd.DataFrame({"status": ["ok", "ok", "error"], "area_cm2": [0.1, 0.1, np.nan],
+                           "patient_id": ["P1", None, "P1"], "image": ["a.png", "b.png", "c.png"]})
+    assert fhir.frames_left_out(images) == {"no patient_id": 1, "status is not ok": 1}
+    bundle = fhir.build_bundle(images, version="0", method="m")
+    assert bundle["meta"]["tag"][0]["display"] == "2"

@@ -98,7 +98,8 @@ def test_max_megapixels_argument(tmp_path):
         read_image(path, max_megapixels=0.1)
     assert str(info.value) == (
         f"{path}: refused: header claims 400 x 300 px (0.1 MP), more than the limit of 0.1 MP; "
-        "downscale the image or raise max_megapixels"
+        "downscale the image (a scalp frame needs no more than a few MP), or read it from Python with "
+        "pipeline.imageio.read_image(path, max_megapixels=...)"
     )
     assert read_image(path, max_megapixels=0.12).shape == (300, 400, 3)
 
