@@ -179,7 +179,8 @@ def compare(
         change = "-" if isna(r.density_change) else f"{r.density_change:+.1f} ({r.density_change_pct:+.1f}%)"
         mdc = "-" if isna(r.density_mdc) else f"{r.density_mdc:.1f}"
         agree = "-" if isna(r.visit_agreement_pct) else f"{r.visit_agreement_pct:.0f}%"
-        trend = "-" if isna(r.density_trend) else f"{r.density_trend:+.1f} (MDC {r.density_trend_mdc:.1f})"
+        trend_mdc = "no MDC" if isna(r.density_trend_mdc) else f"MDC {r.density_trend_mdc:.1f}"
+        trend = "-" if isna(r.density_trend) else f"{r.density_trend:+.1f} ({trend_mdc})"
         table.add_row(str(r.patient_id), str(r.site), str(r.n_sessions), change, ci, mdc, trend, agree,
                       str(r.response))
     console.print(table)
@@ -187,6 +188,10 @@ def compare(
         console.print(f"indeterminate: the two visits paired directly fewer than {min_agreement:.0%} of the hairs "
                       "either counted on the matched spot, so the tool does not see the same hairs twice (light or "
                       "grey hair, dark skin, focus). Count those courses by hand or re-image them.", highlight=False)
+    if tables["summary"]["density_trend_mdc"].isna().any() and tables["summary"]["density_trend"].notna().any():
+        console.print("no MDC: no session in the run has two or more fields, so the within-visit repeatability "
+                      "cannot be measured and no change is called real; image 2-3 fields per session.",
+                      highlight=False)
     if len(tables["left_out"]):
         console.print(f"{len(tables['left_out'])} frame(s) left out: see {out / 'left_out.csv'}", highlight=False)
 
