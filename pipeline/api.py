@@ -97,8 +97,9 @@ def analyze_image(image: str | os.PathLike | np.ndarray, *, um_per_px: float | N
     """
     from pipeline import batch, core, overlay
 
-    if isinstance(image, np.ndarray):
-        return _analyze_array(image, um_per_px=um_per_px, settings=settings, name=name or "array")
+    um_per_px = core.check_um_per_px(um_per_px)
+    if not isinstance(image, (str, os.PathLike)):
+        return _analyze_array(np.asarray(image), um_per_px=um_per_px, settings=settings, name=name or "array")
     path = Path(image)
     key = name or path.name
     seen: dict[str, object] = {}
@@ -165,12 +166,14 @@ def compare(results: FolderAnalysis | str | os.PathLike | tuple[pd.DataFrame, pd
     ``results``: a :class:`FolderAnalysis`, an analysis output folder, or
     an ``(images, hairs)`` pair of tables.
     """
-    if isinstance(results, FolderAnalysis):
-        images, hairs = results.images, results.hairs
-    elif isinstance(results, tuple):
-        images, hairs = results
-    else:
-        from pipeline.course_io import _read
+    from pipeline.course_io import _check_usable, _read
 
+    if isinstance(results, FolderAnalysis):
+        (images, hairs), label = (results.images, results.hairs), results.out_dir
+    elif isinstance(results, tuple):
+        (images, hairs), label = results, Path("the (images, hairs) tables")
+    else:
         images, hairs = _read(Path(results) / "images.csv"), _read(Path(results) / "hairs.csv")
+        label = Path(results)
+    _check_usable(images, settings, label)
     return CourseComparison(**compare_course(images, hairs, settings))

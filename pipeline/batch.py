@@ -691,8 +691,12 @@ def _stderr_console():
 
 
 def _check_options(um_per_px: float | None, workers: int) -> None:
-    if um_per_px is not None and not (isinstance(um_per_px, (int, float)) and math.isfinite(um_per_px) and um_per_px > 0):
-        raise BatchError(f"um_per_px must be a positive number of micrometres per pixel, not {um_per_px!r}")
+    from pipeline.core import check_um_per_px
+
+    try:
+        check_um_per_px(um_per_px)
+    except ValueError as exc:
+        raise BatchError(str(exc)) from None
     if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
         raise BatchError(f"workers must be a whole number >= 1, not {workers!r}")
 

@@ -48,6 +48,16 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _writable_folder(path: Path, what: str) -> None:
+    """Create the output folder ``path`` before any work, or stop with a message saying why it cannot be."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise _fail(f"{what} {path}: a file is in the way (the output is a folder); give a new or existing folder") from None
+    except OSError as exc:
+        raise _fail(f"{what} {path}: cannot create the folder ({exc.strerror or exc}); give a writable folder") from None
+
+
 def _lazy(module: str, what: str):
     """Import ``module`` when its command runs, so the CLI works while it is unfinished."""
     try:
@@ -281,6 +291,7 @@ def train(
         if scenes not in training.SCENES:
             raise _fail(f"--scenes {scenes!r}: use one of {', '.join(training.SCENES)}")
         cfg = training.dataclasses_replace(cfg, scenes=scenes)
+    _writable_folder(out, "--out")
     try:
         training.train(out, cfg, workers=workers, log=lambda m: console.print(m, highlight=False))
     except Exception:
@@ -315,14 +326,15 @@ def synth(
 ) -> None:
     """Render phantom scalp frames with exact truth."""
     synth_module = _lazy("pipeline.synth", "the phantom generator")
-    if samples:
-        table = synth_module.generate_samples(out)
-    else:
-        try:
-            overrides = synth_module.parse_overrides(set_) if set_ else {}
-        except ValueError as exc:
-            raise _fail(str(exc)) from None
-        table = synth_module.generate(out, n, seed, **overrides)
+    try:
+        overrides = synth_module.parse_overrides(set_) if set_ and not samples else {}
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    _writable_folder(out, "OUT")
+    try:
+        table = synth_module.generate_samples(out) if samples else synth_module.generate(out, n, seed, **overrides)
+    except (ValueError, TypeError) as exc:
+        raise _fail(f"{exc}; check the --set values (e.g. skin_tone=1..6, um_per_px above 0)") from None
     Console().print(f"wrote {len(table)} frames to {out}", highlight=False)
 
 

@@ -6,6 +6,8 @@ the only place that touches files, workers and progress.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +41,32 @@ MIN_SIDE_HAIR_WIDTHS = 2.0
 
 class UnusableImageError(ValueError):
     """A readable image the core cannot measure (too small to hold a hair and the skin around it)."""
+
+
+#: Largest pixel size taken (µm/px): a 1280-px frame 100 mm wide; trichoscope frames are 1-20 µm/px.
+MAX_UM_PER_PX = 100.0
+
+
+def check_um_per_px(um_per_px) -> float | None:
+    """The pixel size as a float, or None; a value no frame can have is refused with the fix.
+
+    Examples
+    --------
+    >>> check_um_per_px(np.float32(2.5))
+    2.5
+    >>> check_um_per_px(-2.78)
+    Traceback (most recent call last):
+    ...
+    ValueError: um_per_px must be a number of micrometres per pixel above 0 and at most 100 (trichoscope frames are about 1-20), not -2.78
+    """
+    if um_per_px is None:
+        return None
+    ok = isinstance(um_per_px, numbers.Real) and not isinstance(um_per_px, bool)
+    value = float(um_per_px) if ok else math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_UM_PER_PX):
+        raise ValueError(f"um_per_px must be a number of micrometres per pixel above 0 and at most "
+                         f"{MAX_UM_PER_PX:g} (trichoscope frames are about 1-20), not {um_per_px!r}")
+    return value
 
 
 def check_frame_size(shape: tuple[int, ...], um_per_px: float | None, settings: Settings = Settings()) -> None:
@@ -131,24 +159,42 @@ def analyze_frame(
     """
     from pipeline import frame as _frame
 
+    um_per_px = check_um_per_px(um_per_px)
     rgb = as_rgb8(image)
     check_frame_size(rgb.shape, um_per_px, settings)
     return _frame.measure_frame(rgb, um_per_px=um_per_px, settings=settings)
 
 
 def as_rgb8(image: np.ndarray) -> np.ndarray:
-    """An (M, N, 3) uint8 view of a grey/RGB(A) array of any numeric dtype."""
+    """An (M, N, 3) uint8 view of a grey/RGB(A) array of any numeric dtype.
+
+    Floats are read as 0-1 when no value exceeds 1 by more than rounding (1.05), else as 0-255; unsigned
+    integers by the bit depth their largest value needs (at least 8). Refused, with the fix: another shape,
+    an empty array, non-finite or negative values, and other dtypes (bool, strings, objects).
+    """
     a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (3, 4):
-        raise ValueError(f"expected an (M, N) or (M, N, 3) image array, got shape {a.shape}")
+        raise ValueError(f"expected an (M, N) grey, (M, N, 1), (M, N, 3) RGB or (M, N, 4) RGBA image array, "
+                         f"got shape {a.shape}")
     a = a[..., :3]
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
+    if a.dtype.kind not in "fiu":
+        raise ValueError(f"expected a numeric image array (uint8, uint16, int or float), got dtype {a.dtype}")
+    if a.size == 0:
+        raise UnusableImageError(f"image is {a.shape[1]} x {a.shape[0]} px: an empty array holds nothing to measure")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        bad = int(np.count_nonzero(~np.isfinite(a).all(axis=2)))
+        raise ValueError(f"image has {bad} pixels that are NaN or infinite; fill or crop them before measuring")
+    if a.min() < 0:
+        raise ValueError(f"image has negative values (down to {a.min()}); give it as 0-255, 0-1 or unsigned counts")
     if a.dtype.kind == "f":
-        hi = 1.0 if np.nanmax(a) <= 1.0 else 255.0
-        return np.clip(np.nan_to_num(a) / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        hi = 1.0 if a.max() <= 1.05 else 255.0
+        return np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
     hi = max(255, int(a.max()))
     bits = int(np.ceil(np.log2(hi + 1)))
     return (a.astype(np.float64) / (2 ** bits - 1) * 255.0 + 0.5).astype(np.uint8)

@@ -608,8 +608,19 @@ class Settings:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+            wrong = {"float": isinstance(value, bool) or not isinstance(value, (int, float)),
+                     "int": isinstance(value, bool) or not isinstance(value, int),
+                     "bool": not isinstance(value, bool), "str": not isinstance(value, str)}.get(kind, False)
+            if wrong:
+                raise TypeError(f"{f.name} takes a {kind}, not {value!r} ({type(value).__name__})")
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{f.name} must be a finite number, not {value}")
+        if not self.min_width_um < self.max_width_um:
+            raise ValueError(f"min_width_um ({self.min_width_um}) must be below max_width_um ({self.max_width_um})")
+        if not 0 <= self.darkness_low <= self.darkness_threshold <= 1:
+            raise ValueError(f"the hysteresis thresholds must satisfy 0 <= darkness_low ({self.darkness_low}) <= "
+                             f"darkness_threshold ({self.darkness_threshold}) <= 1")
         for name in POSITIVE:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} is a length or scale and must be above 0, not {getattr(self, name)}")

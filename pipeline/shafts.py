@@ -82,10 +82,14 @@ def _without_isolated(skel: np.ndarray) -> np.ndarray:
 
 
 def _summary(skel: np.ndarray):
+    import warnings
+
     import skan
 
     sk = skan.Skeleton(skel)
-    return sk, skan.summarize(sk, separator="_")
+    with warnings.catch_warnings():  # skan 0.13 calls DataFrame.rename(inplace=True), deprecated in pandas 3
+        warnings.filterwarnings("ignore", message=".*inplace keyword.*", category=Warning)
+        return sk, skan.summarize(sk, separator="_")
 
 
 def prune_spurs(skel: np.ndarray, dist: np.ndarray, *, settings: Settings,

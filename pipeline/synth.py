@@ -332,7 +332,13 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
             out[key] = json.loads(raw)
         except ValueError:
             out[key] = raw.strip()
+        if key in POSITIVE_OVERRIDES and not (isinstance(out[key], (int, float)) and out[key] > 0):
+            raise ValueError(f"--set {pair!r}: {key} takes a number above 0")
     return out
+
+
+#: Scene parameters that are sizes: an override must be a number above 0.
+POSITIVE_OVERRIDES = ("um_per_px", "height", "width")
 
 
 #: Frame width (px) for which the drawn pixel sizes hold (:func:`_draw_core`).

@@ -51,3 +51,69 @@ def test_unreadable_file_gives_an_error_row_not_an_exception(tmp_path):
     res = analyze_image(bad)
     assert res.images.loc[0, "status"] == "error" and "bad.jpg" in res.images.loc[0, "error"]
     assert len(res.hairs) == 0 and res.overlay is None and res.result is None
+
+
+@pytest.mark.parametrize("bad", [0, -2.78, float("nan"), float("inf"), 1e6, "2.78", True])
+def test_a_pixel_size_no_frame_can_have_is_refused_with_the_fix(bad):
+    from pipeline.core import analyze_frame
+
+    image = np.full((300, 400, 3), 200, np.uint8)
+    with pytest.raises(ValueError, match="um_per_px must be a number of micrometres per pixel"):
+        analyze_frame(image, um_per_px=bad)
+    with pytest.raises(ValueError, match="um_per_px must be"):
+        analyze_image(image, um_per_px=bad)
+
+
+def test_numpy_scalars_lists_and_one_channel_arrays_are_taken():
+    from pipeline.core import as_rgb8
+
+    image = np.full((300, 400, 3), 200, np.uint8)
+    image[100:108, 50:350] = 30
+    one = analyze_image(image, um_per_px=np.float32(5.0)).images["hair_count"].iloc[0]
+    assert one == 1
+    assert analyze_image(image.tolist(), um_per_px=5.0).images["hair_count"].iloc[0] == 1
+    assert (as_rgb8(image[..., :1]) == image[..., :1]).all()
+    assert (as_rgb8(image / 255.0) == image).all()
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.full((40, 40, 3), np.nan), "NaN or infinite"),
+    (np.zeros((0, 0, 3)), "empty array"),
+    (np.full((40, 40, 3), -5, np.int16), "negative values"),
+    (np.zeros((40, 40, 3), bool), "numeric image array"),
+    (np.zeros((40, 40, 2), np.uint8), "got shape"),
+])
+def test_arrays_that_are_no_image_are_refused_with_the_fix(array, message):
+    from pipeline.core import as_rgb8
+
+    with pytest.raises(ValueError, match=message):
+        as_rgb8(array)
+
+
+def test_compare_from_python_says_why_a_run_gives_no_course(tmp_path):
+    from pipeline.course_io import CompareError
+
+    image = np.full((300, 400, 3), 200, np.uint8)
+    image[100:108, 50:350] = 30
+    folder = tmp_path / "loose"
+    folder.mkdir()
+    import cv2
+
+    cv2.imwrite(str(folder / "frame.png"), image)
+    run = analyze_folder(folder, tmp_path / "run", um_per_px=5.0, overlays=False)
+    with pytest.raises(CompareError, match="no patient_id, site or session_date"):
+        compare(run)
+
+
+def test_settings_refuse_values_of_the_wrong_type_or_out_of_order():
+    from pipeline.settings import Settings
+
+    with pytest.raises(TypeError, match="max_width_um takes a float"):
+        Settings().replace(max_width_um="160")
+    with pytest.raises(TypeError, match="count_hidden_roots takes a bool"):
+        Settings().replace(count_hidden_roots="no")
+    with pytest.raises(ValueError, match="must be below max_width_um"):
+        Settings().replace(min_width_um=200.0)
+    with pytest.raises(ValueError, match="hysteresis thresholds"):
+        Settings().replace(darkness_threshold=5.0)
+    assert Settings().replace(fused_quantile=50).fused_quantile == 50

@@ -184,3 +184,15 @@ def test_a_folder_without_manifest_is_named_as_given_in_the_warning(tmp_path, go
     flat = "".join(result.output.split())  # rich may wrap a long path anywhere
     assert f"folder'{good_folder}':nomanifest.csv" in flat
     assert "folder'.'" not in flat
+
+
+def test_synth_and_train_refuse_an_out_a_file_is_in_the_way_of_before_any_work(tmp_path):
+    blocker = tmp_path / "afile.txt"
+    blocker.write_text("x")
+    res = CliRunner().invoke(app, ["synth", str(blocker), "--n", "1"])
+    assert res.exit_code == 2 and "a file is in the way" in res.output
+    res = CliRunner().invoke(app, ["train", "--out", str(blocker), "--steps", "1", "--frames", "1"])
+    assert res.exit_code == 2 and "a file is in the way" in res.output
+    res = CliRunner().invoke(app, ["synth", str(tmp_path / "s"), "--n", "1", "--set", "um_per_px=0"])
+    assert res.exit_code == 2 and "um_per_px takes a number above 0" in res.output
+    assert blocker.read_text() == "x"
