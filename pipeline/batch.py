@@ -384,9 +384,9 @@ def _parse_um_per_px(text: str) -> tuple[float | None, str | None]:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        return None, (f"um_per_px {text!r} is not a positive number; write the pixel size in "
-                      "micrometres per pixel (e.g. 2.78) or leave the cell empty")
+    if not (math.isfinite(value) and 0 < value <= _core.MAX_UM_PER_PX):
+        return None, (f"um_per_px {text!r} is not a pixel size (a positive number of micrometres per pixel, at "
+                      f"most {_core.MAX_UM_PER_PX:g}); write it as e.g. 2.78 or leave the cell empty")
     return value, None
 
 
@@ -498,6 +498,11 @@ def _process_frame(
             image, manifest=calibration.get("manifest"), dicom=info.get("um_per_px"),
             device=calibration.get("device"), cli=calibration.get("cli"), bar_um=settings.scale_bar_um)
         out["um_per_px"], out["calibration_source"] = um, source
+        try:
+            _core.check_um_per_px(um)
+        except ValueError as exc:
+            raise _core.UnusableImageError(f"the pixel size from {source} is out of range: {exc}; check the "
+                                           "calibration (a trichoscope frame is about 1-20 µm/px)") from None
         result = analyze(image, um_per_px=um, settings=settings)
         if overlay_path is not None:
             _save_png(draw(image, result, settings=settings), Path(overlay_path))

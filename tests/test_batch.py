@@ -232,9 +232,9 @@ def test_manifest_row_problems_become_error_rows(tmp_path, good_folder, fake_cor
         f"{manifest} line 3: listed image missing.png not found at {good_folder / 'missing.png'}; "
         "fix the path in the manifest or add the file")
     assert images.loc["img_2.png", "error"] == (
-        f"{manifest} line 4: um_per_px 'abc' is not a positive number; write the pixel size in "
-        "micrometres per pixel (e.g. 2.78) or leave the cell empty")
-    assert images.loc["img_3.png", "error"].startswith(f"{manifest} line 5: um_per_px '-1' is not a positive")
+        f"{manifest} line 4: um_per_px 'abc' is not a pixel size (a positive number of micrometres per pixel, "
+        "at most 100); write it as e.g. 2.78 or leave the cell empty")
+    assert images.loc["img_3.png", "error"].startswith(f"{manifest} line 5: um_per_px '-1' is not a pixel size")
     assert images.loc["(manifest.csv line 6)", "error"].startswith(f"{manifest} line 6: empty 'image' cell")
     assert images.loc["img_1.png", "error"].tolist()[1] == (
         f"{manifest} line 7: img_1.png is already listed on line 2; keep one row per image")
@@ -461,3 +461,11 @@ def test_result_key_follows_the_weights_a_model_runs(monkeypatch):
     monkeypatch.setattr(batch, "_models_record", lambda s: [{"weights_run_sha256": "b" * 64}])
     assert batch._result_digest(Settings()) != before
     assert batch._result_digest(Settings(vellus_max_um=25.0)) != batch._result_digest(Settings())
+
+
+def test_a_manifest_pixel_size_no_frame_can_have_is_named():
+    from pipeline.batch import _parse_um_per_px
+
+    assert _parse_um_per_px("2.78") == (2.78, None)
+    value, message = _parse_um_per_px("278")
+    assert value is None and "at most 100" in message
