@@ -381,13 +381,10 @@ def _parse_um_per_px(text: str) -> tuple[float | None, str | None]:
     if text == "":
         return None, None
     try:
-        value = float(text)
+        return _core.check_um_per_px(float(text)), None
     except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0 < value <= _core.MAX_UM_PER_PX):
         return None, (f"um_per_px {text!r} is not a pixel size (a positive number of micrometres per pixel, at "
                       f"most {_core.MAX_UM_PER_PX:g}); write it as e.g. 2.78 or leave the cell empty")
-    return value, None
 
 
 def _prefix_clashes(found: list[Frame], earlier: list[Frame], source: Path) -> list[Frame]:
@@ -696,14 +693,23 @@ def _stderr_console():
 
 
 def _check_options(um_per_px: float | None, workers: int) -> None:
-    from pipeline.core import check_um_per_px
-
     try:
-        check_um_per_px(um_per_px)
+        _core.check_um_per_px(um_per_px)
     except ValueError as exc:
         raise BatchError(str(exc)) from None
     if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
         raise BatchError(f"workers must be a whole number >= 1, not {workers!r}")
+
+
+def folder_problem(path: Path, what: str) -> str | None:
+    """Create the output folder ``path`` (named ``what`` in the message); None, or why it cannot be."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        return f"{what} {path}: a file is in the way (the output is a folder); give a new or existing folder"
+    except OSError as exc:
+        return f"{what} {path}: cannot create the folder ({exc.strerror or exc}); give a writable folder"
+    return None
 
 
 def _prepare_out_dir(out_dir: Path, overlays: bool) -> None:

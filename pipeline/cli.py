@@ -50,12 +50,11 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _writable_folder(path: Path, what: str) -> None:
     """Create the output folder ``path`` before any work, or stop with a message saying why it cannot be."""
-    try:
-        Path(path).mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise _fail(f"{what} {path}: a file is in the way (the output is a folder); give a new or existing folder") from None
-    except OSError as exc:
-        raise _fail(f"{what} {path}: cannot create the folder ({exc.strerror or exc}); give a writable folder") from None
+    from pipeline.batch import folder_problem
+
+    problem = folder_problem(path, what)
+    if problem:
+        raise _fail(problem)
 
 
 def _lazy(module: str, what: str):

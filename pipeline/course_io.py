@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 import pipeline
+from pipeline.batch import folder_problem
 from pipeline.course import CourseSettings, compare_course, usable_frames
 from pipeline.settings import Settings
 
@@ -79,18 +80,6 @@ def _check_usable(images: pd.DataFrame, settings: CourseSettings, results: Path)
             raise CompareError(f"--baseline {settings.baseline}: no session has that date; the run's session dates "
                                f"are {shown} (give one of them, as written in images.csv, or leave --baseline out "
                                "to take each course's first session)")
-
-
-def _make_out(out: Path) -> None:
-    """Create the output folder before any work, or say why it cannot be."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise CompareError(f"--out {out}: a file is in the way (the output is a folder); give a new or existing "
-                           "folder") from None
-    except OSError as exc:
-        raise CompareError(f"--out {out}: cannot create the folder ({exc.strerror or exc}); give a writable "
-                           "folder") from None
 
 
 def _image_paths(results: Path, images: pd.DataFrame) -> dict[str, Path]:
@@ -303,7 +292,9 @@ def run_compare(results: str | Path, out: str | Path, settings: CourseSettings =
     images = _read(results / "images.csv")
     hairs = _read(results / "hairs.csv")
     _check_usable(images, settings, results)
-    _make_out(out)
+    problem = folder_problem(out, "--out")
+    if problem:
+        raise CompareError(problem)
     pairs, matches = match_fields(images, hairs, results, settings) if match else (pd.DataFrame(), pd.DataFrame())
     tables = compare_course(images, hairs, settings, field_pairs=pairs if len(pairs) else None)
     tables.update(field_pairs=pairs, matches=matches)

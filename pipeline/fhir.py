@@ -132,9 +132,11 @@ def build_bundle(images: pd.DataFrame, *, version: str, method: str, transaction
         "note": [{"text": method}],
     }, transaction))
     patients: dict[str, str] = {}
+    skipped = 0
     for _, row in frames.iterrows():
         pid = str(row.get("patient_id") or "").strip()
         if _left_out_reason(row):
+            skipped += 1
             continue
         if pid not in patients:
             patients[pid] = _uuid("patient", pid)
@@ -154,8 +156,7 @@ def build_bundle(images: pd.DataFrame, *, version: str, method: str, transaction
                     for col, (c, d, u, t) in COMPONENTS.items() if (v := _number(row.get(col))) is not None]
             entries.append(_entry(_uuid("obs", doc_url, code), obs, transaction))
     return {"resourceType": "Bundle", "type": "transaction" if transaction else "collection",
-            "meta": {"tag": [{"system": CODE_SYSTEM, "code": "frames-left-out",
-                              "display": str(sum(frames_left_out(frames).values()))}]},
+            "meta": {"tag": [{"system": CODE_SYSTEM, "code": "frames-left-out", "display": str(skipped)}]},
             "entry": entries}
 
 

@@ -1331,7 +1331,7 @@ def frame_metrics(hairs: pd.DataFrame, *, area_cm2: float | None, um_per_px: flo
         return m
     t = hairs["thickness_um"].to_numpy(float)
     counts = {k: int((hairs["class"] == k).sum()) for k in measure.CLASSES}
-    if not area_cm2 or area_cm2 <= 0:
+    if not area_cm2:
         m["note"] = ("no skin visible in the counting field (all of it under overlays, text or glare): "
                      "counts only; image the scalp without the overlay for a density")
         area_cm2 = np.nan

@@ -29,7 +29,7 @@ NOT_NEGATIVE = ("stripe_aspect", "border_stub_min_um", "fused_min_um", "light_am
                 "seam_dip", "tip_step", "light_among_dark", "min_focus_score", "max_overexposed_pct", "max_underexposed_pct",
                 "max_glare_pct", "min_skin_pct", "crossing_angle_deg", "corner_angle_deg", "fork_angle_deg",
                 "direction_consensus", "light_hair_below", "weak_shafts_below", "bright_hair_skin_below",
-                "darkness_threshold", "darkness_low", "fused_quantile")
+                "fused_quantile")
 
 
 @dataclass(frozen=True)
