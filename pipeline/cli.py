@@ -134,10 +134,10 @@ def analyze(
 
 def _check_model(settings) -> None:
     """Fail early, before any frame, when a learned model asked for cannot load: the learned segmenter's,
-    and with a backend named (not ``auto``) the classical path's helpers too, which would otherwise be
-    left out of the run without a word."""
+    or the classical path's helpers (``light_hair_model``, ``bright_veto_model``, ``dark_frame_model``;
+    ``''`` turns one off), which Python callers get a warning and a per-frame note for instead."""
     names = [settings.model] if settings.segmenter == "learned" else []
-    if settings.learned_backend != "auto" and settings.segmenter != "learned":
+    if settings.segmenter != "learned":
         names += [name for name, _ in settings.classical_models() if name]
     if not names:
         return

@@ -6,6 +6,8 @@ segmentation -> shafts -> per-hair measures -> root ends and counting rule
 from __future__ import annotations
 
 import dataclasses
+import functools
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -307,6 +309,9 @@ def measure_stages(st: Stages, *, um_per_px: float | None) -> FrameResult:
     area_cm2 = None if um_per_px is None else skin_area_cm2(st.valid, um_per_px)
     metrics = frame_metrics(hairs, area_cm2=area_cm2, um_per_px=um_per_px, settings=settings)
     metrics.update(quality.assess(st.image, st.valid, st.field_rows, um_per_px=scale, settings=settings))
+    if st.used != "learned":
+        missing = unloaded_helpers(tuple(settings.classical_models()), settings.learned_backend)
+        metrics["note"] = "; ".join(filter(None, [metrics["note"], *missing]))
     metrics["segmenter"] = st.used
     metrics["route"] = route_of(st.contrast, st.used)
     metrics["route_source"] = "" if st.used == "learned" else "frame" if settings.route == "auto" else "fixed"
@@ -435,6 +440,27 @@ def _seen_shafts(cands: list[Candidate], band: np.ndarray, share: float) -> list
     if not seen or np.concatenate(seen).mean() < MODEL_READS_FRAME:
         return cands
     return [c for c, s in zip(cands, seen) if s.mean() >= share]
+
+
+@functools.lru_cache(maxsize=16)
+def unloaded_helpers(models: tuple[tuple[str, str], ...], backend: str) -> tuple[str, ...]:
+    """The classical path's learned helpers (``Settings.classical_models()``) that are named but do not
+    load, each as a note for images.csv; warns once per set of names.
+
+    Such a helper is left out and the frames it would read fall back to the
+    classical maps (light hair to the colour map, no veto, no light-shaft
+    search among dark hair), which measure differently from the documented
+    defaults: the note says so on every frame read that way.
+    """
+    out = []
+    for name, role in models:
+        why = _learned().load_problem(name, backend) if name else ""
+        if why:
+            out.append(f"read without {role}_model {name!r}, which did not load: {why}; "
+                       f"or set {role}_model='' to run without it on purpose")
+    if out:
+        warnings.warn("; ".join(out), UserWarning, stacklevel=2)
+    return tuple(out)
 
 
 def _weak_shafts(con: segment.Contrast, settings: Settings) -> bool:

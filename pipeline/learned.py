@@ -502,13 +502,18 @@ def add_int8(folder: str | os.PathLike, n: int = CALIBRATION_CROPS) -> Path:
     return model.path / INT8_WEIGHTS
 
 
-def available(name_or_path: str, backend: str = "auto") -> bool:
-    """Whether the model folder ``name_or_path`` loads (found, weights matching their sha256)."""
+def load_problem(name_or_path: str, backend: str = "auto") -> str:
+    """Why the model folder ``name_or_path`` does not load (the :class:`ModelError` message), or ``""``."""
     try:
         load_model(name_or_path, backend)
-    except ModelError:
-        return False
-    return True
+    except ModelError as exc:
+        return str(exc)
+    return ""
+
+
+def available(name_or_path: str, backend: str = "auto") -> bool:
+    """Whether the model folder ``name_or_path`` loads (found, weights matching their sha256)."""
+    return not load_problem(name_or_path, backend)
 
 
 def uses_learned(settings: Settings) -> bool:

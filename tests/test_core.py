@@ -425,10 +425,14 @@ def test_brown_hair_on_dark_skin_goes_to_the_model_instead_of_splitting_into_rai
     assert ridges.metrics["hair_count"] >= 1.5 * true  # seed 4: 9 for 5 (10 before the width floor of fused pairs)
 
 
-def test_light_hair_model_that_is_missing_falls_back_to_the_colour_map():
+def test_light_hair_model_that_is_missing_falls_back_to_the_colour_map_and_says_so():
     img, um = _white_hair_frame()
-    res = analyze_frame(img, um_per_px=um, settings=Settings(light_hair_model="no-such-model"))
+    with pytest.warns(UserWarning, match="light_hair_model 'no-such-model'"):
+        res = analyze_frame(img, um_per_px=um, settings=Settings(light_hair_model="no-such-model"))
     assert res.metrics["segmenter"] == "classical"
+    assert "read without light_hair_model 'no-such-model', which did not load" in res.metrics["note"]
+    plain = analyze_frame(img, um_per_px=um, settings=Settings(light_hair_model=""))  # off on purpose: no note
+    assert plain.metrics["note"] == ""
 
 
 def test_brightness_map_is_the_way_from_skin_to_white():

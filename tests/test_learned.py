@@ -356,6 +356,11 @@ def test_analyze_with_a_missing_model_stops_before_any_frame(tmp_path):
     assert res.exit_code == 2
     assert "not found" in res.output
     assert not (tmp_path / "out" / "images.csv").exists()
+    helper = CliRunner().invoke(app, ["analyze", str(img), "--out", str(tmp_path / "out"),
+                                      "--set", "light_hair_model=hairnet-ligth-v3"])  # misspelled helper
+    assert helper.exit_code == 2
+    assert "hairnet-ligth-v3" in helper.output and "not found" in helper.output
+    assert not (tmp_path / "out" / "images.csv").exists()
 
 
 @pytest.mark.parametrize("kind", ["narrow", "wide"])
