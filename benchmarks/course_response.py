@@ -206,6 +206,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
               "settings_overrides": list(set_pairs or []),
               "matched_retest_sd_pct_used": course_settings.matched_retest_sd_pct,
               "recheck_ratio": course_settings.recheck_ratio, "recheck_floor": course_settings.recheck_floor,
+              "recheck_floor_model": course_settings.recheck_floor_model,
               "recheck_through_counted": course_settings.recheck_through_counted,
               "within_unit_share": _share(within_unit_share),
               "response_basis": course_settings.response_basis,
@@ -248,6 +249,8 @@ def main() -> None:
                     help="count gained and lost hairs as detected, without re-examining them in the other visit")
     ap.add_argument("--recheck-ratio", type=float, default=None, help="CourseSettings.recheck_ratio to use (tuning)")
     ap.add_argument("--recheck-floor", type=float, default=None, help="CourseSettings.recheck_floor to use (tuning)")
+    ap.add_argument("--recheck-floor-model", type=float, default=None,
+                    help="CourseSettings.recheck_floor_model to use (tuning)")
     ap.add_argument("--recheck-through-counted", type=float, default=None,
                     help="CourseSettings.recheck_through_counted to use (tuning)")
     ap.add_argument("--within-unit-share", type=float, default=None,
@@ -272,6 +275,7 @@ def main() -> None:
                  retest_sd_pct=a.retest_sd_pct, recheck=not a.no_recheck, reuse_runs=a.reuse_runs,
                  recheck_overrides={k: v for k, v in (("recheck_ratio", a.recheck_ratio),
                                                       ("recheck_floor", a.recheck_floor),
+                                                      ("recheck_floor_model", a.recheck_floor_model),
                                                       ("recheck_through_counted", a.recheck_through_counted),
                                                       ("response_basis", a.response_basis))
                                     if v is not None},

@@ -137,6 +137,21 @@ class CourseSettings:
         matched change error fell 5.75 -> 5.33% of the count and the right
         call rose 67 -> 75%, on a plateau (0.3-0.5 / 0.25-0.35: 5.33-5.40%,
         71-75%).
+    recheck_floor_model : float
+        ``recheck_floor`` for a field pair either of whose frames was read on
+        a learned model's map (its ``route`` in images.csv ends in
+        ``+model``: light hair, low contrast; :meth:`floor_for`). 0.7 since
+        2026-12-05 (session 47), chosen on tuning courses (seeds 0-7,
+        ``course_response.py --seeds 0:8 --out D``, then ``--reuse-runs
+        --recheck-floor-model F``, ``course_hairs.py D``): at 0.3 / 0.5 /
+        0.6 / 0.7 / 0.8 right call 18 / 20 / 21 / 21 / 21 of 24, matched
+        change error 3.26 / 3.14 / 3.03 / 2.89 / 2.92% of the count (0.7
+        against 0.3: -0.38 +- 0.27 points, paired by course). The gain is
+        the two blond patients' (seeds 3 and 6, 4.48 / 4.58 -> 3.14 /
+        3.21%): at 0.3 the other visit's model map held 0.3 along 150 of
+        seed 6's 295 true losses and gains, which were read as persisting
+        (2 at 0.7, while 158 flipped detections are now read as changes
+        against 63). Report courses: README, "Treatment courses on phantoms".
     recheck_through_counted : float
         Same-spot matching: the re-examination also accepts a shaft the
         other visit counted inside another hair's stripe where its map
@@ -194,6 +209,7 @@ class CourseSettings:
     matched_retest_sd_pct: float = 3.1
     recheck_ratio: float = 0.4
     recheck_floor: float = 0.3
+    recheck_floor_model: float = 0.7
     recheck_through_counted: float = 0.3
     min_agreement: float = 0.4
     match_margin_um: float = 0.0
@@ -203,6 +219,19 @@ class CourseSettings:
     def __post_init__(self):
         if self.response_basis not in ("latest", "trend"):
             raise ValueError(f"response_basis must be 'latest' or 'trend', not {self.response_basis!r}")
+
+    def floor_for(self, *routes: object) -> float:
+        """The re-examination floor for a field pair whose frames took ``routes`` (images.csv ``route``):
+        ``recheck_floor_model`` when any was read on a learned model's map (ends in ``+model``), else
+        ``recheck_floor``.
+
+        >>> CourseSettings(recheck_floor=0.3, recheck_floor_model=0.5).floor_for("dark", "colour+model")
+        0.5
+        >>> CourseSettings(recheck_floor=0.3, recheck_floor_model=0.5).floor_for("dark", None)
+        0.3
+        """
+        on_model = any(isinstance(r, str) and r.endswith("+model") for r in routes)
+        return self.recheck_floor_model if on_model else self.recheck_floor
 
 
 # ----------------------------------------------------------------------------- selecting frames

@@ -245,7 +245,8 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
             if settings.recheck_ratio > 0:
                 m = register.recheck_unmatched(
                     m, hf, hm, reg.matrix, probability(ref.image, fixed, um), probability(row.image, moving, um),
-                    um_per_px=um, ratio=settings.recheck_ratio, floor=settings.recheck_floor,
+                    um_per_px=um, ratio=settings.recheck_ratio,
+                    floor=settings.floor_for(ref.get("route"), row.get("route")),
                     through_counted=settings.recheck_through_counted,
                     fixed_light=lambda: probability.light(ref.image, fixed, um),
                     moving_light=lambda: probability.light(row.image, moving, um))

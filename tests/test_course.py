@@ -227,3 +227,24 @@ def test_a_dark_frame_gives_the_map_its_grey_shafts_were_found_on():
     np.testing.assert_array_equal(light, expected)
     off = Settings().replace(light_among_dark=0.0, model_veto_share=0.0)
     assert _probability_cache(off).light("frame", img, 2.8) is None
+
+
+def test_pairs_read_on_a_model_map_are_re_examined_with_their_own_floor():
+    """A frame read on a learned model's map (route ending in +model) takes recheck_floor_model; a shaft at 0.4
+    there is evidence at the plain floor (0.3) and not at 0.5, so the loss stands."""
+    from pipeline.register import match_visits, recheck_unmatched
+
+    s = CourseSettings(recheck_floor=0.3, recheck_floor_model=0.5)
+    assert s.floor_for("dark", "dark") == 0.3
+    assert s.floor_for("colour+model", "colour+model") == 0.5
+    assert s.floor_for("dark", "bright+model") == 0.5
+    assert s.floor_for(None, float("nan")) == 0.3  # runs without a route column
+    same = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    fixed = pd.DataFrame([dict(row=50, col=20, mid_row=50, mid_col=60, thickness_um=24.0, **{"class": "terminal"})])
+    moving = fixed.iloc[:0]
+    pf, pm = np.zeros((100, 120), np.float32), np.zeros((100, 120), np.float32)
+    pf[47:54, 20:100], pm[47:54, 20:100] = 0.9, 0.4
+    m = match_visits(fixed, moving, same, np.ones((100, 120), bool), gate_px=5.0)
+    status = [recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0,
+                                floor=s.floor_for(route, route))["status"].iloc[0] for route in ("dark", "colour+model")]
+    assert status == ["persisting", "lost"]
