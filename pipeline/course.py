@@ -79,8 +79,14 @@ class CourseSettings:
         SD of the measured same-spot (matched) hair-count change between two
         visits with no true change, in % of the count, measured on phantom
         courses (``python benchmarks/course_response.py --retest --seeds
-        0:30``): 3.1% (3.07%, robust SD 1.80%; mean absolute change 1.95%)
-        since 2026-12-03 (session 29), with the re-examination reading
+        0:30``): 3.7% since 2026-12-05 (session 47: 3.73%, robust SD
+        2.73%, with ``recheck_floor_model``; 3.66%, robust 2.18%, before it;
+        session 34 had measured 3.53%). With 3.7 instead of 3.1 the tuning
+        courses (seeds 0-7, ``course_response.py --seeds 0:8 --reuse-runs
+        --retest-sd-pct 3.7``) call 22 of 24 right instead of 21 (stable 7
+        no longer ``worsened``), the report courses the same 26 of 30.
+        3.1% (3.07%, robust SD 1.80%; mean absolute change 1.95%)
+        from 2026-12-03 (session 29), with the re-examination reading
         through counted hairs (``recheck_through_counted``) and the blue-cast
         sheen no longer masked as drawn marks (the report courses' calls did
         not change with it: 22 of 30 either way); before them
@@ -206,7 +212,7 @@ class CourseSettings:
     seed: int = 0
     include_flagged: bool = False
     baseline: str | None = None
-    matched_retest_sd_pct: float = 3.1
+    matched_retest_sd_pct: float = 3.7
     recheck_ratio: float = 0.4
     recheck_floor: float = 0.3
     recheck_floor_model: float = 0.7
