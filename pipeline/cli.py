@@ -143,10 +143,9 @@ def _check_model(settings) -> None:
         return
     learned = _lazy("pipeline.learned", "the learned segmenter")
     for name in names:
-        try:
-            learned.load_model(name, settings.learned_backend)
-        except learned.ModelError as exc:
-            raise ValueError(str(exc)) from None
+        problem = learned.load_problem(name, settings.learned_backend)
+        if problem:
+            raise ValueError(problem)
 
 
 @app.command()
