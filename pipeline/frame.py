@@ -266,12 +266,13 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                        edge_level=settings.translucent_edge_level if translucent else 0.5)
     if used == "classical" and probability is None and _model_helps_dark(settings):
         model = _learned_maps(image, valid, scale, settings, settings.dark_frame_model, with_tips=False)
+        found = _model_mask(model, scale)  # read by both the light-shaft search and the veto
         dense = _dense_crossing(cands, settings)
         light, light_traced, light_cands = _light_among_dark(
             image, valid, mask, cands, con, halo, scale, settings, model,
-            per_shaft=not (dense or _long_scene(cands, scale, settings)), dense=dense)
+            per_shaft=not (dense or _long_scene(cands, scale, settings)), dense=dense, found=found)
         if settings.model_veto_share > 0 and _skin_grain(image, valid) >= MODEL_READS_GRAIN:
-            cands = _seen_shafts(cands, _model_band(model, scale), settings.model_veto_share)
+            cands = _seen_shafts(cands, _model_band(model, scale, found), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
     if settings.split_shaft_deg > 0:
         cands = merge_split_shafts(cands, max_angle_deg=settings.split_shaft_deg,
@@ -401,14 +402,23 @@ def _seen_by_model(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale
     return np.where(vetoed[labels], 0.0, prob).astype(np.float32)
 
 
-def _model_band(model: tuple, scale: float) -> np.ndarray:
-    """Pixels within ``SEEN_BY_MODEL_UM`` of a learned model's hair mask (bool).
+def _model_mask(model: tuple, scale: float) -> np.ndarray:
+    """A learned model's hair mask (bool) at its own thresholds.
 
     ``model`` is what :func:`_learned_maps` returns (probability, tips, settings
     with the model's thresholds).
     """
     prob, _, model_settings = model
-    seen = segment.hair_mask(prob, um_per_px=scale, settings=model_settings).astype(np.uint8)
+    return segment.hair_mask(prob, um_per_px=scale, settings=model_settings)
+
+
+def _model_band(model: tuple, scale: float, found: np.ndarray | None = None) -> np.ndarray:
+    """Pixels within ``SEEN_BY_MODEL_UM`` of a learned model's hair mask (bool).
+
+    ``model`` is what :func:`_learned_maps` returns; ``found``, its mask
+    (:func:`_model_mask`) when the caller has it already.
+    """
+    seen = (_model_mask(model, scale) if found is None else found).astype(np.uint8)
     r = max(1, int(round(SEEN_BY_MODEL_UM / scale)))
     return cv2.dilate(seen, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
 
@@ -478,7 +488,7 @@ def _model_helps_dark(settings: Settings) -> bool:
 
 
 def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, model, *, per_shaft: bool = True,
-                      dense: bool = False):
+                      dense: bool = False, found: np.ndarray | None = None):
     """Grey or white shafts in a frame of dark hair, which the darkness map cannot see.
 
     ``Settings.dark_frame_model`` segments the frame (``model``: its maps, as
@@ -501,7 +511,8 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     cross densely (``per_shaft=False``): there the model floods the skin
     between the crossing shafts, and the floods trace into long branches
     (uncut ``phantom_97_0012``, 25 hairs emerge: read 107, 74 without).
-    Nothing when ``light_among_dark`` is 0.
+    Nothing when ``light_among_dark`` is 0.  ``found``: the model's mask
+    (:func:`_model_mask`) when the caller has it already.
 
     Returns
     -------
@@ -515,7 +526,8 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     if settings.light_among_dark <= 0:
         return np.zeros_like(mask), [], []
     prob, _, model_settings = model
-    found = segment.hair_mask(prob, um_per_px=scale, settings=model_settings)
+    if found is None:
+        found = _model_mask(model, scale)
     min_um, min_aspect, clear = settings.light_among_dark_min_um, LIGHT_MIN_ASPECT, LIGHT_CLEAR_RADII
     if dense:
         min_um, min_aspect = max(min_um, DENSE_LIGHT_MIN_UM), max(min_aspect, DENSE_LIGHT_MIN_ASPECT)

@@ -1026,6 +1026,35 @@ def test_opencv_hysteresis_and_small_region_removal_match_scikit_image(seed, lev
     np.testing.assert_array_equal(drop_small(mask, size, 8), remove_small_objects(mask, max_size=size, connectivity=2))
 
 
+def test_small_region_removal_with_more_regions_than_16_bit_labels_hold():
+    from skimage.morphology import remove_small_objects
+
+    from pipeline.segment import drop_small
+
+    mask = np.zeros((600, 600), bool)
+    mask[::2, ::2] = True  # 90,000 one-pixel regions: past the 65,535 of 16-bit labels
+    mask[100:110, 100:130] = True
+    np.testing.assert_array_equal(drop_small(mask, 1), remove_small_objects(mask, max_size=1))
+    assert drop_small(mask, 1).sum() == 300 + 20  # the bar and the dots that touch its lower and right sides
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40))
+def test_channel_mean_and_integer_thin_line_map_equal_their_float_forms(seed, spread):
+    from pipeline.segment import _thin_lines, channel_mean, channel_sum
+
+    rng = np.random.default_rng(seed)
+    # levels a multiple of 25 apart plus a little: many differences of exactly 75 in the channel sums,
+    # where the float means' rounding decides
+    img = np.clip(rng.integers(0, 6, (48, 64, 3)) * 25 + rng.integers(0, spread, (48, 64, 3)), 0, 255).astype(np.uint8)
+    g = channel_mean(img)
+    np.testing.assert_array_equal(g, img.mean(axis=2))
+    np.testing.assert_array_equal(channel_mean(img.astype(np.float32)), img.astype(np.float32).mean(axis=2))
+    total = channel_sum(img).astype(np.int16)
+    for axis in (0, 1):
+        np.testing.assert_array_equal(_thin_lines(g, axis, total=total), _thin_lines(g, axis))
+
+
 @hsettings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.2), st.integers(1, 4))
 def test_tip_points_match_peak_local_max_also_below_the_threshold(seed, threshold, distance):
