@@ -19,6 +19,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.sparse import coo_matrix
 
 from pipeline.settings import Settings
+from pipeline.segment import components8
 
 
 @dataclass
@@ -63,7 +64,7 @@ def skeleton_of(mask: np.ndarray) -> np.ndarray:
     """
     from skimage.morphology import skeletonize
 
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, labels, stats = components8(mask.astype(np.uint8))
     out = np.zeros(mask.shape, bool)
     rows, cols = mask.shape
     for k in range(1, n):

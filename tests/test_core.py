@@ -1026,6 +1026,37 @@ def test_opencv_hysteresis_and_small_region_removal_match_scikit_image(seed, lev
     np.testing.assert_array_equal(drop_small(mask, size, 8), remove_small_objects(mask, max_size=size, connectivity=2))
 
 
+@hsettings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.25, 0.5, 1.0, 3.0]), st.floats(0.0, 1.0))
+def test_skin_grain_test_by_counting_gives_the_median_s_answer(seed, level, masked):
+    from pipeline.frame import _skin_grain_reaches
+    from pipeline.segment import channel_mean
+
+    rng = np.random.default_rng(seed)
+    img = np.clip(120 + rng.normal(0, rng.uniform(0, 2), (30, 41, 3)), 0, 255).astype(np.uint8)
+    valid = rng.random((30, 41)) >= masked
+    grey = channel_mean(img)
+    detail = np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 2.0))
+    median = float(np.median(detail[valid])) if valid.any() else 0.0
+    assert _skin_grain_reaches(img, valid, level) == (median >= level)
+    assert _skin_grain_reaches(img, valid, median) and not _skin_grain_reaches(img, valid, np.nextafter(median, 9))
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.05, 0.7))
+def test_fast_8_connected_labelling_numbers_components_as_opencv_s_default(seed, share):
+    from pipeline.segment import components8
+
+    rng = np.random.default_rng(seed)
+    binary = (rng.random((60, 83)) < share).astype(np.uint8)
+    binary[rng.integers(0, 60), :] = 1  # one long component across
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    fn, flabels, fstats = components8(binary)
+    assert fn == n
+    np.testing.assert_array_equal(flabels, labels)
+    np.testing.assert_array_equal(fstats, stats)
+
+
 def test_small_region_removal_with_more_regions_than_16_bit_labels_hold():
     from skimage.morphology import remove_small_objects
 
