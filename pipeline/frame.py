@@ -628,11 +628,12 @@ def _learned_maps(image: np.ndarray, valid: np.ndarray, scale: float, settings: 
     ``with_tips=False`` (a caller that reads only the hair map: the dark-frame
     model, the veto) skips the tip search; tips are then None."""
     model = _learned().load_model(name, settings.learned_backend)
-    maps = model.predict(image, um_per_px=scale)
+    with_tips = with_tips and model.thresholds.get("tip") is not None
+    maps = model.predict(image, um_per_px=scale, heads=("hair", "tip") if with_tips else ("hair",))
     prob = np.where(valid, maps["hair"], 0.0).astype(np.float32)
     settings = settings.replace(darkness_low=model.thresholds["low"], darkness_threshold=model.thresholds["high"])
     tips = None
-    if with_tips and model.thresholds.get("tip") is not None:
+    if with_tips:
         tips = tip_points(np.where(valid, maps["tip"], 0.0), threshold=model.thresholds["tip"],
                           min_distance_px=max(2, round(2 * model.um_per_px / scale)))
     return prob, tips, settings

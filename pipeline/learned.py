@@ -157,7 +157,7 @@ class LearnedModel:
         return float(self.config["model_um_per_px"])
 
     def predict(self, image: np.ndarray, *, um_per_px: float, tile: int = 768,
-                overlap: int = 64) -> dict[str, np.ndarray]:
+                overlap: int = 64, heads: tuple[str, ...] = HEADS) -> dict[str, np.ndarray]:
         """Per-pixel maps of an RGB uint8 frame, at the frame's resolution.
 
         The frame is resampled to the model's pixel size, cut into
@@ -167,14 +167,15 @@ class LearnedModel:
         Returns
         -------
         dict of str -> ndarray of float32, shape (M, N)
-            One map in [0, 1] per entry of ``HEADS``.
+            One map in [0, 1] per entry of ``heads`` (by default every one of ``HEADS``).
         """
         h, w = image.shape[:2]
         f = float(um_per_px) / self.um_per_px
         small = cv2.resize(image, (max(8, round(w * f)), max(8, round(h * f))),
                            interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
-        maps = predict_tiled(self.forward or self.net, small, tile=tile, overlap=overlap)
-        return {k: cv2.resize(maps[i], (w, h), interpolation=cv2.INTER_LINEAR) for i, k in enumerate(HEADS)}
+        maps = predict_tiled(self.forward or self.net, small, tile=tile, overlap=overlap,
+                             outputs=[HEADS.index(k) for k in heads])
+        return {k: cv2.resize(maps[i], (w, h), interpolation=cv2.INTER_LINEAR) for i, k in enumerate(heads)}
 
     def hair_probability(self, image: np.ndarray, *, um_per_px: float | None,
                          settings: Settings = Settings(), valid: np.ndarray | None = None) -> np.ndarray:
@@ -215,7 +216,7 @@ def torch_forward(net: HairNet) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def predict_tiled(net: HairNet | Callable[[np.ndarray], np.ndarray], image: np.ndarray, *,
-                  tile: int = 768, overlap: int = 64) -> np.ndarray:
+                  tile: int = 768, overlap: int = 64, outputs: list[int] | None = None) -> np.ndarray:
     """Sigmoid maps (n_out, H, W) of an RGB uint8 image at the model's scale.
 
     Parameters
@@ -227,19 +228,26 @@ def predict_tiled(net: HairNet | Callable[[np.ndarray], np.ndarray], image: np.n
     image : ndarray of uint8, shape (H, W, 3)
     tile, overlap : int
         Tile size and overlap in pixels; tiles are blended with a linear ramp.
+    outputs : list of int, optional
+        The network's outputs wanted, in this order (default: all of them).
     """
     forward = torch_forward(net) if isinstance(net, nn.Module) else net
     stride = forward.stride
     h, w = image.shape[:2]
+    rows, cols = _starts(h, tile, overlap), _starts(w, tile, overlap)
     out, weight = None, np.zeros((h, w), np.float32)
-    for r0 in _starts(h, tile, overlap):
-        for c0 in _starts(w, tile, overlap):
+    for r0 in rows:
+        for c0 in cols:
             crop = image[r0:r0 + tile, c0:c0 + tile]
             ch, cw = crop.shape[:2]
             ph, pw = (-ch) % stride, (-cw) % stride
             x = to_input(cv2.copyMakeBorder(crop, 0, ph, 0, pw, cv2.BORDER_REFLECT_101)).numpy()
             logits = forward(x)[0, :, :ch, :cw]
+            if outputs is not None:
+                logits = logits[outputs]
             y = 1.0 / (1.0 + np.exp(-logits))
+            if len(rows) == len(cols) == 1:  # one tile: its weights are all 1, the blend is the map itself
+                return np.ascontiguousarray(y, np.float32)
             if out is None:
                 out = np.zeros((y.shape[0], h, w), np.float32)
             wt = np.outer(_ramp(ch, overlap if h > tile else 0), _ramp(cw, overlap if w > tile else 0))

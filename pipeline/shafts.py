@@ -105,13 +105,20 @@ def prune_spurs(skel: np.ndarray, dist: np.ndarray, *, settings: Settings,
     dist : ndarray of float, shape (M, N)
         Euclidean distance transform of the mask (pixels).
     """
+    return _pruned(skel, dist, settings=settings, rounds=rounds)[0]
+
+
+def _pruned(skel: np.ndarray, dist: np.ndarray, *, settings: Settings, rounds: int):
+    """:func:`prune_spurs`, and the skan summary of the skeleton it returns when the last round built it
+    (it found nothing to prune), else None: the caller need not build it again."""
     from skimage.morphology import skeletonize
 
     skel = _without_isolated(skel)
     for _ in range(rounds):
         if skel.sum() < 2:
             break
-        sk, df = _summary(skel)
+        summary = _summary(skel)
+        sk, df = summary
         plist = sk.paths_list()
         spurs = df[df.branch_type == 1]
         removed = False
@@ -125,9 +132,9 @@ def prune_spurs(skel: np.ndarray, dist: np.ndarray, *, settings: Settings,
                 skel[body[:, 0], body[:, 1]] = False
                 removed = True
         if not removed:
-            break
+            return skel, summary
         skel = _without_isolated(skeletonize(skel))
-    return skel
+    return skel, None
 
 
 def _junction_clusters(sk, df, dist: np.ndarray) -> tuple[dict[int, int], set[int]]:
@@ -189,10 +196,10 @@ def trace_hairs(mask: np.ndarray, *, dist: np.ndarray | None = None,
 
     if dist is None:
         dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
-    skel = prune_spurs(skeleton_of(mask), dist, settings=settings)  # without isolated dots
+    skel, summary = _pruned(skeleton_of(mask), dist, settings=settings, rounds=3)  # without isolated dots
     if skel.sum() < 2:
         return []
-    sk, df = _summary(skel)
+    sk, df = summary or _summary(skel)
     clusters, bridges = _junction_clusters(sk, df, dist)
     branches = [i for i in range(len(df)) if i not in bridges]
     ends = _branch_ends(sk, df, branches, clusters)

@@ -230,6 +230,17 @@ def test_tiled_prediction_matches_one_pass():
     assert np.abs(whole - tiled)[:, 20:-20, 20:-20].mean() < 0.02
 
 
+def test_maps_asked_for_alone_are_those_of_the_whole_prediction():
+    torch.manual_seed(0)
+    net = HairNet((4, 8)).eval()
+    img = np.random.default_rng(2).integers(0, 255, (120, 150, 3)).astype(np.uint8)
+    for tile, overlap in ((512, 64), (64, 16)):  # one tile (no blend), and blended tiles
+        every = predict_tiled(net, img, tile=tile, overlap=overlap)
+        tip_hair = predict_tiled(net, img, tile=tile, overlap=overlap, outputs=[2, 0])
+        assert tip_hair.dtype == every.dtype == np.float32
+        np.testing.assert_array_equal(tip_hair, every[[2, 0]])
+
+
 def test_learned_path_plugs_into_the_core(tiny_model):
     folder, _ = tiny_model
     img = np.full((300, 400, 3), 205, np.uint8)
