@@ -97,7 +97,13 @@ class HairNet(nn.Module):
         x = skips.pop()
         for block in self.up:
             skip = skips.pop()
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            if x.shape[-2] * 2 == skip.shape[-2] and x.shape[-1] * 2 == skip.shape[-1]:
+                # sides a multiple of the stride: a doubling, the same values as asking for the skip's size;
+                # exported to ONNX as a constant scale, which ONNX Runtime upsamples in its blocked
+                # channel layout (about a fifth faster on one core than a size computed at run time)
+                x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+            else:
+                x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], 1))
         return self.head(x)
 
