@@ -423,25 +423,41 @@ def _model_band(model: tuple, scale: float, found: np.ndarray | None = None) -> 
     return cv2.dilate(seen, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
 
 
+#: Float32 reads the skin's grain within this of float64 (grey levels; its rounding errs by about 1e-5):
+#: pixels further than this from the level are counted in float32, a tie within it is settled in float64.
+GRAIN_SCREEN = 0.01
+
+
 def _skin_grain_reaches(image: np.ndarray, valid: np.ndarray, level: float) -> bool:
     """Whether the skin's grain reaches ``level`` (grey levels): the median over skin pixels of the
-    absolute fine detail, the mean of the colour channels minus its Gaussian blur (sigma 2 px).  Sensor
-    noise, JPEG and skin texture give every photograph some; a frame drawn on flat colour has none.
+    absolute fine detail, the mean of the colour channels minus its Gaussian blur (sigma 2 px), in float64.
+    Sensor noise, JPEG and skin texture give every photograph some; a frame drawn on flat colour has none.
 
     Decided by counting the pixels at or above ``level`` (the median needs a sort only when exactly half
-    of them are), which gives the median's answer faster; no skin at all has a grain of 0.
+    of them are), which gives the median's answer faster, first on a float32 copy of the detail (about
+    twice as fast) and in float64 only when pixels within ``GRAIN_SCREEN`` of ``level`` could tip the
+    count; no skin at all has a grain of 0.
     """
     n = int(np.count_nonzero(valid))
     if n == 0:
         return 0.0 >= level
+
+    def decided(above: int) -> bool | None:  # the median's side of level from the count at or above it
+        if n % 2 == 1:
+            return above >= n - n // 2
+        return None if above == n // 2 else above > n // 2
+
+    if image.dtype == np.uint8:
+        grey = segment.channel_sum(image).astype(np.float32)
+        grey /= np.float32(3)
+        detail = cv2.absdiff(grey, cv2.GaussianBlur(grey, (0, 0), 2.0))
+        surely = decided(int(np.count_nonzero((detail >= level + GRAIN_SCREEN) & valid)))
+        if surely is not None and surely == decided(int(np.count_nonzero((detail >= level - GRAIN_SCREEN) & valid))):
+            return surely
     grey = segment.channel_mean(image)
     detail = np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 2.0))
-    above = int(np.count_nonzero((detail >= level) & valid))
-    if n % 2 == 1:
-        return above >= n - n // 2  # the middle value is at or above level
-    if above != n // 2:  # both middle values on one side of level
-        return above > n // 2
-    return bool(np.median(detail[valid]) >= level)
+    side = decided(int(np.count_nonzero((detail >= level) & valid)))
+    return bool(np.median(detail[valid]) >= level) if side is None else side
 
 
 def _seen_shafts(cands: list[Candidate], band: np.ndarray, share: float) -> list[Candidate]:
