@@ -120,14 +120,14 @@ def _pruned(skel: np.ndarray, dist: np.ndarray, *, settings: Settings, rounds: i
         summary = _summary(skel)
         sk, df = summary
         plist = sk.paths_list()
-        spurs = df[df.branch_type == 1]
+        spurs = df.branch_type.to_numpy() == 1
         removed = False
-        for i, row in spurs.iterrows():
+        for i, length in zip(df.index[spurs], df.branch_distance.to_numpy()[spurs]):
             coords = sk.path_coordinates(i).astype(int)
             deg = sk.degrees[plist[i]]
             junction_end = coords[0] if deg[0] > 2 else coords[-1]
             r = dist[junction_end[0], junction_end[1]]
-            if row.branch_distance < settings.spur_factor * r + 2:
+            if length < settings.spur_factor * r + 2:
                 body = coords[deg <= 2]
                 skel[body[:, 0], body[:, 1]] = False
                 removed = True
@@ -147,11 +147,13 @@ def _junction_clusters(sk, df, dist: np.ndarray) -> tuple[dict[int, int], set[in
     index = {int(n): k for k, n in enumerate(junction_nodes)}
     bridges = set()
     rows, cols = [], []
-    for i, row in df[df.branch_type == 2].iterrows():
-        a, b = int(row.node_id_src), int(row.node_id_dst)
+    links = df.branch_type.to_numpy() == 2
+    for i, a, b, length in zip(df.index[links], df.node_id_src.to_numpy()[links], df.node_id_dst.to_numpy()[links],
+                               df.branch_distance.to_numpy()[links]):
+        a, b = int(a), int(b)
         ra = dist[tuple(sk.coordinates[a].astype(int))]
         rb = dist[tuple(sk.coordinates[b].astype(int))]
-        if row.branch_distance <= 1.2 * max(ra, rb) + 2:
+        if length <= 1.2 * max(ra, rb) + 2:
             bridges.add(i)
             rows.append(index[a])
             cols.append(index[b])
