@@ -254,3 +254,23 @@ def test_paired_runs_pairs_frames_by_name_and_gives_the_standard_error():
     assert r["ci95_pp"][1] - r["ci95_pp"][0] == pytest.approx(2 * 1.96 * r["se_pp"])
     same = pr.paired(a, a)
     assert (same["diff_pp"], same["se_pp"], same["moved"]) == (0.0, 0.0, 0)
+
+
+def test_same_output_tells_a_moved_count_and_a_rounding_apart(tmp_path):
+    import pandas as pd
+
+    so = _module("same_output")
+    images = pd.DataFrame({"image": ["a.jpg", "b.jpg"], "hair_count": [2, 1], "route": ["dark", "dark"]})
+    hairs = pd.DataFrame({"image": ["a.jpg", "a.jpg", "b.jpg"], "hair_id": [0, 1, 0],
+                          "thickness_um": [40.0, 61.0, 12.0], "class": ["intermediate", "terminal", "vellus"]})
+    for name, imgs, hs in (("a", images, hairs),
+                           ("b", images, hairs.assign(thickness_um=[40.0, 61.00005, 12.0])),
+                           ("c", images.assign(hair_count=[2, 2]), hairs)):
+        (tmp_path / name).mkdir()
+        imgs.to_csv(tmp_path / name / "images.csv", index=False)
+        hs.to_csv(tmp_path / name / "hairs.csv", index=False)
+    assert so.compare_runs(tmp_path / "a", tmp_path / "a", {})[1]
+    assert not so.compare_runs(tmp_path / "a", tmp_path / "b", {})[1]
+    assert so.compare_runs(tmp_path / "a", tmp_path / "b", {"thickness_um": 1e-4})[1]
+    lines, agree = so.compare_runs(tmp_path / "a", tmp_path / "c", {})
+    assert not agree and "hair_count differs on 1 (b.jpg)" in lines[0]
