@@ -490,7 +490,9 @@ def quantize_onnx(src: Path, dst: Path, crops: list[np.ndarray]) -> Path:
 
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre))
+        # auto_merge: the decoder's constant doubling (HairNet.forward) leaves the symbolic shape inference two
+        # names for one side (2 x h of the coarser level, h of the skip); without it the inference stops
+        quant_pre_process(str(src), str(pre), auto_merge=True)
         quantize_static(str(pre), str(dst), Crops(ONNX_INPUT), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         reduce_range=True)
