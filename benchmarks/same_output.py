@@ -11,7 +11,7 @@ column, exactly, and prints per column the largest absolute difference (numbers)
 or how many values differ (text), the frames whose ``hair_count`` differs, and
 one verdict line. ``--tolerance thickness_um=1e-4`` accepts differences up to that
 size in a column (e.g. a model re-exported with another rounding). Columns that
-only one run has, and the run's own timing columns, are listed and not compared.
+only one run has are listed and not compared.
 
 Exit status 0 when the runs agree (within the tolerances), 1 when they do not.
 (2026-12-05, session 48: the per-frame core's speed-up compared on fdu_val and
@@ -25,10 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-#: Columns that measure the run, not the frame.
-SKIPPED = ("seconds",)
-
 
 def compare_tables(a: pd.DataFrame, b: pd.DataFrame, keys: list[str],
                    tolerance: dict[str, float]) -> tuple[list[str], bool]:
@@ -47,7 +43,7 @@ def compare_tables(a: pd.DataFrame, b: pd.DataFrame, keys: list[str],
     one_sided = sorted(set(a.columns) ^ set(b.columns))
     if one_sided:
         lines.append(f"  columns in one run only (not compared): {one_sided}")
-    for col in [c for c in a.columns if c in b.columns and c not in SKIPPED]:
+    for col in [c for c in a.columns if c in b.columns]:
         x, y = a[col], b[col]
         if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
             xv, yv = x.to_numpy(float), y.to_numpy(float)
