@@ -241,7 +241,7 @@ def predict_tiled(net: HairNet | Callable[[np.ndarray], np.ndarray], image: np.n
     stride = forward.stride
     h, w = image.shape[:2]
     rows, cols = _starts(h, tile, overlap), _starts(w, tile, overlap)
-    out, weight = None, np.zeros((h, w), np.float32)
+    out = weight = None
     for r0 in rows:
         for c0 in cols:
             crop = image[r0:r0 + tile, c0:c0 + tile]
@@ -255,7 +255,7 @@ def predict_tiled(net: HairNet | Callable[[np.ndarray], np.ndarray], image: np.n
             if len(rows) == len(cols) == 1:  # one tile: its weights are all 1, the blend is the map itself
                 return np.ascontiguousarray(y, np.float32)
             if out is None:
-                out = np.zeros((y.shape[0], h, w), np.float32)
+                out, weight = np.zeros((y.shape[0], h, w), np.float32), np.zeros((h, w), np.float32)
             wt = np.outer(_ramp(ch, overlap if h > tile else 0), _ramp(cw, overlap if w > tile else 0))
             out[:, r0:r0 + ch, c0:c0 + cw] += y * wt
             weight[r0:r0 + ch, c0:c0 + cw] += wt
