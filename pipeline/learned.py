@@ -166,9 +166,9 @@ class LearnedModel:
                 overlap: int = 64, heads: tuple[str, ...] = HEADS) -> dict[str, np.ndarray]:
         """Per-pixel maps of an RGB uint8 frame, at the frame's resolution.
 
-        The frame is resampled to the model's pixel size, cut into
-        ``tile``-pixel tiles overlapping by ``overlap`` (blended with a
-        linear ramp), and the maps resampled back.
+        The frame is resampled to the model's pixel size, cut into tiles of
+        at most ``tile`` pixels overlapping by at least ``overlap`` (blended
+        with a linear ramp, :func:`predict_tiled`), and the maps resampled back.
 
         Returns
         -------
@@ -201,12 +201,23 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
     return r
 
 
-def _starts(n: int, tile: int, overlap: int) -> list[int]:
-    if n <= tile:
-        return [0]
-    step = tile - overlap
-    s = list(range(0, n - tile, step)) + [n - tile]
-    return sorted(set(s))
+def _spans(n: int, tile: int, overlap: int, stride: int) -> tuple[list[int], int]:
+    """Starts and common length of the fewest equal tiles that cover ``n`` pixels padded to the stride.
+
+    The side is first padded to ``N``, a multiple of ``stride``. Each tile is
+    at most ``tile`` long, starts on a multiple of ``stride`` (so the
+    network's pooling grid is the whole frame's, and a tile's inside reads as
+    the whole frame would) and overlaps the next by at least ``overlap``; the
+    tiles are spread evenly, so the pixels run through the network are about
+    ``N`` plus the overlaps. Returns ``([0], N)`` when ``N <= tile``.
+    """
+    padded = -(-n // stride) * stride
+    if padded <= tile:
+        return [0], padded
+    units, size_max, over = padded // stride, max(1, tile // stride), -(-overlap // stride)
+    k = -(-(units - over) // max(1, size_max - over))
+    size = min(size_max, -(-(units + (k - 1) * over) // k))
+    return [stride * (i * (units - size) // (k - 1)) for i in range(k)], stride * size
 
 
 def torch_forward(net: HairNet) -> Callable[[np.ndarray], np.ndarray]:
@@ -233,33 +244,34 @@ def predict_tiled(net: HairNet | Callable[[np.ndarray], np.ndarray], image: np.n
         :func:`onnx_forward` return).
     image : ndarray of uint8, shape (H, W, 3)
     tile, overlap : int
-        Tile size and overlap in pixels; tiles are blended with a linear ramp.
+        Largest tile side and least overlap in pixels. The image is padded
+        (mirrored) to a multiple of the stride and cut into the fewest equal
+        tiles that start on the stride (:func:`_spans`); they are blended
+        with a linear ramp.
     outputs : list of int, optional
         The network's outputs wanted, in this order (default: all of them).
     """
     forward = torch_forward(net) if isinstance(net, nn.Module) else net
     stride = forward.stride
     h, w = image.shape[:2]
-    rows, cols = _starts(h, tile, overlap), _starts(w, tile, overlap)
+    (rows, th), (cols, tw) = _spans(h, tile, overlap, stride), _spans(w, tile, overlap, stride)
+    padded = cv2.copyMakeBorder(image, 0, -h % stride, 0, -w % stride, cv2.BORDER_REFLECT_101)
     out = weight = None
     for r0 in rows:
         for c0 in cols:
-            crop = image[r0:r0 + tile, c0:c0 + tile]
-            ch, cw = crop.shape[:2]
-            ph, pw = (-ch) % stride, (-cw) % stride
-            x = to_input(cv2.copyMakeBorder(crop, 0, ph, 0, pw, cv2.BORDER_REFLECT_101)).numpy()
-            logits = forward(x)[0, :, :ch, :cw]
+            logits = forward(to_input(padded[r0:r0 + th, c0:c0 + tw]).numpy())[0]
             if outputs is not None:
                 logits = logits[outputs]
             y = 1.0 / (1.0 + np.exp(-logits))
             if len(rows) == len(cols) == 1:  # one tile: its weights are all 1, the blend is the map itself
-                return np.ascontiguousarray(y, np.float32)
+                return np.ascontiguousarray(y[:, :h, :w], np.float32)
             if out is None:
-                out, weight = np.zeros((y.shape[0], h, w), np.float32), np.zeros((h, w), np.float32)
-            wt = np.outer(_ramp(ch, overlap if h > tile else 0), _ramp(cw, overlap if w > tile else 0))
-            out[:, r0:r0 + ch, c0:c0 + cw] += y * wt
-            weight[r0:r0 + ch, c0:c0 + cw] += wt
-    return out / np.maximum(weight, 1e-6)
+                out, weight = np.zeros((y.shape[0],) + padded.shape[:2], np.float32), np.zeros(padded.shape[:2], np.float32)
+            wt = np.outer(_ramp(th, overlap if len(rows) > 1 else 0), _ramp(tw, overlap if len(cols) > 1 else 0))
+            out[:, r0:r0 + th, c0:c0 + tw] += y * wt
+            weight[r0:r0 + th, c0:c0 + tw] += wt
+    out /= np.maximum(weight, 1e-6)
+    return np.ascontiguousarray(out[:, :h, :w])
 
 
 def onnx_forward(path: Path, stride: int, threads: int) -> Callable[[np.ndarray], np.ndarray]:

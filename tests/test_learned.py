@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings as hsettings, strategies as st
 
 from pipeline import learned
 from pipeline.core import HAIR_COLUMNS, analyze_frame
@@ -228,6 +229,49 @@ def test_tiled_prediction_matches_one_pass():
     assert 0 <= tiled.min() and tiled.max() <= 1
     # away from tile seams the receptive field (~12 px) sees the same pixels
     assert np.abs(whole - tiled)[:, 20:-20, 20:-20].mean() < 0.02
+
+
+@given(n=st.integers(1, 5000), tile_units=st.integers(2, 128), over=st.integers(0, 200),
+       stride=st.sampled_from([1, 2, 8, 16]))
+@hsettings(max_examples=300, deadline=None)
+def test_tile_spans_cover_the_padded_side_with_aligned_overlapping_tiles(n, tile_units, over, stride):
+    tile = tile_units * stride
+    overlap = min(over, tile - stride)
+    starts, size = learned._spans(n, tile, overlap, stride)
+    padded = -(-n // stride) * stride
+    assert size % stride == 0 and all(s % stride == 0 for s in starts)
+    assert starts[0] == 0 and starts[-1] + size == padded and starts == sorted(set(starts))
+    if len(starts) == 1:
+        assert size == padded
+    else:
+        assert size <= tile
+        assert min(a + size - b for a, b in zip(starts, starts[1:])) >= overlap
+        # the fewest such tiles: one fewer of the largest size could not cover the side
+        k, step = len(starts), tile - -(-overlap // stride) * stride
+        assert (k - 1) * step + (tile - step) < padded
+
+
+def test_tiles_read_as_the_whole_frame_away_from_their_edges():
+    """Tiles start on the network's stride, so away from a tile's edges (beyond the receptive field) the
+    tiled maps are the whole frame's own, not a shifted sampling of them."""
+    torch.manual_seed(0)
+    net = HairNet((4, 8, 16)).eval()  # stride 4
+    img = np.random.default_rng(3).integers(0, 255, (203, 261, 3)).astype(np.uint8)
+    tile, overlap = 96, 40
+    whole = predict_tiled(net, img, tile=512)
+    tiled = predict_tiled(net, img, tile=tile, overlap=overlap)
+    assert tiled.shape == whole.shape == (3, 203, 261)
+    margin = 24  # beyond this network's receptive-field radius
+
+    def far(n):
+        starts, size = learned._spans(n, tile, overlap, 4)
+        edges = [s for s in starts[1:]] + [s + size for s in starts[:-1]]
+        return np.array([all(abs(i - e) >= margin for e in edges) for i in range(n)])
+
+    rows, cols = far(203), far(261)
+    assert rows.sum() > 20 and cols.sum() > 20
+    # (the former fixed-step layout, whose last tile was off the stride, differed there by up to 2e-3)
+    np.testing.assert_allclose(tiled[:, rows][:, :, cols], whole[:, rows][:, :, cols], rtol=0, atol=1e-6)
 
 
 def test_maps_asked_for_alone_are_those_of_the_whole_prediction():
