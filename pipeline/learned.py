@@ -256,7 +256,7 @@ def predict_tiled(net: HairNet | Callable[[np.ndarray], np.ndarray], image: np.n
     h, w = image.shape[:2]
     (rows, th), (cols, tw) = _spans(h, tile, overlap, stride), _spans(w, tile, overlap, stride)
     padded = cv2.copyMakeBorder(image, 0, -h % stride, 0, -w % stride, cv2.BORDER_REFLECT_101)
-    out = weight = None
+    out = weight = wt = None
     for r0 in rows:
         for c0 in cols:
             logits = forward(to_input(padded[r0:r0 + th, c0:c0 + tw]).numpy())[0]
@@ -265,9 +265,9 @@ def predict_tiled(net: HairNet | Callable[[np.ndarray], np.ndarray], image: np.n
             y = 1.0 / (1.0 + np.exp(-logits))
             if len(rows) == len(cols) == 1:  # one tile: its weights are all 1, the blend is the map itself
                 return np.ascontiguousarray(y[:, :h, :w], np.float32)
-            if out is None:
+            if out is None:  # the tiles are of one size: one set of blend weights
                 out, weight = np.zeros((y.shape[0],) + padded.shape[:2], np.float32), np.zeros(padded.shape[:2], np.float32)
-            wt = np.outer(_ramp(th, overlap if len(rows) > 1 else 0), _ramp(tw, overlap if len(cols) > 1 else 0))
+                wt = np.outer(_ramp(th, overlap if len(rows) > 1 else 0), _ramp(tw, overlap if len(cols) > 1 else 0))
             out[:, r0:r0 + th, c0:c0 + tw] += y * wt
             weight[r0:r0 + th, c0:c0 + tw] += wt
     out /= np.maximum(weight, 1e-6)
