@@ -80,7 +80,10 @@ class CourseSettings:
         visits with no true change, in % of the count, measured on phantom
         courses (``python benchmarks/course_response.py --retest --seeds
         0:30``): 3.7% since 2026-12-05 (session 47: 3.73%, robust SD
-        2.73%, with ``recheck_floor_model``; 3.66%, robust 2.18%, before it;
+        2.73%, with ``recheck_floor_model``; session 49, after the model
+        tiles were laid on the stride: 3.30%, robust 2.84%, but 3.3 calls
+        20 of 24 tuning courses right against 3.7's 21; 3.66%, robust 2.18%,
+        before the floor;
         session 34 had measured 3.53%). With 3.7 instead of 3.1 the tuning
         courses (seeds 0-7, ``course_response.py --seeds 0:8 --reuse-runs
         --retest-sd-pct 3.7``) call 22 of 24 right instead of 21 (stable 7
