@@ -35,10 +35,14 @@ from pipeline.core import analyze_frame  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
 
-def frames(n: int, real: str | None, um_per_px: float = 2.78):
+#: fdu_val's pixel size (a 70x view): the real frames' and, by default, the phantoms'.
+UM_PER_PX_70X = 2.78
+
+
+def frames(n: int, real: str | None, um_per_px: float = UM_PER_PX_70X):
     if real:
         for f in sorted(glob.glob(os.path.join(real, "*.jpg")))[:n]:
-            yield cv2.cvtColor(cv2.imread(f), cv2.COLOR_BGR2RGB), 2.78
+            yield cv2.cvtColor(cv2.imread(f), cv2.COLOR_BGR2RGB), UM_PER_PX_70X
         return
     from pipeline.synth import render_frame, sample_scene
 
@@ -53,7 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--real", default=None, help="folder of real 1280x1024 JPEG frames")
-    ap.add_argument("--um-per-px", type=float, default=2.78, help="pixel size of the phantoms (not of --real)")
+    ap.add_argument("--um-per-px", type=float, default=UM_PER_PX_70X, help="pixel size of the phantoms (not of --real)")
     ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
     ap.add_argument("--model", default=Settings().model)
     ap.add_argument("--backend", default=None, choices=["auto", "onnx", "onnx-int8", "torch"],
@@ -76,7 +80,7 @@ def main() -> None:
         t = time.perf_counter()
         analyze_frame(img, um_per_px=um, settings=settings)
         times.append(time.perf_counter() - t)
-    print(f"um_per_px={'2.78 (real)' if a.real else a.um_per_px} segmenter={a.segmenter} backend={settings.learned_backend} threads={a.threads} set={','.join(a.set_) or '-'} frames={len(times)} size={data[0][0].shape[1]}x{data[0][0].shape[0]} "
+    print(f"um_per_px={f'{UM_PER_PX_70X} (real)' if a.real else a.um_per_px} segmenter={a.segmenter} backend={settings.learned_backend} threads={a.threads} set={','.join(a.set_) or '-'} frames={len(times)} size={data[0][0].shape[1]}x{data[0][0].shape[0]} "
           f"median_s={statistics.median(times):.3f} mean_s={statistics.mean(times):.3f} max_s={max(times):.3f}")
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+
 def compare_tables(a: pd.DataFrame, b: pd.DataFrame, keys: list[str],
                    tolerance: dict[str, float]) -> tuple[list[str], bool]:
     """Lines describing how two tables with the same ``keys`` differ, and whether they agree.

@@ -447,14 +447,15 @@ def _skin_grain_reaches(image: np.ndarray, valid: np.ndarray, level: float) -> b
             return above >= n - n // 2
         return None if above == n // 2 else above > n // 2
 
-    if image.dtype == np.uint8:
-        grey = segment.channel_sum(image).astype(np.float32)
+    total = segment.channel_sum(image) if image.dtype == np.uint8 else None
+    if total is not None:
+        grey = total.astype(np.float32)
         grey /= np.float32(3)
         detail = cv2.absdiff(grey, cv2.GaussianBlur(grey, (0, 0), 2.0))
         surely = decided(int(np.count_nonzero((detail >= level + GRAIN_SCREEN) & valid)))
         if surely is not None and surely == decided(int(np.count_nonzero((detail >= level - GRAIN_SCREEN) & valid))):
             return surely
-    grey = segment.channel_mean(image)
+    grey = segment.channel_mean(image) if total is None else segment.channel_mean_of_sum(total)
     detail = np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 2.0))
     side = decided(int(np.count_nonzero((detail >= level) & valid)))
     return bool(np.median(detail[valid]) >= level) if side is None else side

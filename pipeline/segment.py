@@ -528,7 +528,7 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX,
         that breaks it.
     """
     total = channel_sum(image).astype(np.int16) if image.dtype == np.uint8 else None
-    g = channel_mean(image) if total is None else _third(total)
+    g = channel_mean(image) if total is None else channel_mean_of_sum(total)
     piece = max(15, min_length_px // 4)
     legs: list[list[tuple[float, int, int, np.ndarray, int]]] = []
     for axis in (0, 1):  # 0: horizontal legs (runs along a row), 1: vertical
@@ -729,7 +729,7 @@ def channel_mean(image: np.ndarray) -> np.ndarray:
     """Per-pixel mean over the colour channels (same values as ``image.mean(axis=2)``;
     float64 for integer images, the image's own float type otherwise)."""
     if image.dtype == np.uint8:  # the sum of three 8-bit values is exact in 16 bits: one float pass, not four
-        return _third(channel_sum(image))
+        return channel_mean_of_sum(channel_sum(image))
     if not np.issubdtype(image.dtype, np.floating):
         image = image.astype(np.float64)
     return (image[..., 0] + image[..., 1] + image[..., 2]) / image.dtype.type(3)
@@ -743,8 +743,9 @@ def channel_sum(image: np.ndarray) -> np.ndarray:
     return total
 
 
-def _third(total: np.ndarray) -> np.ndarray:
-    """A third of integer channel sums in float64: :func:`channel_mean` of the image they were summed from."""
+def channel_mean_of_sum(total: np.ndarray) -> np.ndarray:
+    """A third of integer channel sums (:func:`channel_sum`) in float64: :func:`channel_mean` of the
+    image they were summed from, for a caller that already has the sums."""
     mean = total.astype(np.float64)
     mean /= 3.0
     return mean
