@@ -170,9 +170,8 @@ def render_pool(seeds: list[tuple[int, int]], model_um_per_px: float, workers: i
                            chunksize=4))
 
 
-def _random_text(image: np.ndarray, **_) -> np.ndarray:
+def _random_text(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Burned-in text and lines like a device overlay, at a random place."""
-    rng = np.random.default_rng()
     out = image.copy()
     colour = tuple(int(v) for v in rng.choice([[255, 255, 255], [40, 60, 230], [230, 40, 40], [20, 20, 20]]))
     h, w = out.shape[:2]
@@ -215,6 +214,16 @@ def colour_shifts() -> list:
     ]
 
 
+def _image_step(draw: Callable[[np.ndarray, np.random.Generator], np.ndarray], p: float, name: str):
+    """``draw(image, rng)`` as an albumentations transform of the image alone, drawing from the
+    pipeline's own seeded generator (an ``A.Lambda`` has none, and a generator of its own makes the
+    training differ from run to run)."""
+    import albumentations as A
+
+    step = type(name, (A.ImageOnlyTransform,), {"apply": lambda self, img, **_: draw(img, self.random_generator)})
+    return step(p=p)
+
+
 def augmenter(seed: int, blur: str = "narrow"):
     """The domain-randomisation pipeline (albumentations, seeded); ``blur`` as ``TrainConfig.blur``."""
     import albumentations as A
@@ -226,7 +235,7 @@ def augmenter(seed: int, blur: str = "narrow"):
         *colour_shifts(),
         _blur(blur),
         A.GaussNoise(std_range=(0.01, 0.06), p=0.4),
-        A.Lambda(image=_random_text, p=0.15),
+        _image_step(_random_text, 0.15, "RandomText"),
         A.ImageCompression(quality_range=(35, 95), p=0.5),
     ], seed=seed)
 

@@ -51,6 +51,18 @@ def test_training_lowers_the_loss(tiny_model):
     assert np.mean(curve[-20:]) < 0.6 * np.mean(curve[:10])
 
 
+def test_training_repeats_to_the_bit_with_its_seed():
+    """Two trainings from one seed give the same loss curve and weights (every augmentation step draws from
+    the seeded pipeline; the burned-in text once drew from a generator of its own, and they did not)."""
+    rng = np.random.default_rng(0)
+    pool = [_line_example(rng) for _ in range(12)]
+    cfg = TrainConfig(widths=(6, 12), steps=40, batch=6, crop=64, lr=1e-2, seed=1)
+    torch.set_num_threads(1)
+    (a, curve_a), (b, curve_b) = fit(pool, cfg), fit(pool, cfg)
+    assert curve_a == curve_b
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
 def test_tiny_model_segments_a_drawn_shaft(tiny_model):
     folder, _ = tiny_model
     model = load_model(str(folder))
@@ -428,6 +440,20 @@ def test_augmenter_blur_kinds_keep_crop_shape_and_an_unknown_kind_is_refused(kin
     assert out["image"].shape == img.shape and out["masks"][0].shape == (64, 64)
     with pytest.raises(ValueError, match="'wide' or 'narrow'"):
         augmenter(0, "fuzzy")
+
+
+def test_augmenter_repeats_with_its_seed():
+    """Every random step draws from the pipeline's seed (the burned-in text once had a generator of its own)."""
+    from pipeline.train import augmenter
+
+    img = np.full((96, 96, 3), 170, np.uint8)
+    img[:, 40:46] = 40
+    mask = [np.zeros((96, 96), np.float32)]
+    runs = []
+    for _ in range(2):
+        aug = augmenter(3)
+        runs.append([aug(image=img, masks=mask)["image"] for _ in range(40)])
+    assert all(np.array_equal(a, b) for a, b in zip(*runs))
 
 
 def test_tricho_train_resume_finishes_a_run_whose_tuning_failed(tmp_path, monkeypatch):
