@@ -261,6 +261,8 @@ def train(
                                                    "hairnet-v2) or 'light' (what a light-hair model is given).")] = None,
     thin_weight: Annotated[Optional[float], typer.Option(min=0, help="Extra loss weight of thin shafts' pixels "
                                                          "(TrainConfig.thin_weight; default 0).")] = None,
+    skin_lines: Annotated[Optional[float], typer.Option(min=0, max=1, help="Share of crops given fine dark skin "
+                                                        "furrows (TrainConfig.skin_lines; default 0).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Finish a run whose training ended but whose threshold "
                                          "tuning did not: read the weights and config it left in OUT.")] = False,
 ) -> None:
@@ -268,9 +270,9 @@ def train(
     training = _lazy("pipeline.train", "training")
     console = Console()
     if resume:
-        if any(v is not None for v in (steps, frames, holdout, scenes, thin_weight)):
+        if any(v is not None for v in (steps, frames, holdout, scenes, thin_weight, skin_lines)):
             raise _fail("--resume takes the training's own config from OUT; drop --steps, --frames, --holdout, "
-                        "--scenes and --thin-weight")
+                        "--scenes, --thin-weight and --skin-lines")
         try:
             training.train(out, workers=workers, log=lambda m: console.print(m, highlight=False), resume=True)
         except FileNotFoundError as e:
@@ -285,6 +287,8 @@ def train(
         cfg = training.dataclasses_replace(cfg, n_holdout=holdout)
     if thin_weight is not None:
         cfg = training.dataclasses_replace(cfg, thin_weight=thin_weight)
+    if skin_lines is not None:
+        cfg = training.dataclasses_replace(cfg, skin_lines=skin_lines)
     if scenes is not None:
         if scenes not in training.SCENES:
             raise _fail(f"--scenes {scenes!r}: use one of {', '.join(training.SCENES)}")

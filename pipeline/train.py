@@ -5,7 +5,8 @@ Frames come from :mod:`pipeline.synth` with seeds in a namespace of their own
 never the seeds of reported phantom suites, and never from ``../shared/data``.
 Labels are exact: the painted shaft coverage, the truth centre lines and the
 cut tips.  Crops are randomised with albumentations (colour, gamma, CLAHE,
-blur, down-sampling, noise, JPEG, elastic and grid distortion, grey, random burned-in text).
+blur, down-sampling, noise, JPEG, elastic and grid distortion, grey, random burned-in text,
+and with ``TrainConfig.skin_lines`` fine dark skin furrows).
 """
 from __future__ import annotations
 
@@ -81,6 +82,12 @@ class TrainConfig:
         commit ``5e51baf``).
     thin_below_um : float
         Widest shaft (µm) ``thin_weight`` applies to.
+    skin_lines : float
+        Share of the crops given a network of fine dark skin furrows
+        (:func:`skin_lines`), which the phantoms' skin draws softer than real
+        scalp shows it; the labels stay as they are, so the network learns
+        that such lines are not hair.  0 (every model trained before
+        2026-12-06) leaves the crops' skin as rendered.
     """
 
     model_um_per_px: float = 5.0
@@ -96,6 +103,7 @@ class TrainConfig:
     scenes: str = "all"
     thin_weight: float = 0.0
     thin_below_um: float = 40.0
+    skin_lines: float = 0.0
 
 
 SCENES = ("all", "light")
@@ -214,6 +222,55 @@ def colour_shifts() -> list:
     ]
 
 
+def skin_lines(image: np.ndarray, rng: np.random.Generator, um_per_px: float) -> np.ndarray:
+    """``image`` (RGB uint8) with a network of fine dark skin furrows drawn over it.
+
+    Real scalp skin shows a mesh of fine furrows (the skin's surface
+    pattern: polygons 120-400 µm across, drawn out up to 2.5 times along
+    one way, lines 5-15 µm wide, a little darker than the skin and often
+    lit on one shoulder) and a few longer creases;
+    the phantoms' skin (:func:`pipeline.synth._render_skin`) draws them soft.
+    Over it lie short meandering furrow pieces (:func:`_wiggles`), the
+    lines a network trained without them reads as thin hairs on real frames.
+    The mesh is patchy, as on real frames, where parts of it fade.
+    """
+    shape = image.shape[:2]
+    stretch = rng.uniform(1.0, 2.5)  # the mesh is drawn out along the skin's tension lines
+    wide = (shape[0], int(round(shape[1] * stretch)))
+    edges = synth._cell_edges(rng, wide, rng.uniform(120, 400) / um_per_px, rng.uniform(4, 16) / um_per_px)
+    edges = np.minimum(cv2.resize(edges, shape[::-1], interpolation=cv2.INTER_AREA) * stretch, 1.0)
+    if rng.random() < 0.5:
+        edges = np.maximum(edges, np.clip(3 * synth._creases(rng, shape, um_per_px), 0, 1))
+    edges = np.maximum(edges, _wiggles(rng, shape, um_per_px))
+    edges *= np.clip(rng.uniform(0.2, 0.8) + synth._smooth_noise(rng, shape, 200 / um_per_px), 0, 1)
+    line = cv2.GaussianBlur(edges, (0, 0), rng.uniform(5, 15) / 2.355 / um_per_px + 0.3)
+    line /= max(float(line.max()), 1e-6)
+    out = image.astype(np.float32) * (1 - rng.uniform(0.08, 0.35) * line)[..., None]
+    if rng.random() < 0.5:  # a lit shoulder beside the furrow
+        shift = np.roll(line, int(rng.choice([-2, -1, 1, 2])), axis=int(rng.integers(2)))
+        out += (rng.uniform(10, 40) * np.clip(shift - line, 0, None))[..., None]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _wiggles(rng: np.random.Generator, shape: tuple[int, int], um_per_px: float) -> np.ndarray:
+    """Short meandering furrow pieces (1-px lines in [0, 1]): 100-600 µm long, bending a little every 8-15 µm,
+    10-60 of them a square millimetre, as the broken furrows of real scalp skin that a network takes for thin
+    hairs."""
+    h, w = shape
+    layer = np.zeros(shape, np.float32)
+    n = int(rng.uniform(10, 60) * h * w * (um_per_px / 1000) ** 2)
+    for _ in range(n):
+        step_um, length_um, turn = rng.uniform(8, 15), rng.uniform(100, 600), rng.uniform(0.08, 0.3)
+        ang = rng.uniform(0, 2 * math.pi)
+        pts = [rng.uniform((0, 0), (h, w))]
+        for _ in range(int(length_um / step_um)):
+            ang += rng.normal(0, turn)
+            pts.append(pts[-1] + step_um / um_per_px * np.array([math.sin(ang), math.cos(ang)]))
+        arr = (np.array(pts)[:, ::-1] * 16).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(layer, [arr], False, float(rng.uniform(0.4, 1.0)), 1, cv2.LINE_AA, 4)
+    return layer
+
+
 def _image_step(draw: Callable[[np.ndarray, np.random.Generator], np.ndarray], p: float, name: str):
     """``draw(image, rng)`` as an albumentations transform of the image alone, drawing from the
     pipeline's own seeded generator (an ``A.Lambda`` has none, and a generator of its own makes the
@@ -224,14 +281,22 @@ def _image_step(draw: Callable[[np.ndarray, np.random.Generator], np.ndarray], p
     return step(p=p)
 
 
-def augmenter(seed: int, blur: str = "narrow"):
-    """The domain-randomisation pipeline (albumentations, seeded); ``blur`` as ``TrainConfig.blur``."""
+def _albumentations_skin_lines(um_per_px: float, p: float):
+    """:func:`skin_lines` as a seeded albumentations transform (image only)."""
+    return _image_step(lambda img, rng: skin_lines(img, rng, um_per_px), p, "SkinLines")
+
+
+def augmenter(seed: int, blur: str = "narrow", skin_lines_p: float = 0.0, um_per_px: float = 5.0):
+    """The domain-randomisation pipeline (albumentations, seeded); ``blur`` as ``TrainConfig.blur``,
+    ``skin_lines_p`` as ``TrainConfig.skin_lines`` (crops at ``um_per_px``)."""
     import albumentations as A
 
+    lines = [_albumentations_skin_lines(um_per_px, skin_lines_p)] if skin_lines_p > 0 else []
     return A.Compose([
         A.D4(p=1.0),
         A.Affine(scale=(0.8, 1.25), rotate=(-30, 30), p=0.5),
         A.OneOf([A.ElasticTransform(alpha=20, sigma=6), A.GridDistortion(distort_limit=0.2)], p=0.25),
+        *lines,
         *colour_shifts(),
         _blur(blur),
         A.GaussNoise(std_range=(0.01, 0.06), p=0.4),
@@ -292,7 +357,7 @@ def fit(pool, cfg: TrainConfig, log: Callable[[int, float], None] | None = None)
     net = HairNet(cfg.widths)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 2), pct_start=0.1)
-    aug = augmenter(cfg.seed, cfg.blur)
+    aug = augmenter(cfg.seed, cfg.blur, cfg.skin_lines, cfg.model_um_per_px)
     curve = []
     net.train()
     for step in range(cfg.steps):

@@ -56,7 +56,7 @@ def test_training_repeats_to_the_bit_with_its_seed():
     the seeded pipeline; the burned-in text once drew from a generator of its own, and they did not)."""
     rng = np.random.default_rng(0)
     pool = [_line_example(rng) for _ in range(12)]
-    cfg = TrainConfig(widths=(6, 12), steps=40, batch=6, crop=64, lr=1e-2, seed=1)
+    cfg = TrainConfig(widths=(6, 12), steps=40, batch=6, crop=64, lr=1e-2, seed=1, skin_lines=0.3)
     torch.set_num_threads(1)
     (a, curve_a), (b, curve_b) = fit(pool, cfg), fit(pool, cfg)
     assert curve_a == curve_b
@@ -451,9 +451,32 @@ def test_augmenter_repeats_with_its_seed():
     mask = [np.zeros((96, 96), np.float32)]
     runs = []
     for _ in range(2):
-        aug = augmenter(3)
+        aug = augmenter(3, skin_lines_p=0.5)
         runs.append([aug(image=img, masks=mask)["image"] for _ in range(40)])
     assert all(np.array_equal(a, b) for a, b in zip(*runs))
+
+
+def test_skin_lines_draw_a_dark_mesh_on_the_image_and_leave_the_labels():
+    """The furrow augmentation darkens a thin connected mesh of a flat skin, repeats with its seed, and the
+    labels pass through it untouched."""
+    import albumentations as A
+
+    from pipeline.train import _albumentations_skin_lines, augmenter, skin_lines
+
+    flat = np.full((192, 192, 3), 180, np.uint8)
+    a = skin_lines(flat, np.random.default_rng(4), 5.0)
+    assert np.array_equal(a, skin_lines(flat, np.random.default_rng(4), 5.0))
+    furrow = a.mean(axis=2) < 175
+    assert 0.01 < furrow.mean() < 0.4  # lines, not a shaded frame
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(furrow.astype(np.uint8), connectivity=8)
+    longest = stats[1:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]].max() if n > 1 else 0
+    assert longest >= 60  # a network spanning the crop, not specks
+    mask = np.zeros((192, 192), np.float32)
+    mask[:, 90:96] = 1
+    out = A.Compose([_albumentations_skin_lines(5.0, 1.0)], seed=0)(image=flat, masks=[mask])
+    assert np.array_equal(out["masks"][0], mask) and (out["image"].mean(axis=2) < 175).mean() > 0.01
+    steps = [type(t).__name__ for t in augmenter(0, skin_lines_p=0.5).transforms]
+    assert "SkinLines" in steps and "SkinLines" not in [type(t).__name__ for t in augmenter(0).transforms]
 
 
 def test_tricho_train_resume_finishes_a_run_whose_tuning_failed(tmp_path, monkeypatch):
