@@ -291,7 +291,8 @@ def _albumentations_skin_lines(um_per_px: float, p: float):
     return _image_step(lambda img, rng: skin_lines(img, rng, um_per_px), p, "SkinLines")
 
 
-def augmenter(seed: int, blur: str = "narrow", skin_lines_p: float = 0.0, um_per_px: float = 5.0):
+def augmenter(seed: int, blur: str = "narrow", skin_lines_p: float = 0.0,
+              um_per_px: float = TrainConfig.model_um_per_px):
     """The domain-randomisation pipeline (albumentations, seeded); ``blur`` as ``TrainConfig.blur``,
     ``skin_lines_p`` as ``TrainConfig.skin_lines`` (crops at ``um_per_px``)."""
     import albumentations as A
