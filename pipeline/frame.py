@@ -278,6 +278,8 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
         cands = merge_split_shafts(cands, max_angle_deg=settings.split_shaft_deg,
                                    level=width_map / width_full,
                                    max_width_px=settings.fused_min_um / scale)
+    if settings.broken_gap_um > 0:
+        cands = join_broken_shafts(cands, max_gap_px=settings.broken_gap_um / scale, level=prob)
     _orient(cands, fork_angle_deg=settings.fork_angle_deg, consensus=settings.direction_consensus,
             direction_over_forks=settings.direction_over_forks)
     if _long_scene(cands, scale, settings):
@@ -1248,6 +1250,107 @@ def merge_split_shafts(cands: list[Candidate], *, max_angle_deg: float, level: n
                 widen[iw] = max(widen.get(iw, wide.thickness_px), gap + half)
     return [dataclasses.replace(c, thickness_px=widen[i]) if i in widen else c
             for i, c in enumerate(cands) if i not in drop]
+
+
+#: Largest angle (degrees) between two pieces of one broken shaft (:func:`join_broken_shafts`).
+BROKEN_ANGLE_DEG = 25.0
+#: Largest sideways offset (pixels) of one piece's end from the other's line.
+BROKEN_OFFSET_PX = 2.0
+#: Least hair probability anywhere along the gap: a faint shaft, not skin.
+BROKEN_LEVEL = 0.1
+
+
+def join_broken_shafts(cands: list[Candidate], *, max_gap_px: float, level: np.ndarray,
+                       max_angle_deg: float = BROKEN_ANGLE_DEG, max_offset_px: float = BROKEN_OFFSET_PX,
+                       min_level: float = BROKEN_LEVEL) -> list[Candidate]:
+    """One hair for each pair of traced lines that are pieces of one shaft broken by a gap in its mask.
+
+    A faint thin shaft falls apart in the mask where its contrast dips (focus,
+    a lighter stretch of skin), and each piece would be counted with an
+    emergence point of its own.  Two free, uncut ends facing each other are
+    one shaft when they lie within ``max_gap_px``, the pieces run within
+    ``max_angle_deg`` of each other, each end lies within ``max_offset_px``
+    of the line the other piece continues on, and ``level`` is at least
+    ``min_level`` everywhere along the gap: a shaft too faint for the mask,
+    not skin.  Two distinct hairs in line (a combed field) show skin between
+    a clipped tip and the next opening.  The closest pair is joined first,
+    again until none is left; the joined hair's root is chosen afterwards
+    like any other's (:func:`_orient`).
+
+    Parameters
+    ----------
+    cands : list of Candidate
+        Measured shafts, before their roots are chosen.
+    max_gap_px : float
+        Longest gap between the two centre lines' ends (pixels).
+    level : ndarray of float, shape (M, N)
+        Hair probability (0 on skin, 1 on an opaque shaft).
+    max_angle_deg, max_offset_px, min_level : float
+        See above (degrees, pixels, probability).
+
+    Returns
+    -------
+    list of Candidate
+        The shafts, joined pieces as one (width and contrast averaged over the
+        pieces' lengths, the gap bridged by a straight line).
+    """
+    cands = list(cands)
+    while True:
+        best = _closest_break(cands, max_gap_px, level, max_angle_deg, max_offset_px, min_level)
+        if best is None:
+            return cands
+        i, ei, j, ej = best
+        joined = _bridged(cands[i], ei, cands[j], ej)
+        cands = [c for k, c in enumerate(cands) if k not in (i, j)] + [joined]
+
+
+def _closest_break(cands, max_gap_px, level, max_angle_deg, max_offset_px, min_level):
+    """The pair of free ends (i, ei, j, ej) facing each other across the shortest gap, or None."""
+    cos_limit = np.cos(np.deg2rad(max_angle_deg))
+    ends = [(i, e, c.hair.path[0 if e == 0 else -1], -_outgoing(c, e)) for i, c in enumerate(cands)
+            for e in (0, 1) if c.hair.end_kinds[e] == "free" and not c.cut[e]]
+    if len(ends) < 2:
+        return None
+    pts = np.array([q for _, _, q, _ in ends])
+    from scipy.spatial import cKDTree
+    tree = cKDTree(pts)
+    best, best_gap = None, np.inf
+    for a, b in tree.query_pairs(max_gap_px):
+        (i, ei, pi, di), (j, ej, pj, dj) = ends[a], ends[b]
+        if i == j:
+            continue
+        u = pj - pi
+        gap = float(np.hypot(*u))
+        if gap <= 0 or gap >= best_gap or float(di @ -dj) < cos_limit:
+            continue
+        if abs(float(di[0] * u[1] - di[1] * u[0])) > max_offset_px or float(di @ u) < gap * cos_limit:
+            continue
+        line = np.rint(pi + u * np.linspace(0, 1, int(np.ceil(gap)) + 1)[:, None]).astype(int)
+        line[:, 0] = line[:, 0].clip(0, level.shape[0] - 1)
+        line[:, 1] = line[:, 1].clip(0, level.shape[1] - 1)
+        if float(level[line[:, 0], line[:, 1]].min()) < min_level:
+            continue
+        best, best_gap = (i, ei, j, ej), gap
+    return best
+
+
+def _bridged(a: Candidate, ea: int, b: Candidate, eb: int) -> Candidate:
+    """One candidate from ``a`` (its end ``ea`` at the gap) and ``b`` (its end ``eb``), the gap bridged."""
+    pa = a.hair.path if ea == 1 else a.hair.path[::-1]
+    pb = b.hair.path if eb == 0 else b.hair.path[::-1]
+    u = pb[0] - pa[-1]
+    n = int(np.ceil(np.hypot(*u)))
+    bridge = pa[-1] + u * np.linspace(0, 1, n + 1)[1:-1, None]
+    path = np.vstack([pa, bridge, pb])
+    oa, ob = 1 - ea, 1 - eb
+    hair = shafts.Hair(path, [a.hair.end_kinds[oa], b.hair.end_kinds[ob]], [a.hair.junctions[oa], b.hair.junctions[ob]])
+    wa, wb = max(a.length_px, 1.0), max(b.length_px, 1.0)
+    mean = lambda x, y: (x * wa + y * wb) / (wa + wb)
+    plain = mean(a.plain_px, b.plain_px) if not (np.isnan(a.plain_px) or np.isnan(b.plain_px)) else float("nan")
+    return Candidate(hair, mean(a.thickness_px, b.thickness_px), mean(a.radius_px, b.radius_px),
+                     mean(a.contrast, b.contrast), (a.cut[oa], b.cut[ob]), np.array([a.scores[oa], b.scores[ob]]),
+                     length_px=a.length_px + b.length_px + max(n - a.radius_px - b.radius_px, 0.0),
+                     lobes=max(a.lobes, b.lobes), plain_px=plain)
 
 
 def _apart(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], reach: float) -> bool:

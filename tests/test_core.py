@@ -1252,3 +1252,84 @@ def test_settings_refuse_values_no_measurement_can_use(pair):
     with pytest.raises(ValueError, match=pair.split("=")[0]):
         Settings.from_overrides([pair])
     assert Settings.from_overrides(["border_stub_min_um=0", "stripe_aspect=0"]).border_stub_min_um == 0
+
+
+def _broken_bar(gap_level: int) -> np.ndarray:
+    """A dark bar along row 60 broken at columns 101-107 by a strip of grey level ``gap_level`` (skin 200)."""
+    img = np.full((120, 240, 3), 200, np.uint8)
+    cv2.line(img, (20, 60), (100, 60), (60, 60, 60), 5)
+    cv2.line(img, (108, 60), (215, 60), (60, 60, 60), 5)
+    cv2.line(img, (101, 60), (107, 60), (gap_level,) * 3, 3)
+    return img
+
+
+def test_a_shaft_broken_by_a_faint_gap_is_one_hair_of_its_whole_length():
+    img = _broken_bar(170)  # the gap a fifth of the shaft's contrast: below the mask, above skin
+    assert analyze_frame(img, um_per_px=5.0, settings=Settings(broken_gap_um=0)).metrics["hair_count"] == 2
+    joined = analyze_frame(img, um_per_px=5.0, settings=Settings(broken_gap_um=100))
+    assert joined.metrics["hair_count"] == 1
+    # columns 20-215 drawn with round caps of radius 2: 199 px of 5 µm; the skeleton's ends plus a radius each
+    assert joined.hairs["length_um"].iloc[0] == pytest.approx(995, abs=40)
+
+
+@pytest.mark.parametrize("gap_level", [200, 190])
+def test_two_bars_in_line_with_skin_between_stay_two_hairs(gap_level):
+    img = _broken_bar(gap_level)
+    assert analyze_frame(img, um_per_px=5.0, settings=Settings(broken_gap_um=100)).metrics["hair_count"] == 2
+
+
+def _line_candidate(c0: float, c1: float, row: float = 50.0, *, width: float = 4.0):
+    from pipeline.frame import Candidate
+    from pipeline.shafts import Hair
+
+    cols = np.arange(c0, c1 + 1, 1.0)
+    path = np.column_stack([np.full_like(cols, row), cols])
+    return Candidate(Hair(path), width, width / 2, 1.0, (False, False), np.array([0.1, 0.2]),
+                     length_px=float(c1 - c0), plain_px=width)
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_join_broken_shafts_bridges_a_faint_gap_whatever_the_pieces_order(flip):
+    from pipeline.frame import join_broken_shafts
+
+    level = np.zeros((100, 200), np.float32)
+    level[50, 10:121] = 1.0
+    level[50, 41:51] = 0.3  # the gap: faint
+    a, b = _line_candidate(10, 40, width=4.0), _line_candidate(51, 120, width=6.0)
+    cands = [b, a] if flip else [a, b]
+    (one,) = join_broken_shafts(cands, max_gap_px=20, level=level)
+    assert {tuple(one.hair.path[0]), tuple(one.hair.path[-1])} == {(50.0, 10.0), (50.0, 120.0)}
+    assert np.all(np.diff(one.hair.path[:, 1] * (1 if one.hair.path[0, 1] < one.hair.path[-1, 1] else -1)) > 0)
+    assert one.thickness_px == pytest.approx((4.0 * 30 + 6.0 * 69) / 99)  # weighted by the pieces' lengths
+    assert one.length_px == pytest.approx(30 + 69 + 11 - 2 - 3)  # the bridge, less the two pieces' free-end radii
+    level[50, 45] = 0.05  # skin somewhere in the gap: two hairs
+    assert len(join_broken_shafts(cands, max_gap_px=20, level=level)) == 2
+
+
+@pytest.mark.parametrize("row, end, gap_px", [(56.0, 51, 11), (50.0, 80, 40)])
+def test_join_broken_shafts_leaves_pieces_off_the_line_or_beyond_reach(row, end, gap_px):
+    from pipeline.frame import join_broken_shafts
+
+    level = np.ones((100, 200), np.float32)
+    a, b = _line_candidate(10, 40), _line_candidate(end, end + 60, row=row)
+    assert len(join_broken_shafts([a, b], max_gap_px=20, level=level)) == 2
+
+
+def test_join_broken_shafts_does_not_join_at_an_angle_or_a_cut_end():
+    import dataclasses
+
+    from pipeline.frame import join_broken_shafts
+
+    level = np.ones((100, 200), np.float32)
+    a = _line_candidate(10, 40)
+    steep = dataclasses.replace(_line_candidate(0, 40), hair=dataclasses.replace(
+        a.hair, path=np.column_stack([np.arange(52.0, 92.0), np.linspace(45.0, 65.0, 40)])))
+    assert len(join_broken_shafts([a, steep], max_gap_px=20, level=level)) == 2
+    cut = dataclasses.replace(a, cut=(False, True))
+    assert len(join_broken_shafts([cut, _line_candidate(51, 120)], max_gap_px=20, level=level)) == 2
+    assert len(join_broken_shafts([a, _line_candidate(51, 120)], max_gap_px=20, level=level)) == 1
+
+
+def test_broken_gap_is_checked():
+    with pytest.raises(ValueError, match="broken_gap_um"):
+        Settings(broken_gap_um=-5)
