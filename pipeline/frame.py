@@ -1269,8 +1269,9 @@ def join_broken_shafts(cands: list[Candidate], *, max_gap_px: float, level: np.n
     a lighter stretch of skin), and each piece would be counted with an
     emergence point of its own.  Two free, uncut ends facing each other are
     one shaft when they lie within ``max_gap_px``, the pieces run within
-    ``max_angle_deg`` of each other, each end lies within ``max_offset_px``
-    of the line the other piece continues on, and ``level`` is at least
+    ``max_angle_deg`` of each other, each end lies ahead of the other (within
+    ``max_angle_deg`` of its direction) and within ``max_offset_px`` of the
+    line the other piece continues on, and ``level`` is at least
     ``min_level`` everywhere along the gap: a shaft too faint for the mask,
     not skin.  Two distinct hairs in line (a combed field) show skin between
     a clipped tip and the next opening.  The closest pair is joined first,
@@ -1304,53 +1305,60 @@ def join_broken_shafts(cands: list[Candidate], *, max_gap_px: float, level: np.n
         cands = [c for k, c in enumerate(cands) if k not in (i, j)] + [joined]
 
 
-def _closest_break(cands, max_gap_px, level, max_angle_deg, max_offset_px, min_level):
-    """The pair of free ends (i, ei, j, ej) facing each other across the shortest gap, or None."""
+def _closest_break(cands: list[Candidate], max_gap_px: float, level: np.ndarray, max_angle_deg: float,
+                   max_offset_px: float, min_level: float) -> tuple[int, int, int, int] | None:
+    """The two free ends ``(i, ei, j, ej)`` (candidate, end 0 or 1) facing each other across the shortest gap
+    that :func:`join_broken_shafts` bridges (pixels, degrees, probability as there), or None."""
+    from scipy.spatial import cKDTree
+
     cos_limit = np.cos(np.deg2rad(max_angle_deg))
     ends = [(i, e, c.hair.path[0 if e == 0 else -1], -_outgoing(c, e)) for i, c in enumerate(cands)
             for e in (0, 1) if c.hair.end_kinds[e] == "free" and not c.cut[e]]
     if len(ends) < 2:
         return None
-    pts = np.array([q for _, _, q, _ in ends])
-    from scipy.spatial import cKDTree
-    tree = cKDTree(pts)
     best, best_gap = None, np.inf
-    for a, b in tree.query_pairs(max_gap_px):
+    for a, b in cKDTree(np.array([q for _, _, q, _ in ends])).query_pairs(max_gap_px):
         (i, ei, pi, di), (j, ej, pj, dj) = ends[a], ends[b]
-        if i == j:
-            continue
         u = pj - pi
         gap = float(np.hypot(*u))
-        if gap <= 0 or gap >= best_gap or float(di @ -dj) < cos_limit:
+        if i == j or not 0 < gap < best_gap or float(di @ -dj) < cos_limit:
             continue
-        if abs(float(di[0] * u[1] - di[1] * u[0])) > max_offset_px or float(di @ u) < gap * cos_limit:
+        if not (_ahead(di, u, gap, cos_limit, max_offset_px) and _ahead(dj, -u, gap, cos_limit, max_offset_px)):
             continue
-        line = np.rint(pi + u * np.linspace(0, 1, int(np.ceil(gap)) + 1)[:, None]).astype(int)
-        line[:, 0] = line[:, 0].clip(0, level.shape[0] - 1)
-        line[:, 1] = line[:, 1].clip(0, level.shape[1] - 1)
-        if float(level[line[:, 0], line[:, 1]].min()) < min_level:
-            continue
-        best, best_gap = (i, ei, j, ej), gap
+        line = shafts.pixels_of(pi + u * np.linspace(0.0, 1.0, int(np.ceil(gap)) + 1)[:, None], level.shape)
+        if float(level[line[:, 0], line[:, 1]].min()) >= min_level:
+            best, best_gap = (i, ei, j, ej), gap
     return best
 
 
+def _ahead(direction: np.ndarray, u: np.ndarray, gap: float, cos_limit: float, max_offset_px: float) -> bool:
+    """The point ``u`` (pixels from an end, ``gap`` away) lies within the cone of ``cos_limit`` around the line
+    ``direction`` (unit) continues on from that end, and within ``max_offset_px`` of that line."""
+    return float(direction @ u) >= gap * cos_limit and abs(float(direction[0] * u[1] - direction[1] * u[0])) <= max_offset_px
+
+
 def _bridged(a: Candidate, ea: int, b: Candidate, eb: int) -> Candidate:
-    """One candidate from ``a`` (its end ``ea`` at the gap) and ``b`` (its end ``eb``), the gap bridged."""
+    """One candidate from ``a`` (its end ``ea`` at the gap) and ``b`` (its end ``eb``), the gap bridged by a
+    straight line; its ends are ``a``'s far end and ``b``'s far end."""
     pa = a.hair.path if ea == 1 else a.hair.path[::-1]
     pb = b.hair.path if eb == 0 else b.hair.path[::-1]
     u = pb[0] - pa[-1]
-    n = int(np.ceil(np.hypot(*u)))
-    bridge = pa[-1] + u * np.linspace(0, 1, n + 1)[1:-1, None]
-    path = np.vstack([pa, bridge, pb])
+    gap = float(np.hypot(*u))
+    bridge = pa[-1] + u * np.linspace(0.0, 1.0, int(np.ceil(gap)) + 1)[1:-1, None]
     oa, ob = 1 - ea, 1 - eb
-    hair = shafts.Hair(path, [a.hair.end_kinds[oa], b.hair.end_kinds[ob]], [a.hair.junctions[oa], b.hair.junctions[ob]])
+    hair = shafts.Hair(np.vstack([pa, bridge, pb]), [a.hair.end_kinds[oa], b.hair.end_kinds[ob]],
+                       [a.hair.junctions[oa], b.hair.junctions[ob]])
     wa, wb = max(a.length_px, 1.0), max(b.length_px, 1.0)
-    mean = lambda x, y: (x * wa + y * wb) / (wa + wb)
-    plain = mean(a.plain_px, b.plain_px) if not (np.isnan(a.plain_px) or np.isnan(b.plain_px)) else float("nan")
+
+    def mean(x: float, y: float) -> float:  # over the pieces' lengths; NaN when either is
+        return (x * wa + y * wb) / (wa + wb)
+
+    # each piece's length holds a radius past its end at the gap (a skeleton stops about that short)
+    length = a.length_px + b.length_px + gap - a.radius_px - b.radius_px
     return Candidate(hair, mean(a.thickness_px, b.thickness_px), mean(a.radius_px, b.radius_px),
                      mean(a.contrast, b.contrast), (a.cut[oa], b.cut[ob]), np.array([a.scores[oa], b.scores[ob]]),
-                     length_px=a.length_px + b.length_px + max(n - a.radius_px - b.radius_px, 0.0),
-                     lobes=max(a.lobes, b.lobes), plain_px=plain)
+                     length_px=max(length, a.length_px, b.length_px), lobes=max(a.lobes, b.lobes),
+                     plain_px=mean(a.plain_px, b.plain_px))
 
 
 def _apart(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], reach: float) -> bool:

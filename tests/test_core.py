@@ -1278,14 +1278,17 @@ def test_two_bars_in_line_with_skin_between_stay_two_hairs(gap_level):
     assert analyze_frame(img, um_per_px=5.0, settings=Settings(broken_gap_um=100)).metrics["hair_count"] == 2
 
 
-def _line_candidate(c0: float, c1: float, row: float = 50.0, *, width: float = 4.0):
+def _line_candidate(c0: float, c1: float, row: float = 50.0, *, width: float = 4.0, scores=(0.1, 0.2),
+                    slope: float = 0.0, ends=("free", "free")):
+    """A traced straight shaft from column ``c0`` to ``c1`` (rows ``row + slope * (col - c0)``), measured."""
     from pipeline.frame import Candidate
     from pipeline.shafts import Hair
 
     cols = np.arange(c0, c1 + 1, 1.0)
-    path = np.column_stack([np.full_like(cols, row), cols])
-    return Candidate(Hair(path), width, width / 2, 1.0, (False, False), np.array([0.1, 0.2]),
-                     length_px=float(c1 - c0), plain_px=width)
+    path = np.column_stack([row + slope * (cols - c0), cols])
+    length = float(np.hypot(*(path[-1] - path[0])))
+    return Candidate(Hair(path, list(ends)), width, width / 2, 1.0, (False, False), np.asarray(scores, float),
+                     length_px=length, plain_px=width)
 
 
 @pytest.mark.parametrize("flip", [False, True])
@@ -1295,24 +1298,36 @@ def test_join_broken_shafts_bridges_a_faint_gap_whatever_the_pieces_order(flip):
     level = np.zeros((100, 200), np.float32)
     level[50, 10:121] = 1.0
     level[50, 41:51] = 0.3  # the gap: faint
-    a, b = _line_candidate(10, 40, width=4.0), _line_candidate(51, 120, width=6.0)
-    cands = [b, a] if flip else [a, b]
-    (one,) = join_broken_shafts(cands, max_gap_px=20, level=level)
-    assert {tuple(one.hair.path[0]), tuple(one.hair.path[-1])} == {(50.0, 10.0), (50.0, 120.0)}
-    assert np.all(np.diff(one.hair.path[:, 1] * (1 if one.hair.path[0, 1] < one.hair.path[-1, 1] else -1)) > 0)
+    a = _line_candidate(10, 40, width=4.0, scores=(0.7, 0.1))
+    b = _line_candidate(51, 120, width=6.0, scores=(0.2, 0.9))
+    (one,) = join_broken_shafts([b, a] if flip else [a, b], max_gap_px=20, level=level)
+    path = one.hair.path if one.hair.path[0, 1] < one.hair.path[-1, 1] else one.hair.path[::-1]
+    scores = one.scores if one.hair.path[0, 1] < one.hair.path[-1, 1] else one.scores[::-1]
+    assert tuple(path[0]) == (50.0, 10.0) and tuple(path[-1]) == (50.0, 120.0)
+    assert np.all(np.diff(path[:, 1]) > 0)
+    assert tuple(scores) == (0.7, 0.9)  # the far ends' root scores: a's left end, b's right end
     assert one.thickness_px == pytest.approx((4.0 * 30 + 6.0 * 69) / 99)  # weighted by the pieces' lengths
     assert one.length_px == pytest.approx(30 + 69 + 11 - 2 - 3)  # the bridge, less the two pieces' free-end radii
     level[50, 45] = 0.05  # skin somewhere in the gap: two hairs
-    assert len(join_broken_shafts(cands, max_gap_px=20, level=level)) == 2
+    assert len(join_broken_shafts([a, b], max_gap_px=20, level=level)) == 2
 
 
-@pytest.mark.parametrize("row, end, gap_px", [(56.0, 51, 11), (50.0, 80, 40)])
-def test_join_broken_shafts_leaves_pieces_off_the_line_or_beyond_reach(row, end, gap_px):
+@pytest.mark.parametrize("order", [0, 1])
+@pytest.mark.parametrize("second, joined", [
+    (dict(c0=51, c1=111, row=53.0), False),  # in line within the 25 degree cone, but 3 px beside a's line
+    (dict(c0=51, c1=111, row=51.5), True),  # 1.5 px beside it
+    (dict(c0=51, c1=111, row=50.0, slope=np.tan(np.deg2rad(20))), False),  # 20 degrees off: its end lies on
+    # a's line, but a's end is 4 px off b's backward line (the test runs both ways)
+    (dict(c0=80, c1=140), False),  # beyond reach (39 px)
+    (dict(c0=40, c1=100, row=52.0), False),  # its end beside a's, 2 px away: side by side, not in line
+    (dict(c0=51, c1=111, ends=("junction", "free")), False),  # its end at the gap meets other hairs
+])
+def test_join_broken_shafts_checks_both_ends(second, joined, order):
     from pipeline.frame import join_broken_shafts
 
     level = np.ones((100, 200), np.float32)
-    a, b = _line_candidate(10, 40), _line_candidate(end, end + 60, row=row)
-    assert len(join_broken_shafts([a, b], max_gap_px=20, level=level)) == 2
+    pair = [_line_candidate(10, 40), _line_candidate(**second)]
+    assert len(join_broken_shafts(pair[::-1] if order else pair, max_gap_px=20, level=level)) == (1 if joined else 2)
 
 
 def test_join_broken_shafts_does_not_join_at_an_angle_or_a_cut_end():
@@ -1322,12 +1337,20 @@ def test_join_broken_shafts_does_not_join_at_an_angle_or_a_cut_end():
 
     level = np.ones((100, 200), np.float32)
     a = _line_candidate(10, 40)
-    steep = dataclasses.replace(_line_candidate(0, 40), hair=dataclasses.replace(
-        a.hair, path=np.column_stack([np.arange(52.0, 92.0), np.linspace(45.0, 65.0, 40)])))
+    steep = _line_candidate(45, 65, row=52.0, slope=2.0)
     assert len(join_broken_shafts([a, steep], max_gap_px=20, level=level)) == 2
     cut = dataclasses.replace(a, cut=(False, True))
     assert len(join_broken_shafts([cut, _line_candidate(51, 120)], max_gap_px=20, level=level)) == 2
     assert len(join_broken_shafts([a, _line_candidate(51, 120)], max_gap_px=20, level=level)) == 1
+
+
+def test_join_broken_shafts_joins_a_chain_of_three_pieces():
+    from pipeline.frame import join_broken_shafts
+
+    level = np.ones((100, 200), np.float32)
+    pieces = [_line_candidate(60, 90), _line_candidate(10, 40), _line_candidate(100, 140)]
+    (one,) = join_broken_shafts(pieces, max_gap_px=20, level=level)
+    assert one.length_px == pytest.approx(30 + 30 + 40 + 20 + 10 - 4 * 2)
 
 
 def test_broken_gap_is_checked():
