@@ -448,13 +448,12 @@ class Settings:
         line, with the hair probability nowhere along the gap under 0.1 (a
         faint shaft, not skin), are one hair, measured over both pieces
         (:func:`pipeline.frame.join_broken_shafts`; 0 disables).  At 100 µm
-        the tuning phantoms (suites 95-98) counted 53 fewer hairs, 13 of
-        them matched to a true hair (precision 0.901 -> 0.907, recall 0.796
-        -> 0.794, count MAPE 16.83 -> 17.00%, paired +0.17 +- 0.18 points,
-        thickness MAE 5.08 / 5.42 / 5.91 / 6.17 -> 5.05 / 5.41 / 5.88 /
-        6.10 µm); fdu_val 17.05 / 18.63 -> 17.00 / 18.52% (halves A / B,
-        4 frames moved, 3 closer to the labels); the tuning courses the
-        same 21 of 24 calls, change error 2.72 -> 2.73%.
+        the tuning phantoms (suites 95-98) counted 40 fewer hairs, 8 of
+        them matched to a true hair (precision 0.901 -> 0.906, recall 0.796
+        -> 0.795, count MAPE 16.83 -> 16.90%, paired +0.06 +- 0.08 points,
+        thickness MAE 5.08 / 5.42 / 5.91 / 6.17 -> 5.05 / 5.42 / 5.91 /
+        6.15 µm); fdu_val 17.05 / 18.63 -> 17.00 / 18.57% (halves A / B,
+        3 frames one hair fewer).
     seam_dip : float
         Touching shafts of one unit: a dip of at least this share of the
         peak darkness between two lobes of a stripe's cross profile is a
