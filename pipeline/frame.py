@@ -1334,7 +1334,8 @@ def _closest_break(cands: list[Candidate], max_gap_px: float, level: np.ndarray,
 def _ahead(direction: np.ndarray, u: np.ndarray, gap: float, cos_limit: float, max_offset_px: float) -> bool:
     """The point ``u`` (pixels from an end, ``gap`` away) lies within the cone of ``cos_limit`` around the line
     ``direction`` (unit) continues on from that end, and within ``max_offset_px`` of that line."""
-    return float(direction @ u) >= gap * cos_limit and abs(float(direction[0] * u[1] - direction[1] * u[0])) <= max_offset_px
+    offset = abs(float(direction[0] * u[1] - direction[1] * u[0]))
+    return float(direction @ u) >= gap * cos_limit and offset <= max_offset_px
 
 
 def _bridged(a: Candidate, ea: int, b: Candidate, eb: int) -> Candidate:

@@ -1281,14 +1281,12 @@ def test_two_bars_in_line_with_skin_between_stay_two_hairs(gap_level):
 def _line_candidate(c0: float, c1: float, row: float = 50.0, *, width: float = 4.0, scores=(0.1, 0.2),
                     slope: float = 0.0, ends=("free", "free")):
     """A traced straight shaft from column ``c0`` to ``c1`` (rows ``row + slope * (col - c0)``), measured."""
-    from pipeline.frame import Candidate
-    from pipeline.shafts import Hair
+    import dataclasses
 
     cols = np.arange(c0, c1 + 1, 1.0)
     path = np.column_stack([row + slope * (cols - c0), cols])
-    length = float(np.hypot(*(path[-1] - path[0])))
-    return Candidate(Hair(path, list(ends)), width, width / 2, 1.0, (False, False), np.asarray(scores, float),
-                     length_px=length, plain_px=width)
+    return dataclasses.replace(_hair_candidate(path, scores=scores, ends=ends), thickness_px=width,
+                               radius_px=width / 2, length_px=float(np.hypot(*(path[-1] - path[0]))), plain_px=width)
 
 
 @pytest.mark.parametrize("flip", [False, True])
