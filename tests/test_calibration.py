@@ -15,9 +15,9 @@ from pipeline.settings import Settings
 FDU = Path(__file__).resolve().parents[2] / "shared" / "data" / "fdu_val" / "images"
 
 
-def _skin(shape=(1024, 1280), seed=0) -> np.ndarray:
+def _skin(shape=(1024, 1280), seed=0, level=(190, 150, 135)) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    img = np.full((*shape, 3), (190, 150, 135), np.uint8)
+    img = np.full((*shape, 3), level, np.uint8)
     noise = cv2.GaussianBlur(rng.normal(0, 12, shape).astype(np.float32), (0, 0), 2)
     return np.clip(img + noise[..., None], 0, 255).astype(np.uint8)
 
@@ -60,6 +60,39 @@ def test_two_straight_lines_far_from_meeting_are_no_bar():
     img = _skin()
     cv2.line(img, (300, 500), (700, 500), (40, 40, 40), 2)
     cv2.line(img, (900, 100), (900, 450), (40, 40, 40), 2)
+    assert segment.find_scale_bar(img) is None
+
+
+def test_dark_bar_on_dark_skin_is_found():
+    """A dark bar 15-20 grey levels below dark skin (phantoms' missed bars looked like this) is found by the
+    weaker second search and masked along both legs; its legs' lengths disagree, so it does not calibrate."""
+    img = _skin(level=(66, 62, 60))
+    cv2.line(img, (40, 950), (399, 950), (47, 47, 47), 2)
+    cv2.line(img, (40, 950), (40, 591), (47, 47, 47), 2)
+    mask, horizontal, vertical = segment.find_scale_bar(img)
+    assert vertical == pytest.approx(361, abs=2) and 300 < horizontal < 365
+    assert mask[950, 40:340].mean() > 0.95 and mask[591:950, 40].mean() > 0.95
+    assert segment.find_scale_bar(_skin(level=(66, 62, 60))) is None
+
+
+def test_bar_with_a_dark_halo_over_its_corner_is_found():
+    """A short bar (160 px, as at about 6 µm/px) whose corner lies in a dark halo: the horizontal leg's
+    pieces start 50 px from the corner, beyond the corner tolerance (a quarter of the shorter leg); followed
+    through the halo, the leg meets the vertical one, and both lengths come out exact."""
+    img = _skin()
+    cv2.ellipse(img, (60, 950), (50, 30), 0, 0, 360, (70, 66, 66), -1)
+    cv2.line(img, (40, 950), (199, 950), (45, 45, 45), 2)
+    cv2.line(img, (40, 950), (40, 791), (45, 45, 45), 2)
+    mask, horizontal, vertical = segment.find_scale_bar(img, min_length_px=101)
+    assert horizontal == pytest.approx(160, abs=1.5) and vertical == pytest.approx(161, abs=1.5)
+    assert mask[950, 40:200].all()
+
+
+def test_faint_lines_meeting_in_an_l_are_no_bar():
+    """Lines under 12 grey levels from the skin are below even the weaker search."""
+    img = _skin(level=(66, 62, 60))
+    cv2.line(img, (300, 500), (700, 500), (57, 57, 57), 2)
+    cv2.line(img, (300, 500), (300, 140), (57, 57, 57), 2)
     assert segment.find_scale_bar(img) is None
 
 
