@@ -521,10 +521,9 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX,
     crossing the bar break it into pieces, so no single unbroken run is
     needed (tuning phantoms: 9 of 21 bars were missed when it was). The
     search runs with a step of 25 grey levels, and only when that finds no
-    L again with 12 (:func:`_l_shapes`: a dark bar on dark skin, a halo
-    over its corner; tuning phantoms 95-98: 48 -> 56 of 61 bars found, none
-    in the 131 frames without one, and the same 45 bars with the same
-    lengths on fdu_val).
+    L again with 12 (a dark bar on dark skin); a horizontal leg whose
+    pieces stop short of the corner (a halo over it) is followed there
+    (:func:`_l_shapes`).
 
     Returns
     -------
@@ -539,7 +538,7 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX,
     found = []
     for i in range(len(BAR_STEPS)):
         legs = [_legs(g, thin[axis][i], axis, min_length_px=min_length_px) for axis in (0, 1)]
-        found = _l_shapes(g, legs, corner_px=corner_px)
+        found = _l_shapes(g, legs, corner_px=corner_px, plain=i == 0)
         if found:
             break
     if not found:
@@ -555,6 +554,10 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX,
 #: dark or busy skin (tuning phantoms: 13 of 61 bars, all dark) rises less than 25 levels above its
 #: surroundings; the second, weaker search runs only when the first finds no L.
 BAR_STEPS = (25.0, 12.0)
+#: ... and an L found by the weaker search, or only with its horizontal leg followed to the corner, is
+#: taken when its legs' lengths differ by at most this share (:func:`_l_shapes`; a tuning phantom's
+#: 166 px leg read 350 px, its pieces running on past the label box, and painting it out split two hairs).
+WEAK_BAR_AGREEMENT = 0.25
 
 
 def _legs(g: np.ndarray, thin: np.ndarray, axis: int, *, min_length_px: int) -> list:
@@ -568,29 +571,44 @@ def _legs(g: np.ndarray, thin: np.ndarray, axis: int, *, min_length_px: int) -> 
     return _group_legs(g, labels, pieces, axis=axis, min_length_px=min_length_px)
 
 
-def _l_shapes(g: np.ndarray, legs: list, *, corner_px: int) -> list[tuple[np.ndarray, float, float]]:
+def _l_shapes(g: np.ndarray, legs: list, *, corner_px: int,
+              plain: bool = True) -> list[tuple[np.ndarray, float, float]]:
     """Every horizontal and vertical leg of ``legs`` that make an L: ``(mask, horizontal_px, vertical_px)``.
 
-    The horizontal leg's own extent stops short of the label box; for the
-    corner it is followed past faint stretches (a shaft or a halo over the
-    corner, :func:`_leg_span`), its length is not.
+    The L's lines meet within a tolerance of an end of each leg. With
+    ``plain``, the legs as found qualify; besides, and for every L when not
+    ``plain``, a horizontal leg followed to the corner past faint stretches
+    (a halo or a shaft over it, :func:`_leg_span`; not its length, which
+    would run into the label box) qualifies when the two legs' lengths
+    differ by at most ``WEAK_BAR_AGREEMENT``: a leg's pieces can run on
+    along its row past the label box over the edges of dark shafts.
     """
     found = []
     for h_line, h_lo, h_hi, h_mask, _ in legs[0]:
-        r_lo, r_hi = _leg_span(g, h_mask, axis=1)
+        followed = _leg_span(g, h_mask, axis=1)
         for v_line, v_lo, v_hi, v_mask, _ in legs[1]:
             tol = max(corner_px, min(h_hi - h_lo, v_hi - v_lo) / 4)
-            dh = min(abs(r_lo - v_line), abs(r_hi - v_line))
             dv = min(abs(v_lo - h_line), abs(v_hi - h_line))
-            if dh > tol or dv > tol or not (r_lo - tol <= v_line <= r_hi + tol and v_lo - tol <= h_line <= v_hi + tol):
+            if dv > tol or not v_lo - tol <= h_line <= v_hi + tol:
                 continue
+            meets = [_meets(span, v_line, tol) for span in ((h_lo, h_hi), followed)]
             h_far = h_hi if abs(h_hi - v_line) > abs(h_lo - v_line) else h_lo
             v_far = v_hi if abs(v_hi - h_line) > abs(v_lo - h_line) else v_lo
+            horizontal, vertical = abs(h_far - v_line) + 1.0, abs(v_far - h_line) + 1.0
+            agree = abs(horizontal - vertical) <= WEAK_BAR_AGREEMENT * max(horizontal, vertical)
+            if not ((plain and meets[0]) or (meets[1] and agree)):
+                continue
             mask = h_mask | v_mask
             _paint_leg(mask, axis=0, ends=(v_line, h_far), width=h_mask)
             _paint_leg(mask, axis=1, ends=(h_line, v_far), width=v_mask)
-            found.append((mask, abs(h_far - v_line) + 1.0, abs(v_far - h_line) + 1.0))
+            found.append((mask, horizontal, vertical))
     return found
+
+
+def _meets(span: tuple[int, int], line: float, tol: float) -> bool:
+    """A leg's extent ``span`` reaches the other leg's ``line`` within ``tol`` of one of its ends."""
+    lo, hi = span
+    return min(abs(lo - line), abs(hi - line)) <= tol and lo - tol <= line <= hi + tol
 
 
 def _thin_lines(g: np.ndarray, axis: int, *, total: np.ndarray | None = None, step: float = 25.0,

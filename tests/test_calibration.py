@@ -88,6 +88,18 @@ def test_bar_with_a_dark_halo_over_its_corner_is_found():
     assert mask[950, 40:200].all()
 
 
+def test_followed_leg_that_runs_on_past_the_bar_is_no_bar():
+    """The same halo-hidden corner, but the horizontal leg's row runs on in line past the bar (as over a
+    label box and the edges of dark shafts): its legs read 380 and 160 px, and an L that needs the corner
+    followed is taken only when they agree within ``WEAK_BAR_AGREEMENT``."""
+    img = _skin()
+    cv2.ellipse(img, (60, 950), (50, 30), 0, 0, 360, (70, 66, 66), -1)
+    cv2.line(img, (40, 950), (199, 950), (45, 45, 45), 2)
+    cv2.line(img, (40, 950), (40, 791), (45, 45, 45), 2)
+    cv2.line(img, (260, 950), (419, 950), (45, 45, 45), 2)
+    assert segment.find_scale_bar(img, min_length_px=101) is None
+
+
 def test_faint_lines_meeting_in_an_l_are_no_bar():
     """Lines under 12 grey levels from the skin are below even the weaker search."""
     img = _skin(level=(66, 62, 60))
