@@ -509,21 +509,22 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX,
 
     Thin (< 6 px) straight pieces of at least a quarter of ``min_length_px``
     along rows and along columns are found by an opening of a thin-line map
-    (a pixel that differs, with the same sign, by more than a step of
-    ``BAR_STEPS`` grey levels from those 3 px to either side); pieces on one
-    row (one column) make a leg, whose extent is followed past faint
-    stretches and crossing shafts (:func:`_leg_span`). A horizontal and a
-    vertical leg, each spanning at least ``min_length_px`` and at least half
-    covered by pieces, whose lines meet within ``corner_px`` of an end of
-    each — or, when shafts hide the corner, within a quarter of the shorter
-    leg — make the L: a device's "1.0 mm" bar is such an L, whereas a
-    straight shaft's specular line is one run with no partner. Shafts
-    crossing the bar break it into pieces, so no single unbroken run is
-    needed (tuning phantoms: 9 of 21 bars were missed when it was). The
-    search runs with a step of 25 grey levels, and only when that finds no
-    L again with 12 (a dark bar on dark skin); a horizontal leg whose
-    pieces stop short of the corner (a halo over it) is followed there
-    (:func:`_l_shapes`).
+    (a pixel that differs, with the same sign, by more than a step of grey
+    levels from those 3 px to either side); pieces on one row (one column)
+    make a leg, a vertical one followed past faint stretches and crossing
+    shafts (:func:`_leg_span`; a horizontal one ends in the label box, which
+    a weak test would run into). A horizontal and a vertical leg, each
+    spanning at least ``min_length_px`` and at least half covered by pieces,
+    whose lines meet within ``corner_px`` of an end of each — or, when shafts
+    hide the corner, within a quarter of the shorter leg — make the L: a
+    device's "1.0 mm" bar is such an L, whereas a straight shaft's specular
+    line is one run with no partner. Shafts crossing the bar break it into
+    pieces, so no single unbroken run is needed (tuning phantoms: 9 of 21
+    bars were missed when it was). The step is 25 levels; when that finds no
+    L, the horizontal legs are followed to the corner too (a halo over it),
+    and when that finds none, the search runs again at 12 levels (a dark bar
+    on dark skin): an L found either way is taken only when its legs' lengths
+    agree within ``WEAK_BAR_AGREEMENT`` (:func:`_bars`).
 
     Returns
     -------
@@ -538,7 +539,7 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX,
     found = []
     for i in range(len(BAR_STEPS)):
         legs = [_legs(g, thin[axis][i], axis, min_length_px=min_length_px) for axis in (0, 1)]
-        found = _l_shapes(g, legs, corner_px=corner_px, plain=i == 0)
+        found = _bars(_l_shapes(g, legs, corner_px), first=i == 0)
         if found:
             break
     if not found:
@@ -551,11 +552,11 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX,
 
 
 #: Grey-level steps of the thin-line test a scale bar's legs are searched with, in turn: a dark bar on
-#: dark or busy skin (tuning phantoms: 13 of 61 bars, all dark) rises less than 25 levels above its
+#: dark or busy skin (tuning phantoms: 13 of 61 bars, all dark) differs by less than 25 levels from its
 #: surroundings; the second, weaker search runs only when the first finds no L.
 BAR_STEPS = (25.0, 12.0)
 #: ... and an L found by the weaker search, or only with its horizontal leg followed to the corner, is
-#: taken when its legs' lengths differ by at most this share (:func:`_l_shapes`; a tuning phantom's
+#: taken when its legs' lengths differ by at most this share (:func:`_bars`; a tuning phantom's
 #: 166 px leg read 350 px, its pieces running on past the label box, and painting it out split two hairs).
 WEAK_BAR_AGREEMENT = 0.25
 
@@ -571,17 +572,15 @@ def _legs(g: np.ndarray, thin: np.ndarray, axis: int, *, min_length_px: int) -> 
     return _group_legs(g, labels, pieces, axis=axis, min_length_px=min_length_px)
 
 
-def _l_shapes(g: np.ndarray, legs: list, *, corner_px: int,
-              plain: bool = True) -> list[tuple[np.ndarray, float, float]]:
-    """Every horizontal and vertical leg of ``legs`` that make an L: ``(mask, horizontal_px, vertical_px)``.
+def _l_shapes(g: np.ndarray, legs: list, corner_px: int) -> list[tuple[np.ndarray, float, float, bool, bool]]:
+    """Every horizontal and vertical leg of ``legs`` whose lines meet at a corner, as
+    ``(mask, horizontal_px, vertical_px, as_found, agree)``.
 
-    The L's lines meet within a tolerance of an end of each leg. With
-    ``plain``, the legs as found qualify; besides, and for every L when not
-    ``plain``, a horizontal leg followed to the corner past faint stretches
-    (a halo or a shaft over it, :func:`_leg_span`; not its length, which
-    would run into the label box) qualifies when the two legs' lengths
-    differ by at most ``WEAK_BAR_AGREEMENT``: a leg's pieces can run on
-    along its row past the label box over the edges of dark shafts.
+    The lines meet within ``corner_px``, or a quarter of the shorter leg, of an
+    end of each leg: with the legs as found (``as_found``), or only with the horizontal leg followed to the
+    corner past faint stretches (a halo or a shaft over it, :func:`_leg_span`;
+    its length is not followed, since it would run into the label box).
+    ``agree``: the legs' lengths differ by at most ``WEAK_BAR_AGREEMENT``.
     """
     found = []
     for h_line, h_lo, h_hi, h_mask, _ in legs[0]:
@@ -591,18 +590,26 @@ def _l_shapes(g: np.ndarray, legs: list, *, corner_px: int,
             dv = min(abs(v_lo - h_line), abs(v_hi - h_line))
             if dv > tol or not v_lo - tol <= h_line <= v_hi + tol:
                 continue
-            meets = [_meets(span, v_line, tol) for span in ((h_lo, h_hi), followed)]
+            as_found = _meets((h_lo, h_hi), v_line, tol)
+            if not (as_found or _meets(followed, v_line, tol)):
+                continue
             h_far = h_hi if abs(h_hi - v_line) > abs(h_lo - v_line) else h_lo
             v_far = v_hi if abs(v_hi - h_line) > abs(v_lo - h_line) else v_lo
             horizontal, vertical = abs(h_far - v_line) + 1.0, abs(v_far - h_line) + 1.0
-            agree = abs(horizontal - vertical) <= WEAK_BAR_AGREEMENT * max(horizontal, vertical)
-            if not ((plain and meets[0]) or (meets[1] and agree)):
-                continue
             mask = h_mask | v_mask
             _paint_leg(mask, axis=0, ends=(v_line, h_far), width=h_mask)
             _paint_leg(mask, axis=1, ends=(h_line, v_far), width=v_mask)
-            found.append((mask, horizontal, vertical))
+            agree = abs(horizontal - vertical) <= WEAK_BAR_AGREEMENT * max(horizontal, vertical)
+            found.append((mask, horizontal, vertical, as_found, agree))
     return found
+
+
+def _bars(shapes: list, *, first: bool) -> list[tuple[np.ndarray, float, float]]:
+    """The L's of :func:`_l_shapes` taken as the bar: in the first search those whose legs meet as found
+    (the rule before 2026-12-06), or when there is none, the ones that meet only with the horizontal leg
+    followed and whose legs agree; in the weaker search every L whose legs agree."""
+    plain = [s[:3] for s in shapes if s[3]] if first else []
+    return plain or [s[:3] for s in shapes if s[4]]
 
 
 def _meets(span: tuple[int, int], line: float, tol: float) -> bool:

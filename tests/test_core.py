@@ -1072,7 +1072,7 @@ def test_small_region_removal_with_more_regions_than_16_bit_labels_hold():
 @hsettings(max_examples=40, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 40))
 def test_channel_mean_and_integer_thin_line_map_equal_their_float_forms(seed, spread):
-    from pipeline.segment import _thin_lines, channel_mean, channel_sum
+    from pipeline.segment import _thin_lines, _thin_lines_at, channel_mean, channel_sum
 
     rng = np.random.default_rng(seed)
     # levels a multiple of 25 apart plus a little: many differences of exactly 75 in the channel sums,
@@ -1084,6 +1084,11 @@ def test_channel_mean_and_integer_thin_line_map_equal_their_float_forms(seed, sp
     total = channel_sum(img).astype(np.int16)
     for axis in (0, 1):
         np.testing.assert_array_equal(_thin_lines(g, axis, total=total), _thin_lines(g, axis))
+        for one, other in zip(_thin_lines_at(g, axis, total=total, steps=(25.0, 12.0)),
+                              _thin_lines_at(g, axis, total=None, steps=(25.0, 12.0))):  # the weaker step too
+            np.testing.assert_array_equal(one, other)
+        np.testing.assert_array_equal(_thin_lines_at(g, axis, total=total, steps=(25.0, 12.0))[1],
+                                      _thin_lines(g, axis, step=12.0))
 
 
 @hsettings(max_examples=60, deadline=None)
