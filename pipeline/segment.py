@@ -576,11 +576,12 @@ def _l_shapes(g: np.ndarray, legs: list, corner_px: int) -> list[tuple[np.ndarra
     """Every horizontal and vertical leg of ``legs`` whose lines meet at a corner, as
     ``(mask, horizontal_px, vertical_px, as_found, agree)``.
 
-    The lines meet within ``corner_px``, or a quarter of the shorter leg, of an
-    end of each leg: with the legs as found (``as_found``), or only with the horizontal leg followed to the
-    corner past faint stretches (a halo or a shaft over it, :func:`_leg_span`;
-    its length is not followed, since it would run into the label box).
-    ``agree``: the legs' lengths differ by at most ``WEAK_BAR_AGREEMENT``.
+    The lines meet within ``corner_px``, or a quarter of the shorter leg, of
+    an end of each leg: with the legs as found (``as_found``), or only with
+    the horizontal leg followed to the corner past faint stretches (a halo or
+    a shaft over it, :func:`_leg_span`; its length is not followed, since it
+    would run into the label box). ``agree``: the legs' lengths differ by at
+    most ``WEAK_BAR_AGREEMENT``.
     """
     found = []
     for h_line, h_lo, h_hi, h_mask, _ in legs[0]:
