@@ -1325,7 +1325,7 @@ def _closest_break(cands: list[Candidate], max_gap_px: float, level: np.ndarray,
             continue
         if not (_ahead(di, u, gap, cos_limit, max_offset_px) and _ahead(dj, -u, gap, cos_limit, max_offset_px)):
             continue
-        line = shafts.pixels_of(pi + u * np.linspace(0.0, 1.0, int(np.ceil(gap)) + 1)[:, None], level.shape)
+        line = shafts.pixels_of(_gap_points(pi, pj), level.shape)
         if float(level[line[:, 0], line[:, 1]].min()) >= min_level:
             best, best_gap = (i, ei, j, ej), gap
     return best
@@ -1338,14 +1338,19 @@ def _ahead(direction: np.ndarray, u: np.ndarray, gap: float, cos_limit: float, m
     return float(direction @ u) >= gap * cos_limit and offset <= max_offset_px
 
 
+def _gap_points(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Points (row, col) from ``p`` to ``q``, both included, at most 1 px apart along the straight line."""
+    u = q - p
+    return p + u * np.linspace(0.0, 1.0, int(np.ceil(float(np.hypot(*u)))) + 1)[:, None]
+
+
 def _bridged(a: Candidate, ea: int, b: Candidate, eb: int) -> Candidate:
     """One candidate from ``a`` (its end ``ea`` at the gap) and ``b`` (its end ``eb``), the gap bridged by a
     straight line; its ends are ``a``'s far end and ``b``'s far end."""
     pa = a.hair.path if ea == 1 else a.hair.path[::-1]
     pb = b.hair.path if eb == 0 else b.hair.path[::-1]
-    u = pb[0] - pa[-1]
-    gap = float(np.hypot(*u))
-    bridge = pa[-1] + u * np.linspace(0.0, 1.0, int(np.ceil(gap)) + 1)[1:-1, None]
+    gap = float(np.hypot(*(pb[0] - pa[-1])))
+    bridge = _gap_points(pa[-1], pb[0])[1:-1]
     oa, ob = 1 - ea, 1 - eb
     hair = shafts.Hair(np.vstack([pa, bridge, pb]), [a.hair.end_kinds[oa], b.hair.end_kinds[ob]],
                        [a.hair.junctions[oa], b.hair.junctions[ob]])

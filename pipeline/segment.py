@@ -585,15 +585,17 @@ def _l_shapes(g: np.ndarray, legs: list, corner_px: int) -> list[tuple[np.ndarra
     """
     found = []
     for h_line, h_lo, h_hi, h_mask, _ in legs[0]:
-        followed = _leg_span(g, h_mask, axis=1)
+        followed = None  # the followed extent, read only for an L that does not meet as found
         for v_line, v_lo, v_hi, v_mask, _ in legs[1]:
             tol = max(corner_px, min(h_hi - h_lo, v_hi - v_lo) / 4)
             dv = min(abs(v_lo - h_line), abs(v_hi - h_line))
             if dv > tol or not v_lo - tol <= h_line <= v_hi + tol:
                 continue
             as_found = _meets((h_lo, h_hi), v_line, tol)
-            if not (as_found or _meets(followed, v_line, tol)):
-                continue
+            if not as_found:
+                followed = followed or _leg_span(g, h_mask, axis=1)
+                if not _meets(followed, v_line, tol):
+                    continue
             h_far = h_hi if abs(h_hi - v_line) > abs(h_lo - v_line) else h_lo
             v_far = v_hi if abs(v_hi - h_line) > abs(v_lo - h_line) else v_lo
             horizontal, vertical = abs(h_far - v_line) + 1.0, abs(v_far - h_line) + 1.0
