@@ -274,3 +274,30 @@ def test_same_output_tells_a_moved_count_and_a_rounding_apart(tmp_path):
     assert so.compare_runs(tmp_path / "a", tmp_path / "b", {"thickness_um": 1e-4})[1]
     lines, agree = so.compare_runs(tmp_path / "a", tmp_path / "c", {})
     assert not agree and "hair_count differs on 1 (b.jpg)" in lines[0]
+
+
+def test_visibility_reads_a_bands_colour_distance_from_the_skin_beside_it():
+    import cv2
+
+    vis = _module("phantom_visibility")
+    bgr = np.full((100, 100, 3), 150, np.uint8)
+    bgr[48:53] = 50  # a 5 px band centred on row 50
+    lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB).astype(np.float32)
+    line = np.array([[50.0, 10.0], [50.0, 90.0]])
+    contrast, to_noise = vis.line_contrast(lab, line, 5.0)
+    assert contrast == pytest.approx(float(lab[0, 0, 0] - lab[50, 50, 0]))  # grey: lightness only
+    assert to_noise > 1e3  # flat skin beside it has no grain
+    blank = vis.line_contrast(np.full_like(lab, lab[0, 0]), line, 5.0)
+    assert blank[0] == 0.0
+    assert np.isnan(vis.line_contrast(lab, np.array([[50.0, 10.0], [50.0, 13.0]]), 5.0)[0])
+
+
+def test_visibility_count_error_against_only_the_hairs_above_a_floor():
+    import pandas as pd
+
+    vis = _module("phantom_visibility")
+    table = pd.DataFrame({"frame": ["f1", "f1", "f1", "f2", "f2"], "contrast": [1.0, 10.0, np.nan, 5.0, 30.0]})
+    counts = pd.Series({"f1": 2, "f2": 2})
+    assert vis.mape_above(table, counts, 0.0) == pytest.approx((100 / 3 / 2, -0.5))
+    assert vis.mape_above(table, counts, 4.0) == pytest.approx((0.0, 0.0))
+    assert vis.mape_above(table, counts, 40.0) == pytest.approx((100.0, 1.0))  # f2 has none left: skipped
