@@ -281,6 +281,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     if settings.broken_gap_um > 0:
         cands = join_broken_shafts(cands, max_gap_px=settings.broken_gap_um / scale, level=prob)
     _orient(cands, fork_angle_deg=settings.fork_angle_deg, consensus=settings.direction_consensus,
+            fork_vote=settings.fork_vote,
             direction_over_forks=settings.direction_over_forks)
     if _long_scene(cands, scale, settings):
         _mark_occluded(cands, scale, dense=_dense_crossing(cands, settings))
@@ -887,7 +888,7 @@ DIRECTION_CONE = float(np.cos(np.deg2rad(40)))
 
 
 def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0, consensus: float = 0.3,
-            direction_over_forks: bool = False) -> None:
+            direction_over_forks: bool = False, fork_vote: float = 1.0) -> None:
     """Choose the root end of every hair.
 
     Order of evidence: an end where the hair forks from others of its
@@ -907,6 +908,9 @@ def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0, consensus: f
     hair between crossings; not counted with
     ``Settings.count_hidden_roots=False``).
 
+    ``fork_vote`` is a fork-rooted hair's weight in the frame's vote
+    (:func:`_frame_direction`).
+
     With ``direction_over_forks`` the frame's direction, when decisive, also
     overrules a fork (or a root carried through one) that points against it
     for a hair within its cone (:func:`_overrule_forks`).
@@ -919,7 +923,7 @@ def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0, consensus: f
             if forks is None or (id(c), end) in forks:
                 c.root, c.confident, c.root_evidence = end, True, "fork"
     _follow_forks(cands)
-    direction = _frame_direction(cands, consensus)
+    direction = _frame_direction(cands, consensus, fork_vote)
     if direction_over_forks and direction is not None:
         _overrule_forks(cands, direction)
     visible_scores = [s for c in cands for s, cut in zip(c.scores, c.cut) if not cut]
@@ -1056,18 +1060,20 @@ def _continues_across(c: Candidate, o: Candidate, cands: list[Candidate]) -> boo
     return False
 
 
-def _frame_direction(cands: list[Candidate], consensus: float = 0.3) -> np.ndarray | None:
+def _frame_direction(cands: list[Candidate], consensus: float = 0.3,
+                     fork_vote: float = 1.0) -> np.ndarray | None:
     """The frame's root-to-tip direction when its hairs agree, else None.
 
     Hair axes are averaged as doubled angles (axial data); the sign along
-    the mean axis is a vote of each hair's end evidence (forks weigh 1,
-    score differences of uncut hairs their size).
+    the mean axis is a vote of each hair's end evidence (a hair rooted at a
+    fork weighs ``fork_vote``, an uncut hair the difference of its two ends'
+    root scores).
     """
     axes, votes = [], []
     for c in cands:
         a = _root_to_tip(c.hair.path, 0)
         if c.confident:
-            votes.append(1.0 if c.root == 0 else -1.0)
+            votes.append(fork_vote if c.root == 0 else -fork_vote)
         elif not any(c.cut):
             votes.append(float(c.scores[0] - c.scores[1]))
         else:

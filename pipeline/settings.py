@@ -29,7 +29,7 @@ NOT_NEGATIVE = ("stripe_aspect", "border_stub_min_um", "fused_min_um", "light_am
                 "seam_dip", "tip_step", "light_among_dark", "min_focus_score", "max_overexposed_pct", "max_underexposed_pct",
                 "max_glare_pct", "min_skin_pct", "crossing_angle_deg", "corner_angle_deg", "fork_angle_deg",
                 "direction_consensus", "light_hair_below", "weak_shafts_below", "bright_hair_skin_below",
-                "fused_quantile")
+                "fused_quantile", "fork_vote")
 
 
 @dataclass(frozen=True)
@@ -419,6 +419,20 @@ class Settings:
         0.925 / 0.945 / 0.932 / 0.921 -> 0.943 / 0.952 / 0.952 / 0.935,
         precision and recall of matched hairs up on all four, count MAPE
         17.28 -> 17.34% (session 41).
+    fork_vote : float
+        Weight of a hair rooted at a fork (or through another hair's fork)
+        in the frame's pooled direction (``frame._frame_direction``), where
+        every uncut hair votes the difference of its two ends' root scores
+        (halo, fading; a median of about 0.16). At 1 (until session 53) a
+        few false forks (a cut tip touching another shaft, a spur) outvoted
+        a frame's halos: in 23 of 110 fdu_val frames (every third one) the
+        direction ran against most of the hairs' own evidence, and in the
+        six of them looked at, every root lay at the cut tips. At 0.1 that
+        is 1 of 110. Tuning suites 95-98: roots on the emergence side
+        0.948 / 0.952 / 0.956 / 0.938 -> 0.968 / 0.968 / 0.964 / 0.958, units
+        MAPE better on three, count MAPE 17.01 -> 17.20% (paired +0.19 +- 0.21);
+        fdu_val halves A / B 17.00 / 18.57 -> 17.87 / 18.29% (the border's
+        hairs: interior count MAPE of half A 17.48 -> 17.32%).
     fork_angle_deg : float
         Root ends: a hair ending at a junction takes that end as its root
         only when another hair leaves the same junction within this angle
@@ -597,6 +611,7 @@ class Settings:
     count_hidden_roots: bool = True
     long_scene_share: float = 0.15
     direction_over_forks: bool = True
+    fork_vote: float = 0.1
     dense_crossing_share: float = 0.3
     light_hair_model: str = "hairnet-light-v3"
     bright_veto_model: str = "hairnet-light-v2"

@@ -301,3 +301,27 @@ def test_visibility_count_error_against_only_the_hairs_above_a_floor():
     assert vis.mape_above(table, counts, 0.0) == pytest.approx((100 / 3 / 2, -0.5))
     assert vis.mape_above(table, counts, 4.0) == pytest.approx((0.0, 0.0))
     assert vis.mape_above(table, counts, 40.0) == pytest.approx((100.0, 1.0))  # f2 has none left: skipped
+
+
+def test_direction_agreement_counts_own_evidence_for_and_against_the_frames_direction():
+    from pipeline.frame import Candidate
+    from pipeline.shafts import Hair
+
+    da = _module("direction_agreement")
+
+    def cand(scores, *, root=0, confident=False, cut=(False, False)):
+        return Candidate(hair=Hair(path=np.array([[10.0, 5.0], [60.0, 5.0]]), end_kinds=["free", "free"]),
+                         thickness_px=4.0, radius_px=2.0, contrast=1.0, cut=cut, scores=np.asarray(scores, float),
+                         root=root, confident=confident)
+
+    # vertical hairs: two whose top end scores higher, one whose bottom does, one cut (not asked), one fork
+    # rooted at the bottom
+    cands = [cand((0.3, 0.1)), cand((0.2, 0.0)), cand((0.0, 0.1)), cand((0.0, 0.9), cut=(True, False)),
+             cand((0.0, 0.0), root=1, confident=True)]
+    down = np.array([1.0, 0.0])  # root on top, tip below
+    got = da.frame_votes(cands, down)
+    assert (got["own_agree"], got["own_against"], got["forks_for"]) == (2, 1, -1.0)
+    assert got["own_net"] == pytest.approx(0.3)
+    flipped = da.frame_votes(cands, -down)
+    assert (flipped["own_agree"], flipped["own_against"], flipped["forks_for"]) == (1, 2, 1.0)
+    assert da.frame_votes(cands, None)["decided"] is False

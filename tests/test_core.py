@@ -1359,3 +1359,20 @@ def test_join_broken_shafts_joins_a_chain_of_three_pieces():
 def test_broken_gap_is_checked():
     with pytest.raises(ValueError, match="broken_gap_um"):
         Settings(broken_gap_um=-5)
+
+
+@pytest.mark.parametrize("fork_vote, root_on_top", [(1.0, False), (0.1, True)])
+def test_a_few_forks_outvote_the_hairs_own_evidence_only_at_full_weight(fork_vote, root_on_top):
+    from pipeline.frame import _orient
+
+    # six vertical hairs whose end scores favour the top by 0.2 each (signed sum 1.2), and three vertical hairs
+    # ending at the bottom in a junction (forks: rooted at the bottom), as where cut tips touch other shafts
+    own = [_vertical_candidate(0.2, 0.0) for _ in range(6)]
+    forks = [_hair_candidate([(10.0, 80.0 + 10 * k), (60.0, 80.0 + 10 * k)], ends=("free", "junction"))
+             for k in range(3)]
+    _orient([*own, *forks], direction_over_forks=True, fork_vote=fork_vote)
+    # at weight 1 the forks' -3 beat the hairs' 1.2 (agreement 1.8 / 4.2 = 0.43, decisive) and every hair is
+    # rooted at its bottom end; at 0.1 the frame points down from the top (0.9 / 1.5 = 0.6), and the forks
+    # against it are overruled
+    assert [c.root for c in own] == ([0] * 6 if root_on_top else [1] * 6)
+    assert [c.root for c in forks] == ([0] * 3 if root_on_top else [1] * 3)
