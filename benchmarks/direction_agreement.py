@@ -10,16 +10,18 @@ scalp hair in one small field points one way). Its voters are hairs rooted
 at a fork, each weighing ``Settings.fork_vote``, and every uncut hair, with
 the difference of its two ends' root scores (the halo around an opening,
 the shaft fading into the skin). Real frames carry no truth for which end
-emerges, but a decisive direction that most of the uncut hairs' own
-evidence opposes is suspect: the forks alone turned the frame. In the frames
-of that kind looked at (session 53), every root lay at the cut tips.
+emerges, but a decisive direction that the uncut hairs' summed own evidence
+opposes is suspect: the forks turned the frame. In the frames of that kind
+looked at (session 53), every root lay at the cut tips.
 
-For every ``--every``-th frame of the folder (sorted by name), this prints
-whether the direction is decisive and, if so, how many uncut hairs' own
-evidence agrees and disagrees with it. Then it counts the frames where the
-summed own evidence is against it, and how many of those the forks carried.
-The vote is taken again over the hairs as the core rooted them (a fork that
-the direction overruled votes with its scores, like any uncut hair).
+For every ``--every``-th frame of the folder (sorted by name), the direction
+the core oriented the frame by (``Stages.direction``) and, against it, the
+own evidence of the uncut hairs that no fork rooted (the core's roots: a
+fork the direction overruled counts with its scores): how many agree and
+disagree, and their sum. Counted: the frames whose sum is against the
+direction, and of those the ones whose own evidence alone would be decisive
+the other way (its agreement at least ``Settings.direction_consensus``). A
+frame that cannot be read gets a row with its error, and the run goes on.
 """
 from __future__ import annotations
 
@@ -39,9 +41,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 def frame_votes(cands: list, direction: np.ndarray | None) -> dict:
     """Whether a frame's direction is decisive, the signed sum of its fork-rooted hairs' votes along it
-    (+1 each: for it), and its uncut hairs' own evidence along it (score difference, + for it)."""
+    (+1 each: for it), and its uncut hairs' own evidence along it (score difference, + for it; ``own_size``
+    the sum of the votes' sizes)."""
     if direction is None:
-        return {"decided": False, "forks_for": 0.0, "own_agree": 0, "own_against": 0, "own_net": 0.0}
+        return {"decided": False, "forks_for": 0.0, "own_agree": 0, "own_against": 0, "own_net": 0.0,
+                "own_size": 0.0}
     forks, own = 0.0, []
     for c in cands:
         along = float(np.sign(frame._root_to_tip(c.hair.path, 0) @ direction))
@@ -51,7 +55,7 @@ def frame_votes(cands: list, direction: np.ndarray | None) -> dict:
             own.append(float(c.scores[0] - c.scores[1]) * along)
     own = np.asarray(own)
     return {"decided": True, "forks_for": forks, "own_agree": int((own > 0).sum()),
-            "own_against": int((own < 0).sum()), "own_net": float(own.sum())}
+            "own_against": int((own < 0).sum()), "own_net": float(own.sum()), "own_size": float(np.abs(own).sum())}
 
 
 def main() -> None:
@@ -69,17 +73,22 @@ def main() -> None:
     settings = Settings.from_overrides(a.set_)
     rows = []
     for path in files:
-        image = read_image(path)
-        st = frame.frame_stages(getattr(image, "image", image), um_per_px=a.um_per_px, settings=settings)
-        direction = frame._frame_direction(st.cands, settings.direction_consensus, settings.fork_vote)
-        rows.append({"image": path.name, **frame_votes(st.cands, direction)})
+        try:
+            st = frame.frame_stages(read_image(path), um_per_px=a.um_per_px, settings=settings)
+        except ValueError as e:  # an unreadable file (ImageReadError) or a frame too small to measure
+            rows.append({"image": path.name, "decided": False, "error": str(e)})
+            continue
+        rows.append({"image": path.name, **frame_votes(st.cands, st.direction), "error": ""})
     t = pd.DataFrame(rows)
     decided = t[t["decided"]]
     against = decided[decided["own_net"] < 0]
-    print(f"{len(t)} frames, {len(decided)} with a decisive direction; against their own hairs' summed evidence: "
-          f"{len(against)}, of which the forks carried {int((against['forks_for'] > 0).sum())}")
+    firmly = against[-against["own_net"] >= settings.direction_consensus * against["own_size"]]
+    failed = int((t["error"] != "").sum())
+    print(f"{len(t)} frames ({failed} unreadable), {len(decided)} with a decisive direction; against their uncut "
+          f"hairs' summed own evidence: {len(against)}, of which that evidence alone is decisive the other way: "
+          f"{len(firmly)}")
     if len(against):
-        print(against.to_string(index=False))
+        print(against.drop(columns="error").to_string(index=False))
     if a.out:
         t.to_csv(a.out, index=False)
         print(f"wrote {a.out}")

@@ -11,8 +11,10 @@ segmenter. For every truth hair that ``tricho evaluate`` counts (emergence in
 the field, in the frame; found or missed as
 :func:`phantom_misses.frame_hairs` decides), this script reads the frame's
 CIE Lab colour (OpenCV's 8-bit scale: L 0-255, a and b offset by 128) along
-the centre line, from 20% to 90% of its length, and on both sides of it,
-2.5 px beyond the shaft's edge, and reports:
+the centre line, from one diameter or 20% of its length (whichever is more,
+at most half of it: past the shaft's fade into the skin at its emergence) to
+90% of it, and on both sides of it, 2.5 px beyond the shaft's edge, and
+reports (samples outside the image left out):
 
 * ``contrast``: the distance between the mean colour on the line and the mean
   colour beside it;
@@ -65,24 +67,32 @@ def line_contrast(lab: np.ndarray, line: np.ndarray, width_px: float) -> tuple[f
     Returns
     -------
     (contrast, contrast_to_noise) : tuple of float
-        NaN for a centre line shorter than 4 px.
+        NaN for a centre line shorter than 4 px or one with too little of it in the image.
     """
     step = np.hypot(*np.diff(line, axis=0).T)
     arc = np.r_[0.0, np.cumsum(step)]
     if arc[-1] < 4:
         return float("nan"), float("nan")
-    s = np.linspace(min(3.0, 0.2 * arc[-1]), 0.9 * arc[-1], max(5, int(arc[-1])))
+    start = min(max(width_px, 0.2 * arc[-1]), 0.5 * arc[-1])
+    s = np.linspace(start, 0.9 * arc[-1], max(5, int(arc[-1])))
     r, c = np.interp(s, arc, line[:, 0]), np.interp(s, arc, line[:, 1])
     dr, dc = np.gradient(r), np.gradient(c)
     norm = np.hypot(dr, dc) + 1e-9
     nr, nc = -dc / norm, dr / norm
     off = width_px / 2 + 2.5
+    sides = [(r + off * nr, c + off * nc), (r - off * nr, c - off * nc)]
+    inside = np.ones_like(r, bool)
+    for rows, cols in [(r, c), *sides]:
+        inside &= (rows >= 0) & (rows <= lab.shape[0] - 1) & (cols >= 0) & (cols <= lab.shape[1] - 1)
+    if inside.sum() < 3:
+        return float("nan"), float("nan")
 
     def sample(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return np.stack([map_coordinates(lab[..., k], [rows, cols], order=1, mode="nearest") for k in range(3)], 1)
+        rows, cols = rows[inside], cols[inside]
+        return np.stack([map_coordinates(lab[..., k], [rows, cols], order=1) for k in range(3)], 1)
 
     on = sample(r, c)
-    beside = np.concatenate([sample(r + off * nr, c + off * nc), sample(r - off * nr, c - off * nc)])
+    beside = np.concatenate([sample(*sides[0]), sample(*sides[1])])
     skin = beside.mean(axis=0)
     contrast = float(np.linalg.norm(on.mean(axis=0) - skin))
     grain = float(np.linalg.norm(beside - skin, axis=1).mean())
@@ -95,6 +105,8 @@ def frame_table(truth_path: Path, hairs: pd.DataFrame, settings: EvaluationSetti
     found = frame_hairs(truth, hairs, settings)
     targets, _ = counted_targets(truth)
     bgr = cv2.imread(str(frame_image(truth_path)))
+    if bgr is None:
+        sys.exit(f"cannot read the phantom image beside {truth_path}: render the suite again with tricho synth")
     lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB).astype(np.float32)
     um = float(truth["um_per_px"])
     measured = [line_contrast(lab, h["centerline_rc"], h["width_um"] / um) for h in targets]
@@ -107,7 +119,8 @@ def run_table(run: Path, frames: Path, *, with_long_hair: bool = False) -> tuple
     hairs = pd.read_csv(run / "hairs.csv")
     hairs["stem"] = hairs["image"].map(lambda s: Path(str(s)).stem)
     images = pd.read_csv(run / "images.csv")
-    counts = pd.Series(images["hair_count"].to_numpy(), index=images["image"].map(lambda s: Path(str(s)).stem))
+    images = images[(images["status"] == "ok") & images["hair_count"].notna()]  # measured frames only
+    counts = pd.Series(images["hair_count"].to_numpy(float), index=images["image"].map(lambda s: Path(str(s)).stem))
     settings, parts = EvaluationSettings(), []
     for path in sorted(frames.glob("*.json")):
         truth = json.loads(path.read_text())
@@ -141,10 +154,13 @@ def main() -> None:
         if not (run / "hairs.csv").is_file() or not (run / "images.csv").is_file():
             sys.exit(f"{run} has no hairs.csv / images.csv: pass the output folder of tricho analyze")
     tables, counts = zip(*(run_table(r, f, with_long_hair=a.with_long_hair) for r, f in zip(a.runs, a.frames)))
+    # frames keyed by run as well, so that two suites with the same frame names stay apart
+    tables = [t.assign(frame=f"{k}:" + t["frame"]) for k, t in enumerate(tables)]
+    counts = [c.set_axis([f"{k}:{stem}" for stem in c.index]) for k, c in enumerate(counts)]
     table, count = pd.concat(tables, ignore_index=True), pd.concat(counts)
     table["found"] = table["status"] == "found"
     print(f"{table['frame'].nunique()} frames, {len(table)} truth hairs, {int((~table['found']).sum())} missed\n")
-    bins = pd.cut(table["contrast"], [0, 4, 10, 20, np.inf], right=True)
+    bins = pd.cut(table["contrast"], [0, 4, 10, 20, np.inf], include_lowest=True)
     by = table.groupby(bins, observed=True)["found"]
     print("Found by contrast with the skin beside the shaft (8-bit Lab units):")
     print(pd.DataFrame({"hairs": by.size(), "found": by.mean().round(3), "missed": by.size() - by.sum()}).to_string(), "\n")

@@ -70,6 +70,7 @@ class Stages:
     tips: np.ndarray | None  # cut tips of a learned model, when it gave them
     used: str  # the segmenter that ran
     settings: Settings  # with a learned model's thresholds when one ran
+    direction: np.ndarray | None = None  # the frame's pooled root-to-tip direction that oriented its hairs, if decisive
 
 
 @dataclass
@@ -280,16 +281,15 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                    max_width_px=settings.fused_min_um / scale)
     if settings.broken_gap_um > 0:
         cands = join_broken_shafts(cands, max_gap_px=settings.broken_gap_um / scale, level=prob)
-    _orient(cands, fork_angle_deg=settings.fork_angle_deg, consensus=settings.direction_consensus,
-            fork_vote=settings.fork_vote,
-            direction_over_forks=settings.direction_over_forks)
+    direction = _orient(cands, fork_angle_deg=settings.fork_angle_deg, consensus=settings.direction_consensus,
+                        fork_vote=settings.fork_vote, direction_over_forks=settings.direction_over_forks)
     if _long_scene(cands, scale, settings):
         _mark_occluded(cands, scale, dense=_dense_crossing(cands, settings))
     inside = [c for c in cands if _emerges_inside(c, field_rows, image.shape,
                                                   count_hidden=settings.count_hidden_roots)]
     if settings.tip_step > 0 and not con.light:
         _add_tip_shares(inside, mask, settings.tip_step)
-    return Stages(image, valid, field_rows, con, prob, mask, traced, cands, inside, tips, used, settings)
+    return Stages(image, valid, field_rows, con, prob, mask, traced, cands, inside, tips, used, settings, direction)
 
 
 def measure_frame(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
@@ -888,8 +888,8 @@ DIRECTION_CONE = float(np.cos(np.deg2rad(40)))
 
 
 def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0, consensus: float = 0.3,
-            direction_over_forks: bool = False, fork_vote: float = 1.0) -> None:
-    """Choose the root end of every hair.
+            direction_over_forks: bool = False, fork_vote: float = 1.0) -> np.ndarray | None:
+    """Choose the root end of every hair; return the frame's direction that did it (None: not decisive).
 
     Order of evidence: an end where the hair forks from others of its
     unit is the root (and a shaft running through that fork shares its
@@ -942,6 +942,7 @@ def _orient(cands: list[Candidate], *, fork_angle_deg: float = 0.0, consensus: f
     if forks is not None:
         for c in cands:
             c.hidden_root = c.hair.end_kinds[c.root] == "junction" and (id(c), c.root) not in forks
+    return direction
 
 
 #: Shafts longer than this (µm) are long hair: clipped hair is shorter
@@ -1090,8 +1091,8 @@ def _frame_direction(cands: list[Candidate], consensus: float = 0.3,
     ref = np.array([np.sin(mean_ang), np.cos(mean_ang)])
     sign = np.sign(axes @ ref)
     votes = np.asarray(votes) * sign
-    if abs(votes.sum()) < consensus * np.abs(votes).sum():
-        return None
+    if not np.abs(votes).any() or abs(votes.sum()) < consensus * np.abs(votes).sum():
+        return None  # no evidence (e.g. only forks at fork_vote 0), or not enough of it agrees
     return ref if votes.sum() > 0 else -ref
 
 

@@ -425,10 +425,10 @@ class Settings:
         every uncut hair votes the difference of its two ends' root scores
         (halo, fading; a median of about 0.16). At 1 (until session 53) a
         few false forks (a cut tip touching another shaft, a spur) outvoted
-        a frame's halos: in 23 of 110 fdu_val frames (every third one) the
-        direction ran against most of the hairs' own evidence, and in the
-        six of them looked at, every root lay at the cut tips. At 0.1 that
-        is 1 of 110. Tuning suites 95-98: roots on the emergence side
+        a frame's halos: of every third fdu_val frame (110), 23 had a
+        decisive direction against the summed own evidence of their uncut
+        hairs (``benchmarks/direction_agreement.py``), and in the six of them
+        looked at, every root lay at the cut tips. At 0.1 that is 1. Tuning suites 95-98: roots on the emergence side
         0.948 / 0.952 / 0.956 / 0.938 -> 0.968 / 0.968 / 0.964 / 0.958, units
         MAPE better on three, count MAPE 17.01 -> 17.20% (paired +0.19 +- 0.21);
         fdu_val halves A / B 17.00 / 18.57 -> 17.87 / 18.29% (the border's

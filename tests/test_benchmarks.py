@@ -290,6 +290,13 @@ def test_visibility_reads_a_bands_colour_distance_from_the_skin_beside_it():
     blank = vis.line_contrast(np.full_like(lab, lab[0, 0]), line, 5.0)
     assert blank[0] == 0.0
     assert np.isnan(vis.line_contrast(lab, np.array([[50.0, 10.0], [50.0, 13.0]]), 5.0)[0])
+    # along the top edge the skin above lies outside the image: no sample there, no contrast
+    assert np.isnan(vis.line_contrast(lab, np.array([[1.0, 10.0], [1.0, 90.0]]), 5.0)[0])
+    # a shaft that fades in at its emergence: the first diameter (and 20% of the line) is not read
+    faded = bgr.copy()
+    faded[48:53, 10:26] = 150  # the band starts only 16 px along the line
+    assert vis.line_contrast(cv2.cvtColor(faded, cv2.COLOR_BGR2LAB).astype(np.float32), line, 5.0)[0] == \
+        pytest.approx(contrast)
 
 
 def test_visibility_count_error_against_only_the_hairs_above_a_floor():
@@ -321,7 +328,7 @@ def test_direction_agreement_counts_own_evidence_for_and_against_the_frames_dire
     down = np.array([1.0, 0.0])  # root on top, tip below
     got = da.frame_votes(cands, down)
     assert (got["own_agree"], got["own_against"], got["forks_for"]) == (2, 1, -1.0)
-    assert got["own_net"] == pytest.approx(0.3)
+    assert (got["own_net"], got["own_size"]) == pytest.approx((0.3, 0.5))
     flipped = da.frame_votes(cands, -down)
     assert (flipped["own_agree"], flipped["own_against"], flipped["forks_for"]) == (1, 2, 1.0)
     assert da.frame_votes(cands, None)["decided"] is False

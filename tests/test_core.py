@@ -1376,3 +1376,35 @@ def test_a_few_forks_outvote_the_hairs_own_evidence_only_at_full_weight(fork_vot
     # against it are overruled
     assert [c.root for c in own] == ([0] * 6 if root_on_top else [1] * 6)
     assert [c.root for c in forks] == ([0] * 3 if root_on_top else [1] * 3)
+    assert {c.root_evidence for c in forks} == ({"direction"} if root_on_top else {"fork"})
+
+
+def test_a_frame_without_root_evidence_has_no_direction():
+    from pipeline.frame import _frame_direction
+
+    # three parallel forks that weigh nothing and three hairs whose two ends score the same
+    forks = [_hair_candidate([(10.0, 5.0 + 10 * k), (60.0, 5.0 + 10 * k)], ends=("free", "junction"))
+             for k in range(3)]
+    for c in forks:
+        c.root, c.confident = 1, True
+    assert _frame_direction(forks, 0.3, fork_vote=0.0) is None
+    assert _frame_direction([_vertical_candidate(0.4, 0.4) for _ in range(3)], 0.3) is None
+    assert _frame_direction(forks, 0.3, fork_vote=0.1) is not None
+
+
+def test_the_core_orients_with_the_settings_fork_vote(monkeypatch):
+    import pipeline.frame as frame
+    from pipeline.settings import Settings
+
+    seen = []
+    orient = frame._orient
+
+    def spy(cands, **kwargs):
+        seen.append(kwargs["fork_vote"])
+        return orient(cands, **kwargs)
+
+    monkeypatch.setattr(frame, "_orient", spy)
+    image = np.full((200, 200, 3), 200, np.uint8)
+    image[40:160, 98:103] = 40  # one dark bar
+    st = frame.frame_stages(image, um_per_px=5.0, settings=Settings(fork_vote=0.25))
+    assert seen == [0.25] and st.direction is None  # one hair: no pooled direction
