@@ -48,11 +48,14 @@ def frame_votes(cands: list, direction: np.ndarray | None) -> dict:
                 "own_size": 0.0}
     forks, own = 0.0, []
     for c in cands:
-        along = float(np.sign(frame._root_to_tip(c.hair.path, 0) @ direction))
+        vote = frame.root_vote(c)  # a fork-rooted hair counted as 1 here, whatever its weight in the core
+        if vote is None:
+            continue
+        vote *= float(np.sign(frame._root_to_tip(c.hair.path, 0) @ direction))
         if c.confident:
-            forks += (1.0 if c.root == 0 else -1.0) * along
-        elif not any(c.cut):
-            own.append(float(c.scores[0] - c.scores[1]) * along)
+            forks += vote
+        else:
+            own.append(vote)
     own = np.asarray(own)
     return {"decided": True, "forks_for": forks, "own_agree": int((own > 0).sum()),
             "own_against": int((own < 0).sum()), "own_net": float(own.sum()), "own_size": float(np.abs(own).sum())}

@@ -41,10 +41,8 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import map_coordinates
 
-from pipeline.evaluate import EvaluationSettings
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from phantom_misses import counted_targets, frame_hairs, frame_image  # noqa: E402
+import phantom_misses  # noqa: E402
 
 #: Contrast floors of the MAPE table (8-bit Lab units); 4 is about where a shaft stops showing.
 FLOORS = (0.0, 3.0, 4.0, 6.0, 10.0)
@@ -99,37 +97,30 @@ def line_contrast(lab: np.ndarray, line: np.ndarray, width_px: float) -> tuple[f
     return contrast, contrast / max(grain, 1e-6)
 
 
-def frame_table(truth_path: Path, hairs: pd.DataFrame, settings: EvaluationSettings) -> pd.DataFrame:
-    """One row per counted truth hair of one phantom frame: found or why missed, and its contrast."""
+def frame_contrasts(truth_path: Path) -> pd.DataFrame:
+    """:func:`line_contrast` of every counted truth hair of one phantom frame, in
+    :func:`phantom_misses.counted_targets` order (the order of :func:`phantom_misses.frame_hairs`' rows)."""
     truth = json.loads(truth_path.read_text())
-    found = frame_hairs(truth, hairs, settings)
-    targets, _ = counted_targets(truth)
-    bgr = cv2.imread(str(frame_image(truth_path)))
+    targets, _ = phantom_misses.counted_targets(truth)
+    bgr = cv2.imread(str(phantom_misses.frame_image(truth_path)))
     if bgr is None:
         sys.exit(f"cannot read the phantom image beside {truth_path}: render the suite again with tricho synth")
     lab = cv2.cvtColor(bgr, cv2.COLOR_BGR2LAB).astype(np.float32)
     um = float(truth["um_per_px"])
-    measured = [line_contrast(lab, h["centerline_rc"], h["width_um"] / um) for h in targets]
-    return found.assign(frame=truth_path.stem, um_per_px=um,
-                        contrast=[m[0] for m in measured], contrast_to_noise=[m[1] for m in measured])
+    return pd.DataFrame([line_contrast(lab, h["centerline_rc"], h["width_um"] / um) for h in targets],
+                        columns=["contrast", "contrast_to_noise"], dtype=float)
 
 
 def run_table(run: Path, frames: Path, *, with_long_hair: bool = False) -> tuple[pd.DataFrame, pd.Series]:
-    """:func:`frame_table` over a run's phantom frames, and the run's count per frame (by stem)."""
-    hairs = pd.read_csv(run / "hairs.csv")
-    hairs["stem"] = hairs["image"].map(lambda s: Path(str(s)).stem)
+    """:func:`phantom_misses.run_table` (found or why missed) over a run's measured phantom frames with each
+    hair's :func:`frame_contrasts`, and the run's count per frame (by stem)."""
     images = pd.read_csv(run / "images.csv")
     images = images[(images["status"] == "ok") & images["hair_count"].notna()]  # measured frames only
     counts = pd.Series(images["hair_count"].to_numpy(float), index=images["image"].map(lambda s: Path(str(s)).stem))
-    settings, parts = EvaluationSettings(), []
-    for path in sorted(frames.glob("*.json")):
-        truth = json.loads(path.read_text())
-        if "hairs" not in truth or (truth["params"].get("uncut_fraction", 0) > 0 and not with_long_hair):
-            continue
-        if path.stem not in counts.index:
-            continue
-        parts.append(frame_table(path, hairs[hairs["stem"] == path.stem], settings))
-    return pd.concat(parts, ignore_index=True), counts
+    table = phantom_misses.run_table(run, frames, with_long_hair=with_long_hair)
+    table = table[table["frame"].isin(counts.index)].reset_index(drop=True)
+    contrasts = [frame_contrasts(frames / f"{stem}.json") for stem in table["frame"].unique()]
+    return table.join(pd.concat(contrasts, ignore_index=True)), counts
 
 
 def mape_above(table: pd.DataFrame, counts: pd.Series, floor: float) -> tuple[float, float]:

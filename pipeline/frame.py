@@ -1061,6 +1061,19 @@ def _continues_across(c: Candidate, o: Candidate, cands: list[Candidate]) -> boo
     return False
 
 
+def root_vote(c: Candidate, fork_vote: float = 1.0) -> float | None:
+    """A hair's vote in the frame's direction (:func:`_frame_direction`) for its end 0 being its root.
+
+    ``fork_vote`` (+ or -) for a hair rooted at a fork or through one, the difference of its two ends' root
+    scores for an uncut hair, None for a hair cut by the border (no say).
+    """
+    if c.confident:
+        return fork_vote if c.root == 0 else -fork_vote
+    if not any(c.cut):
+        return float(c.scores[0] - c.scores[1])
+    return None
+
+
 def _frame_direction(cands: list[Candidate], consensus: float = 0.3,
                      fork_vote: float = 1.0) -> np.ndarray | None:
     """The frame's root-to-tip direction when its hairs agree, else None.
@@ -1072,14 +1085,10 @@ def _frame_direction(cands: list[Candidate], consensus: float = 0.3,
     """
     axes, votes = [], []
     for c in cands:
-        a = _root_to_tip(c.hair.path, 0)
-        if c.confident:
-            votes.append(fork_vote if c.root == 0 else -fork_vote)
-        elif not any(c.cut):
-            votes.append(float(c.scores[0] - c.scores[1]))
-        else:
-            continue
-        axes.append(a)
+        vote = root_vote(c, fork_vote)
+        if vote is not None:
+            axes.append(_root_to_tip(c.hair.path, 0))
+            votes.append(vote)
     if len(axes) < 3:
         return None
     axes = np.asarray(axes)

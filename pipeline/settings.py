@@ -430,8 +430,9 @@ class Settings:
         hairs (``benchmarks/direction_agreement.py``), and in the six of them
         looked at, every root lay at the cut tips. At 0.1: 4 of 82 frames with
         a decisive direction (23 of 69 before), 1 where that evidence alone
-        would be decisive the other way (21 before). Tuning suites 95-98: roots on the emergence side
-        0.948 / 0.952 / 0.956 / 0.938 -> 0.968 / 0.968 / 0.964 / 0.958, units
+        would be decisive the other way (21 before). Tuning suites 95-98:
+        roots on the emergence side 0.948 / 0.952 / 0.956 / 0.938 ->
+        0.968 / 0.968 / 0.964 / 0.958, units
         MAPE better on three, count MAPE 17.01 -> 17.20% (paired +0.19 +- 0.21);
         fdu_val halves A / B 17.00 / 18.57 -> 17.87 / 18.29% (the border's
         hairs: interior count MAPE of half A 17.48 -> 17.32%).
