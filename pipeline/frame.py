@@ -107,6 +107,8 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     """
     scale = um_per_px or settings.scale_um_per_px
     image = segment.remove_scale_bar(image, min_length_px=bar_search_px(scale, settings))
+    if settings.paint_drawn_lines:
+        image = segment.paint_out_lines(image)
     valid, field_rows = segment.frame_regions(image)
     kind, _, with_model = settings.route.partition("+")
     con = segment.darkness_map(image, um_per_px=scale, settings=settings, valid=valid, kind=kind)

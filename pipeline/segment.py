@@ -766,6 +766,47 @@ def remove_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX) -> n
     return cv2.inpaint(image, bar.astype(np.uint8), 3, cv2.INPAINT_TELEA)
 
 
+#: Drawn red strokes narrower than this (px) are lines and circles drawn over the photo
+#: (:func:`drawn_lines`); what an opening with a disc of this diameter keeps is a filled mark. A 2 px
+#: circle of large radius reads 3-4 px tall where it steps from row to row.
+LINE_MAX_PX = 7
+
+
+def drawn_lines(image: np.ndarray) -> np.ndarray:
+    """Thin drawn strokes of a frame: pure red lines and circles (bool, (M, N)), grown by 2 px.
+
+    The pixels of :func:`_drawn_colours`' red in a connected patch larger than
+    a speck (``SPECK_PX``, after growing by 2 px, as :func:`frame_regions`
+    reads it) and narrower than ``LINE_MAX_PX`` (an opening with a disc of
+    that diameter removes them); grown by 2 px, as :func:`overlay_pixels` grows every
+    drawn mark, to take in the stroke's antialiased edge.
+    """
+    red = _drawn_colours(image)[1]
+    if not red.any():
+        return red
+    k = np.ones((5, 5), np.uint8)
+    grown = drop_small(cv2.dilate(red.astype(np.uint8), k) > 0, SPECK_PX - 1, connectivity=8)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (LINE_MAX_PX, LINE_MAX_PX))
+    filled = cv2.dilate(cv2.morphologyEx(red.astype(np.uint8), cv2.MORPH_OPEN, disc), k) > 0
+    lines = red & grown & ~filled
+    return cv2.dilate(lines.astype(np.uint8), k) > 0
+
+
+def paint_out_lines(image: np.ndarray) -> np.ndarray:
+    """The frame with its thin drawn lines (:func:`drawn_lines`) painted over from their surroundings.
+
+    Inpainting (Telea 2004) as for the scale bar (:func:`remove_scale_bar`):
+    a measurement circle drawn across a shaft, masked as not skin, cut the
+    shaft in two, and a shaft whose root lay on the line looked cut by the
+    border of the skin and was not counted. Filled marks, text and glare
+    stay masked (:func:`frame_regions`).
+    """
+    lines = drawn_lines(image)
+    if not lines.any():
+        return image
+    return cv2.inpaint(image, lines.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+
+
 def text_boxes(marks: np.ndarray, *, min_marks: int = 80) -> np.ndarray:
     """Boxes around clusters of drawn marks (text labels and their backgrounds).
 

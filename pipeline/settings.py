@@ -419,6 +419,12 @@ class Settings:
         0.925 / 0.945 / 0.932 / 0.921 -> 0.943 / 0.952 / 0.952 / 0.935,
         precision and recall of matched hairs up on all four, count MAPE
         17.28 -> 17.34% (session 41).
+    paint_drawn_lines : bool
+        Thin drawn red lines and circles (a device's measurement circle) are
+        painted over from their surroundings before the hair map
+        (:func:`pipeline.segment.paint_out_lines`) instead of being masked as
+        not skin, so a shaft they cross stays one shaft and a root they touch
+        is not taken as cut. (Session 54; numbers in docs/HISTORY.md.)
     fork_vote : float
         Weight of a hair rooted at a fork (or through another hair's fork)
         in the frame's pooled direction (``frame._frame_direction``), where
@@ -614,6 +620,7 @@ class Settings:
     count_hidden_roots: bool = True
     long_scene_share: float = 0.15
     direction_over_forks: bool = True
+    paint_drawn_lines: bool = True
     fork_vote: float = 0.1
     dense_crossing_share: float = 0.3
     light_hair_model: str = "hairnet-light-v3"

@@ -293,6 +293,44 @@ def test_short_scale_bar_of_a_low_magnification_frame_is_not_a_hair():
     assert analyze_frame(img, um_per_px=12.5).metrics["hair_count"] == 1
 
 
+def _shafts_under_a_measurement_circle() -> np.ndarray:
+    """A shaft crossed by a 2 px red circle (as devices draw a measurement circle) and a shaft whose end lies on it."""
+    img = blank(400, 500)
+    bar(img, 100, 60, 300, 120, 12)  # crossed in its middle
+    bar(img, 200, 330, 60, 400, 12)  # its lower end on the circle
+    cv2.circle(img, (250 * 16, -100 * 16), 320 * 16, (230, 30, 30), 2, cv2.LINE_AA, 4)
+    return img
+
+
+def test_a_measurement_circle_drawn_across_shafts_is_painted_out():
+    """Painted over (``paint_drawn_lines``), the circle leaves the crossed shaft whole and the shaft ending on it
+    counted; masked as not skin, it cut the first in two pieces, counted as two hairs, and hid the second."""
+    img = _shafts_under_a_measurement_circle()
+    whole_um = np.hypot(200, 60) * 2.78
+    painted = analyze_frame(img, um_per_px=2.78)
+    assert painted.metrics["hair_count"] == 2
+    assert painted.hairs["length_um"].max() >= whole_um
+    assert (painted.hairs["col"] > 250).sum() == 1
+    masked = analyze_frame(img, um_per_px=2.78, settings=Settings(paint_drawn_lines=False))
+    assert masked.hairs["length_um"].max() < whole_um
+    assert (masked.hairs["col"] > 250).sum() == 0
+
+
+def test_only_thin_red_strokes_are_painted_out():
+    """A 2 px red line is a drawn line; a filled red disc is a mark and stays masked; a frame without red is untouched."""
+    from pipeline.segment import drawn_lines, frame_regions, paint_out_lines
+
+    img = blank(300, 400)
+    assert paint_out_lines(img) is img
+    cv2.line(img, (20, 50), (380, 60), (230, 30, 30), 2, cv2.LINE_AA)
+    cv2.circle(img, (200, 200), 15, (230, 30, 30), -1)
+    lines = drawn_lines(img)
+    assert lines[55, 200] and not lines[200, 200]
+    valid = frame_regions(paint_out_lines(img))[0]
+    assert valid[55, 200] and valid[:100].all()
+    assert not valid[200, 200]
+
+
 def _textured_dark_skin_with_one_shaft(strip: bool) -> np.ndarray:
     """Skin tone like phantom tone 5 with smooth mottling, one thick shaft, optionally a light padding strip."""
     rng = np.random.default_rng(0)
