@@ -766,6 +766,8 @@ def remove_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX) -> n
     return cv2.inpaint(image, bar.astype(np.uint8), 3, cv2.INPAINT_TELEA)
 
 
+#: Fewer red pixels than this are specks, not a drawn line (:func:`drawn_lines` stops there: most frames).
+LINE_MIN_PX = 50
 #: Drawn red strokes narrower than this (px) are lines and circles drawn over the photo
 #: (:func:`drawn_lines`); what an opening with a disc of this diameter keeps is a filled mark. A 2 px
 #: circle of large radius reads 3-4 px tall where it steps from row to row.
@@ -781,9 +783,10 @@ def drawn_lines(image: np.ndarray) -> np.ndarray:
     that diameter removes them); grown by 2 px, as :func:`overlay_pixels` grows every
     drawn mark, to take in the stroke's antialiased edge.
     """
-    red = _drawn_colours(image)[1]
-    if not red.any():
-        return red
+    r, g, b = cv2.split(image)
+    red = (r > 150) & (cv2.subtract(r, cv2.max(g, b)) > 90)  # :func:`_drawn_colours`' red, in 8 bits
+    if np.count_nonzero(red) < LINE_MIN_PX:
+        return np.zeros(red.shape, bool)
     k = np.ones((5, 5), np.uint8)
     grown = drop_small(cv2.dilate(red.astype(np.uint8), k) > 0, SPECK_PX - 1, connectivity=8)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (LINE_MAX_PX, LINE_MAX_PX))

@@ -332,3 +332,24 @@ def test_direction_agreement_counts_own_evidence_for_and_against_the_frames_dire
     flipped = da.frame_votes(cands, -down)
     assert (flipped["own_agree"], flipped["own_against"], flipped["forks_for"]) == (1, 2, 1.0)
     assert da.frame_votes(cands, None)["decided"] is False
+
+
+def test_low_magnification_copy_keeps_every_box_the_evaluation_keeps(tmp_path):
+    """fdu_low_mag.py shrinks a frame and its boxes together: the same boxes count (a narrow box widened to the
+    evaluation's 2 px limit, a degenerate one still dropped), each centre divided by the factor."""
+    from pipeline.evaluate import read_voc
+
+    low = _module("fdu_low_mag")
+    boxes = ((30, 40, 90, 200), (100, 10, 104, 60), (200, 200, 201, 250))  # wide, 4 px (1.3 px shrunk), degenerate
+    objects = "".join(f"<object><class>single</class><bndbox><xmin>{x1}</xmin><ymin>{y0}</ymin><xmax>{x0}</xmax>"
+                      f"<ymax>{y1}</ymax></bndbox></object>" for x0, y0, x1, y1 in boxes)  # x swapped, as in fdu_val
+    xml = tmp_path / "220105_A095_1.xml"
+    xml.write_text(f"<annotation><size><width>300</width><height>240</height></size>{objects}</annotation>")
+    low.shrink_annotation(xml, 3.0, 100, 80).write(tmp_path / "small.xml")
+    full, small = read_voc(xml), read_voc(tmp_path / "small.xml")
+    assert full.true_count == small.true_count == 2
+    assert (small.width_px, small.height_px) == (100, 80)
+    np.testing.assert_allclose(small.points_rc, full.points_rc / 3.0, atol=0.01)
+    image = np.zeros((240, 300, 3), np.uint8)
+    image[:, 150:] = 90
+    assert low.shrink_image(image, 3.0).shape == (80, 100, 3)
