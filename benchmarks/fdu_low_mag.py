@@ -14,7 +14,8 @@ shafts at that scale reads real skin (its creases, grain and pigment) as hair to
 This writes a copy of fdu_val with every frame shrunk by ``--factor`` (area
 averaging, ``cv2.INTER_AREA``, the way a sensor integrates light; saved as PNG, so
 no new compression) and its boxes scaled with it. The pixel size becomes
-``2.78 * factor`` um/px; the field stays the same skin. Boxes that fall under the
+``2.78 * factor`` um/px (the frame's size rounded to whole pixels, within 0.1%); the
+field stays the same skin. Boxes that fall under the
 evaluation's degenerate-box limit (2 px) only by the shrinking are widened about
 their centre to 2 px, so the true count of every frame is the same as fdu_val's.
 
@@ -29,10 +30,17 @@ import argparse
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import inspect
+
 import cv2
 import numpy as np
 
-MIN_SIDE_PX = 2.0
+from pipeline.evaluate import read_voc
+
+#: The evaluation's degenerate-box limit (px), :func:`pipeline.evaluate.read_voc`'s default.
+MIN_SIDE_PX = float(inspect.signature(read_voc).parameters["min_box_side_px"].default)
+#: fdu_val's pixel size (µm/px; its README).
+FDU_UM_PER_PX = 2.78
 
 
 def shrink_image(image: np.ndarray, factor: float) -> np.ndarray:
@@ -43,9 +51,9 @@ def shrink_image(image: np.ndarray, factor: float) -> np.ndarray:
 
 
 def _scaled_span(lo: float, hi: float, factor: float, limit: int) -> tuple[float, float]:
-    """One box side's span divided by ``factor``, widened about its centre to ``MIN_SIDE_PX``
-    when the shrinking alone made it too narrow, and kept inside ``[0, limit]``."""
-    lo, hi = sorted((lo / factor, hi / factor))
+    """One box side's span divided by ``factor`` and kept inside ``[0, limit]``, widened about its
+    centre to ``MIN_SIDE_PX`` when the shrinking alone made it too narrow."""
+    lo, hi = sorted((min(max(lo / factor, 0.0), limit), min(max(hi / factor, 0.0), limit)))
     side = MIN_SIDE_PX + 0.1  # clear of the limit after rounding to hundredths
     if hi - lo < side:
         mid = min(max((lo + hi) / 2, side / 2), limit - side / 2)
@@ -101,7 +109,7 @@ def main() -> None:
             args.out / "annotations" / f"{path.stem}.xml")
         written += 1
     print(f"wrote {written} frames shrunk by {args.factor:g} to {args.out}: "
-          f"pixel size {2.78 * args.factor:.2f} um/px at fdu_val's 2.78")
+          f"pixel size {FDU_UM_PER_PX * args.factor:.2f} um/px at fdu_val's {FDU_UM_PER_PX}")
 
 
 if __name__ == "__main__":

@@ -103,7 +103,8 @@ def run_settings(results: Path) -> Settings:
 
     Keys this version does not know (a run of another version) are left out.
     A run made before ``bright_veto_model`` existed vetoed with its
-    ``light_hair_model``, so that model is read back in the role.
+    ``light_hair_model``, so that model is read back in the role; one made
+    before ``paint_drawn_lines`` masked drawn lines, so it is read back off.
     """
     try:
         recorded = json.loads((results / "run.json").read_text()).get("settings", {})
@@ -111,6 +112,8 @@ def run_settings(results: Path) -> Settings:
         recorded = {}
     if isinstance(recorded, dict) and "light_hair_model" in recorded and "bright_veto_model" not in recorded:
         recorded = {**recorded, "bright_veto_model": recorded["light_hair_model"]}
+    if isinstance(recorded, dict) and recorded and "paint_drawn_lines" not in recorded:
+        recorded = {**recorded, "paint_drawn_lines": False}  # a run made before drawn lines were painted out
     known = {f.name for f in dataclasses.fields(Settings)}
     try:
         return Settings(**{k: v for k, v in recorded.items() if k in known})

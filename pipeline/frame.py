@@ -58,7 +58,7 @@ class Stages:
     — segmentation, tracing, the fragment filters or the counting rule.
     """
 
-    image: np.ndarray  # the frame with a burned-in scale bar painted out
+    image: np.ndarray  # the frame as the hair map reads it (:func:`prepared_image`)
     valid: np.ndarray  # skin pixels
     field_rows: np.ndarray  # rows of the counting field
     contrast: segment.Contrast
@@ -77,7 +77,7 @@ class Stages:
 class HairMap:
     """A frame's hair probability as the per-frame core computes it, with what chose it."""
 
-    image: np.ndarray  # the frame with a burned-in scale bar painted out
+    image: np.ndarray  # the frame as the hair map reads it (:func:`prepared_image`)
     valid: np.ndarray  # skin pixels
     field_rows: np.ndarray  # rows of the counting field
     contrast: segment.Contrast
@@ -98,7 +98,8 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     dark skin, which the classical path reads on a brightness map kept near
     what ``bright_veto_model`` sees (``bright_hair_skin_below``,
     :func:`_seen_by_model`);
-    else the classical darkness map.  On a light-hair route, a frame whose
+    else the classical darkness map, all read on :func:`prepared_image` (a burned-in scale bar and
+    thin drawn lines painted out).  On a light-hair route, a frame whose
     shafts are yellower than skin gets its yellow shafts added
     (:func:`with_yellow_shafts`, ``settings.yellow_shaft_b``).  A fixed ``settings.route`` (e.g.
     ``"colour+model"``, :func:`route_of`) replaces that choice.  Every consumer of a frame's probability (the core, the
@@ -106,9 +107,7 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     here, so they read the same map.
     """
     scale = um_per_px or settings.scale_um_per_px
-    image = segment.remove_scale_bar(image, min_length_px=bar_search_px(scale, settings))
-    if settings.paint_drawn_lines:
-        image = segment.paint_out_lines(image)
+    image = prepared_image(image, scale, settings)
     valid, field_rows = segment.frame_regions(image)
     kind, _, with_model = settings.route.partition("+")
     con = segment.darkness_map(image, um_per_px=scale, settings=settings, valid=valid, kind=kind)
@@ -137,6 +136,14 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
 BAR_SHARE = 0.8
 #: ... and at least this long (pixels).
 BAR_FLOOR_PX = 40
+
+
+def prepared_image(image: np.ndarray, scale: float, settings: Settings) -> np.ndarray:
+    """The frame as the hair map reads it (uint8 RGB): a burned-in scale bar painted out
+    (:func:`segment.remove_scale_bar`) and, with ``settings.paint_drawn_lines``, thin drawn red
+    lines and circles too (:func:`segment.paint_out_lines`). ``scale``: pixel size (µm/px)."""
+    image = segment.remove_scale_bar(image, min_length_px=bar_search_px(scale, settings))
+    return segment.paint_out_lines(image) if settings.paint_drawn_lines else image
 
 
 def bar_search_px(scale: float, settings: Settings) -> int:

@@ -766,7 +766,8 @@ def remove_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX) -> n
     return cv2.inpaint(image, bar.astype(np.uint8), 3, cv2.INPAINT_TELEA)
 
 
-#: Fewer red pixels than this are specks, not a drawn line (:func:`drawn_lines` stops there: most frames).
+#: Fewer red pixels than this in the whole frame are specks, not a drawn line (:func:`drawn_lines` stops
+#: there: most frames). A red stroke shorter than that (1 px by 40) stays masked as before.
 LINE_MIN_PX = 50
 #: Drawn red strokes narrower than this (px) are lines and circles drawn over the photo
 #: (:func:`drawn_lines`); what an opening with a disc of this diameter keeps is a filled mark. A 2 px
@@ -783,8 +784,7 @@ def drawn_lines(image: np.ndarray) -> np.ndarray:
     that diameter removes them); grown by 2 px, as :func:`overlay_pixels` grows every
     drawn mark, to take in the stroke's antialiased edge.
     """
-    r, g, b = cv2.split(image)
-    red = (r > 150) & (cv2.subtract(r, cv2.max(g, b)) > 90)  # :func:`_drawn_colours`' red, in 8 bits
+    red = pure_red(image)
     if np.count_nonzero(red) < LINE_MIN_PX:
         return np.zeros(red.shape, bool)
     k = np.ones((5, 5), np.uint8)
@@ -801,8 +801,9 @@ def paint_out_lines(image: np.ndarray) -> np.ndarray:
     Inpainting (Telea 2004) as for the scale bar (:func:`remove_scale_bar`):
     a measurement circle drawn across a shaft, masked as not skin, cut the
     shaft in two, and a shaft whose root lay on the line looked cut by the
-    border of the skin and was not counted. Filled marks, text and glare
-    stay masked (:func:`frame_regions`).
+    border of the skin and was not counted. Filled red marks, blue text,
+    glare and the 15-30 px knot where two lines cross stay masked
+    (:func:`frame_regions`); red text is painted in part.
     """
     lines = drawn_lines(image)
     if not lines.any():
@@ -893,8 +894,17 @@ def _drawn_colours(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # (``100 * excess > 45 * b`` is ``excess > 0.45 * b`` in exact integers)
     excess = b - np.maximum(r, g)
     blue_cyan = ((b > 140) & (excess > 90) & (100 * excess > 45 * b)) | ((b > 150) & (g > 150) & (r < 90))
-    red = (r > 150) & (r - np.maximum(g, b) > 90)
-    return blue_cyan, red
+    return blue_cyan, pure_red(image)
+
+
+def pure_red(image: np.ndarray) -> np.ndarray:
+    """Pure red pixels (bool, (M, N)): red above 150 and at least 90 above green and blue (8-bit).
+
+    The red of drawn circles and lines (:func:`_drawn_colours`, :func:`drawn_lines`). In uint8 with a
+    saturating difference, which equals the signed difference's test for every value above 90.
+    """
+    r, g, b = cv2.split(image)
+    return (r > 150) & (cv2.subtract(r, cv2.max(g, b)) > 90)
 
 
 def _band_rows(image: np.ndarray, overlay: np.ndarray) -> np.ndarray:

@@ -386,7 +386,7 @@ def tune_thresholds(net: HairNet, cfg: TrainConfig, n: int | None = None) -> dic
     Frames ``[HOLDOUT_SEED, i]`` are never trained on; the count is compared
     with the truth's ``count_in_field``.
     """
-    from pipeline.frame import measure_frame, tip_points
+    from pipeline.frame import measure_frame, prepared_image, tip_points
     from pipeline.learned import LearnedModel
     from pipeline.settings import Settings
 
@@ -397,7 +397,8 @@ def tune_thresholds(net: HairNet, cfg: TrainConfig, n: int | None = None) -> dic
         img, truth = synth.render_frame(params, rng)
         frames.append((img, params.um_per_px, truth["count_in_field"]))
     model = LearnedModel("candidate", Path("."), net, {"model_um_per_px": cfg.model_um_per_px}, {}, "")
-    maps = [model.predict(img, um_per_px=um) for img, um, _ in frames]
+    # the model reads the frame as the core hands it to a model (scale bar and drawn lines painted out)
+    maps = [model.predict(prepared_image(img, um, Settings()), um_per_px=um) for img, um, _ in frames]
     best = None
     for high in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
         for gap in (0.1, 0.25):

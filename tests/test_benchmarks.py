@@ -340,16 +340,18 @@ def test_low_magnification_copy_keeps_every_box_the_evaluation_keeps(tmp_path):
     from pipeline.evaluate import read_voc
 
     low = _module("fdu_low_mag")
-    boxes = ((30, 40, 90, 200), (100, 10, 104, 60), (200, 200, 201, 250))  # wide, 4 px (1.3 px shrunk), degenerate
+    boxes = ((30, 40, 90, 200), (100, 10, 104, 60), (200, 200, 201, 250),  # wide, 4 px (1.3 px shrunk), degenerate
+             (250, 200, 300, 241))  # past the frame's edge
     objects = "".join(f"<object><class>single</class><bndbox><xmin>{x1}</xmin><ymin>{y0}</ymin><xmax>{x0}</xmax>"
                       f"<ymax>{y1}</ymax></bndbox></object>" for x0, y0, x1, y1 in boxes)  # x swapped, as in fdu_val
     xml = tmp_path / "220105_A095_1.xml"
     xml.write_text(f"<annotation><size><width>300</width><height>240</height></size>{objects}</annotation>")
     low.shrink_annotation(xml, 3.0, 100, 80).write(tmp_path / "small.xml")
     full, small = read_voc(xml), read_voc(tmp_path / "small.xml")
-    assert full.true_count == small.true_count == 2
+    assert full.true_count == small.true_count == 3
     assert (small.width_px, small.height_px) == (100, 80)
-    np.testing.assert_allclose(small.points_rc, full.points_rc / 3.0, atol=0.01)
+    np.testing.assert_allclose(small.points_rc[:2], full.points_rc[:2] / 3.0, atol=0.01)
+    np.testing.assert_allclose(small.points_rc[2], [(200 / 3 + 80) / 2, (250 / 3 + 100) / 2], atol=0.01)  # clipped
     image = np.zeros((240, 300, 3), np.uint8)
     image[:, 150:] = 90
     assert low.shrink_image(image, 3.0).shape == (80, 100, 3)

@@ -326,9 +326,12 @@ def test_only_thin_red_strokes_are_painted_out():
     cv2.circle(img, (200, 200), 15, (230, 30, 30), -1)
     lines = drawn_lines(img)
     assert lines[55, 200] and not lines[200, 200]
-    valid = frame_regions(paint_out_lines(img))[0]
+    painted = paint_out_lines(img)
+    valid = frame_regions(painted)[0]
     assert valid[55, 200] and valid[:100].all()
     assert not valid[200, 200]
+    r, g, b = (painted[:100, ..., k].astype(int) for k in range(3))
+    assert (r - np.maximum(g, b)).max() < 40  # the stroke's antialiased edge is painted too, not left pink
 
 
 def _textured_dark_skin_with_one_shaft(strip: bool) -> np.ndarray:

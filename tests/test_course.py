@@ -189,6 +189,10 @@ def test_run_settings_are_read_back_from_run_json(tmp_path):
              if k != "bright_veto_model"}  # a run made before the veto had its own model
     (tmp_path / "run.json").write_text(json.dumps({"settings": older}))
     assert run_settings(tmp_path).bright_veto_model == "hairnet-light-v1"
+    before_paint = {k: v for k, v in Settings().to_dict().items() if k != "paint_drawn_lines"}
+    (tmp_path / "run.json").write_text(json.dumps({"settings": before_paint}))
+    assert not run_settings(tmp_path).paint_drawn_lines  # a run before drawn lines were painted out masked them
+    assert Settings().paint_drawn_lines
 
 
 def test_re_examination_reads_the_map_the_frame_was_counted_on():
