@@ -371,7 +371,10 @@ def hysteresis(image: np.ndarray, low: float, high: float) -> np.ndarray:
 
     What :func:`skimage.filters.apply_hysteresis_threshold` returns (Canny
     1986) for thresholds that are numbers, labelled by OpenCV, which is
-    faster (``tests/test_core.py`` checks the two agree).
+    faster (``tests/test_core.py`` checks the two agree). The comparison is
+    in the map's own precision: on a float32 map, a pixel equal to a
+    threshold's float32 rounding may fall the other way than in skimage,
+    which compares in float64.
     """
     n, labels = cv2.connectedComponents((image > min(low, high)).view(np.uint8), connectivity=4)
     keep = np.zeros(n, bool)
