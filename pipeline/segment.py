@@ -427,20 +427,25 @@ def skin_mask(image: np.ndarray, *, settings: Settings = Settings()) -> np.ndarr
 
     Detected: (1) full-width bands at the top or bottom made of overlay
     pixels (a device's text header, a padding strip); (2) pure saturated
-    colours no skin has (red circles and lines, blue or cyan text) and
+    colours no skin has (filled red marks, blue or cyan text) and
     near-white achromatic pixels (text, glare), grown by a few pixels;
     (3) thin straight lines of uniform grey (scale bars) are caught by the
     achromatic rule where light and by the band rule where at the border.
+    Thin drawn red lines and circles are skin when
+    ``settings.paint_drawn_lines`` (the core paints them over,
+    :func:`paint_out_lines`), else masked with the other overlays.
 
     Parameters
     ----------
     image : ndarray of uint8, shape (M, N, 3)
+    settings : Settings
+        Read for ``paint_drawn_lines``.
 
     Returns
     -------
     ndarray of bool, shape (M, N)
     """
-    return frame_regions(image)[0]
+    return frame_regions(paint_out_lines(image) if settings.paint_drawn_lines else image)[0]
 
 
 #: Overlay pixels in a connected patch smaller than this (px, after growing

@@ -332,6 +332,9 @@ def test_only_thin_red_strokes_are_painted_out():
     assert not valid[200, 200]
     r, g, b = (painted[:100, ..., k].astype(int) for k in range(3))
     assert (r - np.maximum(g, b)).max() < 40  # the stroke's antialiased edge is painted too, not left pink
+    from pipeline.segment import skin_mask
+
+    assert skin_mask(img)[55, 200] and not skin_mask(img, settings=Settings(paint_drawn_lines=False))[55, 200]
 
 
 def _textured_dark_skin_with_one_shaft(strip: bool) -> np.ndarray:
