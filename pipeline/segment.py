@@ -556,7 +556,7 @@ def _find_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX,
     out = np.zeros(g.shape, bool)
     for m, _, _ in found:
         out |= m
-    return cv2.dilate(out.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0, horizontal, vertical
+    return grow_marks(out), horizontal, vertical
 
 
 #: Grey-level steps of the thin-line test a scale bar's legs are searched with, in turn: a dark bar on
@@ -768,10 +768,20 @@ def remove_scale_bar(image: np.ndarray, *, min_length_px: int = BAR_MIN_PX) -> n
     masking: a shaft crossing the thin bar stays one shaft. ``min_length_px``:
     the shortest leg searched for (:func:`find_scale_bar`).
     """
-    bar = scale_bar(image, min_length_px=min_length_px)
-    if not bar.any():
+    return paint_over(image, scale_bar(image, min_length_px=min_length_px))
+
+
+def paint_over(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``image`` with the pixels of ``mask`` painted over from their surroundings (Telea 2004
+    inpainting, radius 3 px); ``image`` itself when ``mask`` is empty."""
+    if not mask.any():
         return image
-    return cv2.inpaint(image, bar.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    return cv2.inpaint(image, mask.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+
+
+def grow_marks(mask: np.ndarray) -> np.ndarray:
+    """``mask`` grown by 2 px (a 5 x 5 square), as every drawn mark is, to take in its antialiased edge."""
+    return cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
 
 
 #: Fewer red pixels than this in the whole frame are specks, not a drawn line (:func:`drawn_lines` stops
@@ -789,18 +799,16 @@ def drawn_lines(image: np.ndarray) -> np.ndarray:
     The pixels of :func:`_drawn_colours`' red in a connected patch larger than
     a speck (``SPECK_PX``, after growing by 2 px, as :func:`frame_regions`
     reads it) and narrower than ``LINE_MAX_PX`` (an opening with a disc of
-    that diameter removes them); grown by 2 px, as :func:`overlay_pixels` grows every
-    drawn mark, to take in the stroke's antialiased edge.
+    that diameter removes them); grown by 2 px (:func:`grow_marks`), as every drawn
+    mark is, to take in the stroke's antialiased edge.
     """
     red = pure_red(image)
     if np.count_nonzero(red) < LINE_MIN_PX:
         return np.zeros(red.shape, bool)
-    k = np.ones((5, 5), np.uint8)
-    grown = drop_small(cv2.dilate(red.astype(np.uint8), k) > 0, SPECK_PX - 1, connectivity=8)
+    grown = drop_small(grow_marks(red), SPECK_PX - 1, connectivity=8)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (LINE_MAX_PX, LINE_MAX_PX))
-    filled = cv2.dilate(cv2.morphologyEx(red.astype(np.uint8), cv2.MORPH_OPEN, disc), k) > 0
-    lines = red & grown & ~filled
-    return cv2.dilate(lines.astype(np.uint8), k) > 0
+    filled = grow_marks(cv2.morphologyEx(red.astype(np.uint8), cv2.MORPH_OPEN, disc))
+    return grow_marks(red & grown & ~filled)
 
 
 def paint_out_lines(image: np.ndarray) -> np.ndarray:
@@ -813,10 +821,7 @@ def paint_out_lines(image: np.ndarray) -> np.ndarray:
     glare and the 15-30 px knot where two lines cross stay masked
     (:func:`frame_regions`); red text is painted in part.
     """
-    lines = drawn_lines(image)
-    if not lines.any():
-        return image
-    return cv2.inpaint(image, lines.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    return paint_over(image, drawn_lines(image))
 
 
 def text_boxes(marks: np.ndarray, *, min_marks: int = 80) -> np.ndarray:
@@ -883,9 +888,7 @@ def overlay_pixels(image: np.ndarray, *, drawn: np.ndarray | None = None) -> np.
     white = (mn > 245) & (channel_max(image) - mn < 12)  # 8-bit: the max is never below the min
     if drawn is None:
         drawn = np.logical_or(*_drawn_colours(image))
-    drawn = drawn | white
-    drawn = cv2.dilate(drawn.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    return drawn
+    return grow_marks(drawn | white)
 
 
 def _drawn_colours(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

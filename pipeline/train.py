@@ -398,7 +398,8 @@ def tune_thresholds(net: HairNet, cfg: TrainConfig, n: int | None = None) -> dic
         frames.append((img, params.um_per_px, truth["count_in_field"]))
     model = LearnedModel("candidate", Path("."), net, {"model_um_per_px": cfg.model_um_per_px}, {}, "")
     # the model reads the frame as the core hands it to a model (scale bar and drawn lines painted out)
-    maps = [model.predict(prepared_image(img, um, Settings()), um_per_px=um) for img, um, _ in frames]
+    defaults = Settings()
+    maps = [model.predict(prepared_image(img, um, defaults), um_per_px=um) for img, um, _ in frames]
     best = None
     for high in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
         for gap in (0.1, 0.25):
