@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 
 from pipeline import measure, quality, segment, shafts
 from pipeline.core import HAIR_COLUMNS, METRIC_COLUMNS, FrameResult
@@ -284,6 +285,12 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
         if settings.model_veto_share > 0 and _skin_grain_reaches(image, valid, MODEL_READS_GRAIN):
             cands = _seen_shafts(cands, _model_band(model, scale, found), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
+    if settings.faint_line_level > 0 and used == "classical" and probability is None \
+            and not (con.light or con.bright) \
+            and not (_long_scene(cands, scale, settings) or _dense_crossing(cands, settings)):
+        faint, faint_traced, faint_cands = _faint_shafts(mask, valid, cands, con, halo, prob, scale, settings,
+                                                         width_map=width_map, width_full=width_full)
+        mask, traced, cands = mask | faint, traced + faint_traced, cands + faint_cands
     if settings.split_shaft_deg > 0:
         cands = merge_split_shafts(cands, max_angle_deg=settings.split_shaft_deg,
                                    level=width_map / width_full,
@@ -573,9 +580,7 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     if dense:
         min_um, min_aspect = max(min_um, DENSE_LIGHT_MIN_UM), max(min_aspect, DENSE_LIGHT_MIN_ASPECT)
         clear = DENSE_LIGHT_CLEAR_RADII
-    r = max(2, int(round(clear * np.median([c.radius_px for c in cands])))) if cands else 4
-    near = cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    labels, long_pale, thin = _pale_components(found & (near == 0), con.darkness,
+    labels, long_pale, thin = _pale_components(found & ~_near_shafts(mask, cands, clear), con.darkness,
                                                max_dark=settings.light_among_dark * con.full,
                                                min_len_px=min_um / scale, min_aspect=min_aspect)
     whole = (long_pale & thin)[labels]
@@ -607,6 +612,95 @@ DENSE_LIGHT_MIN_ASPECT = 4.0
 LIGHT_CLEAR_RADII = 1.0
 #: ... and where hairs cross densely, where the model's view of the crossings is wider still.
 DENSE_LIGHT_CLEAR_RADII = 2.0
+
+
+def _faint_shafts(mask, valid, cands, con, halo, prob, scale, settings, *, width_map, width_full):
+    """Thin straight shafts too faint for the hysteresis levels (``Settings.faint_line_level``).
+
+    The frame's probability is read at ``FAINT_WORK_UM`` µm/px (or its own
+    pixel size when coarser) by :func:`pipeline.segment.line_contrast`: a
+    line of ``FAINT_LINE_UM`` (at least ``FAINT_MIN_PX`` of the frame's
+    pixels) against its flanks half a vellus width plus two pixels to either
+    side.  Where that stands ``faint_line_level`` above (hysteresis, low at
+    two thirds of it), away from the shafts found so far by one typical
+    shaft radius and from the edge of the skin by the flank distance plus
+    2 px, a component is kept
+    when it is long (``FAINT_MIN_UM``, at least ``FAINT_MIN_PX``), thin
+    (``FAINT_ASPECT``) and straight: its spread across its long axis at most
+    ``FAINT_BEND_PX`` more than a straight bar of its mean width has.  The
+    pigment network's pieces are shorter or bend.  Its shafts are traced and
+    measured like the others, their contrast read on the line map.
+
+    Returns
+    -------
+    ndarray of bool
+        The kept components.
+    list of shafts.Hair
+        Their traced hairs.
+    list of Candidate
+        Those measured and kept.
+    """
+    work = max(scale, FAINT_WORK_UM)
+    f = scale / work
+    small = cv2.resize(prob, None, fx=f, fy=f, interpolation=cv2.INTER_AREA) if f < 1 else prob
+    offset_um = 0.5 * settings.vellus_max_um + 2.0 * scale
+    length_um = max(FAINT_LINE_UM, FAINT_MIN_PX * scale)
+    line = segment.line_contrast(small, length_px=length_um / work, offset_px=offset_um / work)
+    if f < 1:
+        line = cv2.resize(line, (prob.shape[1], prob.shape[0]), interpolation=cv2.INTER_LINEAR)
+    e = int(np.ceil(offset_um / scale)) + 2
+    inner = cv2.erode(valid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * e + 1, 2 * e + 1)),
+                      borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
+    level = settings.faint_line_level
+    found = segment.hysteresis(line, 2.0 * level / 3.0, level) & inner & ~_near_shafts(mask, cands, 1.0)
+    labels, long_pale, thin = _pale_components(found, con.darkness, max_dark=np.inf,
+                                               min_len_px=max(FAINT_MIN_UM / scale, FAINT_MIN_PX),
+                                               min_aspect=FAINT_ASPECT)
+    keep = long_pale & thin
+    boxes = ndimage.find_objects(labels)
+    for k in np.flatnonzero(keep):
+        keep[k] = _straight(labels[boxes[k - 1]] == k, FAINT_BEND_PX)
+    kept = keep[labels]
+    if not kept.any():
+        return kept, [], []
+    faint_settings = settings.replace(darkness_threshold=level, darkness_low=2.0 * level / 3.0)
+    traced, measured = _trace_and_measure(kept, con, halo, valid, line, scale, faint_settings, width_map=width_map,
+                                          width_full=width_full, shaft_percentile=settings.thickness_percentile)
+    return kept, traced, measured
+
+
+def _straight(component: np.ndarray, bend_px: float) -> bool:
+    """Whether a component's spread across its long axis (standard deviation, pixels) is at most ``bend_px``
+    more than a straight bar of its mean width (area / length) has; a component of one or two pixels is."""
+    pts = np.argwhere(component).astype(float)
+    if len(pts) < 3:
+        return True
+    pts -= pts.mean(axis=0)
+    minor, major = np.linalg.eigvalsh(np.cov(pts.T))
+    width = len(pts) / max(np.sqrt(12.0 * max(major, 1e-9)), 1.0)
+    return bool(np.sqrt(max(minor, 0.0)) <= bend_px + width / np.sqrt(12.0))
+
+
+#: Faint shafts (:func:`_faint_shafts`) are sought on the probability read at this pixel size (µm) or coarser ...
+FAINT_WORK_UM = 5.0
+#: ... along lines this long (µm) ...
+FAINT_LINE_UM = 150.0
+#: ... and at least this many of the frame's pixels (so is a kept component);
+FAINT_MIN_PX = 30
+#: a kept component is at least this long (µm) ...
+FAINT_MIN_UM = 180.0
+#: ... and this many times as long as wide ...
+FAINT_ASPECT = 4.0
+#: ... and bends by at most this much (pixels of spread across its axis beyond a straight bar's; pixels, not µm,
+#: as measured in session 55).
+FAINT_BEND_PX = 1.0
+
+
+def _near_shafts(mask: np.ndarray, cands: list[Candidate], radii: float) -> np.ndarray:
+    """The hair mask grown by ``radii`` times the frame's typical shaft radius (the median of ``cands``'; 4 px
+    without any, at least 2 px): where a shaft found on another map would be the found shafts' own edge."""
+    r = max(2, int(round(radii * np.median([c.radius_px for c in cands])))) if cands else 4
+    return cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
 
 
 def _components_with(labels: np.ndarray, among: np.ndarray, cands: list[Candidate]) -> np.ndarray:

@@ -347,6 +347,62 @@ def line_support(ridge: np.ndarray, *, length_px: float, n_angles: int = 12) -> 
     return cv2.resize(best, (ridge.shape[1], ridge.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
+def line_contrast(values: np.ndarray, *, length_px: float, offset_px: float, n_angles: int = 12) -> np.ndarray:
+    """How much higher ``values`` run along a thin straight line through each pixel than beside it (float32).
+
+    For each of ``n_angles`` directions: the mean of ``values`` along a
+    centred digital segment about ``length_px`` pixels long (``2 * half + 1``
+    samples' span, ``half = round(length_px / 2)``; every pixel of the
+    segment once), less the larger of the same means along the two parallel
+    segments ``offset_px`` to either side; the largest over the directions.
+    A thin shaft too faint for the hysteresis levels stands out along its
+    length, while skin texture and pigment network, short and random,
+    average away, and beside the edge of a wide dark region one flank is as
+    dark as the line (about 0).  The means are sums of shifted views of the
+    reflected-padded map, not convolutions (about 80 ms for a 712 x 570 map
+    and 12 directions on one core).
+
+    Parameters
+    ----------
+    values : ndarray of float, shape (M, N)
+        A darkness or probability map (higher where a shaft is).
+    length_px : float
+        Length of the segments (pixels; at least 3 samples).
+    offset_px : float
+        Distance of the flanking segments from the centre line (pixels); more
+        than the half-width of the shafts sought.
+    n_angles : int
+        Directions over 180 degrees.
+
+    Returns
+    -------
+    ndarray of float32, shape (M, N)
+        The line's mean less its larger flank's, in the units of ``values``;
+        for a 1-px line of height h on 0 along one of the directions, h on
+        the line.
+    """
+    values = np.asarray(values, np.float32)
+    h, w = values.shape
+    half = max(1, int(round(length_px / 2)))
+    t = np.linspace(-half, half, 4 * half + 1)  # quarter-pixel steps: a connected segment at any angle
+    shift = int(np.ceil(offset_px))
+    pad = half + shift + 1
+    padded = cv2.copyMakeBorder(values, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    big = (h + 2 * (shift + 1), w + 2 * (shift + 1))  # the line means, with room for the flank shifts
+    best = np.full((h, w), -np.inf, np.float32)
+    for a in np.linspace(0, np.pi, n_angles, endpoint=False):
+        steps = np.unique(np.round(np.outer(t, [np.sin(a), np.cos(a)])).astype(int), axis=0)
+        mean = np.zeros(big, np.float32)
+        for dr, dc in steps:
+            mean += padded[half + dr:half + dr + big[0], half + dc:half + dc + big[1]]
+        mean /= len(steps)
+        nr, nc = int(round(offset_px * np.cos(a))), int(round(-offset_px * np.sin(a)))  # along the normal
+        m = shift + 1
+        flank = np.maximum(mean[m + nr:m + nr + h, m + nc:m + nc + w], mean[m - nr:m - nr + h, m - nc:m - nc + w])
+        np.maximum(best, mean[m:m + h, m:m + w] - flank, out=best)
+    return best
+
+
 def hair_mask(prob: np.ndarray, *, um_per_px: float | None,
               settings: Settings = Settings()) -> np.ndarray:
     """Binary hair mask from a probability map (hysteresis, hole filling).

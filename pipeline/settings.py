@@ -26,7 +26,8 @@ POSITIVE = ("vellus_max_um", "terminal_min_um", "scale_um_per_px", "min_width_um
             "min_hair_length_um", "unit_radius_um", "scale_bar_um", "spur_factor", "min_aspect", "fused_ratio")
 #: Settings where 0 turns a step off and a negative value means nothing.
 NOT_NEGATIVE = ("stripe_aspect", "border_stub_min_um", "fused_min_um", "light_among_dark_min_um", "ridge_gain",
-                "seam_dip", "tip_step", "light_among_dark", "min_focus_score", "max_overexposed_pct", "max_underexposed_pct",
+                "seam_dip", "tip_step", "faint_line_level", "light_among_dark", "min_focus_score",
+                "max_overexposed_pct", "max_underexposed_pct",
                 "max_glare_pct", "min_skin_pct", "crossing_angle_deg", "corner_angle_deg", "fork_angle_deg",
                 "direction_consensus", "light_hair_below", "weak_shafts_below", "bright_hair_skin_below",
                 "fused_quantile", "fork_vote")
@@ -399,6 +400,21 @@ class Settings:
         30.3 -> 28.0 (92), 33.0 -> 30.0 (93), their mean signed error from -10,
         -21, -16% to -6, -13, -8%, but fdu_val half A went 19.0 -> 19.6%
         (CCC 0.634 -> 0.641); at 0.7 the phantoms gained about half as much.
+    faint_line_level : float
+        Thin straight shafts fainter than the hysteresis levels (pale
+        vellus hairs) are also sought in classical frames of the darkness
+        map: where a line of the probability stands this much above its
+        flanks (:func:`pipeline.segment.line_contrast`), away from the dark
+        shafts, long, thin and straight (:func:`pipeline.frame._faint_shafts`).
+        0 turns it off.  Off by default (session 55).  At 0.15 on the tuning
+        phantoms (suites 95-98) count MAPE 16.82 -> 16.41% (paired
+        -0.41 +- 0.15 points; 15 of 192 frames better, 2 worse), 6,385 ->
+        6,418 hairs counted for 5,815 -> 5,836 matched, thickness MAE within
+        0.1 um; fdu_val half A 18.51 -> 18.65% (+0.15 +- 0.26), half B
+        18.55 -> 18.35%, interior 16.49 / 18.30 -> 16.32 / 18.04%; fdu_val
+        shrunk 3 times (8.34 um/px) 17.90 / 19.24 -> 17.72 / 19.22%.  It
+        costs 0.10 s a 70x frame on one core (0.48 -> 0.58 s), and its
+        effect on treatment courses is not yet measured.
     direction_consensus : float
         The frame's pooled root-to-tip direction (``frame._frame_direction``)
         is used only when its hairs' end evidence agrees at least this much:
@@ -617,6 +633,7 @@ class Settings:
     split_shaft_deg: float = 8.0
     broken_gap_um: float = 100.0
     tip_step: float = 0.0
+    faint_line_level: float = 0.0
     count_hidden_roots: bool = True
     long_scene_share: float = 0.15
     direction_over_forks: bool = True

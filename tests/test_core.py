@@ -1455,3 +1455,79 @@ def test_the_core_orients_with_the_settings_fork_vote(monkeypatch):
     image[40:160, 98:103] = 40  # one dark bar
     st = frame.frame_stages(image, um_per_px=5.0, settings=Settings(fork_vote=0.25))
     assert seen == [0.25] and st.direction is None  # one hair: no pooled direction
+
+
+@pytest.mark.parametrize("length", [21, 28, 30])
+@pytest.mark.parametrize("offset", [5.0, 4.2, 5.3])
+def test_line_contrast_of_a_thin_line_is_its_height(length, offset):
+    """A 1-px line of height 0.4 on 0 reads 0.4 on the line along it (horizontal, vertical, diagonal), with every
+    pixel of the segment sampled (no gaps at even lengths) and the flanks on 0."""
+    from pipeline.segment import line_contrast
+
+    across = np.zeros((120, 200), np.float32)
+    across[60, 20:180] = 0.4
+    assert line_contrast(across, length_px=length, offset_px=offset)[60, 100] == pytest.approx(0.4, abs=1e-6)
+    down = np.ascontiguousarray(across.T)
+    assert line_contrast(down, length_px=length, offset_px=offset)[100, 60] == pytest.approx(0.4, abs=1e-6)
+    diagonal = np.zeros((200, 200), np.float32)
+    np.fill_diagonal(diagonal, 0.4)
+    assert line_contrast(diagonal, length_px=length, offset_px=offset)[100, 100] == pytest.approx(0.4, abs=1e-6)
+    dotted = across.copy()
+    dotted[60, 1::2] = 0.0  # every other pixel of the line gone: a mean over every pixel of the segment halves
+    assert line_contrast(dotted, length_px=length, offset_px=offset)[60, 100] == pytest.approx(0.2, abs=0.02)
+
+
+def test_line_contrast_reads_no_line_at_the_edge_of_a_wide_dark_region():
+    from pipeline.segment import line_contrast
+
+    img = np.zeros((120, 200), np.float32)
+    img[:, :100] = 1.0  # a wide dark region; its edge runs down column 99.5
+    out = line_contrast(img, length_px=21, offset_px=5)
+    assert out[40:80, 90:110].max() <= 1e-6  # one flank is as dark as the line
+
+
+@hsettings(max_examples=6, deadline=None)
+@given(angle=st.floats(0, 180), offset=st.floats(3, 8))
+def test_line_contrast_of_a_line_at_any_angle(angle, offset):
+    """A long straight 3-px line reads close to its height in some direction, whatever its angle (the
+    directions are 15 degrees apart: a 25-px segment at 7.5 degrees to the line stays within it)."""
+    from pipeline.segment import line_contrast
+
+    img = np.zeros((200, 200), np.float32)
+    a = np.radians(angle)
+    d = 90 * np.array([np.cos(a), np.sin(a)])
+    cv2.line(img, tuple(int(v) for v in np.round(100 - d)), tuple(int(v) for v in np.round(100 + d)), 1.0, 3)
+    out = line_contrast(img, length_px=25, offset_px=offset)
+    assert out[95:106, 95:106].max() >= 0.75
+
+
+def _dark_and_faint_shafts(faint_shape: str) -> np.ndarray:
+    """One dark shaft and one pale thin one (darkness about a quarter of the dark one's, under the hysteresis
+    levels), straight or bent into an arc (``faint_shape``: ``"line"`` or ``"arc"``)."""
+    img = blank(400, 500)
+    cv2.line(img, (60, 80), (300, 120), HAIR, 24)
+    pale = (160, 148, 140)
+    if faint_shape == "line":
+        cv2.line(img, (120, 300), (380, 260), pale, 5)
+    else:  # a shallow arc: long and thin enough, but bent
+        cv2.ellipse(img, (250, 450), (200, 200), 0, 220, 320, pale, 5)
+    return img
+
+
+def test_a_faint_straight_shaft_is_found_when_asked_for():
+    img = _dark_and_faint_shafts("line")
+    alone = Settings(light_among_dark=0)  # the dark-frame model also sees this shaft; here the line search alone
+    assert analyze_frame(img, um_per_px=3.0, settings=alone).metrics["hair_count"] == 1  # off by default
+    res = analyze_frame(img, um_per_px=3.0, settings=alone.replace(faint_line_level=0.15))
+    assert res.metrics["hair_count"] == 2
+    dark = _dark_and_faint_shafts("line")
+    cv2.line(dark, (120, 300), (380, 260), HAIR, 5)  # the same shaft drawn dark, measured the usual way
+    usual = analyze_frame(dark, um_per_px=3.0, settings=alone).hairs["thickness_um"].min()
+    assert res.hairs["thickness_um"].min() == pytest.approx(usual, abs=1.5)
+
+
+def test_a_faint_arc_is_not_a_shaft():
+    """Long and thin like a shaft, but bent: the straightness test drops it."""
+    img = _dark_and_faint_shafts("arc")
+    ask = Settings(light_among_dark=0, faint_line_level=0.15)
+    assert analyze_frame(img, um_per_px=3.0, settings=ask).metrics["hair_count"] == 1
