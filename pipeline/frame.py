@@ -285,8 +285,7 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
         if settings.model_veto_share > 0 and _skin_grain_reaches(image, valid, MODEL_READS_GRAIN):
             cands = _seen_shafts(cands, _model_band(model, scale, found), settings.model_veto_share)
         mask, traced, cands = mask | light, traced + light_traced, cands + light_cands
-    if settings.faint_line_level > 0 and used == "classical" and probability is None \
-            and not (con.light or con.bright) \
+    if settings.faint_line_level > 0 and used == "classical" and probability is None and not con.light \
             and not (_long_scene(cands, scale, settings) or _dense_crossing(cands, settings)):
         faint, faint_traced, faint_cands = _faint_shafts(mask, valid, cands, con, halo, prob, scale, settings,
                                                          width_map=width_map, width_full=width_full)
@@ -649,11 +648,11 @@ def _faint_shafts(mask, valid, cands, con, halo, prob, scale, settings, *, width
     if f < 1:
         line = cv2.resize(line, (prob.shape[1], prob.shape[0]), interpolation=cv2.INTER_LINEAR)
     e = int(np.ceil(offset_um / scale)) + 2
-    inner = cv2.erode(valid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * e + 1, 2 * e + 1)),
-                      borderType=cv2.BORDER_CONSTANT, borderValue=1) > 0
+    inner = cv2.erode(valid.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * e + 1, 2 * e + 1))) > 0
+    # (OpenCV's erosion takes the outside of the frame as skin: only the edges of masked regions move in)
     level = settings.faint_line_level
     found = segment.hysteresis(line, 2.0 * level / 3.0, level) & inner & ~_near_shafts(mask, cands, 1.0)
-    labels, long_pale, thin = _pale_components(found, con.darkness, max_dark=np.inf,
+    labels, long_pale, thin = _pale_components(found, con.darkness, max_dark=None,
                                                min_len_px=max(FAINT_MIN_UM / scale, FAINT_MIN_PX),
                                                min_aspect=FAINT_ASPECT)
     keep = long_pale & thin
@@ -724,11 +723,11 @@ def _shaft_like(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float, min_
     return (long_pale & thin)[labels]
 
 
-def _pale_components(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float, min_len_px: float,
+def _pale_components(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float | None, min_len_px: float,
                      min_aspect: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Label the components of ``mask``; per label (bool arrays, label 0 the background): not dark
-    (median ``darkness`` below ``max_dark``) with the long side of its minimum-area rectangle at least
-    ``min_len_px``; and that long side at least ``min_aspect`` times the short one."""
+    (median ``darkness`` below ``max_dark``; any darkness when None) with the long side of its minimum-area
+    rectangle at least ``min_len_px``; and that long side at least ``min_aspect`` times the short one."""
     n, labels, stats = segment.components8(mask.astype(np.uint8))
     long_pale, thin = np.zeros(n, bool), np.zeros(n, bool)
     for k in range(1, n):
@@ -736,7 +735,7 @@ def _pale_components(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float,
         if max(w, h) < min_len_px / np.sqrt(2):  # even the diagonal of its box is too short
             continue
         rows, cols = np.nonzero(labels[y:y + h, x:x + w] == k)
-        if np.median(darkness[rows + y, cols + x]) >= max_dark:
+        if max_dark is not None and np.median(darkness[rows + y, cols + x]) >= max_dark:
             continue
         (_, _), (a, b), _ = cv2.minAreaRect(np.column_stack([cols, rows]).astype(np.float32))
         long_pale[k] = max(a, b) >= min_len_px
