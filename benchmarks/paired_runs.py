@@ -14,6 +14,15 @@ frames moved and how many of those got better or worse; then the same per
 ``segmenter`` of the baseline's ``images.csv`` (what measured the frame) and, with
 ``--list``, every frame that moved.
 
+On phantom runs (their evaluation ties every counted hair to a truth hair) it also
+prints the hairs counted and matched on each side, and which share of the hairs a
+change adds is matched (:func:`detections`). The count MAPE of frames that read too
+few hairs falls for any hair added, matched or not: on tuning suites 95-98, whose
+count is biased low, ``--set tip_step=0.3`` on their 81 frames of 4 um/px or coarser
+read 0.33 points better over the 192 frames while it added 84 counted hairs for 10
+matched ones (docs/HISTORY.md, session 56), where the faint-shaft search of session 55
+added 33 for 21 (64%).
+
 Why paired: one small change of the hair map moves the counts of a few frames by one
 hair either way (a re-saved JPEG moves a third of fdu_val's frames; docs/HISTORY.md,
 session 39), and two suites' MAPE then differ by tenths of a point with nothing
@@ -35,12 +44,14 @@ import pandas as pd
 
 def frame_table(run: str | Path, evaluation: str = "evaluation.json") -> pd.DataFrame:
     """One row per evaluated frame of ``run``: image (no extension), true and predicted count,
-    absolute percentage error (%) and the ``segmenter`` that measured it (empty when the run has
-    no ``images.csv``)."""
+    absolute percentage error (%), the hairs counted in the evaluation's field and tied to a truth
+    hair (``detected``, ``matched``; NaN for box truth, which ties none) and the ``segmenter`` that
+    measured it (empty when the run has no ``images.csv``)."""
     run = Path(run)
     per_frame = json.loads((run / evaluation).read_text())["per_frame"]
     d = pd.DataFrame([{"image": f["image"], "true_count": f["true_count"], "pred_count": f["pred_count"],
-                       "ape_pct": f["count_ape_pct"]} for f in per_frame])
+                       "ape_pct": f["count_ape_pct"], "matched": f.get("n_matched", np.nan),
+                       "detected": f.get("n_pred_detect", np.nan)} for f in per_frame])
     images = run / "images.csv"
     if images.is_file() and len(d):
         im = pd.read_csv(images, usecols=lambda c: c in ("image", "segmenter"))
@@ -82,6 +93,28 @@ def paired(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     }
 
 
+def detections(a: pd.DataFrame, b: pd.DataFrame) -> dict | None:
+    """Hairs counted and matched to a truth hair on both sides of a paired comparison, or None when
+    the evaluation ties no hair (box truth).
+
+    Returns the sums over the paired frames (``detected_a``, ``detected_b``, ``matched_a``,
+    ``matched_b``) and ``added_matched_share``: the matched hairs a change gains per counted hair it
+    gains (NaN when it gains none). A change that lowers the count MAPE of frames read too low by
+    hairs no truth hair explains has a low share.
+
+    >>> t = lambda d, m: pd.DataFrame({"image": ["x", "y"], "detected": d, "matched": m})
+    >>> detections(t([10, 5], [9, 5]), t([14, 5], [10, 5]))["added_matched_share"]
+    0.25
+    """
+    m = _merged(a, b)
+    if not {"matched_a", "detected_a"} <= set(m) or m[["matched_a", "matched_b"]].isna().any().any():
+        return None
+    sums = {k: int(m[k].sum()) for k in ("detected_a", "detected_b", "matched_a", "matched_b")}
+    gained = sums["detected_b"] - sums["detected_a"]
+    share = (sums["matched_b"] - sums["matched_a"]) / gained if gained > 0 else float("nan")
+    return {**sums, "added_matched_share": share}
+
+
 def _merged(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     """The frames of both tables, paired on ``image`` (columns suffixed ``_a`` and ``_b``)."""
     return a.merge(b, on="image", suffixes=("_a", "_b"))
@@ -119,6 +152,12 @@ def main() -> None:
     print(_line("all", whole))
     if whole["only_a"] or whole["only_b"]:
         print(f"  (left out: {whole['only_a']} frames in a only, {whole['only_b']} in b only)")
+    hits = detections(a, b)
+    if hits:
+        share = hits["added_matched_share"]
+        print(f"  hairs counted {hits['detected_a']} -> {hits['detected_b']}, matched to truth "
+              f"{hits['matched_a']} -> {hits['matched_b']}"
+              + (f"; {share:.0%} of the added hairs matched" if np.isfinite(share) else ""))
     for seg, part in a.groupby("segmenter"):
         if seg:
             print(_line(f"  {seg}", paired(part, b[b["image"].isin(part["image"])])))

@@ -1,4 +1,5 @@
 """The benchmark scripts at least parse: they are run by hand, so nothing else would notice a syntax error."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +255,26 @@ def test_paired_runs_pairs_frames_by_name_and_gives_the_standard_error():
     assert r["ci95_pp"][1] - r["ci95_pp"][0] == pytest.approx(2 * 1.96 * r["se_pp"])
     same = pr.paired(a, a)
     assert (same["diff_pp"], same["se_pp"], same["moved"]) == (0.0, 0.0, 0)
+
+
+def test_paired_runs_says_which_share_of_the_added_hairs_a_truth_hair_explains(tmp_path):
+    pr = _module("paired_runs")
+    import pandas as pd
+
+    def table(detected, matched):
+        return pd.DataFrame({"image": ["f1", "f2", "f3"], "detected": detected, "matched": matched})
+
+    hits = pr.detections(table([10, 8, 4], [9, 8, 3]), table([14, 8, 6], [10, 8, 4]))
+    assert (hits["detected_a"], hits["detected_b"], hits["matched_a"], hits["matched_b"]) == (22, 28, 20, 22)
+    assert hits["added_matched_share"] == pytest.approx(2 / 6)
+    assert np.isnan(pr.detections(table([10, 8, 4], [9, 8, 3]), table([10, 8, 4], [9, 8, 3]))["added_matched_share"])
+    # box truth (fdu_val) ties no hair: nothing to say
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "evaluation.json").write_text(json.dumps({"per_frame": [
+        {"image": "f1", "true_count": 10, "pred_count": 9, "count_ape_pct": 10.0}]}))
+    boxes = pr.frame_table(run)
+    assert pr.detections(boxes, boxes) is None
 
 
 def test_same_output_tells_a_moved_count_and_a_rounding_apart(tmp_path):
