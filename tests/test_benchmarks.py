@@ -376,3 +376,20 @@ def test_low_magnification_copy_keeps_every_box_the_evaluation_keeps(tmp_path):
     image = np.zeros((240, 300, 3), np.uint8)
     image[:, 150:] = 90
     assert low.shrink_image(image, 3.0).shape == (80, 100, 3)
+
+
+def test_phantom_components_puts_truth_and_counted_hairs_on_mask_components():
+    pc = _module("phantom_components")
+    import pandas as pd
+
+    labels = np.zeros((20, 20), int)
+    labels[2:5, 2:18] = 1  # two touching shafts read as one component
+    labels[10:12, 2:18] = 2
+    assert pc.component_of(labels, np.array([[3.0, 4.0], [3.0, 9.0], [15.0, 9.0]])) == 1
+    assert pc.component_of(labels, np.array([[15.0, 9.0]])) == 0
+    # truth: two on component 1, one on 2, one on none; counted: one on 1, two on 2, one on nothing
+    table = pc.tally([1, 1, 2, 0], [1, 2, 2, 0])
+    assert table.to_dict("list") == {"label": [0, 1, 2], "truth": [1, 2, 1], "counted": [0, 1, 2]}
+    s = pc.summary(table.assign(frame="f", um_per_px=5.0, why=""))
+    assert s.loc["all", ["truth", "unsegmented", "merged_short", "single_over", "false"]].tolist() == [4, 1, 1, 1, 0]
+    assert pc.root_side(np.arange(24.0).reshape(12, 2)).tolist() == [[4.0, 5.0], [6.0, 7.0], [8.0, 9.0], [10.0, 11.0]]
