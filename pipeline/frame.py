@@ -591,7 +591,8 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     rest = failed[labels]
     if not rest.any():
         return whole, traced, kept
-    shaft_settings = model_settings.replace(min_hair_length_um=min_um, min_aspect=min_aspect, stripe_aspect=0.0)
+    shaft_settings = model_settings.replace(min_hair_length_um=min_um, min_aspect=min_aspect, stripe_aspect=0.0,
+                                            stub_aspect=0.0)
     rest_traced, rest_kept = _trace_and_measure(rest, con, halo, valid, prob, scale, shaft_settings,
                                                 width_map=prob, width_full=1.0)
     return whole | _components_with(labels, failed, rest_kept), traced + rest_traced, kept + rest_kept
@@ -795,6 +796,10 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
     free = np.array([[k == "free" for k in h.end_kinds] for h in traced], bool).reshape(-1, 2)
     length = np.array([h.length_px for h in traced], float) + radius * free.sum(axis=1)  # skeletons stop ~r short of a free end
     keep = _elongated(radius, length, free.all(axis=1), min_len, settings)
+    if settings.stub_aspect > 0:
+        ask = np.flatnonzero(~keep & free.all(axis=1))
+        keep[ask] = _whole_stubs([paths[i] for i in ask], radius[ask], length[ask], valid, mask, min_len,
+                                 settings.stub_aspect)
     if settings.border_stub_min_um > 0:
         ask = np.flatnonzero(~keep & free.all(axis=1))
         keep[ask] = _border_stubs([paths[i] for i in ask], radius[ask], length[ask], valid,
@@ -839,6 +844,60 @@ def _elongated(radius: np.ndarray, length: np.ndarray, isolated: np.ndarray, min
     stripe = (isolated & (length >= min_len) & (length >= typical)
               & (length >= settings.stripe_aspect * 2 * np.maximum(radius, 1.0)))
     return keep | stripe
+
+
+#: A whole short shaft (:func:`_whole_stubs`) has straight parallel edges: the interquartile range of its
+#: mask widths along the middle two thirds of its centre line is at most this share of their median ...
+STUB_FLATNESS = 0.15
+#: ... and that median lies within these multiples of twice its distance-transform radius (a rectangle
+#: reads 1; a stripe whose centre line runs off its middle, or a blob with a bulge, does not).
+STUB_WIDTH_RANGE = (0.8, 1.3)
+
+
+def _whole_stubs(paths: list[np.ndarray], radius: np.ndarray, length: np.ndarray, valid: np.ndarray,
+                 mask: np.ndarray, min_len: float, aspect: float) -> np.ndarray:
+    """Which shafts too short for ``Settings.min_aspect`` are whole short clipped hairs (bool per shaft).
+
+    A terminal hair clipped to about two of its widths fails ``min_aspect``
+    (2.5 widths), a rule meant for blobs, and the stripe rule of
+    :func:`_elongated` when the frame's shafts are as wide.  Such a stub is
+    kept when it is ``min_len`` long and ``aspect`` times its width, both
+    ends lie in view (not cut by the frame's border or a masked region,
+    :func:`_is_cut`: the whole stub is seen) and its edges are straight and
+    parallel (``STUB_FLATNESS``, ``STUB_WIDTH_RANGE``): a wedge, a disc or a
+    ragged blob is not kept; an ellipse of a stub's size is.
+
+    Parameters
+    ----------
+    paths : list of ndarray, shape (K, 2)
+        Centre lines at 1-px steps (row, col; pixels), both ends free.
+    radius, length : ndarray of float
+        Each shaft's median distance-transform radius and its length with
+        a radius added at each free end (pixels).
+    valid : ndarray of bool
+        Skin pixels of the frame.
+    mask : ndarray of bool
+        The hair mask the shafts were traced from.
+    min_len : float
+        Shortest hair (pixels; ``Settings.min_hair_length_um`` at the frame's pixel size).
+    aspect : float
+        Shortest stub, in its own widths (``Settings.stub_aspect``).
+    """
+    keep = np.zeros(len(paths), bool)
+    lo, hi = STUB_WIDTH_RANGE
+    for i, (path, r, n) in enumerate(zip(paths, radius, length)):
+        r = max(float(r), 1.0)
+        if (len(path) < 2 or not np.isfinite(n) or n < min_len or n < aspect * 2 * r
+                or _is_cut(path[0], valid, r) or _is_cut(path[-1], valid, r)):
+            continue
+        widths = measure.cross_widths(mask, path, radius_px=r)
+        k = len(widths) // 6
+        core = widths[k:len(widths) - k] if len(widths) - 2 * k >= 3 else widths
+        if not core.size:
+            continue
+        q1, med, q3 = np.percentile(core, [25, 50, 75])
+        keep[i] = q3 - q1 <= STUB_FLATNESS * med and lo * 2 * r <= med <= hi * 2 * r
+    return keep
 
 
 def _border_stubs(paths: list[np.ndarray], radius: np.ndarray, length: np.ndarray, valid: np.ndarray,

@@ -918,6 +918,60 @@ def test_a_shaft_cut_by_the_frame_border_is_kept_from_its_first_part():
     assert stubs(Settings(border_stub_min_um=120.0)) == []  # longer than what shows
 
 
+def _frame_with_a_stub():
+    """Four long 16-px hairs, a whole clipped stub 16 px wide and 36 px long (2.25 widths: under
+    ``min_aspect`` and under the frame's typical stripe) and a dark disc 24 px across, at 5 µm/px."""
+    img = blank(400, 500)
+    for r in (20, 80, 140, 200):
+        img[r:r + 16, 60:260] = HAIR
+    img[300:316, 300:336] = HAIR
+    cv2.circle(img, (120, 320), 12, HAIR, -1)
+    return cv2.GaussianBlur(img, (0, 0), 1.0)
+
+
+def test_a_whole_clipped_stub_counts_and_a_round_spot_does_not():
+    from pipeline.frame import frame_stages
+
+    img = _frame_with_a_stub()
+
+    def found(image, settings, cols):
+        st = frame_stages(image, um_per_px=5.0, settings=settings)
+        return [c for c in st.cands if cols[0] < c.hair.path[:, 1].mean() < cols[1] and c.hair.path[:, 0].mean() > 280]
+
+    assert len(found(img, Settings(), (290, 350))) == 1  # the stub, by stub_aspect
+    assert found(img, Settings(stub_aspect=0.0), (290, 350)) == []  # min_aspect alone drops it
+    assert found(img, Settings(), (90, 150)) == []  # the disc is no stub
+    assert analyze_frame(img, um_per_px=5.0).metrics["hair_count"] == 5
+    assert analyze_frame(img, um_per_px=5.0, settings=Settings(stub_aspect=0.0)).metrics["hair_count"] == 4
+    # the same stub against the frame's right border is not seen whole: only border_stub_min_um keeps it
+    cut = blank(400, 500)
+    cut[:240] = img[:240]
+    cut[300:316, 464:500] = HAIR
+    cut = cv2.GaussianBlur(cut, (0, 0), 1.0)
+    assert found(cut, Settings(border_stub_min_um=0.0), (440, 500)) == []
+    assert len(found(cut, Settings(), (440, 500))) == 1
+
+
+def test_a_stub_has_straight_parallel_edges_and_both_ends_in_view():
+    from pipeline.frame import _whole_stubs
+
+    valid = np.ones((100, 120), bool)
+    path = np.column_stack([np.full(21, 50.0), np.arange(50.0, 71.0)])  # 20 px centre line, 1-px steps
+    rect = np.zeros_like(valid)
+    rect[42:58, 42:79] = True  # 16 px wide, 37 px long: 2.3 widths
+    wedge = np.zeros_like(valid)
+    for c in range(42, 79):  # 6 px wide at one end, 22 px at the other
+        half = 3 + 8 * (c - 42) / 36
+        wedge[int(round(50 - half)):int(round(50 + half)), c] = True
+    args = dict(radius=np.array([8.0]), length=np.array([36.0]), min_len=20.0, aspect=1.5)
+    assert _whole_stubs([path], valid=valid, mask=rect, **args).tolist() == [True]
+    assert _whole_stubs([path], valid=valid, mask=wedge, **args).tolist() == [False]
+    assert _whole_stubs([path], valid=valid, mask=rect, **{**args, "aspect": 2.5}).tolist() == [False]
+    masked = valid.copy()
+    masked[:, 75:] = False  # a masked region within a radius of one end: not seen whole
+    assert _whole_stubs([path], valid=masked, mask=rect, **args).tolist() == [False]
+
+
 def test_frame_edge_is_the_image_border_or_a_strip_without_skin():
     from pipeline.frame import _at_frame_edge
 
