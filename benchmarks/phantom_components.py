@@ -90,13 +90,11 @@ def tally(truth: list[int], counted: list[int]) -> pd.DataFrame:
     return out[["label", "truth", "counted"]]
 
 
-def why_short(cands: list, inside: list) -> str:
-    """Why a component with one truth hair counts none: what became of the hairs traced on it."""
+def why_short(cands: list) -> str:
+    """Why a component with one truth hair counts none, read off the first candidate traced on it (none
+    counts there: a counted hair lies on the component its candidate's centre line lies on)."""
     if not cands:
         return "traced, not a candidate"
-    ids = {id(x) for x in inside}
-    if any(id(x) in ids for x in cands):
-        return "counted elsewhere"
     x = cands[0]
     return "root cut" if x.cut[x.root] else "occluded" if x.occluded else "root outside field"
 
@@ -107,15 +105,14 @@ def frame_components(truth_path: str) -> pd.DataFrame:
     import cv2
 
     from pipeline import frame as F
-    from pipeline.imageio import read_frame
+    from pipeline.imageio import read_image
     from pipeline.settings import Settings
 
     path = Path(truth_path)
     truth = json.loads(path.read_text())
     if truth["params"].get("uncut_fraction", 0.0) > 0.3:
         return pd.DataFrame()
-    img = read_frame(frame_image(path))[0]
-    img = img.image if hasattr(img, "image") else img
+    img = read_image(frame_image(path))
     um = float(truth["um_per_px"])
     st = F.frame_stages(img, um_per_px=um, settings=Settings())
     if st.used != "classical":
@@ -130,7 +127,7 @@ def frame_components(truth_path: str) -> pd.DataFrame:
     for r in table.itertuples():
         if r.label > 0 and r.truth == 1 and r.counted == 0:
             on = [x for x, k in zip(st.cands, cands) if k == r.label]
-            reasons.append(why_short(on, st.inside) if r.label in traced else "not traced")
+            reasons.append(why_short(on) if r.label in traced else "not traced")
         else:
             reasons.append("")
     return table.assign(frame=path.stem, um_per_px=um, why=reasons)

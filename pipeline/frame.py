@@ -795,13 +795,14 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
     radius = np.array([np.median(dist[q[:, 0], q[:, 1]]) for q in pts], float)
     free = np.array([[k == "free" for k in h.end_kinds] for h in traced], bool).reshape(-1, 2)
     length = np.array([h.length_px for h in traced], float) + radius * free.sum(axis=1)  # skeletons stop ~r short of a free end
-    keep = _elongated(radius, length, free.all(axis=1), min_len, settings)
+    isolated = free.all(axis=1)
+    keep = _elongated(radius, length, isolated, min_len, settings)
     if settings.stub_aspect > 0:
-        ask = np.flatnonzero(~keep & free.all(axis=1))
+        ask = np.flatnonzero(~keep & isolated)
         keep[ask] = _whole_stubs([paths[i] for i in ask], radius[ask], length[ask], valid, mask, min_len,
                                  settings.stub_aspect)
     if settings.border_stub_min_um > 0:
-        ask = np.flatnonzero(~keep & free.all(axis=1))
+        ask = np.flatnonzero(~keep & isolated)
         keep[ask] = _border_stubs([paths[i] for i in ask], radius[ask], length[ask], valid,
                                   settings.border_stub_min_um / scale)
     bounded = shaft_percentile is not None
@@ -893,8 +894,6 @@ def _whole_stubs(paths: list[np.ndarray], radius: np.ndarray, length: np.ndarray
         widths = measure.cross_widths(mask, path, radius_px=r)
         k = len(widths) // 6
         core = widths[k:len(widths) - k] if len(widths) - 2 * k >= 3 else widths
-        if not core.size:
-            continue
         q1, med, q3 = np.percentile(core, [25, 50, 75])
         keep[i] = q3 - q1 <= STUB_FLATNESS * med and lo * 2 * r <= med <= hi * 2 * r
     return keep
