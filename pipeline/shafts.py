@@ -34,7 +34,9 @@ class Hair:
         For the first and last point: ``"free"`` (a tip of the skeleton) or
         ``"junction"`` (ends where it meets other hairs).
     junctions : list of int or None
-        Id of the junction cluster at each end (None for free ends).
+        Id of the junction cluster at each end (None for free ends); from
+        :func:`trace_hairs`, unique within the frame
+        (:func:`frame_unique_junctions`).
     """
 
     path: np.ndarray
@@ -212,7 +214,30 @@ def trace_hairs(mask: np.ndarray, *, dist: np.ndarray | None = None,
     for h in hairs:
         parts, next_id = split_at_corners(h, dist, settings=settings, next_id=next_id)
         out.extend(parts)
-    return out
+    return frame_unique_junctions(out, mask.shape[1])
+
+
+def frame_unique_junctions(hairs: list[Hair], width: int) -> list[Hair]:
+    """Name each junction by the pixel of its first hair end (row x ``width`` + col, raster order).
+
+    The counting rule groups hairs whose roots share a junction into one
+    follicular unit (``frame._fork_groups``). A frame's hairs come from
+    separate traces (the dark shafts, the light shafts sought among them,
+    their pieces), each numbering its junctions from 0: hairs of two traces
+    with the same number were grouped however far apart. A hair end lies on
+    its own trace's mask and the light shafts are sought away from the dark
+    ones, so two junctions share a name only if they end hairs on the same
+    pixel. The hairs are changed in place and returned.
+    """
+    first: dict[int, int] = {}
+    for h in hairs:
+        for point, j in zip((h.path[0], h.path[-1]), h.junctions):
+            if j is not None:
+                k = int(round(float(point[0]))) * int(width) + int(round(float(point[1])))
+                first[j] = min(first.get(j, k), k)
+    for h in hairs:
+        h.junctions = [None if j is None else first[j] for j in h.junctions]
+    return hairs
 
 
 def split_at_corners(hair: Hair, dist: np.ndarray, *, settings: Settings,

@@ -101,6 +101,25 @@ def test_a_mask_of_isolated_dots_traces_no_hair_instead_of_failing():
     assert len(trace_hairs(mask)) == 1
 
 
+def test_junctions_of_separate_traces_of_one_frame_keep_distinct_ids():
+    """A frame's hairs come from separate traces (dark shafts, light shafts sought among them), and the
+    counting rule puts hairs rooted at one junction into one unit. Each trace numbered its junctions from 0,
+    so two forks far apart, traced separately, shared id 0 and their four hairs read as one unit."""
+    from pipeline.shafts import trace_hairs
+
+    def fork(mask, r, c):  # a Y: a stem and two arms leaving its end 40 degrees apart
+        cv2.line(mask, (c, r), (c, r + 60), 1, 5)
+        cv2.line(mask, (c, r), (c - 25, r - 55), 1, 5)
+        cv2.line(mask, (c, r), (c + 25, r - 55), 1, 5)
+
+    first, second = np.zeros((300, 400), np.uint8), np.zeros((300, 400), np.uint8)
+    fork(first, 100, 100)
+    fork(second, 180, 300)
+    ids = [{j for h in trace_hairs(m.astype(bool)) for j in h.junctions if j is not None} for m in (first, second)]
+    assert len(ids[0]) == len(ids[1]) == 1
+    assert ids[0].isdisjoint(ids[1])
+
+
 def test_density_is_count_over_area():
     img = blank(500, 500)
     for r in (100, 200, 300, 400):
