@@ -218,7 +218,7 @@ def trace_hairs(mask: np.ndarray, *, dist: np.ndarray | None = None,
 
 
 def frame_unique_junctions(hairs: list[Hair], width: int) -> list[Hair]:
-    """Name each junction by the pixel of its first hair end (row x ``width`` + col, raster order).
+    """Name each junction by the lowest raster index (row x ``width`` + col) of its hairs' ends there.
 
     The counting rule groups hairs whose roots share a junction into one
     follicular unit (``frame._fork_groups``). A frame's hairs come from
@@ -227,7 +227,19 @@ def frame_unique_junctions(hairs: list[Hair], width: int) -> list[Hair]:
     with the same number were grouped however far apart. A hair end lies on
     its own trace's mask and the light shafts are sought away from the dark
     ones, so two junctions share a name only if they end hairs on the same
-    pixel. The hairs are changed in place and returned.
+    pixel.
+
+    Parameters
+    ----------
+    hairs : list of Hair
+        One trace's hairs; their ``junctions`` are renamed in place.
+    width : int
+        Width of the frame (pixels).
+
+    Returns
+    -------
+    list of Hair
+        The same hairs.
     """
     first: dict[int, int] = {}
     for h in hairs:

@@ -104,7 +104,8 @@ def test_a_mask_of_isolated_dots_traces_no_hair_instead_of_failing():
 def test_junctions_of_separate_traces_of_one_frame_keep_distinct_ids():
     """A frame's hairs come from separate traces (dark shafts, light shafts sought among them), and the
     counting rule puts hairs rooted at one junction into one unit. Each trace numbered its junctions from 0,
-    so two forks far apart, traced separately, shared id 0 and their four hairs read as one unit."""
+    so two forks far apart, traced separately, shared id 0, and an arm of each (the hairs rooted there) read
+    as one unit."""
     from pipeline.shafts import trace_hairs
 
     def fork(mask, r, c):  # a Y: a stem and two arms leaving its end 40 degrees apart
