@@ -600,8 +600,8 @@ def agreement(pred: Any, true: Any, *, unit: str) -> dict[str, float | int]:
 # --------------------------------------------------------------------------
 
 def interior_mask(points_rc: np.ndarray, *, height_px: int, width_px: int,
-                  margin_px: float) -> np.ndarray:
-    """Which points lie at least ``margin_px`` from every frame border.
+                  margin_px: float, field_rc: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """Which points lie at least ``margin_px`` from every border of the counting field.
 
     Parameters
     ----------
@@ -611,17 +611,30 @@ def interior_mask(points_rc: np.ndarray, *, height_px: int, width_px: int,
         Frame size (pixels).
     margin_px : float
         Border band width (pixels).
+    field_rc : tuple of 4 float, optional
+        Counting box ``(row0, row1, col0, col1)`` (pixels), where it is
+        smaller than the frame (a phantom's header or padding strip);
+        default the whole frame.
 
     Returns
     -------
     ndarray of bool, shape (K,)
-        True where ``min(row, col, height_px - row, width_px - col) >= margin_px``;
+        True where ``min(row - row0, col - col0, row1 - row, col1 - col) >= margin_px``;
         NaN points are False.
+
+    Examples
+    --------
+    >>> pts = np.array([[60.0, 100.0], [120.0, 100.0]])
+    >>> interior_mask(pts, height_px=300, width_px=300, margin_px=30).tolist()
+    [True, True]
+    >>> interior_mask(pts, height_px=300, width_px=300, margin_px=30, field_rc=(50, 300, 0, 300)).tolist()
+    [False, True]
     """
+    row0, row1, col0, col1 = field_rc if field_rc is not None else (0.0, height_px, 0.0, width_px)
     p = np.asarray(points_rc, dtype=float).reshape(-1, 2)
     r, c = p[:, 0], p[:, 1]
     with np.errstate(invalid="ignore"):
-        distance = np.minimum.reduce([r, c, height_px - r, width_px - c])
+        distance = np.minimum.reduce([r - row0, c - col0, row1 - r, col1 - c])
         return distance >= margin_px
 
 
@@ -810,7 +823,9 @@ def _frame_row(truth: FrameTruth, img: pd.Series, pred_hairs: pd.DataFrame | Non
     """Per-frame table row and the matched thickness differences (µm)."""
     um_per_px = truth.um_per_px or settings.um_per_px_default
     margin_px = settings.margin_um / um_per_px
-    size = {"height_px": truth.height_px, "width_px": truth.width_px, "margin_px": margin_px}
+    # a phantom's field leaves out its header and padding strips, where no hair counts on either side
+    size = {"height_px": truth.height_px, "width_px": truth.width_px, "margin_px": margin_px,
+            "field_rc": truth.field_rc}
     true_interior = int(interior_mask(truth.points_rc, **size).sum())
     pred_interior = math.nan
     if pred_hairs is not None:

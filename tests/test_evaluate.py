@@ -81,13 +81,14 @@ def hair(emergence, tip, width_um, *, in_field=True, in_frame=True, hair_id=0) -
 
 
 def write_phantom(path: Path, hairs: list[dict], *, um_per_px: float = 2.0,
-                  height: int = 200, width: int = 300) -> Path:
-    """Phantom truth for a frame whose counting field is the whole frame."""
-    area_cm2 = height * width * um_per_px ** 2 * 1e-8
+                  height: int = 200, width: int = 300, row0: int = 0) -> Path:
+    """Phantom truth for a frame whose counting field is the whole frame below row ``row0``
+    (a header strip above it)."""
+    area_cm2 = (height - row0) * width * um_per_px ** 2 * 1e-8
     count = sum(h["in_field"] for h in hairs)
     data = {"schema": "tricho-phantom-truth/1", "image": f"{path.stem}.png",
             "um_per_px": um_per_px, "height_px": height, "width_px": width,
-            "field": {"row0": 0, "row1": height, "col0": 0, "col1": width},
+            "field": {"row0": row0, "row1": height, "col0": 0, "col1": width},
             "field_area_cm2": area_cm2, "count_in_field": count,
             "density_per_cm2": count / area_cm2, "hairs": hairs, "units": []}
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -234,6 +235,20 @@ def test_interior_count_leaves_out_a_hair_10_px_from_the_border(tmp_path):
     assert frame["pred_count_interior"] == 2
     assert result["metrics"]["count_interior"]["bias_hairs"] == 1.0
     assert result["metrics"]["count"]["mape_pct"] == 0.0
+
+
+def test_interior_is_measured_from_the_counting_field_under_a_header_strip(tmp_path):
+    # 2 um/px and a 60 um margin: 30 px band; a 50 px header strip above the field.
+    hairs = [hair((150, 150), (150, 190), 40, hair_id=0),
+             hair((40, 150), (10, 150), 40, hair_id=1, in_field=False, in_frame=True),  # under the header
+             hair((70, 100), (110, 100), 40, hair_id=2)]                               # 20 px below the header
+    write_phantom(tmp_path / "truth" / "p1.json", hairs, row0=50)
+    run = write_run(tmp_path / "run", [{"image": "p1.png", "hair_count": 2}],
+                    [{"image": "p1.png", "row": 150, "col": 150}, {"image": "p1.png", "row": 70, "col": 100}])
+    frame = evaluate_run(run, tmp_path / "truth", margin_um=60.0)["per_frame"].iloc[0]
+    # a perfect run: the hair under the header counts on neither side, the one near the strip on neither
+    assert frame["true_count"] == 2 and frame["pred_count"] == 2
+    assert frame["true_count_interior"] == 1 and frame["pred_count_interior"] == 1
 
 
 def test_voc_density_uses_the_run_area_or_the_default_pixel_size(tmp_path):
