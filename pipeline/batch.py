@@ -52,6 +52,7 @@ import pipeline
 from pipeline import calibration as _calibration
 from pipeline import core as _core
 from pipeline import overlay as _overlay
+from pipeline.course import iso_date
 from pipeline.imageio import IMAGE_EXTENSIONS, OTHER_PHOTO_EXTENSIONS, ImageReadError, file_sha256, read_frame
 from pipeline.settings import Settings
 from pipeline.store import ResultStore, StoreError, code_digest, default_url, result_key
@@ -226,7 +227,7 @@ def layout_metadata(key: str) -> dict[str, str]:
     if len(parts) < 3:
         return {}
     patient, session, name = parts[-3], parts[-2], PurePosixPath(parts[-1]).stem
-    date = _iso_date(session)
+    date = iso_date(session)
     if date is None or not patient or not name:
         return {}
     site, _, field_id = name.rpartition("_")
@@ -236,15 +237,6 @@ def layout_metadata(key: str) -> dict[str, str]:
     if field_id:
         out["field_id"] = field_id
     return out
-
-
-def _iso_date(text: str) -> str | None:
-    for fmt in ("%Y-%m-%d", "%Y%m%d"):
-        try:
-            return datetime.strptime(text, fmt).date().isoformat()
-        except ValueError:
-            continue
-    return None
 
 
 def _walk_images(folder: Path, skip: Path | None) -> list[Path]:

@@ -171,8 +171,11 @@ def compare(
 
     if response_basis not in ("trend", "latest"):
         raise _fail(f"--response-basis must be 'trend' or 'latest', not {response_basis!r}")
-    settings = CourseSettings(n_boot=boot, seed=seed, include_flagged=include_flagged, baseline=baseline,
-                              min_agreement=min_agreement, response_basis=response_basis)
+    try:
+        settings = CourseSettings(n_boot=boot, seed=seed, include_flagged=include_flagged, baseline=baseline,
+                                  min_agreement=min_agreement, response_basis=response_basis)
+    except ValueError as exc:
+        raise _fail(f"--baseline: {exc}") from None
     try:
         tables = course_io.run_compare(results, out, settings)
     except course_io.CompareError as exc:

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,26 @@ METRICS = [
 ]
 PRIMARY = "density_per_cm2"
 KEYS = ["patient_id", "site"]
+#: How a session date may be written (manifest cells, folder names, ``--baseline``).
+DATE_FORMATS = ("%Y-%m-%d", "%Y%m%d")
+
+
+def iso_date(text: str) -> str | None:
+    """A session date written ``YYYY-MM-DD`` or ``YYYYMMDD`` as ISO ``YYYY-MM-DD``; None for anything else.
+
+    Sessions are ordered by this text, so every date must be written one way
+    before it is compared: ``15/01/2026`` could be read day-first or
+    month-first and is refused rather than guessed.
+
+    >>> iso_date("20260115"), iso_date("2026-01-15"), iso_date("15/01/2026")
+    ('2026-01-15', '2026-01-15', None)
+    """
+    for fmt in DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).date().isoformat()
+        except ValueError:
+            continue
+    return None
 
 
 @dataclass(frozen=True)
@@ -74,7 +95,8 @@ class CourseSettings:
     include_flagged : bool
         Keep frames with ``quality_flags`` (left out by default).
     baseline : str or None
-        Session date taken as baseline (ISO); default the first session.
+        Session date taken as baseline, ``YYYY-MM-DD`` or ``YYYYMMDD``
+        (kept as ISO, :func:`iso_date`); default the first session.
     matched_retest_sd_pct : float
         SD of the measured same-spot (matched) hair-count change between two
         visits with no true change, in % of the count, measured on phantom
@@ -228,6 +250,11 @@ class CourseSettings:
     def __post_init__(self):
         if self.response_basis not in ("latest", "trend"):
             raise ValueError(f"response_basis must be 'latest' or 'trend', not {self.response_basis!r}")
+        if self.baseline is not None:
+            day = iso_date(str(self.baseline).strip())
+            if day is None:
+                raise ValueError(f"baseline {self.baseline!r} is not a date: write it YYYY-MM-DD or YYYYMMDD")
+            object.__setattr__(self, "baseline", day)
 
     def floor_for(self, *routes: object) -> float:
         """The re-examination floor for a field pair whose frames took ``routes`` (images.csv ``route``):
@@ -261,6 +288,12 @@ def usable_frames(images: pd.DataFrame, settings: CourseSettings = CourseSetting
     reason[frames["status"] != "ok"] = "status is not ok"
     missing = (frames["patient_id"] == "") | (frames["site"] == "") | (frames["session_date"] == "")
     reason[(reason == "") & missing] = "no patient_id, site or session_date"
+    written = frames["session_date"].tolist()
+    day = [iso_date(t) if t else None for t in written]
+    undated = (reason == "") & pd.Series([d is None for d in day], index=frames.index)
+    reason[undated] = ("session_date '" + frames["session_date"][undated]
+                       + "' is not a date: write it YYYY-MM-DD or YYYYMMDD in the manifest")
+    frames["session_date"] = pd.Series([d or t for d, t in zip(day, written)], index=frames.index, dtype="string")
     area = pd.to_numeric(frames.get("area_cm2"), errors="coerce")
     reason[(reason == "") & ~(area > 0)] = "no pixel size (no area)"
     if not settings.include_flagged:
@@ -639,7 +672,9 @@ def _summary_row(pid, site, course, base_date, changes, min_agreement: float, *,
             and c["reference"] == "baseline"]
     by_metric = {c["metric"]: c for c in mine}
     if PRIMARY not in by_metric:
-        row["response"] = "single session" if len(course) == 1 else "stable"
+        # nothing measured against the baseline at the latest visit: no call to make
+        row["response"] = ("single session" if len(course) == 1 else
+                           "no session after baseline" if latest == base_date else "stable")
         return row
     d = by_metric[PRIMARY]
     agreement = d.get("visit_agreement_pct", math.nan)

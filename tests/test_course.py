@@ -168,6 +168,36 @@ def test_named_baseline():
     assert set(base["session_date"]) == {"2026-01-01", "2026-03-01"}
 
 
+def test_session_dates_written_two_ways_are_one_calendar():
+    # the same rising course, its first date written as DICOM's StudyDate writes it
+    images, hairs = _course((150, 165, 190))
+    iso = compare_course(images, hairs, CourseSettings(n_boot=200))
+    images["session_date"] = images["session_date"].replace({"2026-01-01": "20260101"})
+    mixed = compare_course(images, hairs, CourseSettings(n_boot=200))
+    assert list(mixed["sessions"]["session_date"]) == ["2026-01-01", "2026-02-01", "2026-03-01"]
+    assert mixed["summary"]["baseline_date"].iloc[0] == "2026-01-01"
+    assert mixed["summary"]["response"].iloc[0] == iso["summary"]["response"].iloc[0] == "improved"
+    assert CourseSettings(baseline="20260201").baseline == "2026-02-01"
+
+
+def test_a_date_that_could_be_read_two_ways_is_left_out_not_guessed():
+    images, hairs = _frames([("P", "v", "2026-01-02", 10, 0.1, 0, 0, 5), ("P", "v", "02/01/2026", 12, 0.1, 0, 0, 6)])
+    used, left = usable_frames(images)
+    assert list(used["session_date"]) == ["2026-01-02"]
+    assert left["reason"].tolist() == ["session_date '02/01/2026' is not a date: write it YYYY-MM-DD or YYYYMMDD "
+                                       "in the manifest"]
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        CourseSettings(baseline="02/01/2026")
+
+
+def test_a_baseline_at_the_latest_session_makes_no_call():
+    images, hairs = _course((150, 120, 100))
+    out = compare_course(images, hairs, CourseSettings(n_boot=200, baseline="2026-03-01"))
+    summary = out["summary"].iloc[0]
+    assert summary["response"] == "no session after baseline"
+    assert len(out["changes"].query("reference == 'baseline'")) > 0  # the earlier visits against it are still listed
+
+
 def test_same_seed_same_intervals():
     images, hairs = _course((150, 170))
     a = compare_course(images, hairs, CourseSettings(n_boot=200, seed=3))["changes"]

@@ -79,6 +79,10 @@ def test_compare_without_a_run_folder_exits_2(tmp_path):
     res = CliRunner().invoke(app, ["compare", str(tmp_path / "nope"), "--out", str(tmp_path / "c"),
                                    "--response-basis", "slope"])
     assert res.exit_code == 2 and "--response-basis" in res.output
+    res = CliRunner().invoke(app, ["compare", str(tmp_path / "nope"), "--out", str(tmp_path / "c"),
+                                   "--baseline", "02/01/2026"])
+    assert res.exit_code == 2 and "--baseline" in res.output and "YYYY-MM-DD" in res.output
+    assert "Traceback" not in res.output
 
 
 def test_compare_tells_why_a_run_gives_no_course_and_refuses_bad_paths(tmp_path, fake_core):
