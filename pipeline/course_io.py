@@ -130,6 +130,9 @@ def _probability_cache(settings: Settings, routes: dict[str, str] | None = None)
     is read by that route again). ``probability.light(key, image, um_per_px)``
     gives the map its light shafts among dark ones were found on
     (:func:`pipeline.frame.light_shaft_map`; None for other frames), also once per key.
+    ``probability.field(key, image, um_per_px)`` gives the pixels where the
+    analysis could count a hair: skin (not a header strip, overlay, text or
+    glare) in the counting field's rows.
     """
     from pipeline.frame import hair_map, light_shaft_map
 
@@ -151,7 +154,11 @@ def _probability_cache(settings: Settings, routes: dict[str, str] | None = None)
         if key not in light_cache:
             light_cache[key] = light_shaft_map(_map(key, image, um_per_px), um_per_px=um_per_px)
         return light_cache[key]
+    def field(key: str, image, um_per_px: float):
+        m = _map(key, image, um_per_px)
+        return m.valid & np.asarray(m.field_rows, bool)[:, None]
     probability.light = light
+    probability.field = field
     return probability
 
 
@@ -242,8 +249,11 @@ def match_fields(images: pd.DataFrame, hairs: pd.DataFrame, results: Path,
                               "how": f"registered ({how}) onto only {shared:.0%} of the baseline frame, under "
                                      f"min_overlap {settings.min_overlap:.0%}: not the same spot"})
                 continue
-            region = overlap if settings.match_margin_um <= 0 else register.common_region(
-                fixed.shape[:2], moving.shape[:2], reg.matrix, margin_px=settings.match_margin_um / um)
+            # compared only where both visits could count a hair: a glare patch or a text box in one visit
+            # hides its hairs there (no probability, no count), which would otherwise read as losses or gains
+            region = register.common_region(
+                fixed.shape[:2], moving.shape[:2], reg.matrix, probability.field(ref.image, fixed, um),
+                probability.field(row.image, moving, um), margin_px=max(settings.match_margin_um, 0.0) / um)
             m = register.match_visits(hf, hm, reg.matrix, region, gate_px=gate_um / um)
             if settings.recheck_ratio > 0:
                 m = register.recheck_unmatched(

@@ -310,3 +310,36 @@ def test_the_fields_of_one_course_are_one_patient(tmp_path):
         assert low * FIELD_DENSITY_SPREAD[0] <= min(density) and max(density) <= high * FIELD_DENSITY_SPREAD[1]
         assert len(set(density)) == 3  # each spot its own
         assert len({p.read_bytes() for p in (tmp_path / str(seed)).rglob("*.png")}) == 3  # three spots
+
+
+def test_a_patch_one_visit_cannot_count_on_is_left_out_of_the_comparison(tmp_path):
+    """Glare over part of the later visit hides the hairs there (no probability, no count): they are
+    compared only where both visits could count, not read as lost."""
+    import cv2
+
+    spec = CourseSpec(n_sessions=2, density_change_pct=0, thickening_um=0, turnover_pct=0, max_shift_um=0,
+                      max_rotation_deg=0)
+    generate_course(tmp_path / "course", patient_id="P1", site="vertex", seed=5, spec=spec, n_fields=1,
+                    height=768, width=1024, hair_color="black", skin_tone=3, glare=0.0)
+    first, later = sorted((tmp_path / "course").rglob("*.png"))
+    truth = json.loads(first.with_suffix(".json").read_text())
+    r, c = next(np.round(h["emergence_rc"]).astype(int) for h in truth["hairs"]
+                if h["in_field"] and 150 <= h["emergence_rc"][0] < 618 and 200 <= h["emergence_rc"][1] < 824)
+    box = (r - 100, r + 100, c - 150, c + 150)  # 7.6% of the frame, blown out around a baseline hair's root
+    image = cv2.imread(str(later))
+    image[box[0]:box[1], box[2]:box[3]] = 255
+    cv2.imwrite(str(later), image)
+    runner = CliRunner()
+    res = runner.invoke(app, ["analyze", str(tmp_path / "course"), "--out", str(tmp_path / "run"), "--quiet",
+                              "--no-overlays", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["compare", str(tmp_path / "run"), "--out", str(tmp_path / "cmp"), "--boot", "200",
+                              "--include-flagged"])  # the patch flags the frame overexposed
+    assert res.exit_code == 0, res.output
+    pair = pd.read_csv(tmp_path / "cmp" / "field_pairs.csv").iloc[0]
+    assert pair["registered"]
+    frame_cm2 = 768 * 1024 * truth["um_per_px"] ** 2 * 1e-8
+    assert pair["common_area_cm2"] < 0.95 * frame_cm2  # the patch is not compared
+    matches = pd.read_csv(tmp_path / "cmp" / "matches.csv")
+    under = matches["row"].between(box[0], box[1]) & matches["col"].between(box[2], box[3])
+    assert not under.any()  # the baseline's hair under the patch is not read as lost
