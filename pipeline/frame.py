@@ -591,8 +591,9 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     rest = failed[labels]
     if not rest.any():
         return whole, traced, kept
+    # each shaft on its own rules only: the lenient ones for stripes, whole stubs and border stubs stay off
     shaft_settings = model_settings.replace(min_hair_length_um=min_um, min_aspect=min_aspect, stripe_aspect=0.0,
-                                            stub_aspect=0.0)
+                                            stub_aspect=0.0, border_stub_min_um=0.0)
     rest_traced, rest_kept = _trace_and_measure(rest, con, halo, valid, prob, scale, shaft_settings,
                                                 width_map=prob, width_full=1.0)
     return whole | _components_with(labels, failed, rest_kept), traced + rest_traced, kept + rest_kept

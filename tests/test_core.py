@@ -1107,6 +1107,24 @@ def test_a_light_shaft_leaving_a_dark_one_keeps_its_length_outside_one_shaft_rad
     assert not light.any()
 
 
+def test_a_pale_blob_at_the_frame_edge_is_not_a_light_shaft_by_the_border_stub_rule():
+    """The per-shaft trace of pale components that fail the shape test keeps a shaft only by its own length and
+    aspect: a 42 x 22 px blob at the left edge (5 µm/px; 210 x 110 µm, aspect 1.9) is not kept as a hair cut by
+    the border (the border-stub rule, 50 µm and one width, is for dark shafts)."""
+    from pipeline.frame import _light_among_dark
+    from pipeline.segment import Contrast
+
+    um, s = 5.0, Settings()
+    prob = np.zeros((200, 300), np.float32)
+    prob[90:112, 0:42] = 0.9
+    model_settings = s.replace(darkness_low=0.3, darkness_threshold=0.5)
+    light, _, kept = _light_among_dark(np.full((200, 300, 3), 180, np.uint8), np.ones(prob.shape, bool),
+                                       np.zeros(prob.shape, bool), [], Contrast(np.zeros(prob.shape, np.float32), 0.7),
+                                       np.zeros(prob.shape, np.float32), um, s, (prob, None, model_settings),
+                                       per_shaft=True, found=prob > 0.5)
+    assert kept == [] and not light.any()
+
+
 def test_a_fixed_route_reproduces_or_replaces_the_frames_own():
     """Fixing a frame's own route (images.csv ``route``) gives the same hairs; another route reads it
     another way; a route that does not exist is refused."""
