@@ -1635,11 +1635,12 @@ def _hair_table(cands: list[Candidate], um_per_px: float | None, settings: Setti
         if mask is not None and c.hair.end_kinds[c.root] == "free" and not c.cut[c.root]:
             root = mask_end(path, mask, c.radius_px, reach=settings.emergence_reach)
         roots.append(root)
-    through = {id(c.partner): root for c, root in zip(cands, roots) if c.partner is not None}
+    # keyed by the traced shaft, which the copies of a stripe split into several hairs share (split_fused)
+    through = {id(c.partner.hair): root for c, root in zip(cands, roots) if c.partner is not None}
     rows = []
     for c, path, root in zip(cands, paths, roots):
         if c.emergence is not None:
-            root = through.get(id(c), c.emergence)
+            root = through.get(id(c.hair), c.emergence)
         mid = path[len(path) // 2]
         rows.append(dict(row=float(root[0]), col=float(root[1]), mid_row=float(mid[0]), mid_col=float(mid[1]),
                          length_px=c.length_px,

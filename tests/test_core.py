@@ -272,6 +272,29 @@ def test_two_hairs_of_one_opening_report_one_emergence_point_at_its_end():
     assert points[0] == pytest.approx([150.0, 95.5], abs=1.0)  # the end of the mask (round cap), not the fork
 
 
+def test_a_fork_hair_split_into_copies_keeps_the_opening_of_the_shaft_it_leaves():
+    """A hair forking from a shaft that runs through its opening reports that shaft's emergence point (the end
+    of its mask, 10 px beyond its centre line here); so does each copy when the fork hair is a fused stripe
+    counted as two hairs."""
+    from pipeline import frame, shafts
+
+    mask = np.zeros((200, 200), bool)
+    mask[40:160, 97:104] = True  # the through-going shaft's stripe runs on 10 px past its centre line's end
+
+    def cand(path, kinds, junctions, width):
+        path = np.asarray(path, float)
+        return frame.Candidate(shafts.Hair(path, kinds, junctions), width, 3.0, 0.8, (False, False), np.zeros(2),
+                               length_px=float(np.hypot(*(path[-1] - path[0]))), plain_px=width)
+
+    through = cand([[50, 100], [150, 100]], ["free", "free"], [None, None], 6.0)
+    fork = cand([[60, 100], [150, 140]], ["junction", "free"], [6000, None], 20.0)
+    fork.root, fork.confident, fork.emergence = 0, True, through.hair.path[0]
+    through.root, through.confident, through.partner = 0, True, fork
+    for counted in ([through, fork], [through] + frame.as_hairs(fork, 2)):
+        table, _ = frame._hair_table(counted, 5.0, Settings(), mask=mask)
+        assert table["row"].tolist() == pytest.approx([40.5] * len(counted), abs=1.0)
+
+
 def _unit_with_white_patch(size: int) -> np.ndarray:
     """Two hairs from one opening at (150, 100), and a white (glare) patch of ``size`` px just above it."""
     img = blank(300, 300)
