@@ -1604,10 +1604,12 @@ def test_line_contrast_reads_no_line_at_the_edge_of_a_wide_dark_region():
 
 
 @hsettings(max_examples=6, deadline=None)
-@given(angle=st.floats(0, 180), offset=st.floats(3, 8))
+@given(angle=st.floats(0, 180), offset=st.floats(4, 8))
 def test_line_contrast_of_a_line_at_any_angle(angle, offset):
     """A long straight 3-px line reads close to its height in some direction, whatever its angle (the
-    directions are 15 degrees apart: a 25-px segment at 7.5 degrees to the line stays within it)."""
+    directions are 15 degrees apart: a 25-px segment at 7.5 degrees to the line stays within it), when the
+    flanks clear it: OpenCV draws a 3-px line up to about 4 px across at a slant, so a flank 3-3.5 px off
+    touches it (0.58 at 36.5 degrees and 3 px; session 58's CI drew angle 5, offset 3: 0.72)."""
     from pipeline.segment import line_contrast
 
     img = np.zeros((200, 200), np.float32)
