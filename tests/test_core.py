@@ -276,18 +276,13 @@ def test_a_fork_hair_split_into_copies_keeps_the_opening_of_the_shaft_it_leaves(
     """A hair forking from a shaft that runs through its opening reports that shaft's emergence point (the end
     of its mask, 10 px beyond its centre line here); so does each copy when the fork hair is a fused stripe
     counted as two hairs."""
-    from pipeline import frame, shafts
+    from pipeline import frame
 
     mask = np.zeros((200, 200), bool)
     mask[40:160, 97:104] = True  # the through-going shaft's stripe runs on 10 px past its centre line's end
-
-    def cand(path, kinds, junctions, width):
-        path = np.asarray(path, float)
-        return frame.Candidate(shafts.Hair(path, kinds, junctions), width, 3.0, 0.8, (False, False), np.zeros(2),
-                               length_px=float(np.hypot(*(path[-1] - path[0]))), plain_px=width)
-
-    through = cand([[50, 100], [150, 100]], ["free", "free"], [None, None], 6.0)
-    fork = cand([[60, 100], [150, 140]], ["junction", "free"], [6000, None], 20.0)
+    through = _hair_candidate([[50, 100], [150, 100]], thickness_px=6.0, radius_px=3.0)
+    fork = _hair_candidate([[60, 100], [150, 140]], ends=("junction", "free"), junctions=(6000, None),
+                           thickness_px=20.0, radius_px=3.0)
     fork.root, fork.confident, fork.emergence = 0, True, through.hair.path[0]
     through.root, through.confident, through.partner = 0, True, fork
     for counted in ([through, fork], [through] + frame.as_hairs(fork, 2)):
@@ -1350,12 +1345,14 @@ def test_frame_just_large_enough_is_measured():
     assert analyze_frame(np.full((64, 64, 3), 200, np.uint8), um_per_px=5.0).metrics["hair_count"] == 0
 
 
-def _hair_candidate(path, *, scores=(0.0, 0.0), ends=("free", "free")):
+def _hair_candidate(path, *, scores=(0.0, 0.0), ends=("free", "free"), junctions=(None, None), thickness_px=4.0,
+                    radius_px=2.0):
     from pipeline.frame import Candidate
     from pipeline.shafts import Hair
 
-    return Candidate(hair=Hair(path=np.asarray(path, float), end_kinds=list(ends)), thickness_px=4.0, radius_px=2.0,
-                     contrast=1.0, cut=(False, False), scores=np.asarray(scores, float))
+    return Candidate(hair=Hair(path=np.asarray(path, float), end_kinds=list(ends), junctions=list(junctions)),
+                     thickness_px=thickness_px, radius_px=radius_px, contrast=1.0, cut=(False, False),
+                     scores=np.asarray(scores, float))
 
 
 def _top_rooted_votes():
