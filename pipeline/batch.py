@@ -613,12 +613,12 @@ def run_batch(
         _print_warnings(frames, console)
         run_id = store.start_run(settings_json=json.dumps(settings.to_dict(), sort_keys=True),
                                  settings_digest=settings.digest(), version=pipeline.__version__,
-                                 inputs=[str(p) for p in inputs])
-        plan = _plan(frames, out_dir, um_per_px, settings, overlays, store)
+                                 inputs=[_shown(str(p), pseudo) for p in inputs])
+        plan = _plan(frames, out_dir, um_per_px, settings, overlays, store, pseudo)
         computed = _run_jobs(plan, out_dir, settings, workers, scheduler, progress, console, store, pseudo)
         results = _collect(plan, store)
         if settings.series_route:
-            computed += _reroute_series(frames, plan, results, settings, store,
+            computed += _reroute_series(frames, plan, results, settings, store, pseudo,
                                         lambda again: _run_jobs(again, out_dir, settings, workers, scheduler,
                                                                 progress, console, store, pseudo))
         images, hairs = _tables(frames, results)
@@ -627,17 +627,18 @@ def run_batch(
             images, hairs = _pseudonymized_table(images, pseudo), _pseudonymized_table(hairs, pseudo)
             for r in results:
                 r["traceback"] = pseudo.text(r["traceback"])
-            records = [{k: pseudo.text(v) if k != "metadata" else {m: pseudo.text(x) for m, x in v.items()}
+            records = [{k: pseudo.text(v) if k != "metadata" else
+                        {m: x if m in NOT_FREE_TEXT else pseudo.text(x) for m, x in v.items()}
                         for k, v in rec.items()} for rec in records]
         store.finish_run(run_id, records)
     finally:
         store.close()
     _write_outputs(out_dir, images, hairs, results, frames)
     seconds = time.perf_counter() - t0
-    extra = {"run_id": run_id, "store": store.safe_url, "scheduler": scheduler,
+    extra = {"run_id": run_id, "store": _shown(store.safe_url, pseudo), "scheduler": scheduler,
              "frames_measured": computed, "frames_reused": sum(1 for p in plan if p["reused"]),
              "pseudonymized": pseudo is not None}
-    shown_inputs = [pseudo.text(str(p)) for p in inputs] if pseudo is not None else inputs
+    shown_inputs = [_shown(str(p), pseudo) for p in inputs] if pseudo is not None else inputs
     _write_run_json(out_dir, shown_inputs, um_per_px, workers, overlays, settings, started, seconds, results, images,
                     extra, pseudo)
     return _summary(images, hairs, results, out_dir, seconds, reused=extra["frames_reused"])
@@ -663,9 +664,23 @@ def _pseudonymized_frame(frame: Frame, pseudo) -> Frame:
                  tuple(pseudo.text(n) for n in frame.notes), frame.layout)
 
 
+#: Metadata columns that are not free text: ``patient_id`` is pseudonymised as a whole
+#: (:meth:`~pipeline.pseudonym.Pseudonymizer.patient`), the others never hold it (a patient ``20`` must not
+#: rewrite the date ``2026-01-20``).
+NOT_FREE_TEXT = frozenset({"patient_id", "session_date", "site", "field_id"})
+
+
+def _shown(text: str, pseudo) -> str:
+    """``text`` as a run pseudonymised with ``pseudo`` may show it (unchanged without one)."""
+    return text if pseudo is None else pseudo.text(text)
+
+
 def _pseudonymized_table(table: pd.DataFrame, pseudo) -> pd.DataFrame:
+    """Every free-text column of ``table`` with the identifiers seen replaced by their pseudonyms."""
     table = table.copy()
     for column in table.columns:
+        if column in NOT_FREE_TEXT:
+            continue
         if table[column].dtype == object or str(table[column].dtype) in ("string", "str"):
             table[column] = table[column].map(pseudo.text)
     return table
@@ -735,15 +750,16 @@ def _calibration_inputs(frame: Frame, um_per_px: float | None) -> dict[str, Any]
 
 
 def _plan(frames: list[Frame], out_dir: Path, um_per_px: float | None, settings: Settings, overlays: bool,
-          store: ResultStore) -> list[dict[str, Any]]:
+          store: ResultStore, pseudo=None) -> list[dict[str, Any]]:
     """Per frame: its hash, result key, overlay target, and whether a stored result is reused.
 
     A frame with a known problem, or whose file cannot be hashed, is an
     error; a second frame with the same bytes as an earlier one is
-    ``skipped`` (measured once).
+    ``skipped`` (measured once). A run pseudonymised with a key reuses only
+    results stored under that key (:func:`_result_digest`).
     """
     names = _overlay_names(frames)
-    digest, version = _result_digest(settings), pipeline.__version__
+    digest, version = _result_digest(settings, pseudo), pipeline.__version__
     plan, first_by_hash = [], {}
     for i, (frame, name) in enumerate(zip(frames, names)):
         item = {"index": i, "frame": frame, "sha256": None, "key": None, "reused": False, "error": frame.error,
@@ -812,7 +828,7 @@ def series_routes(images: pd.DataFrame) -> pd.Series:
     return pd.Series(out, dtype=object)
 
 
-def _reroute_series(frames, plan, results, settings, store, run) -> int:
+def _reroute_series(frames, plan, results, settings, store, pseudo, run) -> int:
     """Measure again, by its spot's route (:func:`series_routes`), every frame that took another route.
 
     ``results`` is updated in place (each such frame's result replaced, and
@@ -826,7 +842,7 @@ def _reroute_series(frames, plan, results, settings, store, run) -> int:
     again = []
     for i, route in routes.items():
         item, forced = plan[int(i)], settings.replace(route=str(route))
-        key = result_key(item["sha256"], _result_digest(forced), pipeline.__version__, item["calibration"])
+        key = result_key(item["sha256"], _result_digest(forced, pseudo), pipeline.__version__, item["calibration"])
         again.append({**item, "key": key, "settings": forced, "result": None})
     _mark_reused(again, store)
     computed = run(again)
@@ -1137,11 +1153,14 @@ def _write_run_json(out_dir, inputs, um_per_px, workers, overlays, settings, sta
     _atomic_write(out_dir / "run.json", json.dumps(record, indent=2, default=str) + "\n")
 
 
-def _result_digest(settings: Settings) -> str:
+def _result_digest(settings: Settings, pseudo=None) -> str:
     """What beside the file's bytes decides a frame's result, hashed: the settings and the weights file
-    each learned model runs (so re-quantizing or retraining a model under the same name is not reused)."""
+    each learned model runs (so re-quantizing or retraining a model under the same name is not reused),
+    and, in a pseudonymised run, its key's fingerprint: a stored result holds the file's own metadata (a
+    DICOM PatientID) as the run that measured it wrote it, plain or under its key."""
     runs = [m["weights_run_sha256"] for m in _models_record(settings)]
-    return hashlib.sha256(json.dumps([settings.digest(), runs]).encode()).hexdigest()[:16]
+    parts = [settings.digest(), runs] + ([pseudo.fingerprint()] if pseudo is not None else [])
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 def _models_record(settings: Settings) -> list[dict[str, Any]]:

@@ -5,13 +5,21 @@ digits of HMAC-SHA256(key, "P007") (RFC 2104, doi:10.17487/RFC2104): the
 same patient gets the same pseudonym in every run made with the same key, and
 without the key the original cannot be recovered or checked by guessing.
 ``text()`` replaces every identifier it has seen inside any string (file
-names, paths and messages often contain the patient's ID).
+names, paths and messages often contain the patient's ID) where it stands as
+a token of its own (not inside a longer run of letters and digits, so patient
+``1`` leaves ``2026-01-10`` alone), and never inside a pseudonym.  A value
+that already is a pseudonym (``PSN-`` and 16 hex digits) is kept as it is, so
+a run pseudonymised with a key and exported with the same key keeps its
+pseudonyms.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
+
+#: A pseudonym as :meth:`Pseudonymizer.patient` writes it.
+PSEUDONYM = re.compile(r"PSN-[0-9a-f]{16}")
 
 
 class Pseudonymizer:
@@ -35,7 +43,7 @@ class Pseudonymizer:
         ident = str(identifier).strip()
         if not ident:
             return ident
-        if ident.startswith("PSN-") and ident in self._seen.values():
+        if PSEUDONYM.fullmatch(ident):
             return ident
         if ident not in self._seen:
             digest = hmac.new(self._key, ident.encode(), hashlib.sha256).hexdigest()[:16]
@@ -48,6 +56,11 @@ class Pseudonymizer:
         if not isinstance(value, str) or not self._seen:
             return value
         if self._pattern is None:
-            names = sorted(self._seen, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(n) for n in names))
-        return self._pattern.sub(lambda m: self._seen[m.group(0)], value)
+            names = "|".join(re.escape(n) for n in sorted(self._seen, key=len, reverse=True))
+            self._pattern = re.compile(rf"{PSEUDONYM.pattern}|(?<![A-Za-z0-9])(?:{names})(?![A-Za-z0-9])")
+        return self._pattern.sub(lambda m: self._seen.get(m.group(0), m.group(0)), value)
+
+    def fingerprint(self) -> str:
+        """A keyed tag of this key (16 hex digits) that reveals neither the key nor any identifier: stored
+        results measured under one key are not reused under another, or without one."""
+        return hmac.new(self._key, b"tricho: stored results", hashlib.sha256).hexdigest()[:16]

@@ -240,6 +240,23 @@ def test_dicom_pixel_spacing_gives_the_right_density(tmp_path):
     assert (row.patient_id, row.session_date) == ("PAT-1", "2026-01-10")
 
 
+def test_a_stored_result_is_not_reused_across_pseudonym_keys(tmp_path, fake_core):
+    """A DICOM PatientID measured by a plain run must not come back raw in a pseudonymised run into the same
+    folder, nor under another key's pseudonym (session 59: the stored file metadata was reused as written)."""
+    from pipeline.pseudonym import Pseudonymizer
+
+    (tmp_path / "in").mkdir()
+    _write_dicom(tmp_path / "in" / "frame.dcm", _skin((60, 80)), spacing_mm=0.005)
+    out = tmp_path / "out"
+    run_batch([tmp_path / "in"], out, progress=False, overlays=False)
+    for key in ("k1", "k2", None):
+        summary = run_batch([tmp_path / "in"], out, progress=False, overlays=False, pseudonymize=key)
+        row = pd.read_csv(out / "images.csv", dtype={"patient_id": str}).iloc[0]
+        assert row.patient_id == (Pseudonymizer(key).patient("PAT-1") if key else "PAT-1")
+        assert summary.n_reused == (key is None)  # only the plain result, stored by the first run, is reused
+        assert (b"PAT-1" in (out / "images.csv").read_bytes()) == (key is None)
+
+
 def test_dicom_without_pixel_data_is_an_error_row(tmp_path):
     from pipeline.imageio import ImageReadError, read_frame
 

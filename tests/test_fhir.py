@@ -145,6 +145,37 @@ def test_pseudonymized_outputs_contain_no_original_identifier(tmp_path, fake_cor
     assert (images["status"] == "error").sum() == 1
 
 
+def test_pseudonyms_replace_whole_identifiers_only_and_survive_a_second_pass(tmp_path, fake_core):
+    """Patients ``1`` and ``20`` must leave dates and each other's pseudonyms alone, the store path in
+    run.json is pseudonymised, and exporting with the run's key keeps its pseudonyms (session 59)."""
+    from pipeline.pseudonym import Pseudonymizer
+
+    root = tmp_path / "clinic"
+    for k, pid in enumerate(("1", "20")):
+        for date in ("2026-01-20", "2026-02-01"):
+            image = frame_with_hairs(2 + k)
+            image[-1, -1] = k * 7 + len(date)
+            image[-1, -2] = int(date[-2:])
+            write_png(root / pid / date / "vertex.png", image)
+    out = tmp_path / "run-20"
+    run_batch([root], out, um_per_px=5.0, progress=False, pseudonymize="clinic-secret")
+    key = Pseudonymizer("clinic-secret")
+    images = pd.read_csv(out / "images.csv", dtype=str)
+    assert sorted(images["patient_id"].unique()) == sorted({key.patient("1"), key.patient("20")})
+    assert set(images["session_date"]) == {"2026-01-20", "2026-02-01"}
+    assert images["image"].str.contains("/2026-02-01/").sum() == 2  # a date is a token of its own...
+    # ...but "-20" may be patient 20's: a path keeps no identifier, at the cost of a date; no pseudonym nested
+    assert not images["image"].str.replace(r"PSN-[0-9a-f]{16}", "", regex=True).str.contains("PSN|20/|/1/").any()
+    run = json.loads((out / "run.json").read_text())
+    assert "run-20" not in run["store"] and key.patient("20") in run["store"]
+    res = CliRunner().invoke(app, ["export", "fhir", str(out), "--out", str(tmp_path / "b.json"),
+                                   "--pseudonymize", "clinic-secret"])
+    assert res.exit_code == 0, res.output
+    patients = {e["resource"]["identifier"][0]["value"] for e in json.loads((tmp_path / "b.json").read_text())["entry"]
+                if e["resource"]["resourceType"] == "Patient"}
+    assert patients == set(images["patient_id"])
+
+
 def test_same_key_same_pseudonym_other_key_other():
     from pipeline.pseudonym import Pseudonymizer
 
