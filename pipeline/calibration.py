@@ -92,7 +92,12 @@ def device_profiles(table: str | None = None) -> dict[str, DeviceProfile]:
 
 
 def device_um_per_px(device: str, width_px: int, *, table: str | None = None) -> float | None:
-    """Pixel size of a frame ``width_px`` wide from a named device (None if unknown)."""
+    """Pixel size of a frame ``width_px`` wide from a named device (None if unknown).
+
+    ``width_px`` is the frame's long side: a device's ``native_width_px`` is
+    its image's width as it records it (landscape), and a frame turned
+    upright by its EXIF orientation has the same pixels on its height.
+    """
     prof = device_profiles(table).get(str(device).strip().lower())
     if prof is None or width_px <= 0:
         return None
@@ -129,7 +134,7 @@ def resolve_um_per_px(
         if bar is not None:
             return bar, "scale_bar", ""
     if device:
-        um = device_um_per_px(device, image.shape[1], table=devices_table)
+        um = device_um_per_px(device, max(image.shape[:2]), table=devices_table)  # long side: EXIF may turn a frame
         if um is not None:
             return um, "device", ""
         known = ", ".join(sorted(p["device"] for p in device_profiles(devices_table).values()))

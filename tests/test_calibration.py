@@ -185,6 +185,24 @@ def test_device_profile_scales_with_the_frame_width():
     assert calibration.device_um_per_px("handheld-70x", 640) == pytest.approx(5.56)
 
 
+def test_a_device_frame_turned_upright_by_exif_keeps_its_pixel_size(tmp_path):
+    """A 1280 x 720 frame of the 70x device stored with EXIF orientation 6 reads as 720 x 1280; its pixels are
+    the same size (session 59: the width after turning gave 2.78 x 1280 / 720 = 4.94 µm/px)."""
+    from PIL import Image
+
+    from pipeline.imageio import read_image
+
+    image = Image.fromarray(np.full((720, 1280, 3), (196, 150, 130), np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = 6  # shown turned 90° clockwise
+    image.save(tmp_path / "f.jpg", exif=exif.tobytes(), quality=95)
+    upright = read_image(tmp_path / "f.jpg")
+    assert upright.shape[:2] == (1280, 720)
+    for frame in (upright, np.zeros((720, 1280, 3), np.uint8)):
+        um, source, _ = calibration.resolve_um_per_px(frame, device="handheld-70x", read_bar=False)
+        assert (um, source) == (pytest.approx(2.78), "device")
+
+
 def test_bad_device_table_names_its_row(tmp_path):
     table = tmp_path / "devices.csv"
     table.write_text("device,um_per_px,native_width_px\nscope-a,2.5,1280\nscope-b,-1,1280\n")
