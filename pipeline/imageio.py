@@ -117,13 +117,24 @@ def read_image(
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with open(path, "rb") as fh:
             image = _open_checked(path, fh, max_megapixels)
-            if image is None or not _decoded(path, image):  # a TIFF Pillow cannot decode (float RGB, ...)
+            if image is None or _misread_by_pillow(image) or not _decoded(path, image):  # float RGB TIFF, ...
                 return _read_tiff(path, max_megapixels)
             image = _apply_orientation(image)
             return _to_rgb_array(path, image)
 
 
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def _misread_by_pillow(image: Image.Image) -> bool:
+    """A TIFF with separate colour planes deeper than 8 bits: Pillow decodes it without an error, but as
+    scrambled 8-bit planes (tifffile reads it)."""
+    if image.format != "TIFF":
+        return False
+    tags = getattr(image, "tag_v2", {})
+    bits = tags.get(258, (8,))
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    return tags.get(284, 1) == 2 and max(bits, default=8) > 8
 
 
 def _decoded(path: Path, image: Image.Image) -> bool:
@@ -263,12 +274,15 @@ def _to_rgb_array(path: Path, image: Image.Image) -> np.ndarray:
     return np.array(rgb, dtype=np.uint8)
 
 
-def _to_uint8(path: Path, data: np.ndarray) -> np.ndarray:
-    """Scale a 16/32-bit integer or float single-channel array to uint8.
+def _to_uint8(path: Path, data: np.ndarray, bits: int | None = None) -> np.ndarray:
+    """Scale a 16/32-bit integer or float array (one scale for all its channels) to uint8.
 
-    Integers: divided by ``2**b - 1`` where ``b`` is the number of bits the
-    largest value actually uses (at least 8), so full-range 16-bit data maps
-    65535 -> 255 and 12-bit data in a 16-bit container maps 4095 -> 255;
+    Integers: divided by ``2**b - 1``, ``b`` the bit depth the file declares
+    (``bits``, e.g. DICOM's BitsStored) when its values fit in it, else the
+    number of bits the largest value uses rounded up to an even depth (at
+    least 8): full-range 16-bit data maps 65535 -> 255 and 12-bit data in a
+    16-bit container 4095 -> 255, and a darker exposure of the same scene
+    (its brightest value under 2**15) is not stretched to look brighter;
     data that fits in 8 bits is kept as is. Floats in [0, 1] are multiplied
     by 255; other non-negative floats are treated like integers; data with
     negative values is stretched from its minimum to its maximum.
@@ -282,8 +296,9 @@ def _to_uint8(path: Path, data: np.ndarray) -> np.ndarray:
     elif data.dtype.kind == "f" and hi <= 1.0:
         scaled = values * 255.0
     else:
-        bits = max(8, int(np.ceil(hi)).bit_length())
-        scaled = values * (255.0 / (2**bits - 1))
+        used = max(8, int(np.ceil(hi)).bit_length())
+        depth = bits if bits is not None and 8 <= bits and hi < 2**bits else used + used % 2
+        scaled = values * (255.0 / (2**depth - 1))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
@@ -340,19 +355,17 @@ def read_dicom(path: str | os.PathLike, *, max_megapixels: float = DEFAULT_MAX_M
         raise ImageReadError(path, f"DICOM pixel data cannot be decoded ({type(exc).__name__}: {exc}); "
                                    "export it uncompressed or as baseline JPEG") from None
     photometric = str(ds.get("PhotometricInterpretation", "RGB"))
-    if photometric.startswith("YBR") and data.ndim == 3:
-        from pydicom.pixels import convert_color_space
-
-        data = convert_color_space(data, photometric, "RGB")
-    if data.ndim == 4:
-        data = data[0]  # first frame of a multi-frame object
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        data = data[0]  # first frame of a multi-frame object (frames, rows, columns[, samples])
+    stored = ds.get("BitsStored")
+    stored = int(stored) if stored else None
     if data.ndim == 2:
-        grey = data if data.dtype == np.uint8 else _to_uint8(path, data)
+        grey = data if data.dtype == np.uint8 else _to_uint8(path, data, stored)
         if photometric == "MONOCHROME1":
             grey = 255 - grey
         image = np.repeat(grey[..., None], 3, axis=2)
-    else:
-        image = data[..., :3] if data.dtype == np.uint8 else np.stack([_to_uint8(path, data[..., k]) for k in range(3)], 2)
+    else:  # colour: pydicom (3.0+) already gives YBR photometrics as RGB
+        image = data[..., :3] if data.dtype == np.uint8 else _to_uint8(path, data[..., :3], stored)
     return np.ascontiguousarray(image), _dicom_info(ds)
 
 

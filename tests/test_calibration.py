@@ -275,6 +275,54 @@ def test_a_stored_result_is_not_reused_across_pseudonym_keys(tmp_path, fake_core
         assert (b"PAT-1" in (out / "images.csv").read_bytes()) == (key is None)
 
 
+def _write_dicom_pixels(path: Path, data: np.ndarray, photometric: str, *, frames: int | None = None) -> Path:
+    """A DICOM file holding ``data`` as given (uncompressed): any photometric, bit depth and frame count."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.4"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    colour = photometric not in ("MONOCHROME1", "MONOCHROME2")
+    shape = data.shape[1:] if frames else data.shape
+    ds.Rows, ds.Columns = shape[:2]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = (3 if colour else 1), photometric
+    if colour:
+        ds.PlanarConfiguration = 0
+    bits = data.dtype.itemsize * 8
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    if frames:
+        ds.NumberOfFrames = frames
+    ds.PixelData = np.ascontiguousarray(data).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_dicom_colour_depth_and_frames_read_as_stored(tmp_path):
+    """YBR colour is converted once, a 16-bit RGB frame keeps its hue (one scale for all channels, by its
+    BitsStored), and a multi-frame greyscale object gives its first frame (session 59: red read green,
+    (40000, 20000, 20000) read grey, and 3 frames of 40 x 60 read as a 3 x 40 colour image)."""
+    from pydicom.pixels import convert_color_space
+
+    from pipeline.imageio import read_frame
+
+    red = np.zeros((40, 60, 3), np.uint8)
+    red[...] = (200, 30, 30)
+    ybr = convert_color_space(red, "RGB", "YBR_FULL")
+    pixels, _ = read_frame(_write_dicom_pixels(tmp_path / "ybr.dcm", ybr, "YBR_FULL"))
+    assert np.abs(pixels.astype(int) - red).max() <= 2
+    deep = np.zeros((40, 60, 3), np.uint16)
+    deep[...] = (40000, 20000, 20000)
+    pixels, _ = read_frame(_write_dicom_pixels(tmp_path / "deep.dcm", deep, "RGB"))
+    assert pixels[0, 0].tolist() == [156, 78, 78]
+    stack = np.stack([np.full((40, 60), v, np.uint8) for v in (50, 100, 150)])
+    pixels, _ = read_frame(_write_dicom_pixels(tmp_path / "frames.dcm", stack, "MONOCHROME2", frames=3))
+    assert pixels.shape == (40, 60, 3) and (pixels == 50).all()
+
+
 def test_dicom_without_pixel_data_is_an_error_row(tmp_path):
     from pipeline.imageio import ImageReadError, read_frame
 

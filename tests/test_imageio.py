@@ -240,6 +240,23 @@ def test_float_rgb_tiff_pillow_cannot_open_is_read_by_tifffile(tmp_path):
         np.testing.assert_array_equal(read_image(tmp_path / name), rgb)
 
 
+def test_16_bit_planar_tiff_is_read_in_order(tmp_path):
+    """Pillow decodes a 16-bit TIFF of separate planes without an error but scrambled (session 59); it goes to
+    tifffile, and reads as its contiguous twin does, on either byte order."""
+    import tifffile
+
+    rgb = np.zeros((40, 60, 3), np.uint16)
+    rgb[..., 0] = np.arange(60) * 1000
+    rgb[..., 2] = 30000
+    tifffile.imwrite(tmp_path / "contig.tif", rgb, photometric="rgb")
+    contig = read_image(tmp_path / "contig.tif")
+    assert np.abs(contig[0, :, 0].astype(int) - np.arange(60) * 1000 * 255 // 65535).max() <= 1
+    for order in ("<", ">"):
+        tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0).astype(order + "u2"), photometric="rgb",
+                         planarconfig="separate", byteorder=order)
+        assert np.abs(read_image(tmp_path / "planar.tif").astype(int) - contig).max() <= 1
+
+
 def test_tiff_of_five_samples_is_refused_with_the_fix(tmp_path):
     import tifffile
 
