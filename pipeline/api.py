@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -71,13 +71,16 @@ class FolderAnalysis:
 
 @dataclass
 class CourseComparison:
-    """``tricho compare``'s tables: ``sessions``, ``changes``, ``summary``, ``left_out``, ``repeatability``."""
+    """``tricho compare``'s tables: ``sessions``, ``changes``, ``summary``, ``left_out``, ``repeatability``,
+    and, when the same spot was matched across visits, ``field_pairs`` and ``matches``."""
 
     sessions: pd.DataFrame
     changes: pd.DataFrame
     summary: pd.DataFrame
     left_out: pd.DataFrame
     repeatability: pd.DataFrame
+    field_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    matches: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def analyze_image(image: str | os.PathLike | np.ndarray, *, um_per_px: float | None = None,
@@ -160,20 +163,28 @@ def analyze_folder(inputs: str | os.PathLike | Sequence[str | os.PathLike], out:
 
 
 def compare(results: FolderAnalysis | str | os.PathLike | tuple[pd.DataFrame, pd.DataFrame], *,
-            settings: CourseSettings = CourseSettings()) -> CourseComparison:
+            settings: CourseSettings = CourseSettings(), match: bool = True) -> CourseComparison:
     """Compare sessions per patient and site (as ``tricho compare``).
 
     ``results``: a :class:`FolderAnalysis`, an analysis output folder, or
-    an ``(images, hairs)`` pair of tables.
+    an ``(images, hairs)`` pair of tables.  With ``match`` (default) and a
+    run folder to read the frames from (the first two forms), fields that
+    share a ``field_id`` across sessions are registered and their hairs
+    matched, as ``tricho compare`` does (:func:`pipeline.course_io.match_fields`);
+    a pair of tables alone is compared pooled.
     """
-    from pipeline.course_io import _check_usable, _read
+    from pipeline.course_io import _check_usable, _read, match_fields
 
+    folder = None
     if isinstance(results, FolderAnalysis):
-        (images, hairs), label = (results.images, results.hairs), results.out_dir
+        (images, hairs), label, folder = (results.images, results.hairs), results.out_dir, results.out_dir
     elif isinstance(results, tuple):
         (images, hairs), label = results, Path("the (images, hairs) tables")
     else:
         images, hairs = _read(Path(results) / "images.csv"), _read(Path(results) / "hairs.csv")
-        label = Path(results)
+        label = folder = Path(results)
     _check_usable(images, settings, label)
-    return CourseComparison(**compare_course(images, hairs, settings))
+    pairs, matches = (match_fields(images, hairs, Path(folder), settings) if match and folder is not None
+                      else (pd.DataFrame(), pd.DataFrame()))
+    tables = compare_course(images, hairs, settings, field_pairs=pairs if len(pairs) else None)
+    return CourseComparison(**tables, field_pairs=pairs, matches=matches)

@@ -45,6 +45,31 @@ def test_analyze_folder_and_compare_the_samples(tmp_path):
     pd.testing.assert_frame_equal(course.changes, again.changes)
 
 
+def test_compare_from_python_matches_the_same_spot_as_the_cli(tmp_path, fake_core):
+    """A field imaged twice registers onto itself; Python's compare matches it as `tricho compare` does
+    (session 59: it compared pooled only, with a CI and MDC several times as wide)."""
+    import cv2
+
+    from pipeline.course_io import run_compare
+
+    frame = cv2.imread(str(SAMPLES / "P001_2026-01-10_vertex_1.jpg"))
+    rows = ["image,um_per_px,patient_id,site,session_date,field_id"]
+    for date in ("2026-01-10", "2026-03-07"):
+        later = frame.copy()
+        later[0, 0] = (0, 0, 0) if date > "2026-01-10" else later[0, 0]  # not the same bytes
+        cv2.imwrite(str(tmp_path / f"{date}.png"), later)
+        rows.append(f"{date}.png,2.78,P001,vertex,{date},1")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    run = analyze_folder(tmp_path, tmp_path / "run", overlays=False)
+    course = compare(run)
+    cli = run_compare(tmp_path / "run", tmp_path / "course")
+    density = course.changes[course.changes["metric"] == "density_per_cm2"]
+    assert set(density["method"]) == {"matched"} and len(course.matches) > 0
+    pd.testing.assert_frame_equal(course.changes, cli["changes"])
+    pd.testing.assert_frame_equal(compare(tmp_path / "run").changes, cli["changes"])
+    assert set(compare(run, match=False).changes["method"]) == {"pooled"}
+
+
 def test_unreadable_file_gives_an_error_row_not_an_exception(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_text("no photo")
