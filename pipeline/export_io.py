@@ -45,8 +45,8 @@ def export_fhir(results: str | Path, out: str | Path, *, transaction: bool = Fal
     if out.is_dir():
         raise ExportError(f"--out {out} is a folder: give the bundle's file name (e.g. {out / 'bundle.json'})")
     try:
-        images = pd.read_csv(results / "images.csv", dtype={"patient_id": str, "site": str, "session_date": str,
-                                                              "image": str, "sha256": str})
+        images = pd.read_csv(results / "images.csv", keep_default_na=False, na_values=[""],  # patient "NA" is a patient
+                             dtype={"patient_id": str, "site": str, "session_date": str, "image": str, "sha256": str})
         run = json.loads((results / "run.json").read_text())
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise ExportError(f"{exc.filename} not found: give the output folder of `tricho analyze`") from None

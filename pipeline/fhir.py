@@ -20,6 +20,13 @@ What is in the Bundle
   ``method``; the hair density Observation carries the hair count, the
   class counts and the skin area of the field as components.
 
+Every resource also carries its stable ``urn:uuid`` (uuid5 of what it
+describes) as an identifier (system ``urn:ietf:rfc:3986``); in a
+``transaction`` each entry is a conditional create on its first identifier
+(``ifNoneExist``), so a run sent twice creates nothing twice.  A session
+date is written ISO (``20260110`` as ``2026-01-10``); a frame whose date is
+neither form is left out and counted.
+
 Frames are the unit (not sessions) so that every number traces to one photo;
 session values are sums over these and are in ``tricho compare``'s tables.
 """
@@ -37,6 +44,8 @@ UCUM = "http://unitsofmeasure.org"
 SNOMED = "http://snomed.info/sct"
 PATIENT_SYSTEM = "urn:tricho-pipeline:patient-id"
 SHA256_SYSTEM = "urn:tricho-pipeline:sha256"
+#: Identifier system of a resource's own ``urn:uuid`` (RFC 3986).
+URI_SYSTEM = "urn:ietf:rfc:3986"
 
 #: images.csv column -> (local code, display, UCUM code, unit text)
 METRICS: dict[str, tuple[str, str, str, str]] = {
@@ -86,7 +95,20 @@ def _left_out_reason(row: pd.Series) -> str:
         return "no pixel size (no area)"
     if not pid or pid == "nan":
         return "no patient_id"
+    if _session_date(row) is None:
+        return "session_date not written YYYY-MM-DD or YYYYMMDD"
     return ""
+
+
+def _session_date(row: pd.Series) -> str | None:
+    """The frame's session date as ISO ``YYYY-MM-DD``; "" when it has none, None when it is not a date
+    (:func:`pipeline.course.iso_date`: ``20260110`` reads as ``2026-01-10``, ``10/01/2026`` is refused)."""
+    from pipeline.course import iso_date
+
+    date = row.get("session_date")
+    if not isinstance(date, str) or not date.strip():
+        return ""
+    return iso_date(date.strip())
 
 
 def frames_left_out(images: pd.DataFrame) -> dict[str, int]:
@@ -183,21 +205,28 @@ def _observation(row, code, display, quantity, patient_url, device_url, doc_url,
         "subject": {"reference": patient_url},
         "valueQuantity": quantity,
         "bodySite": {"coding": [{"system": SNOMED, "code": "43067004", "display": "Skin structure of scalp"}],
-                     "text": str(row.get("site") or "scalp")},
+                     "text": site if isinstance(site := row.get("site"), str) and site.strip() else "scalp"},
         "device": {"reference": device_url},
         "method": {"text": method},
         "derivedFrom": [{"reference": doc_url}],
     }
-    date = str(row.get("session_date") or "").strip()
-    if date and date != "nan":
+    date = _session_date(row)
+    if date:
         obs["effectiveDateTime"] = date
     return obs
 
 
 def _entry(full_url: str, resource: dict, transaction: bool) -> dict:
+    """A bundle entry.  Every resource carries an identifier (its own stable uuid where it has no other), and
+    in a transaction each is a conditional create on it (``ifNoneExist``), so sending the same run twice
+    creates nothing twice."""
+    resource.setdefault("identifier", [])
+    resource["identifier"].append({"system": URI_SYSTEM, "value": full_url})
     entry = {"fullUrl": full_url, "resource": resource}
     if transaction:
-        entry["request"] = {"method": "POST", "url": resource["resourceType"]}
+        first = resource["identifier"][0]
+        entry["request"] = {"method": "POST", "url": resource["resourceType"],
+                            "ifNoneExist": f"identifier={first['system']}|{first['value']}"}
     return entry
 
 

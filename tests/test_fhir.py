@@ -72,7 +72,36 @@ def test_transaction_bundle_has_requests_and_validates(tmp_path, fake_core):
                                method="test", transaction=True)
     fhir.validate(bundle)
     assert bundle["type"] == "transaction"
-    assert all(e["request"] == {"method": "POST", "url": e["resource"]["resourceType"]} for e in bundle["entry"])
+    # each entry a conditional create on its first identifier: the same run sent twice creates nothing twice
+    for e in bundle["entry"]:
+        first = e["resource"]["identifier"][0]
+        assert e["request"] == {"method": "POST", "url": e["resource"]["resourceType"],
+                                "ifNoneExist": f"identifier={first['system']}|{first['value']}"}
+    assert len({e["request"]["ifNoneExist"] for e in bundle["entry"]}) == len(bundle["entry"])
+    again = fhir.build_bundle(pd.read_csv(out / "images.csv", dtype={"patient_id": str}), version="0.1.0",
+                              method="test", transaction=True)
+    assert again == bundle
+
+
+def test_export_writes_dates_iso_and_leaves_out_what_is_no_date(tmp_path, fake_core):
+    """``20260110`` is exported as 2026-01-10, ``10/01/2026`` left out and counted, a missing site reads
+    "scalp" and patient "NA" is a patient (session 59: the export failed on the first, wrote "nan", dropped "NA")."""
+    out = _course_run(tmp_path, fake_core)
+    images = pd.read_csv(out / "images.csv", dtype=str, keep_default_na=False)
+    images.loc[0, "session_date"], images.loc[1, "session_date"] = "20260110", "10/01/2026"
+    images.loc[2, "site"], images["patient_id"] = "", images["patient_id"].where(images.index != 3, "NA")
+    images.to_csv(out / "images.csv", index=False)
+    res = CliRunner().invoke(app, ["export", "fhir", str(out), "--out", str(tmp_path / "b.json")])
+    assert res.exit_code == 0, res.output
+    bundle = json.loads((tmp_path / "b.json").read_text())
+    fhir.validate(bundle)
+    obs = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert {o["effectiveDateTime"] for o in obs} == {"2026-01-10", "2026-03-07"}
+    assert "nan" not in {o["bodySite"]["text"] for o in obs} and "scalp" in {o["bodySite"]["text"] for o in obs}
+    patients = {e["resource"]["identifier"][0]["value"] for e in bundle["entry"]
+                if e["resource"]["resourceType"] == "Patient"}
+    assert "NA" in patients
+    assert bundle["meta"]["tag"][0]["display"] == "1"
 
 
 class _FakeFhir(BaseHTTPRequestHandler):
