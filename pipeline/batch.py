@@ -53,7 +53,8 @@ from pipeline import calibration as _calibration
 from pipeline import core as _core
 from pipeline import overlay as _overlay
 from pipeline.course import iso_date
-from pipeline.imageio import IMAGE_EXTENSIONS, OTHER_PHOTO_EXTENSIONS, ImageReadError, file_sha256, read_frame
+from pipeline.imageio import (IMAGE_EXTENSIONS, OTHER_PHOTO_EXTENSIONS, ImageReadError, file_sha256, is_dicom,
+                              read_frame)
 from pipeline.settings import Settings
 from pipeline.store import ResultStore, StoreError, code_digest, default_url, result_key
 
@@ -161,8 +162,9 @@ def collect_inputs(inputs: Sequence[str | os.PathLike], *, out_dir: str | os.Pat
         Files are taken as given, whatever their extension (a file that is not
         an image gets an error row); a ``.csv`` file is read as a manifest of
         its folder. Folders are walked recursively for ``IMAGE_EXTENSIONS``
-        and ``OTHER_PHOTO_EXTENSIONS`` (case-insensitive), in sorted order,
-        skipping hidden entries and ``out_dir``. A ``manifest.csv`` at the top of a folder lists its
+        and ``OTHER_PHOTO_EXTENSIONS`` (case-insensitive) and for DICOM files
+        without an extension, in sorted order, skipping hidden entries,
+        ``out_dir`` and the output folders of earlier runs (:func:`is_run_folder`). A ``manifest.csv`` at the top of a folder lists its
         frames (see ``read_manifest``); images in the folder but not in the
         manifest are still processed, with a note.
     out_dir : path, optional
@@ -249,9 +251,17 @@ def _walk_images(folder: Path, skip: Path | None) -> list[Path]:
     found = []
     for root, dirs, files in os.walk(folder):
         root_path = Path(root)
-        dirs[:] = [d for d in dirs if not d.startswith(".") and (root_path / d).resolve() != skip]
-        found += [root_path / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in wanted]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and (root_path / d).resolve() != skip
+                   and not is_run_folder(root_path / d)]
+        found += [root_path / f for f in files if not f.startswith(".") and
+                  (Path(f).suffix.lower() in wanted or (not Path(f).suffix and is_dicom(root_path / f)))]
     return sorted(found, key=lambda p: _key(p, folder))
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` is the output of a ``tricho analyze`` run (its ``run.json`` and ``images.csv``):
+    a walk skips it, so an earlier run kept beside the photos is not read as frames (its overlays)."""
+    return (folder / "run.json").is_file() and (folder / "images.csv").is_file()
 
 
 def _key(path: Path, folder: Path) -> str:

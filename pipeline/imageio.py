@@ -25,7 +25,7 @@ __all__ = ["IMAGE_EXTENSIONS", "OTHER_PHOTO_EXTENSIONS", "ImageReadError", "file
            "read_frame", "read_image"]
 
 #: File extensions (lower case) picked up when a folder is walked.
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".dcm"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".webp", ".dcm", ".dicom"}
 
 #: Photo formats a folder may hold that are not read here, with how to export them. A walked folder
 #: gives each its own row (an error naming the fix) rather than leaving it out unsaid; one Pillow
@@ -305,17 +305,22 @@ def _to_uint8(path: Path, data: np.ndarray, bits: int | None = None) -> np.ndarr
 # --------------------------------------------------------------------------- DICOM
 
 
+#: How the image formats read by Pillow begin: a file named ``.dcm`` that begins so is read as that image.
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"BM", b"RIFF", *_TIFF_MAGIC)
+
+
 def is_dicom(path: str | os.PathLike) -> bool:
-    """Whether a file is DICOM Part 10 ("DICM" at byte 128) or named ``.dcm``."""
+    """Whether a file is DICOM Part 10 ("DICM" at byte 128), or named ``.dcm`` / ``.dicom`` and not
+    beginning as a JPEG, PNG, TIFF, BMP or WebP does (a photo given the wrong extension is read as itself)."""
     path = Path(path)
-    if path.suffix.lower() == ".dcm":
-        return True
     try:
         with open(path, "rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
+            head = fh.read(132)
     except OSError:
-        return False
+        return path.suffix.lower() in (".dcm", ".dicom")
+    if head[128:132] == b"DICM":
+        return True
+    return path.suffix.lower() in (".dcm", ".dicom") and not head.startswith(_IMAGE_MAGIC)
 
 
 def read_dicom(path: str | os.PathLike, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[np.ndarray, dict]:

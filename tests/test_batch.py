@@ -282,6 +282,31 @@ def test_collect_inputs_walks_sorted_and_skips_output(tmp_path, fake_core):
     assert [f.path for f in frames] == [folder / "a.jpg", folder / "b/1.tif", folder / "b/2.PNG"]
 
 
+def test_walk_finds_jfif_and_bare_dicom_and_skips_an_earlier_run(tmp_path, fake_core):
+    """``.jfif`` (a browser's JPEG) and DICOM without an extension (``IM000001``) are frames; an earlier run's
+    output beside the photos is not (its overlays were read as frames); a JPEG named ``.dcm`` is read as a JPEG
+    (session 59)."""
+    import cv2
+
+    from pipeline.imageio import read_frame
+
+    folder = tmp_path / "in"
+    write_png(folder / "a.png", frame_with_hairs(1))
+    cv2.imwrite(str(folder / "b.jpg"), frame_with_hairs(2))
+    (folder / "b.jpg").rename(folder / "b.jfif")
+    dicom = (folder / "IM000001")
+    dicom.write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 16)
+    (folder / "README").write_text("not an image")
+    _run([folder], folder / "run1")
+    assert (folder / "run1" / "overlays").is_dir()
+    frames = collect_inputs([folder], out_dir=tmp_path / "run2")
+    assert [f.key for f in frames] == ["IM000001", "a.png", "b.jfif"]
+    cv2.imwrite(str(tmp_path / "photo.jpg"), frame_with_hairs(3))
+    (tmp_path / "photo.jpg").rename(tmp_path / "photo.dcm")
+    pixels, info = read_frame(tmp_path / "photo.dcm")
+    assert pixels.shape == (100, 100, 3) and info == {}
+
+
 def test_files_taken_as_given_and_keys_do_not_clash(tmp_path, fake_core):
     one, two = tmp_path / "one", tmp_path / "two"
     write_png(one / "a.png", frame_with_hairs(1))

@@ -326,6 +326,7 @@ def test_file_sha256(tmp_path):
 
 
 def test_image_extensions():
-    assert IMAGE_EXTENSIONS == {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".dcm"}
+    assert IMAGE_EXTENSIONS == {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".bmp", ".webp", ".dcm",
+                                ".dicom"}
     assert not IMAGE_EXTENSIONS & OTHER_PHOTO_EXTENSIONS.keys()
     assert {".heic", ".heif", ".dng", ".gif"} <= OTHER_PHOTO_EXTENSIONS.keys()
