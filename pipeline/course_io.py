@@ -12,6 +12,7 @@ response rule).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -281,10 +282,24 @@ def _write_reports(out: Path, results: Path, images: pd.DataFrame, tables: dict,
     for pid in sorted(tables["sessions"]["patient_id"].astype(str).unique()):
         page = patient_report(pid, tables, overlays_dir=overlays if overlays.is_dir() else None, frames=frames,
                               rule=response_rule(basis), version=pipeline.__version__)
-        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in pid)
+        safe = report_name(pid)
         tmp = folder / f".{safe}.html.tmp"
         tmp.write_text(page, encoding="utf-8")
         tmp.replace(folder / f"{safe}.html")
+
+
+def report_name(patient_id: str) -> str:
+    """The file stem of a patient's report: the id itself when every character is a letter, digit, ``-``,
+    ``_`` or ``.`` (not leading); else those kept, the rest ``_``, and 8 hex digits of the id's sha256, so ``A/B`` and
+    ``A_B`` do not overwrite each other's report.
+
+    >>> report_name("P007"), report_name("A/B")
+    ('P007', 'A_B-998d3ed8')
+    """
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in patient_id)
+    if safe == patient_id and not safe.startswith("."):
+        return safe
+    return f"{'_' if safe.startswith('.') else ''}{safe}-{hashlib.sha256(patient_id.encode()).hexdigest()[:8]}"
 
 
 def run_compare(results: str | Path, out: str | Path, settings: CourseSettings = CourseSettings(),

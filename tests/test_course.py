@@ -282,3 +282,14 @@ def test_pairs_read_on_a_model_map_are_re_examined_with_their_own_floor():
     status = [recheck_unmatched(m, fixed, moving, same, pf, pm, um_per_px=4.0,
                                 floor=s.floor_for(route, route))["status"].iloc[0] for route in ("dark", "colour+model")]
     assert status == ["persisting", "lost"]
+
+
+def test_report_names_of_different_patients_differ():
+    """``A/B`` and ``A_B`` each get a report (session 59: both were written to ``A_B.html``); a plain id keeps its
+    name, and no name is hidden or climbs out of the folder."""
+    from pipeline.course_io import report_name
+
+    assert report_name("P007") == "P007" and report_name("Zoë") == "Zoë"
+    names = {report_name(pid) for pid in ("A/B", "A_B", "A:B", "../x", ".x", "x")}
+    assert len(names) == 6
+    assert all("/" not in n and not n.startswith(".") for n in names)
