@@ -1103,11 +1103,23 @@ def _write_outputs(out_dir: Path, images: pd.DataFrame, hairs: pd.DataFrame, res
         log_path.unlink()  # stale, from an earlier run into the same folder
 
 
+#: images.csv columns that hold numbers whatever a run gives them: a run whose frames all lack a pixel size
+#: has only empty ``um_per_px`` values, which must still be numbers in Parquet (not text), so that runs read
+#: together keep one type per column.
+NUMERIC_IMAGE_COLUMNS = frozenset(_core.METRIC_COLUMNS) - {"note", "quality_flags", "segmenter", "route",
+                                                            "route_source"} | {"width_px", "height_px"}
+
+
 def _atomic_parquet(target: Path, table: pd.DataFrame) -> None:
-    """Write a table as Parquet (pyarrow) to a temporary file, then rename over ``target``."""
+    """Write a table as Parquet (pyarrow) to a temporary file, then rename over ``target``: object columns as
+    text, but :data:`NUMERIC_IMAGE_COLUMNS` as numbers."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        table = table.copy()
+        for c in table.columns:
+            if table[c].dtype == object and c in NUMERIC_IMAGE_COLUMNS:
+                table[c] = pd.to_numeric(table[c], errors="coerce").astype("float64")
         text = {c: "string" for c in table.columns if table[c].dtype == object}
         table.astype(text).to_parquet(tmp, index=False)
         os.replace(tmp, target)

@@ -153,6 +153,19 @@ def test_parquet_exports_match_the_csv(tmp_path, good_folder, fake_core):
     assert pd.read_parquet(out / "images.parquet")["hair_count"].tolist() == list(range(9))
 
 
+def test_parquet_of_a_run_without_pixel_size_reads_with_a_calibrated_one(tmp_path, good_folder, fake_core):
+    """Without any pixel size ``um_per_px`` is all empty; it must still be a number column in Parquet
+    (session 59: it was written as text, and the two runs' files could not be read as one dataset)."""
+    import pyarrow.dataset as ds
+
+    run_batch([good_folder], tmp_path / "a", um_per_px=2.0, progress=False)
+    run_batch([good_folder], tmp_path / "b", progress=False)
+    plain = pd.read_parquet(tmp_path / "b" / "images.parquet")
+    assert plain["um_per_px"].isna().all() and plain["um_per_px"].dtype == "float64"
+    both = ds.dataset([str(tmp_path / r / "images.parquet") for r in "ab"]).to_table().to_pandas()
+    assert len(both) == 18 and both["um_per_px"].notna().sum() == 9
+
+
 def _phantoms(folder: Path, n: int) -> Path:
     from pipeline.synth import generate
 
