@@ -32,6 +32,7 @@ import math
 import multiprocessing
 import numbers
 import os
+import posixpath
 import pickle
 import platform
 import statistics
@@ -354,7 +355,7 @@ def _manifest_row_frame(
     if not image:
         return Frame(manifest, f"({manifest.name} line {line})", metadata,
                      error=f"{where}: empty 'image' cell; write the image's path relative to {folder}")
-    key = str(PurePosixPath(image))
+    key = posixpath.normpath(str(PurePosixPath(image)))  # "sub/../a.png" is "a.png": one image, one row
     path = folder / key
     if key in seen:
         return Frame(path, key, metadata,

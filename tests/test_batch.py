@@ -221,7 +221,7 @@ def test_manifest_row_problems_become_error_rows(tmp_path, good_folder, fake_cor
                            "img_2.png,abc\n"
                            "img_3.png,-1\n"
                            ",2.5\n"
-                           "img_1.png,2.5\n")
+                           "sub/../img_1.png,2.5\n")  # the same image by another path (session 59: dropped unsaid)
     manifest = good_folder / "manifest.csv"
     out = tmp_path / "out"
     summary = _run([good_folder], out)
