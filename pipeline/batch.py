@@ -41,6 +41,7 @@ import tempfile
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -928,15 +929,41 @@ def _execute(jobs: list[tuple], workers: int, scheduler: str | None = None) -> I
             yield _process_frame(*job)
         return
     _check_picklable(jobs[0][5:])
+    yield from _execute_pool(jobs, workers)
+
+
+def _execute_pool(jobs: list[tuple], workers: int) -> Iterable[dict]:
+    """The jobs in worker processes; a worker that dies does not take the rest of the batch with it.
+
+    A process killed mid-frame (out of memory on a huge frame, a crash in a
+    native library) breaks the whole pool, and every frame not yet finished
+    fails with it. Those frames are run again: first in a new pool of one
+    worker, where they run in turn, so the first to break it is the frame
+    that kills a worker (its row says so) and the frames after it run again;
+    then with all workers as before.
+    """
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
-                             initializer=_one_thread_worker) as pool:
-        futures = {pool.submit(_process_frame, *job): job for job in jobs}
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except Exception as exc:  # noqa: BLE001 - a worker died (e.g. out of memory)
-                yield _worker_died(futures[future][0], exc)
+    pending, width = list(jobs), workers
+    while pending:
+        broken = []
+        with ProcessPoolExecutor(max_workers=min(width, len(pending)), mp_context=context,
+                                 initializer=_one_thread_worker) as pool:
+            order = {pool.submit(_process_frame, *job): i for i, job in enumerate(pending)}
+            for future in as_completed(order):
+                try:
+                    yield future.result()
+                except BrokenProcessPool as exc:
+                    broken.append((order[future], exc))
+                except Exception as exc:  # noqa: BLE001 - a job that could not be sent or returned
+                    yield _worker_died(pending[order[future]][0], exc)
+        broken.sort(key=lambda item: item[0])
+        if broken and width == 1:  # one at a time: the first unfinished frame is the one that killed its worker
+            yield _worker_died(pending[broken[0][0]][0], broken[0][1])
+            broken = broken[1:]
+            width = workers
+        elif broken:
+            width = 1
+        pending = [pending[i] for i, _ in broken]
 
 
 def _one_thread_worker() -> None:
@@ -980,8 +1007,13 @@ def _check_picklable(functions: tuple) -> None:
 
 
 def _worker_died(index: int, exc: BaseException) -> dict[str, Any]:
-    return {"index": index, "metrics": {}, "hairs": None, "status": "error",
-            "error": _one_line(f"internal error: {type(exc).__name__}: worker process failed ({exc})"),
+    if isinstance(exc, BrokenProcessPool):
+        message = ("the worker process measuring this frame died (out of memory on a very large frame, or a crash "
+                   "in a native library); the other frames were measured; downscale the frame or rerun it alone "
+                   "with --workers 1")
+    else:
+        message = f"internal error: {type(exc).__name__}: worker process failed ({exc})"
+    return {"index": index, "metrics": {}, "hairs": None, "status": "error", "error": _one_line(message),
             "traceback": "".join(traceback.format_exception(exc)), "width_px": None, "height_px": None,
             "seconds": None, "um_per_px": None, "calibration_source": "none", "file_metadata": {}}
 

@@ -7,6 +7,7 @@ function it finds at ``pipeline.core.analyze_frame`` to its workers.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,13 @@ def fake_analyze_frame(image, *, um_per_px, settings=None):
         follicular_units=units, hairs_per_unit=count / units if units else np.nan, note="",
     )
     return core.FrameResult(hairs=hairs, metrics=metrics)
+
+
+def dying_analyze_frame(image, *, um_per_px, settings=None):
+    """As :func:`fake_analyze_frame`, but the process dies (as if killed out of memory) on a frame of 5 hairs."""
+    if int((image.astype(np.float64).mean(axis=2) < 128).sum()) // 1000 == 5:
+        os._exit(3)
+    return fake_analyze_frame(image, um_per_px=um_per_px, settings=settings)
 
 
 @pytest.fixture

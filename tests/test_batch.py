@@ -381,6 +381,18 @@ def test_two_workers_give_the_same_tables(tmp_path, good_folder, fake_core):
         sorted(p.name for p in (tmp_path / "one" / "overlays").iterdir())
 
 
+def test_a_worker_that_dies_fails_only_its_own_frame(tmp_path, good_folder, monkeypatch):
+    """A process killed mid-frame broke the pool and every unfinished frame failed with it (session 59)."""
+    from conftest import dying_analyze_frame
+
+    monkeypatch.setattr(core, "analyze_frame", dying_analyze_frame)
+    summary = _run([good_folder], tmp_path / "out", um_per_px=2.0, workers=2)
+    images = _read(tmp_path / "out").set_index("image")
+    assert (summary.n_ok, summary.n_error) == (8, 1)
+    assert images.loc["img_5.png", "status"] == "error" and "worker process" in images.loc["img_5.png", "error"]
+    assert images.drop(index="img_5.png")["hair_count"].tolist() == [0, 1, 2, 3, 4, 6, 7, 8]
+
+
 def test_unpicklable_core_with_workers_is_a_batch_error(tmp_path, good_folder, monkeypatch):
     monkeypatch.setattr(core, "analyze_frame", lambda image, **kw: None)
     with pytest.raises(BatchError, match="cannot be sent to worker processes"):
