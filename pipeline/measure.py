@@ -31,27 +31,9 @@ import numpy as np
 from scipy.ndimage import map_coordinates
 
 from pipeline.settings import Settings
-from pipeline.shafts import Hair
+from pipeline.shafts import Hair, resample_path  # noqa: F401  (resample_path: part of this module's API)
 
 CLASSES = ("vellus", "intermediate", "terminal")
-
-
-def resample_path(path: np.ndarray, step: float = 1.0) -> np.ndarray:
-    """Centre line resampled at equal arc-length steps (pixels), lightly smoothed."""
-    if len(path) < 3:
-        return path.astype(float)
-    p = path.astype(float)
-    if len(p) >= 7:
-        k = np.ones(5) / 5
-        sm = np.column_stack([np.convolve(p[:, j], k, mode="same") for j in (0, 1)])
-        sm[:2], sm[-2:] = p[:2], p[-2:]
-        p = sm
-    seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
-    s = np.concatenate([[0], np.cumsum(seg)])
-    if s[-1] <= 0:
-        return p[:1]
-    t = np.arange(0, s[-1] + 1e-9, step)
-    return np.column_stack([np.interp(t, s, p[:, 0]), np.interp(t, s, p[:, 1])])
 
 
 def _tangents(path: np.ndarray, span: int) -> np.ndarray:

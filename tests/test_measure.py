@@ -140,3 +140,46 @@ def test_thickness_percentile_is_validated():
     with pytest.raises(ValueError, match="thickness_percentile"):
         Settings(thickness_percentile=120)
     assert Settings().thickness_percentile == 70.0
+
+
+def _arc_mask(radius: int, mid_deg: float, extent: float = 100, size: int = 160) -> np.ndarray:
+    import cv2
+
+    mask = np.zeros((size, size), np.uint8)
+    cv2.ellipse(mask, (size // 2, size // 2), (radius, radius), 0, mid_deg - extent / 2, mid_deg + extent / 2, 1, 3)
+    return mask.astype(bool)
+
+
+def test_a_smoothly_curved_hair_is_one_hair_in_every_orientation():
+    """A 100° arc (radius 25-35 px, 3 px wide) turns about 30° over the corner test's span: one hair however it
+    lies, turned or flipped. Session 59: the turn was read along the raw pixel path, whose slanted runs reach
+    1.4 times as far, and 127 of these 432 arcs split in two (28 of the 54 differently by orientation); read
+    along the arc's length one does (a hook the skeleton leaves at one end of one of them)."""
+    from pipeline import shafts
+    from pipeline.settings import Settings
+
+    counts = []
+    for radius in (25, 30, 35):
+        for mid_deg in range(0, 90, 5):
+            mask = _arc_mask(radius, mid_deg)
+            for m in [np.rot90(mask, k) for k in range(4)] + [np.rot90(mask[:, ::-1], k) for k in range(4)]:
+                counts.append(len(shafts.trace_hairs(m.copy(), settings=Settings())))
+    assert len(counts) == 432 and sum(n > 1 for n in counts) <= 1 and max(counts) <= 2
+
+
+@pytest.mark.parametrize("angle_deg", [0, 10, 22.5, 30, 45, 67.5, 90])
+def test_a_straight_hair_is_as_long_at_any_angle(angle_deg):
+    """A 150-px centre line reads 150 px at any angle (session 59: the 8-connected staircase read up to 8% long
+    at 22.5°)."""
+    import cv2
+
+    from pipeline import shafts
+
+    mask = np.zeros((240, 240), np.uint8)
+    t = math.radians(angle_deg)
+    a = np.array([120 - 75 * math.cos(t), 120 - 75 * math.sin(t)])
+    b = np.array([120 + 75 * math.cos(t), 120 + 75 * math.sin(t)])
+    cv2.line(mask, tuple(int(round(v)) for v in a), tuple(int(round(v)) for v in b), 1, 1)
+    path = np.argwhere(mask)
+    path = path[np.argsort(path @ np.array([math.sin(t), math.cos(t)]))]  # along the line
+    assert shafts.Hair(path).length_px == pytest.approx(150, abs=2.5)
