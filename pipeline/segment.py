@@ -94,6 +94,7 @@ def _median(x: np.ndarray) -> float:
     Same result as ``np.median`` (the mean of the two middle values for an
     even count), without sorting a million values.
     """
+    x = np.ravel(x)
     if x.size == 0:
         return math.nan
     k = x.astype(np.int32)
@@ -271,8 +272,10 @@ def ridge_map(dark: np.ndarray, *, um_per_px: float, settings: Settings) -> np.n
     for w in np.geomspace(max(w_lo, 1.5), w_hi, 4):
         s = max(0.7, w / (2 * np.sqrt(3)))
         g = cv2.GaussianBlur(dark, (0, 0), sigmaX=s)
-        drr = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3) / 1.0
-        dcc = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3) / 1.0
+        # a 3x3 Sobel derivative carries a [1, 2, 1] smoothing of weight 4 across it: divided out of all three
+        # entries alike, so the response does not depend on the shaft's direction
+        drr = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3) / 4.0
+        dcc = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3) / 4.0
         drc = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3) / 4.0
         tmp = np.sqrt(((drr - dcc) * 0.5) ** 2 + drc ** 2)
         lam = -((drr + dcc) * 0.5 - tmp)  # minus the most negative eigenvalue
@@ -391,12 +394,13 @@ def line_contrast(values: np.ndarray, *, length_px: float, offset_px: float, n_a
     big = (h + 2 * (shift + 1), w + 2 * (shift + 1))  # the line means, with room for the flank shifts
     best = np.full((h, w), -np.inf, np.float32)
     for a in np.linspace(0, np.pi, n_angles, endpoint=False):
-        steps = np.unique(np.round(np.outer(t, [np.sin(a), np.cos(a)])).astype(int), axis=0)
+        sin_cos = np.round([np.sin(a), np.cos(a)], 12)  # sin 30° and sin 150° alike: mirrored lines, mirrored pixels
+        steps = np.unique(np.round(np.outer(t, sin_cos)).astype(int), axis=0)
         mean = np.zeros(big, np.float32)
         for dr, dc in steps:
             mean += padded[half + dr:half + dr + big[0], half + dc:half + dc + big[1]]
         mean /= len(steps)
-        nr, nc = int(round(offset_px * np.cos(a))), int(round(-offset_px * np.sin(a)))  # along the normal
+        nr, nc = int(round(offset_px * sin_cos[1])), int(round(-offset_px * sin_cos[0]))  # along the normal
         m = shift + 1
         flank = np.maximum(mean[m + nr:m + nr + h, m + nc:m + nc + w], mean[m - nr:m - nr + h, m - nc:m - nc + w])
         np.maximum(best, mean[m:m + h, m:m + w] - flank, out=best)

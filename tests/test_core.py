@@ -1591,6 +1591,43 @@ def test_line_contrast_of_a_thin_line_is_its_height(length, offset):
     assert line_contrast(dotted, length_px=length, offset_px=offset)[60, 100] == pytest.approx(0.2, abs=0.02)
 
 
+@pytest.mark.parametrize("length, offset", [(20, 3), (31, 4.5)])
+def test_line_contrast_of_a_mirrored_map_is_the_mirrored_contrast(length, offset):
+    """Mirror-image directions rasterise to mirror-image pixels (session 59: sin 30° and sin 150° rounded apart,
+    and a flipped frame read up to 0.17 differently)."""
+    from pipeline.segment import line_contrast
+
+    values = np.random.default_rng(5).random((90, 110)).astype(np.float32)
+    out = line_contrast(values, length_px=length, offset_px=offset)
+    for flip in (np.fliplr, np.flipud, np.transpose):
+        mirrored = line_contrast(np.ascontiguousarray(flip(values)), length_px=length, offset_px=offset)
+        np.testing.assert_allclose(mirrored, flip(out), atol=1e-5)
+
+
+def test_ridge_map_reads_a_faint_thin_shaft_alike_at_any_angle():
+    """A 3-px ridge of height 0.2 reads close to 0.2 along, across and diagonally (session 59: the Hessian's
+    diagonal kept Sobel's factor 4 and its cross term did not: 0.72 at 0°, 0.40 at 45°)."""
+    from pipeline.segment import ridge_map
+
+    n = 201
+    yy, xx = np.mgrid[0:n, 0:n] - n // 2
+    peaks = []
+    for angle in (0, 30, 45, 90):
+        a = np.deg2rad(angle)
+        shaft = (0.2 * np.clip(2.0 - np.abs(-np.sin(a) * xx + np.cos(a) * yy), 0, 1)).astype(np.float32)
+        peaks.append(float(ridge_map(shaft, um_per_px=2.78, settings=Settings())[80:120, 80:120].max()))
+    assert min(peaks) >= 0.14 and max(peaks) <= 0.22 and max(peaks) / min(peaks) <= 1.2
+
+
+def test_hair_probability_without_a_valid_mask_reads_a_flat_grey_frame():
+    """The public ``hair_probability`` with its default ``valid=None`` crashed on an integer-valued frame
+    (session 59: the skin median was asked of a 2-D array)."""
+    from pipeline.segment import hair_probability
+
+    prob = hair_probability(np.full((200, 200, 3), 150, np.uint8), um_per_px=2.78)
+    assert prob.shape == (200, 200) and float(prob.max()) < 0.5
+
+
 def test_line_contrast_reads_no_line_at_the_edge_of_a_wide_dark_region():
     from pipeline.segment import line_contrast
 
