@@ -45,7 +45,10 @@ def draw_overlay(image: np.ndarray, result, *, settings=None) -> np.ndarray:
         colour = CLASS_COLOURS.get(cls if cls in CLASS_COLOURS else "", (0, 200, 255))
         pts = np.round(path[:, ::-1]).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(out, [pts], False, colour, thick, cv2.LINE_AA)
-        root = (int(round(path[0, 1])), int(round(path[0, 0])))
+        if k < len(hairs) and {"row", "col"} <= set(hairs.columns):  # the emergence point hairs.csv gives
+            root = (int(round(float(hairs["col"].iloc[k]))), int(round(float(hairs["row"].iloc[k]))))
+        else:
+            root = (int(round(path[0, 1])), int(round(path[0, 0])))
         cv2.circle(out, root, 3 * thick + 2, (255, 255, 255), thick, cv2.LINE_AA)
         label = str(int(hairs["hair_id"].iloc[k])) if k < len(hairs) else str(k)
         org = (root[0] + 4 * thick, root[1] - 4 * thick)
@@ -61,7 +64,10 @@ def _legend(out: np.ndarray, result, font: float, thick: int) -> None:
     text = f"hairs {m.get('hair_count', 0)}"
     dens = m.get("density_per_cm2")
     if dens is not None and np.isfinite(dens):
-        text += f"  {dens:.0f}/cm2  mean {m.get('mean_thickness_um', np.nan):.0f} um"
+        text += f"  {dens:.0f}/cm2"
+        mean = m.get("mean_thickness_um")
+        if mean is not None and np.isfinite(mean):
+            text += f"  mean {mean:.0f} um"
     org = (8, out.shape[0] - 10)
     cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thick + 2, cv2.LINE_AA)
     cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), thick, cv2.LINE_AA)

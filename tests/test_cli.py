@@ -196,3 +196,12 @@ def test_synth_and_train_refuse_an_out_a_file_is_in_the_way_of_before_any_work(t
     res = CliRunner().invoke(app, ["synth", str(tmp_path / "s"), "--n", "1", "--set", "um_per_px=0"])
     assert res.exit_code == 2 and "um_per_px takes a number above 0" in res.output
     assert blocker.read_text() == "x"
+
+
+def test_paths_and_ids_with_brackets_print_as_written(tmp_path, good_folder, fake_core):
+    """Square brackets in a path are text, not rich markup (session 59: ``run[old]`` printed as ``run`` and
+    ``run[/old]`` crashed after a finished run)."""
+    for name in ("run[old]", "run[/old]"):
+        result = _invoke("analyze", good_folder, "--out", tmp_path / name, "--um-per-px", "5")
+        assert result.exit_code == 0, result.output
+        assert name in result.output.replace("\n", "")

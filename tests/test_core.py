@@ -146,6 +146,23 @@ def test_density_is_over_the_skin_the_hairs_can_be_counted_on():
     assert res.metrics["cumulative_thickness_mm_per_cm2"] == pytest.approx(4 * 32.0 / 1000 / area, rel=0.03)
 
 
+def test_the_overlay_ring_marks_the_emergence_point_hairs_csv_gives():
+    """The ring and id sit at the hair's ``row, col`` (session 59: at its centre line's first point, 3-17 px off
+    on the sample frames, and two hairs of one opening got two rings away from it); no "mean nan" in the legend."""
+    import pandas as pd
+
+    from pipeline.core import FrameResult
+    from pipeline.overlay import draw_overlay
+
+    hairs = pd.DataFrame([{"hair_id": 1, "unit_id": 1, "row": 60, "col": 140, "class": "terminal"}])
+    path = np.column_stack([np.full(101, 60.0), np.linspace(40, 140, 101)])  # the centre line starts far away
+    out = draw_overlay(np.zeros((120, 200, 3), np.uint8),
+                       FrameResult(hairs, {"hair_count": 1, "density_per_cm2": 50.0, "mean_thickness_um": np.nan},
+                                   [path]))
+    white = np.all(out > 150, axis=2)  # the ring (anti-aliased white); the line and label are coloured
+    assert white[50:71, 130:151].sum() >= 10 and white[50:71, 30:51].sum() == 0
+
+
 def test_a_field_all_under_overlays_gives_counts_and_says_why_there_is_no_density():
     img = blank(200, 200)
     img[:] = (255, 0, 0)

@@ -428,6 +428,12 @@ def test_analyze_with_a_missing_model_stops_before_any_frame(tmp_path):
     assert helper.exit_code == 2
     assert "hairnet-ligth-v3" in helper.output and "not found" in helper.output
     assert not (tmp_path / "out" / "images.csv").exists()
+    # a misspelled --model with auto, or --model where nothing reads it, stops too (session 59: both ran on)
+    for extra in (["--segmenter", "auto"], []):
+        res = CliRunner().invoke(app, ["analyze", str(img), "--out", str(tmp_path / "out"), *extra,
+                                       "--model", str(tmp_path / "no-such-model")])
+        assert res.exit_code == 2 and "no-such-model" in res.output, res.output
+        assert not (tmp_path / "out" / "images.csv").exists()
 
 
 @pytest.mark.parametrize("kind", ["narrow", "wide"])
