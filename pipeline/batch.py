@@ -441,9 +441,15 @@ def overlay_name(key: str) -> str:
 
 
 def _overlay_names(frames: list[Frame]) -> list[str]:
+    return overlay_names(f.key for f in frames)
+
+
+def overlay_names(keys: Iterable[str]) -> list[str]:
+    """The overlay file of each image key, in a run's frame order (images.csv's rows): :func:`overlay_name`,
+    with ``_2``, ``_3``, ... where two keys give one name (``visit.jpg`` and ``visit.png``)."""
     names, used = [], set()
-    for f in frames:
-        name = overlay_name(f.key)
+    for key in keys:
+        name = overlay_name(key)
         stem, n = name[:-4], 2
         while name in used:
             name, n = f"{stem}_{n}.png", n + 1

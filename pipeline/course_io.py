@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 import pipeline
-from pipeline.batch import folder_problem
+from pipeline.batch import folder_problem, overlay_names
 from pipeline.course import CourseSettings, compare_course, usable_frames
 from pipeline.settings import Settings
 
@@ -281,6 +281,7 @@ def _write_reports(out: Path, results: Path, images: pd.DataFrame, tables: dict,
     overlays = results / "overlays"
     for pid in sorted(tables["sessions"]["patient_id"].astype(str).unique()):
         page = patient_report(pid, tables, overlays_dir=overlays if overlays.is_dir() else None, frames=frames,
+                              overlay_files=dict(zip(images["image"].astype(str), overlay_names(images["image"].astype(str)))),
                               rule=response_rule(basis), version=pipeline.__version__)
         safe = report_name(pid)
         tmp = folder / f".{safe}.html.tmp"

@@ -37,6 +37,19 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def trend_points(baseline_date: pd.Series, ch: pd.DataFrame) -> pd.DataFrame:
+    """One metric's points in date order: the baseline at 0 (wherever ``--baseline`` put it, before or after
+    other sessions), then each session's change from it with its CI half-widths, MDC and real-change flag."""
+    first = pd.DataFrame({"date": pd.to_datetime(baseline_date).to_numpy()[:1], "change": [0.0], "below": [0.0],
+                          "above": [0.0], "mdc": [np.nan], "real": [False]})
+    rest = pd.DataFrame({"date": pd.to_datetime(ch["session_date"]).to_numpy(),
+                         "change": ch["change"].to_numpy(float),
+                         "below": (ch["change"] - ch["ci_low"]).clip(lower=0).to_numpy(float),
+                         "above": (ch["ci_high"] - ch["change"]).clip(lower=0).to_numpy(float),
+                         "mdc": ch["mdc"].to_numpy(float), "real": ch["real_change"].astype(bool).to_numpy()})
+    return pd.concat([first, rest], ignore_index=True).sort_values("date", kind="stable").reset_index(drop=True)
+
+
 def trend_figure(sessions: pd.DataFrame, changes: pd.DataFrame, site: str) -> str:
     """Base64 PNG: one panel per metric, the change from baseline per session with its 95% CI and the MDC band."""
     plt = _pyplot()
@@ -45,19 +58,18 @@ def trend_figure(sessions: pd.DataFrame, changes: pd.DataFrame, site: str) -> st
     for ax, (metric, label) in zip(axes.ravel(), TREND_METRICS):
         ch = changes[(changes.site == site) & (changes.metric == metric) & (changes.reference == "baseline")]
         ch = ch.sort_values("session_date")
-        dates = pd.to_datetime(pd.concat([s["session_date"].iloc[:1], ch["session_date"]]))
-        change = np.concatenate([[0.0], ch["change"].to_numpy(float)])
-        below = np.concatenate([[0.0], (ch["change"] - ch["ci_low"]).clip(lower=0).to_numpy(float)])
-        above = np.concatenate([[0.0], (ch["ci_high"] - ch["change"]).clip(lower=0).to_numpy(float)])
+        zero = ch["reference_date"].iloc[:1] if len(ch) and "reference_date" in ch else s["session_date"].iloc[:1]
+        pts = trend_points(zero, ch)
         ax.axhline(0, color="0.6", lw=0.8)
-        mdc = ch["mdc"].to_numpy(float)
-        if len(mdc) and np.isfinite(mdc).any():
-            ax.fill_between(pd.to_datetime(ch["session_date"]), -mdc, mdc, color="0.85", step="mid",
-                            label="± MDC95")
-        ax.errorbar(dates, change, yerr=[below, above], marker="o", capsize=4, color="tab:blue")
-        real = np.concatenate([[False], ch["real_change"].astype(bool).to_numpy()])
-        if real.any():
-            ax.scatter(dates[real], change[real], s=120, facecolors="none", edgecolors="tab:red", label="real change")
+        if pts["mdc"].notna().any():  # from the first date to the last, so one follow-up still shows a band
+            band = pts["mdc"].ffill().bfill().to_numpy(float)
+            ax.fill_between(pts["date"], -band, band, color="0.85", step="mid", label="± MDC95")
+        ax.errorbar(pts["date"], pts["change"], yerr=[pts["below"], pts["above"]], marker="o", capsize=4,
+                    color="tab:blue")
+        real = pts[pts["real"]]
+        if len(real):
+            ax.scatter(real["date"], real["change"], s=120, facecolors="none", edgecolors="tab:red",
+                       label="real change")
         methods = sorted(set(ch["method"]))
         ax.set_title(f"{label}" + (f" [{'/'.join(methods)}]" if methods else ""), fontsize=10)
         ax.tick_params(axis="x", rotation=30, labelsize=8)
@@ -101,7 +113,8 @@ def _file_b64(path: Path, max_width_px: int = 800) -> str | None:
 
 
 def patient_report(patient_id: str, tables: dict[str, pd.DataFrame], *, overlays_dir: Path | None = None,
-                   frames: dict[str, Path] | None = None, rule: str = "", version: str = "") -> str:
+                   frames: dict[str, Path] | None = None, rule: str = "", version: str = "",
+                   overlay_files: dict[str, str] | None = None) -> str:
     """The HTML page of one patient (all sites).
 
     Parameters
@@ -114,6 +127,9 @@ def patient_report(patient_id: str, tables: dict[str, pd.DataFrame], *, overlays
         The analysis run's ``overlays/`` folder (baseline and latest overlays).
     frames : dict, optional
         Image key -> file, for the matched-hair map.
+    overlay_files : dict, optional
+        Image key -> its overlay's file name in ``overlays_dir``
+        (:func:`pipeline.batch.overlay_names`; default :func:`~pipeline.batch.overlay_name`).
     """
     from pipeline.batch import overlay_name
     from pipeline.imageio import read_image
@@ -140,8 +156,9 @@ def patient_report(patient_id: str, tables: dict[str, pd.DataFrame], *, overlays
         latest = mine[mine.session_date == mine.session_date.max()] if len(mine) else mine
         for r in latest.itertuples(index=False):
             if overlays_dir is not None:
-                a = _file_b64(overlays_dir / overlay_name(r.reference_image))
-                b = _file_b64(overlays_dir / overlay_name(r.image))
+                named = overlay_files or {}
+                a = _file_b64(overlays_dir / named.get(r.reference_image, overlay_name(r.reference_image)))
+                b = _file_b64(overlays_dir / named.get(r.image, overlay_name(r.image)))
                 cells = "".join(f"<td>{_img_tag(x, n, kind='jpeg')}<br>{esc(n)}</td>"
                                 for x, n in ((a, r.reference_image), (b, r.image)) if x)
                 if cells:

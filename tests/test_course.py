@@ -293,3 +293,16 @@ def test_report_names_of_different_patients_differ():
     names = {report_name(pid) for pid in ("A/B", "A_B", "A:B", "../x", ".x", "x")}
     assert len(names) == 6
     assert all("/" not in n and not n.startswith(".") for n in names)
+
+
+def test_trend_points_put_the_baseline_at_zero_on_its_own_date():
+    """With ``--baseline`` at a middle session the zero sits on that date, and the points run in date order
+    (session 59: the zero was drawn on the first session's date and the line zigzagged back in time)."""
+    from pipeline.report import trend_points
+
+    ch = pd.DataFrame({"session_date": ["2026-01-10", "2026-03-07"], "change": [-5.0, 8.0], "ci_low": [-9.0, 2.0],
+                       "ci_high": [-1.0, 14.0], "mdc": [6.0, 6.0], "real_change": [False, True]})
+    pts = trend_points(pd.Series(["2026-02-07"]), ch)
+    assert [d.strftime("%Y-%m-%d") for d in pts["date"]] == ["2026-01-10", "2026-02-07", "2026-03-07"]
+    assert pts["change"].tolist() == [-5.0, 0.0, 8.0] and pts["real"].tolist() == [False, False, True]
+    assert pts["below"].tolist() == [4.0, 0.0, 6.0] and pts["above"].tolist() == [4.0, 0.0, 6.0]

@@ -343,3 +343,29 @@ def test_a_patch_one_visit_cannot_count_on_is_left_out_of_the_comparison(tmp_pat
     matches = pd.read_csv(tmp_path / "cmp" / "matches.csv")
     under = matches["row"].between(box[0], box[1]) & matches["col"].between(box[2], box[3])
     assert not under.any()  # the baseline's hair under the patch is not read as lost
+
+
+def test_report_shows_each_visit_s_own_overlay_when_names_collide(tmp_path, fake_core):
+    """``visit.jpg`` and ``visit.png`` get overlays ``visit.png`` and ``visit_2.png``; the report showed the first
+    as both baseline and latest (session 59)."""
+    import base64
+
+    import cv2
+
+    from pipeline.batch import overlay_names, run_batch
+    from pipeline.course_io import run_compare
+
+    assert overlay_names(["visit.jpg", "visit.png", "a/b.png"]) == ["visit.png", "visit_2.png", "a__b.png"]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k, (name, date) in enumerate((("visit.jpg", "2026-01-10"), ("visit.png", "2026-03-07"))):
+        image = np.full((120, 160, 3), 200, np.uint8)
+        image[:, 20 + 60 * k:30 + 60 * k] = 40  # the visits differ, so do their overlays
+        cv2.imwrite(str(folder / name), image)
+    (folder / "manifest.csv").write_text("image,um_per_px,patient_id,site,session_date,field_id\n"
+                                         "visit.jpg,5,P1,vertex,2026-01-10,1\nvisit.png,5,P1,vertex,2026-03-07,1\n")
+    run_batch([folder], tmp_path / "run", progress=False)
+    run_compare(tmp_path / "run", tmp_path / "cmp")
+    page = (tmp_path / "cmp" / "reports" / "P1.html").read_text()
+    shown = [base64.b64decode(chunk.split('"')[0]) for chunk in page.split("data:image/jpeg;base64,")[1:]]
+    assert len(shown) == 2 and shown[0] != shown[1]
