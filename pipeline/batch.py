@@ -55,8 +55,8 @@ from pipeline import calibration as _calibration
 from pipeline import core as _core
 from pipeline import overlay as _overlay
 from pipeline.course import iso_date
-from pipeline.imageio import (IMAGE_EXTENSIONS, OTHER_PHOTO_EXTENSIONS, ImageReadError, file_sha256, is_dicom,
-                              read_frame)
+from pipeline.imageio import (IMAGE_EXTENSIONS, OTHER_PHOTO_EXTENSIONS, ImageReadError, dicom_patient_id,
+                              file_sha256, is_dicom, read_frame)
 from pipeline.settings import Settings
 from pipeline.store import ResultStore, StoreError, code_digest, default_url, result_key
 
@@ -256,8 +256,15 @@ def _walk_images(folder: Path, skip: Path | None) -> list[Path]:
         dirs[:] = [d for d in dirs if not d.startswith(".") and (root_path / d).resolve() != skip
                    and not is_run_folder(root_path / d)]
         found += [root_path / f for f in files if not f.startswith(".") and
-                  (Path(f).suffix.lower() in wanted or (not Path(f).suffix and is_dicom(root_path / f)))]
+                  (Path(f).suffix.lower() in wanted or (_maybe_bare_dicom(f) and is_dicom(root_path / f)))]
     return sorted(found, key=lambda p: _key(p, folder))
+
+
+def _maybe_bare_dicom(name: str) -> bool:
+    """A name DICOM exports give files without an image extension: none (``IM000001``) or a UID's last part
+    (``1.2.826.0.1.3680043.2.498.1``)."""
+    suffix = Path(name).suffix
+    return not suffix or suffix[1:].isdigit()
 
 
 def is_run_folder(folder: Path) -> bool:
@@ -624,6 +631,7 @@ def run_batch(
                          f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); check the folder")
     pseudo = _pseudonymizer(pseudonymize)
     if pseudo is not None:
+        _known_dicom_patients(frames, pseudo)
         frames = [_pseudonymized_frame(f, pseudo) for f in frames]
     _prepare_out_dir(out_dir, overlays)
     store = _open_store(db, out_dir)
@@ -673,6 +681,16 @@ def _pseudonymizer(key: str | None):
         raise BatchError(str(exc)) from None
 
 
+def _known_dicom_patients(frames: list[Frame], pseudo) -> None:
+    """Let ``pseudo`` know every DICOM frame's PatientID (its header only) before keys and overlay names are
+    written: a file named after its patient (``PAT-9_visit.dcm``) is then named by the pseudonym from the start."""
+    for frame in frames:
+        if frame.error is None and is_dicom(frame.path):
+            ident = dicom_patient_id(frame.path)
+            if ident:
+                pseudo.patient(ident)
+
+
 def _pseudonymized_frame(frame: Frame, pseudo) -> Frame:
     """A frame whose patient id, key, notes and error carry pseudonyms (the path stays, to read the file)."""
     meta = dict(frame.metadata)
@@ -683,9 +701,10 @@ def _pseudonymized_frame(frame: Frame, pseudo) -> Frame:
 
 
 #: Metadata columns that are not free text: ``patient_id`` is pseudonymised as a whole
-#: (:meth:`~pipeline.pseudonym.Pseudonymizer.patient`), the others never hold it (a patient ``20`` must not
-#: rewrite the date ``2026-01-20``).
-NOT_FREE_TEXT = frozenset({"patient_id", "session_date", "site", "field_id"})
+#: (:meth:`~pipeline.pseudonym.Pseudonymizer.patient`), and a session date never holds an identifier (a patient
+#: ``20`` must not rewrite the date ``2026-01-20``); site and field are free text (a manifest may write
+#: ``P007 vertex``).
+NOT_FREE_TEXT = frozenset({"patient_id", "session_date"})
 
 
 def _shown(text: str, pseudo) -> str:
@@ -747,15 +766,15 @@ def _prepare_out_dir(out_dir: Path, overlays: bool) -> None:
 
 
 def _print_warnings(frames: list[Frame], console) -> None:
+    from rich.markup import escape
+
     misfit = sorted({str(f.path.parent) for f in frames if f.layout == "misfit"})  # the folder as on disk, not "."
     for folder in misfit:
-        console.print(f"[yellow]warning:[/yellow] folder {folder!r}: no {MANIFEST_NAME} and the layout is not "
-                      "PATIENT/SESSION_DATE/SITE[_FIELD].ext; its frames get no patient, session or site "
-                      "(add a manifest.csv to give them)", highlight=False)
+        message = (f"folder {folder!r}: no {MANIFEST_NAME} and the layout is not PATIENT/SESSION_DATE/SITE[_FIELD].ext; "
+                   "its frames get no patient, session or site (add a manifest.csv to give them)")
+        console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
     unlisted = [f.key for f in frames if f.notes]
     if unlisted:
-        from rich.markup import escape
-
         shown = ", ".join(unlisted[:5]) + (" ..." if len(unlisted) > 5 else "")
         console.print(f"[yellow]warning:[/yellow] {len(unlisted)} image(s) not listed in their "
                       f"{MANIFEST_NAME}, processed without its metadata: {escape(shown)}", highlight=False)
@@ -954,7 +973,13 @@ def _execute_pool(jobs: list[tuple], workers: int) -> Iterable[dict]:
         broken = []
         with ProcessPoolExecutor(max_workers=min(width, len(pending)), mp_context=context,
                                  initializer=_one_thread_worker) as pool:
-            order = {pool.submit(_process_frame, *job): i for i, job in enumerate(pending)}
+            order = {}
+            for i, job in enumerate(pending):
+                try:
+                    order[pool.submit(_process_frame, *job)] = i
+                except BrokenProcessPool as exc:  # a worker died while jobs were still being handed out
+                    broken += [(j, exc) for j in range(i, len(pending))]
+                    break
             for future in as_completed(order):
                 try:
                     yield future.result()

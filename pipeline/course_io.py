@@ -279,11 +279,13 @@ def _write_reports(out: Path, results: Path, images: pd.DataFrame, tables: dict,
     folder.mkdir(exist_ok=True)
     frames = _image_paths(results, images)
     overlays = results / "overlays"
-    for pid in sorted(tables["sessions"]["patient_id"].astype(str).unique()):
+    patients = sorted(tables["sessions"]["patient_id"].astype(str).unique())
+    stems = report_names(patients)
+    for pid in patients:
         page = patient_report(pid, tables, overlays_dir=overlays if overlays.is_dir() else None, frames=frames,
                               overlay_files=dict(zip(images["image"].astype(str), overlay_names(images["image"].astype(str)))),
                               rule=response_rule(basis), version=pipeline.__version__)
-        safe = report_name(pid)
+        safe = stems[pid]
         tmp = folder / f".{safe}.html.tmp"
         tmp.write_text(page, encoding="utf-8")
         tmp.replace(folder / f"{safe}.html")
@@ -291,16 +293,30 @@ def _write_reports(out: Path, results: Path, images: pd.DataFrame, tables: dict,
 
 def report_name(patient_id: str) -> str:
     """The file stem of a patient's report: the id itself when every character is a letter, digit, ``-``,
-    ``_`` or ``.`` (not leading); else those kept, the rest ``_``, and 8 hex digits of the id's sha256, so ``A/B`` and
+    ``_`` or ``.`` (not leading; at most 100 of them); else those kept (the first 100), the rest ``_``, and 8 hex digits of the id's sha256, so ``A/B`` and
     ``A_B`` do not overwrite each other's report.
 
     >>> report_name("P007"), report_name("A/B")
     ('P007', 'A_B-998d3ed8')
     """
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in patient_id)
-    if safe == patient_id and not safe.startswith("."):
+    if safe == patient_id and not safe.startswith(".") and len(safe) <= 100:
         return safe
-    return f"{'_' if safe.startswith('.') else ''}{safe}-{hashlib.sha256(patient_id.encode()).hexdigest()[:8]}"
+    return f"{'_' if safe.startswith('.') else ''}{safe[:100]}-{hashlib.sha256(patient_id.encode()).hexdigest()[:8]}"
+
+
+def report_names(patient_ids: list[str]) -> dict[str, str]:
+    """Each patient's report file stem (:func:`report_name`), with the id's hash added where two stems differ
+    only in case (``P007`` and ``p007`` are one file on macOS and Windows) or one id's stem is another's name."""
+    names = {pid: report_name(pid) for pid in patient_ids}
+    folded: dict[str, list[str]] = {}
+    for pid, name in names.items():
+        folded.setdefault(name.lower(), []).append(pid)
+    for pids in folded.values():
+        if len(pids) > 1:
+            for pid in pids:
+                names[pid] = f"{report_name(pid)}-{hashlib.sha256(pid.encode()).hexdigest()[:8]}"
+    return names
 
 
 def run_compare(results: str | Path, out: str | Path, settings: CourseSettings = CourseSettings(),

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from urllib.parse import quote
 from typing import Any
 
 import pandas as pd
@@ -176,7 +177,7 @@ def build_bundle(images: pd.DataFrame, *, version: str, method: str, transaction
                 obs["component"] = [
                     {"code": _code(c, d), "valueQuantity": _quantity(v, u, t)}
                     for col, (c, d, u, t) in COMPONENTS.items() if (v := _number(row.get(col))) is not None]
-            entries.append(_entry(_uuid("obs", doc_url, code), obs, transaction))
+            entries.append(_entry(_uuid("obs", doc_url, code, version, method), obs, transaction))  # a re-analysis is new
     return {"resourceType": "Bundle", "type": "transaction" if transaction else "collection",
             "meta": {"tag": [{"system": CODE_SYSTEM, "code": "frames-left-out", "display": str(skipped)}]},
             "entry": entries}
@@ -226,8 +227,15 @@ def _entry(full_url: str, resource: dict, transaction: bool) -> dict:
     if transaction:
         first = resource["identifier"][0]
         entry["request"] = {"method": "POST", "url": resource["resourceType"],
-                            "ifNoneExist": f"identifier={first['system']}|{first['value']}"}
+                            "ifNoneExist": "identifier=" + quote(f"{_search_escaped(first['system'])}|"
+                                                                 f"{_search_escaped(first['value'])}", safe=":/|")}
     return entry
+
+
+def _search_escaped(value: str) -> str:
+    """A token's part as a FHIR search value: ``\``, ``|``, ``,`` and ``$`` escaped with a backslash (then the
+    whole is URL-encoded), so patient ``A&B`` or ``A|B`` is not read as another."""
+    return "".join("\\" + ch if ch in "\\|,$" else ch for ch in str(value))
 
 
 def validate(bundle: dict) -> None:

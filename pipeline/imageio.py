@@ -297,7 +297,8 @@ def _to_uint8(path: Path, data: np.ndarray, bits: int | None = None) -> np.ndarr
         scaled = values * 255.0
     else:
         used = max(8, int(np.ceil(hi)).bit_length())
-        depth = bits if bits is not None and 8 <= bits and hi < 2**bits else used + used % 2
+        declared = bits is not None and 8 <= bits <= 8 * data.dtype.itemsize and hi < 2**bits
+        depth = bits if declared else used + used % 2
         scaled = values * (255.0 / (2**depth - 1))
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
@@ -321,6 +322,18 @@ def is_dicom(path: str | os.PathLike) -> bool:
     if head[128:132] == b"DICM":
         return True
     return path.suffix.lower() in (".dcm", ".dicom") and not head.startswith(_IMAGE_MAGIC)
+
+
+def dicom_patient_id(path: str | os.PathLike) -> str | None:
+    """The PatientID in a DICOM file's header (pixels not read); None when there is none or the file is no DICOM."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+    except Exception:  # noqa: BLE001 - not readable as DICOM: the frame's own read says why
+        return None
+    ident = str(ds.get("PatientID") or "").strip()
+    return ident or None
 
 
 def read_dicom(path: str | os.PathLike, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[np.ndarray, dict]:

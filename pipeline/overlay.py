@@ -45,8 +45,10 @@ def draw_overlay(image: np.ndarray, result, *, settings=None) -> np.ndarray:
         colour = CLASS_COLOURS.get(cls if cls in CLASS_COLOURS else "", (0, 200, 255))
         pts = np.round(path[:, ::-1]).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(out, [pts], False, colour, thick, cv2.LINE_AA)
-        if k < len(hairs) and {"row", "col"} <= set(hairs.columns):  # the emergence point hairs.csv gives
-            root = (int(round(float(hairs["col"].iloc[k]))), int(round(float(hairs["row"].iloc[k]))))
+        at = (float(hairs["col"].iloc[k]), float(hairs["row"].iloc[k])) if k < len(hairs) and \
+            {"row", "col"} <= set(hairs.columns) else (np.nan, np.nan)
+        if np.isfinite(at).all():  # the emergence point hairs.csv gives
+            root = (int(round(at[0])), int(round(at[1])))
         else:
             root = (int(round(path[0, 1])), int(round(path[0, 0])))
         cv2.circle(out, root, 3 * thick + 2, (255, 255, 255), thick, cv2.LINE_AA)

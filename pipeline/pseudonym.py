@@ -56,11 +56,19 @@ class Pseudonymizer:
         if not isinstance(value, str) or not self._seen:
             return value
         if self._pattern is None:
-            names = "|".join(re.escape(n) for n in sorted(self._seen, key=len, reverse=True))
-            self._pattern = re.compile(rf"{PSEUDONYM.pattern}|(?<![A-Za-z0-9])(?:{names})(?![A-Za-z0-9])")
+            names = "|".join(_token(n) for n in sorted(self._seen, key=len, reverse=True))
+            self._pattern = re.compile(rf"{PSEUDONYM.pattern}|{names}")
         return self._pattern.sub(lambda m: self._seen.get(m.group(0), m.group(0)), value)
 
     def fingerprint(self) -> str:
         """A keyed tag of this key (16 hex digits) that reveals neither the key nor any identifier: stored
         results measured under one key are not reused under another, or without one."""
         return hmac.new(self._key, b"tricho: stored results", hashlib.sha256).hexdigest()[:16]
+
+
+def _token(identifier: str) -> str:
+    """A pattern matching ``identifier`` where it is not part of a longer run of letters and digits: bounded
+    on each side that is itself a letter or digit (``#123`` is found in ``scan#123.jpg``)."""
+    before = "(?<![A-Za-z0-9])" if identifier[:1].isalnum() else ""
+    after = "(?![A-Za-z0-9])" if identifier[-1:].isalnum() else ""
+    return before + re.escape(identifier) + after

@@ -318,9 +318,28 @@ def test_dicom_colour_depth_and_frames_read_as_stored(tmp_path):
     deep[...] = (40000, 20000, 20000)
     pixels, _ = read_frame(_write_dicom_pixels(tmp_path / "deep.dcm", deep, "RGB"))
     assert pixels[0, 0].tolist() == [156, 78, 78]
+    from pipeline.imageio import _to_uint8
+
+    assert _to_uint8(tmp_path, deep, 32)[0, 0].tolist() == [156, 78, 78]  # a depth past the type's is not believed
     stack = np.stack([np.full((40, 60), v, np.uint8) for v in (50, 100, 150)])
     pixels, _ = read_frame(_write_dicom_pixels(tmp_path / "frames.dcm", stack, "MONOCHROME2", frames=3))
     assert pixels.shape == (40, 60, 3) and (pixels == 50).all()
+
+
+def test_a_dicom_file_named_after_its_patient_is_named_by_the_pseudonym(tmp_path, fake_core):
+    """The PatientID is read from the header before keys and overlay names are written, so ``PAT-9_visit.dcm``
+    and its UID-named twin never show ``PAT-9`` in a pseudonymised run, measured or reused (session 59)."""
+    (tmp_path / "in").mkdir()
+    _write_dicom(tmp_path / "in" / "PAT-9_visit.dcm", _skin((60, 80)), spacing_mm=0.005, patient="PAT-9")
+    image = _skin((60, 80))
+    image[0, 0] = 0
+    _write_dicom(tmp_path / "in" / "1.2.826.0.1.3680043.2.498.1", image, spacing_mm=0.005, patient="PAT-9")
+    for _ in range(2):
+        run_batch([tmp_path / "in"], tmp_path / "out", progress=False, pseudonymize="k")
+        names = [p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*")]
+        assert len(pd.read_csv(tmp_path / "out" / "images.csv")) == 2
+        assert not any("PAT-9" in n for n in names)
+        assert b"PAT-9" not in (tmp_path / "out" / "images.csv").read_bytes()
 
 
 def test_dicom_without_pixel_data_is_an_error_row(tmp_path):

@@ -161,6 +161,9 @@ def test_the_overlay_ring_marks_the_emergence_point_hairs_csv_gives():
                                    [path]))
     white = np.all(out > 150, axis=2)  # the ring (anti-aliased white); the line and label are coloured
     assert white[50:71, 130:151].sum() >= 10 and white[50:71, 30:51].sum() == 0
+    hairs.loc[0, "row"] = np.nan  # a caller's own table without the point: the line's start, no crash
+    white = np.all(draw_overlay(np.zeros((120, 200, 3), np.uint8), FrameResult(hairs, {}, [path])) > 150, axis=2)
+    assert white[50:71, 30:51].sum() >= 10
 
 
 def test_a_field_all_under_overlays_gives_counts_and_says_why_there_is_no_density():

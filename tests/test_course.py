@@ -293,6 +293,10 @@ def test_report_names_of_different_patients_differ():
     names = {report_name(pid) for pid in ("A/B", "A_B", "A:B", "../x", ".x", "x")}
     assert len(names) == 6
     assert all("/" not in n and not n.startswith(".") for n in names)
+    from pipeline.course_io import report_names
+
+    stems = report_names(["P007", "p007", "A/B", report_name("A/B"), "x" * 300])
+    assert len({n.lower() for n in stems.values()}) == 5 and max(len(n) for n in stems.values()) <= 120
 
 
 def test_trend_points_put_the_baseline_at_zero_on_its_own_date():

@@ -78,6 +78,9 @@ def test_transaction_bundle_has_requests_and_validates(tmp_path, fake_core):
         assert e["request"] == {"method": "POST", "url": e["resource"]["resourceType"],
                                 "ifNoneExist": f"identifier={first['system']}|{first['value']}"}
     assert len({e["request"]["ifNoneExist"] for e in bundle["entry"]}) == len(bundle["entry"])
+    odd = fhir._entry("urn:uuid:x", {"resourceType": "Patient",
+                                     "identifier": [{"system": fhir.PATIENT_SYSTEM, "value": "A&B|C"}]}, True)
+    assert odd["request"]["ifNoneExist"] == "identifier=urn:tricho-pipeline:patient-id|A%26B%5C|C"  # not patient A
     again = fhir.build_bundle(pd.read_csv(out / "images.csv", dtype={"patient_id": str}), version="0.1.0",
                               method="test", transaction=True)
     assert again == bundle
@@ -208,6 +211,16 @@ def test_pseudonyms_replace_whole_identifiers_only_and_survive_a_second_pass(tmp
 def test_same_key_same_pseudonym_other_key_other():
     from pipeline.pseudonym import Pseudonymizer
 
+    from pipeline.batch import _pseudonymized_table
+
+    key = Pseudonymizer("k1")
+    key.patient("P007")
+    table = _pseudonymized_table(pd.DataFrame({"site": ["P007 vertex"], "field_id": ["P007-1"],
+                                               "session_date": ["2026-01-10"]}), key)
+    assert table.iloc[0].tolist() == [f"{key.patient('P007')} vertex", f"{key.patient('P007')}-1", "2026-01-10"]
+    odd = Pseudonymizer("k1")
+    assert odd.text("scan#123.jpg") == "scan#123.jpg"
+    assert odd.patient("#123") in odd.text("scan#123.jpg") and odd.patient("P-7.") in odd.text("P-7.jpg")
     a, b, c = Pseudonymizer("k1"), Pseudonymizer("k1"), Pseudonymizer("k2")
     assert a.patient("P007") == b.patient("P007") != c.patient("P007")
     assert a.patient("P007").startswith("PSN-") and len(a.patient("P007")) == 20
