@@ -633,6 +633,8 @@ def run_batch(
     if pseudo is not None:
         _known_dicom_patients(frames, pseudo)
         frames = [_pseudonymized_frame(f, pseudo) for f in frames]
+    if pseudo is not None and db is None:
+        _refuse_plain_store(out_dir)
     _prepare_out_dir(out_dir, overlays)
     store = _open_store(db, out_dir)
     try:
@@ -754,6 +756,18 @@ def folder_problem(path: Path, what: str) -> str | None:
     except OSError as exc:
         return f"{what} {path}: cannot create the folder ({exc.strerror or exc}); give a writable folder"
     return None
+
+
+def _refuse_plain_store(out_dir: Path) -> None:
+    """A pseudonymised run does not write into a folder whose store holds a run without pseudonyms: its
+    ``results.sqlite`` keeps that run's identifiers (a DICOM PatientID), which the folder would then carry out."""
+    try:
+        earlier = json.loads((out_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(earlier, dict) and earlier.get("pseudonymized") is False and (out_dir / "results.sqlite").exists():
+        raise BatchError(f"{out_dir} holds a run without pseudonyms, whose results.sqlite keeps patient identifiers; "
+                         "give a new --out for the pseudonymised run (or delete that folder)")
 
 
 def _prepare_out_dir(out_dir: Path, overlays: bool) -> None:

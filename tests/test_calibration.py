@@ -1,6 +1,7 @@
 """Pixel size from manifest, DICOM, scale bar, device profile, CLI — and the quality gate."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline import calibration, quality, segment
-from pipeline.batch import run_batch
+from pipeline.batch import BatchError, run_batch
 from pipeline.settings import Settings
 
 FDU = Path(__file__).resolve().parents[2] / "shared" / "data" / "fdu_val" / "images"
@@ -267,6 +268,10 @@ def test_a_stored_result_is_not_reused_across_pseudonym_keys(tmp_path, fake_core
     _write_dicom(tmp_path / "in" / "frame.dcm", _skin((60, 80)), spacing_mm=0.005)
     out = tmp_path / "out"
     run_batch([tmp_path / "in"], out, progress=False, overlays=False)
+    with pytest.raises(BatchError, match="holds a run without pseudonyms"):  # its store keeps PAT-1
+        run_batch([tmp_path / "in"], out, progress=False, overlays=False, pseudonymize="k1")
+    # past that refusal (run.json edited), the result keys themselves still keep the plain result from the keyed runs
+    (out / "run.json").write_text(json.dumps({**json.loads((out / "run.json").read_text()), "pseudonymized": True}))
     for key in ("k1", "k2", None):
         summary = run_batch([tmp_path / "in"], out, progress=False, overlays=False, pseudonymize=key)
         row = pd.read_csv(out / "images.csv", dtype={"patient_id": str}).iloc[0]
