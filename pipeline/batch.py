@@ -631,10 +631,10 @@ def run_batch(
                          f"(looked for {', '.join(sorted(IMAGE_EXTENSIONS))}); check the folder")
     pseudo = _pseudonymizer(pseudonymize)
     if pseudo is not None:
+        if db is None:
+            _refuse_plain_store(out_dir)
         _known_dicom_patients(frames, pseudo)
         frames = [_pseudonymized_frame(f, pseudo) for f in frames]
-    if pseudo is not None and db is None:
-        _refuse_plain_store(out_dir)
     _prepare_out_dir(out_dir, overlays)
     store = _open_store(db, out_dir)
     try:
@@ -666,8 +666,7 @@ def run_batch(
     extra = {"run_id": run_id, "store": _shown(store.safe_url, pseudo), "scheduler": scheduler,
              "frames_measured": computed, "frames_reused": sum(1 for p in plan if p["reused"]),
              "pseudonymized": pseudo is not None}
-    shown_inputs = [_shown(str(p), pseudo) for p in inputs] if pseudo is not None else inputs
-    _write_run_json(out_dir, shown_inputs, um_per_px, workers, overlays, settings, started, seconds, results, images,
+    _write_run_json(out_dir, [_shown(str(p), pseudo) for p in inputs], um_per_px, workers, overlays, settings, started, seconds, results, images,
                     extra, pseudo)
     return _summary(images, hairs, results, out_dir, seconds, reused=extra["frames_reused"])
 

@@ -111,7 +111,7 @@ def analyze(
     from pipeline.batch import BatchError, run_batch
     from pipeline.settings import Settings
 
-    console = Console()
+    console = _plain_console()
     try:
         settings = Settings.from_overrides(set_)
         if segmenter is not None:
@@ -133,6 +133,12 @@ def analyze(
         raise _fail(str(exc)) from None
     _print_summary(console, summary, quiet=quiet)
     raise typer.Exit(summary.exit_code)
+
+
+def _plain_console() -> Console:
+    """The console of the CLI's own messages and tables: plain text, no rich markup or highlighting, so a path
+    or patient id with square brackets (``run[old]``, ``[anon]7``) prints as written."""
+    return Console(highlight=False, markup=False)
 
 
 def _check_model(settings) -> None:
@@ -183,8 +189,8 @@ def compare(
         tables = course_io.run_compare(results, out, settings)
     except course_io.CompareError as exc:
         raise _fail(str(exc)) from None
-    console = Console()
-    table = Table(title=Text(f"tricho compare -> {out}"), title_justify="left")
+    console = _plain_console()
+    table = Table(title=f"tricho compare -> {out}", title_justify="left")
     for name in ("patient", "site", "sessions", "density change (/cm²)", "95% CI", "MDC", "course trend (/cm²)",
                  "visit agreement", "response"):
         table.add_column(name)
@@ -195,19 +201,18 @@ def compare(
         agree = "-" if isna(r.visit_agreement_pct) else f"{r.visit_agreement_pct:.0f}%"
         trend_mdc = "no MDC" if isna(r.density_trend_mdc) else f"MDC {r.density_trend_mdc:.1f}"
         trend = "-" if isna(r.density_trend) else f"{r.density_trend:+.1f} ({trend_mdc})"
-        table.add_row(Text(str(r.patient_id)), Text(str(r.site)), str(r.n_sessions), change, ci, mdc, trend, agree,
-                      str(r.response))  # ids as plain text, not rich markup ("[anon]7")
+        table.add_row(str(r.patient_id), str(r.site), str(r.n_sessions), change, ci, mdc, trend, agree,
+                      str(r.response))
     console.print(table)
     if (tables["summary"]["response"] == "indeterminate").any():
         console.print(f"indeterminate: the two visits paired directly fewer than {min_agreement:.0%} of the hairs "
                       "either counted on the matched spot, so the tool does not see the same hairs twice (light or "
-                      "grey hair, dark skin, focus). Count those courses by hand or re-image them.", highlight=False, markup=False)
+                      "grey hair, dark skin, focus). Count those courses by hand or re-image them.")
     if tables["summary"]["density_trend_mdc"].isna().any() and tables["summary"]["density_trend"].notna().any():
         console.print("no MDC: no session in the run has two or more fields, so the within-visit repeatability "
-                      "cannot be measured and no change is called real; image 2-3 fields per session.",
-                      highlight=False, markup=False)
+                      "cannot be measured and no change is called real; image 2-3 fields per session.")
     if len(tables["left_out"]):
-        console.print(f"{len(tables['left_out'])} frame(s) left out: see {out / 'left_out.csv'}", highlight=False, markup=False)
+        console.print(f"{len(tables['left_out'])} frame(s) left out: see {out / 'left_out.csv'}")
 
 
 export_app = typer.Typer(help="Export a run's results (FHIR R4 for patient records).", no_args_is_help=True)
@@ -234,14 +239,13 @@ def export_fhir(
                                        left_out=left_out)
     except export_io.ExportError as exc:
         raise _fail(str(exc)) from None
-    console = Console()
+    console = _plain_console()
     kinds = {}
     for entry in bundle["entry"]:
         kinds[entry["resource"]["resourceType"]] = kinds.get(entry["resource"]["resourceType"], 0) + 1
-    console.print(f"wrote {out}: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())), highlight=False, markup=False)
+    console.print(f"wrote {out}: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
     if left_out:
-        console.print("left out (no Observation): " + "; ".join(f"{n} frame(s): {r}" for r, n in left_out.items()),
-                      highlight=False, markup=False)
+        console.print("left out (no Observation): " + "; ".join(f"{n} frame(s): {r}" for r, n in left_out.items()))
     if post:
         try:
             outcome = fhir.post_bundle(bundle, post)
@@ -249,8 +253,8 @@ def export_fhir(
             raise _fail(str(exc), code=1) from None
         bad = [o for o in outcome if not o["status"].startswith("2")]
         for o in outcome:
-            console.print(f"{o['status']:>12}  {o['fullUrl']}  {o['location']}", highlight=False, markup=False, soft_wrap=True)
-        console.print(f"sent to {post}: {len(outcome) - len(bad)} accepted, {len(bad)} not", highlight=False, markup=False)
+            console.print(f"{o['status']:>12}  {o['fullUrl']}  {o['location']}", soft_wrap=True)
+        console.print(f"sent to {post}: {len(outcome) - len(bad)} accepted, {len(bad)} not")
         if bad:
             raise typer.Exit(1)
 
@@ -274,13 +278,13 @@ def train(
 ) -> None:
     """Train the learned segmenter on fresh phantoms only (CPU) and write a model folder."""
     training = _lazy("pipeline.train", "training")
-    console = Console()
+    console = _plain_console()
     if resume:
         if any(v is not None for v in (steps, frames, holdout, scenes, thin_weight, skin_lines)):
             raise _fail("--resume takes the training's own config from OUT; drop --steps, --frames, --holdout, "
                         "--scenes, --thin-weight and --skin-lines")
         try:
-            training.train(out, workers=workers, log=lambda m: console.print(m, highlight=False, markup=False), resume=True)
+            training.train(out, workers=workers, log=console.print, resume=True)
         except FileNotFoundError as e:
             raise _fail(str(e)) from None
         return
@@ -301,11 +305,11 @@ def train(
         cfg = training.dataclasses_replace(cfg, scenes=scenes)
     _writable_folder(out, "--out")
     try:
-        training.train(out, cfg, workers=workers, log=lambda m: console.print(m, highlight=False, markup=False))
+        training.train(out, cfg, workers=workers, log=console.print)
     except Exception:
         if (Path(out) / training.UNTUNED).is_file():
             console.print(f"training finished but the threshold tuning failed; the weights are kept in {out}: "
-                          f"run `tricho train --out {out} --resume` to finish", highlight=False, markup=False)
+                          f"run `tricho train --out {out} --resume` to finish")
         raise
 
 
@@ -320,7 +324,7 @@ def quantize(
         path = learned.add_int8(model, calib)
     except learned.ModelError as e:
         raise _fail(str(e)) from None
-    Console().print(f"wrote {path} and its sha256; run it with --set learned_backend=onnx-int8", highlight=False, markup=False)
+    _plain_console().print(f"wrote {path} and its sha256; run it with --set learned_backend=onnx-int8")
 
 
 @app.command()
@@ -343,7 +347,7 @@ def synth(
         table = synth_module.generate_samples(out) if samples else synth_module.generate(out, n, seed, **overrides)
     except (ValueError, TypeError) as exc:
         raise _fail(f"{exc}; check the --set values (e.g. skin_tone=1..6, um_per_px above 0)") from None
-    Console().print(f"wrote {len(table)} frames to {out}", highlight=False, markup=False)
+    _plain_console().print(f"wrote {len(table)} frames to {out}")
 
 
 @app.command()
@@ -371,9 +375,9 @@ def _print_summary(console: Console, summary, *, quiet: bool) -> None:
     if quiet:
         console.print(f"{summary.n_ok}/{summary.n_frames} frames ok, {summary.n_error} errors, "
                       f"{summary.n_flagged} flagged, {summary.n_skipped} skipped, {summary.n_reused} reused, "
-                      f"{summary.n_hairs} hairs -> {summary.out_dir}", highlight=False, markup=False, soft_wrap=True)
+                      f"{summary.n_hairs} hairs -> {summary.out_dir}", soft_wrap=True)
     else:
-        table = Table(title=Text(f"tricho analyze -> {summary.out_dir}"), title_justify="left")
+        table = Table(title=f"tricho analyze -> {summary.out_dir}", title_justify="left")
         for name in ("frames", "ok", "errors", "flagged", "skipped", "reused", "hairs", "mean density (/cm²)",
                      "seconds"):
             table.add_column(name, justify="right")
@@ -386,10 +390,9 @@ def _print_summary(console: Console, summary, *, quiet: bool) -> None:
                       style="red", soft_wrap=True)
     if len(summary.errors) > _MAX_ERRORS_SHOWN:
         console.print(f"... and {len(summary.errors) - _MAX_ERRORS_SHOWN} more: see {summary.out_dir / 'images.csv'}",
-                      highlight=False, markup=False, soft_wrap=True)
-    if summary.n_internal_errors:
-        console.print(f"tracebacks of internal errors: {summary.out_dir / 'errors.log'}", highlight=False, markup=False,
                       soft_wrap=True)
+    if summary.n_internal_errors:
+        console.print(f"tracebacks of internal errors: {summary.out_dir / 'errors.log'}", soft_wrap=True)
 
 
 def main() -> None:

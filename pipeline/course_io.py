@@ -279,16 +279,15 @@ def _write_reports(out: Path, results: Path, images: pd.DataFrame, tables: dict,
     folder.mkdir(exist_ok=True)
     frames = _image_paths(results, images)
     overlays = results / "overlays"
+    keys = images["image"].astype(str)
+    overlay_files = dict(zip(keys, overlay_names(keys)))  # as the run named them, in its frame order
     patients = sorted(tables["sessions"]["patient_id"].astype(str).unique())
-    stems = report_names(patients)
-    for pid in patients:
+    for pid, stem in report_names(patients).items():
         page = patient_report(pid, tables, overlays_dir=overlays if overlays.is_dir() else None, frames=frames,
-                              overlay_files=dict(zip(images["image"].astype(str), overlay_names(images["image"].astype(str)))),
-                              rule=response_rule(basis), version=pipeline.__version__)
-        safe = stems[pid]
-        tmp = folder / f".{safe}.html.tmp"
+                              overlay_files=overlay_files, rule=response_rule(basis), version=pipeline.__version__)
+        tmp = folder / f".{stem}.html.tmp"
         tmp.write_text(page, encoding="utf-8")
-        tmp.replace(folder / f"{safe}.html")
+        tmp.replace(folder / f"{stem}.html")
 
 
 def report_name(patient_id: str) -> str:
@@ -302,7 +301,12 @@ def report_name(patient_id: str) -> str:
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in patient_id)
     if safe == patient_id and not safe.startswith(".") and len(safe) <= 100:
         return safe
-    return f"{'_' if safe.startswith('.') else ''}{safe[:100]}-{hashlib.sha256(patient_id.encode()).hexdigest()[:8]}"
+    return f"{'_' if safe.startswith('.') else ''}{safe[:100]}-{_id_hash(patient_id)}"
+
+
+def _id_hash(patient_id: str) -> str:
+    """8 hex digits of the id's sha256: what keeps two patients' report names apart."""
+    return hashlib.sha256(patient_id.encode()).hexdigest()[:8]
 
 
 def report_names(patient_ids: list[str]) -> dict[str, str]:
@@ -315,7 +319,7 @@ def report_names(patient_ids: list[str]) -> dict[str, str]:
     for pids in folded.values():
         if len(pids) > 1:
             for pid in pids:
-                names[pid] = f"{report_name(pid)}-{hashlib.sha256(pid.encode()).hexdigest()[:8]}"
+                names[pid] = f"{names[pid]}-{_id_hash(pid)}"
     return names
 
 

@@ -40,17 +40,15 @@ def draw_overlay(image: np.ndarray, result, *, settings=None) -> np.ndarray:
     thick = max(1, int(round(min(m, n) / 400)))
     font = max(0.4, min(m, n) / 1400)
     hairs = result.hairs
+    at = (hairs[["row", "col"]].to_numpy(float) if {"row", "col"} <= set(hairs.columns)  # the emergence points
+          else np.full((len(hairs), 2), np.nan))
     for k, path in enumerate(result.paths):
         cls = str(hairs["class"].iloc[k]) if k < len(hairs) else ""
         colour = CLASS_COLOURS.get(cls if cls in CLASS_COLOURS else "", (0, 200, 255))
         pts = np.round(path[:, ::-1]).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(out, [pts], False, colour, thick, cv2.LINE_AA)
-        at = (float(hairs["col"].iloc[k]), float(hairs["row"].iloc[k])) if k < len(hairs) and \
-            {"row", "col"} <= set(hairs.columns) else (np.nan, np.nan)
-        if np.isfinite(at).all():  # the emergence point hairs.csv gives
-            root = (int(round(at[0])), int(round(at[1])))
-        else:
-            root = (int(round(path[0, 1])), int(round(path[0, 0])))
+        row, col = at[k] if k < len(at) and np.isfinite(at[k]).all() else path[0]  # else the line's start
+        root = (int(round(col)), int(round(row)))
         cv2.circle(out, root, 3 * thick + 2, (255, 255, 255), thick, cv2.LINE_AA)
         label = str(int(hairs["hair_id"].iloc[k])) if k < len(hairs) else str(k)
         org = (root[0] + 4 * thick, root[1] - 4 * thick)
