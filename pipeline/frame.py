@@ -795,7 +795,7 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
     pts = [shafts.pixels_of(p, dist.shape) for p in paths]
     radius = np.array([np.median(dist[q[:, 0], q[:, 1]]) for q in pts], float)
     free = np.array([[k == "free" for k in h.end_kinds] for h in traced], bool).reshape(-1, 2)
-    length = np.array([shafts.path_length(p) for p in paths], float) + radius * free.sum(axis=1)  # skeletons stop ~r short of a free end
+    length = np.array([h.length_px for h in traced], float) + radius * free.sum(axis=1)  # skeletons stop ~r short of a free end
     isolated = free.all(axis=1)
     keep = _elongated(radius, length, isolated, min_len, settings)
     if settings.stub_aspect > 0:

@@ -183,3 +183,19 @@ def test_a_straight_hair_is_as_long_at_any_angle(angle_deg):
     path = np.argwhere(mask)
     path = path[np.argsort(path @ np.array([math.sin(t), math.cos(t)]))]  # along the line
     assert shafts.Hair(path).length_px == pytest.approx(150, abs=2.5)
+
+
+@pytest.mark.parametrize("radius", [12, 25, 60])
+def test_a_curved_hair_reads_its_arc_length(radius):
+    """A quarter circle's centre line reads its arc, pi r / 2, within 0.3 px (session 60: read on the 1-px
+    resampling, the length stopped at the last whole step and a quarter circle of radius 12 read 17.97 px for
+    18.85)."""
+    from skimage.draw import circle_perimeter
+
+    from pipeline import shafts
+
+    rr, cc = circle_perimeter(100, 100, radius)
+    keep = (rr <= 100) & (cc >= 100)
+    pts = np.column_stack([rr[keep], cc[keep]])
+    pts = pts[np.argsort(np.arctan2(100 - pts[:, 0], pts[:, 1] - 100))]
+    assert shafts.Hair(pts).length_px == pytest.approx(math.pi * radius / 2, abs=0.3)
