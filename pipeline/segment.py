@@ -526,13 +526,15 @@ def frame_regions(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     The field is the frame minus full-width header and padding strips; the
     skin pixels are the field minus drawn overlays, text and glare, where
-    isolated specks of overlay colour are not overlays (``SPECK_PX``).
+    isolated specks of overlay colour are not overlays (``SPECK_PX``), and
+    minus uniform bars down the frame's sides (:func:`_side_bars`).
     """
     blue_cyan, red = _drawn_colours(image)
     overlay = drop_small(overlay_pixels(image, drawn=blue_cyan | red), SPECK_PX - 1, connectivity=8)
     band_rows = _band_rows(image, overlay)
     valid = ~(overlay | text_boxes(blue_cyan))
     valid[band_rows] = False
+    valid[:, _side_bars(image)] = False
     return valid, ~band_rows
 
 
@@ -756,7 +758,7 @@ def _group_legs(g: np.ndarray, labels: np.ndarray, pieces, *, axis: int, min_len
     short thin pieces and few legs).
     """
     legs, used = [], np.zeros(len(pieces), bool)
-    centres = [(r0 + h / 2) if axis == 0 else (c0 + w / 2) for _, (c0, r0, w, h, _) in pieces]
+    centres = [(r0 + (h - 1) / 2) if axis == 0 else (c0 + (w - 1) / 2) for _, (c0, r0, w, h, _) in pieces]
     for i in np.argsort([-(st[2] if axis == 0 else st[3]) for _, st in pieces]):
         if used[i]:
             continue
@@ -976,6 +978,52 @@ def pure_red(image: np.ndarray) -> np.ndarray:
     """
     r, g, b = cv2.split(image)
     return (r > 150) & (cv2.subtract(r, cv2.max(g, b)) > 90)
+
+
+#: Side bars (:func:`_side_bars`) cover at most this share of the frame's width on each side: a 4:3 view
+#: shown in a 16:9 frame leaves 12.5% a side.
+SIDE_BAR_SHARE = 0.2
+
+
+def _side_bars(image: np.ndarray) -> np.ndarray:
+    """Columns of uniform bars down the left and right sides (bool, (N,)): a 4:3 view saved in a wider
+    frame (pillarbox), which is no skin and must not enter the counted area.
+
+    A column is bar-like when nine tenths of its pixels (every 4th row) lie within 8 grey levels of its
+    median with chroma under 12 (a line of device text in the bar is allowed), that median is more than
+    20 levels from the frame's middle columns, and the column is dark (median under 50) or flat (98% of it
+    within 2 levels); bars run from the edge, with gaps of at most 4 columns, over at most
+    ``SIDE_BAR_SHARE`` of the width a side. Skin does not qualify: a smooth, vignetted edge of skin
+    (fdu_val ``230219_A100_4``, about 108 against 150) is neither that dark nor that flat.
+    """
+    n = image.shape[1]
+    cols = np.zeros(n, bool)
+    limit = int(SIDE_BAR_SHARE * n)
+    if limit < 1:
+        return cols
+    strips = [image[::4, :limit], image[::4, n - limit:]]
+    grey = [channel_sum(s).astype(np.float32) / np.float32(3) for s in strips]
+    chroma = [(channel_max(s) - channel_min(s)).astype(np.float32) for s in strips]
+    centre = float(np.median(channel_sum(image[::4, n // 4: 3 * n // 4: 4]))) / 3.0
+    for side, (g, ch) in enumerate(zip(grey, chroma)):
+        med = np.median(g, axis=0)
+        off = np.abs(g - med)
+        even = ((off <= 8) & (ch < 12)).mean(axis=0) >= 0.9
+        flat = (off <= 2).mean(axis=0) >= 0.98
+        bar = even & ((med < 50) | flat) & (np.abs(med - centre) > 20)
+        order = range(limit) if side == 0 else range(limit - 1, -1, -1)
+        last = None
+        for i in order:
+            if bar[i]:
+                last = i
+            elif abs(i - (order[0] if last is None else last)) > 4:
+                break
+        if last is not None:
+            if side == 0:
+                cols[:last + 1] = True
+            else:
+                cols[n - limit + last:] = True
+    return cols
 
 
 def _band_rows(image: np.ndarray, overlay: np.ndarray) -> np.ndarray:

@@ -404,3 +404,45 @@ def test_no_real_frame_sample_is_flagged_blurred():
         image = cv2.imread(str(path))[..., ::-1].copy()
         q = quality.assess(image, *_field(image), um_per_px=2.78)
         assert "blurred" not in q["quality_flags"], (path.name, q)
+
+
+@pytest.mark.parametrize("thickness", [2, 3])
+def test_bar_reads_the_same_turned_or_flipped(thickness):
+    """An L drawn as the phantoms draw it reads the same leg lengths mirrored either way (session 60: a leg's
+    line was placed half a pixel past its centre, so a flipped bar read a pixel longer or shorter)."""
+    img = _skin()
+    img[950 - thickness + 1:951, 40:400] = 45
+    img[591:951, 40:40 + thickness] = 45
+    found = [segment.find_scale_bar(np.ascontiguousarray(img if f is None else cv2.flip(img, f)))
+             for f in (None, 0, 1, -1)]
+    lengths = {(h, v) for _, h, v in found}
+    assert len(lengths) == 1
+    (h, v), = lengths
+    assert h == v == pytest.approx(360 - (thickness - 1) / 2)
+
+
+def test_side_bars_are_no_skin_and_keep_density():
+    """A 4:3 view saved in a 16:9 frame (black bars, a line of device text in one): the bars are not skin, so
+    the counted area is the view's and the density the same as the view's own (the bars entered the area
+    before session 60: 25% less density)."""
+    from pipeline.core import analyze_frame
+
+    view = _textured()
+    framed = np.zeros((view.shape[0], view.shape[1] * 4 // 3, 3), np.uint8)
+    side = (framed.shape[1] - view.shape[1]) // 2
+    framed[:, side:side + view.shape[1]] = view
+    cv2.putText(framed, "70x", (8, 700), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (240, 240, 240), 1)
+    valid, rows = segment.frame_regions(framed)
+    assert not valid[:, :side].any() and not valid[:, side + view.shape[1]:].any()
+    assert valid[:, side:side + view.shape[1]].mean() == pytest.approx(segment.frame_regions(view)[0].mean())
+    a, b = analyze_frame(view, um_per_px=2.78), analyze_frame(framed, um_per_px=2.78)
+    assert b.metrics["hair_count"] == a.metrics["hair_count"] > 0
+    assert b.metrics["density_per_cm2"] == pytest.approx(a.metrics["density_per_cm2"], rel=0.01)
+
+
+def test_smooth_vignetted_skin_at_the_side_is_skin():
+    """A smooth skin edge darkened by vignetting (about 40 levels under the middle) is not a side bar."""
+    img = _skin()
+    ramp = np.linspace(0, 1, 120)[None, :, None]
+    img[:, -120:] = (img[:, -120:] * (1 - 0.3 * ramp)).astype(np.uint8)
+    assert segment.frame_regions(img)[0].all()
