@@ -31,8 +31,13 @@ phantoms off as new ones.
 ``--set KEY=VALUE`` changes a per-frame setting (as ``tricho analyze --set``), e.g. to try a candidate model
 on the same phantoms; its runs go to folders tagged with a hash of the overrides.
 
-Writes OUT/{retest,response}_{segmenter}[_{hash of --set}]/course_response.json (and the calls and errors
-as CSV).
+Every comparison is made as ``tricho compare`` makes it (``CourseSettings()``, its bootstrap draws and seed
+too); ``--n-boot`` and the tuning options change that, and their compare folders are tagged apart.
+
+Writes OUT/{retest,response}_{segmenter}[_{hash of --set}][_cmp{hash of comparison overrides}]/course_response.json
+(and the calls and errors as CSV). The change error is the mean absolute difference of measured and true
+change in hair count, in % of the measured baseline count, over every follow-up session of every course; the
+last session's alone and the mean by follow-up are given beside it.
 """
 from __future__ import annotations
 
@@ -79,23 +84,27 @@ def _true_counts(folder: Path, pairs: pd.DataFrame, margin_um: float) -> pd.Data
 
 
 def in_both_frames(t0: dict, t1: dict, margin_um: float):
-    """For a field pair's truth (reference visit ``t0``, later visit ``t1``): a test of session-0 points
-    (n, 2) that lie ``margin_um`` inside both frames (exact transforms), and the matrix that takes the
-    later visit's pixels to session-0 pixels."""
+    """For a field pair's truth (reference visit ``t0``, later visit ``t1``): a test of reference-visit
+    points (n, 2) that lie ``margin_um`` inside both frames (exact transforms), and the matrix that takes
+    the later visit's pixels to the reference visit's.
+
+    Each truth's ``transform`` takes the course's first-visit pixels to that visit's, so the reference
+    visit need not be the first (``--baseline`` at a later session)."""
     from pipeline.register import apply_rc
 
-    m1 = np.vstack([np.array(t1["transform"]), [0, 0, 1]])
-    back = np.linalg.inv(m1)[:2]  # session pixels -> session-0 pixels (both relative to the first visit)
-    h, w = t0["height_px"], t0["width_px"]
+    m0, m1 = (np.vstack([np.array(t["transform"], float), [0, 0, 1]]) for t in (t0, t1))
+    ahead = (m1 @ np.linalg.inv(m0))[:2]  # reference-visit pixels -> later-visit pixels
+    back = (m0 @ np.linalg.inv(m1))[:2]  # later-visit pixels -> reference-visit pixels
     m = margin_um / t0["um_per_px"]
 
-    def inside(rc):
+    def inside(rc, t):
         rc = np.asarray(rc, float).reshape(-1, 2)
+        h, w = t["height_px"], t["width_px"]
         return (rc[:, 0] >= m) & (rc[:, 0] < h - m) & (rc[:, 1] >= m) & (rc[:, 1] < w - m)
 
-    def in_both(rc0):  # session-0 points seen in both frames
+    def in_both(rc0):  # reference-visit points seen in both frames
         rc0 = np.asarray(rc0, float).reshape(-1, 2)
-        return inside(rc0) & inside(apply_rc(m1[:2], rc0))
+        return inside(rc0, t0) & inside(apply_rc(ahead, rc0), t1)
 
     return in_both, back
 
@@ -136,6 +145,17 @@ def run_tag(segmenter: str, set_pairs: list[str] | None) -> str:
                         if set_pairs else "")
 
 
+def compare_tag(tag: str, course_settings) -> str:
+    """The suffix of a course's compare folder: ``tag`` (:func:`run_tag`), plus a hash of the comparison
+    settings that differ from ``CourseSettings()``'s, so a tuning comparison never overwrites the report's
+    (which ``course_truth.py`` reads)."""
+    from pipeline.course import CourseSettings
+
+    base = dataclasses.asdict(CourseSettings())
+    changed = sorted(f"{k}={v!r}" for k, v in dataclasses.asdict(course_settings).items() if base[k] != v)
+    return tag + ("_cmp" + hashlib.sha256("\n".join(changed).encode()).hexdigest()[:8] if changed else "")
+
+
 def _stamp_of(folder: Path) -> str | None:
     f = folder / GENERATOR_STAMP
     return f.read_text().strip() if f.is_file() else None
@@ -144,7 +164,7 @@ def _stamp_of(folder: Path) -> str | None:
 def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: str = "classical",
         retest_sd_pct: float | None = None, recheck: bool = True, reuse_runs: bool = False,
         recheck_overrides: dict | None = None, set_pairs: list[str] | None = None,
-        within_unit_share: float | None = None) -> dict:
+        within_unit_share: float | None = None, n_boot: int | None = None) -> dict:
     from pipeline.batch import run_batch
     from pipeline.course import CourseSettings
     from pipeline.course_io import run_compare
@@ -152,12 +172,17 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
 
     settings = Settings.from_overrides(set_pairs).replace(segmenter=segmenter)
     tag = run_tag(segmenter, set_pairs)
-    course_settings = CourseSettings(n_boot=500) if retest_sd_pct is None else \
-        CourseSettings(n_boot=500, matched_retest_sd_pct=retest_sd_pct)
-    if recheck_overrides:
-        course_settings = dataclasses.replace(course_settings, **recheck_overrides)
+    overrides = dict(recheck_overrides or {})
+    if retest_sd_pct is not None:
+        overrides["matched_retest_sd_pct"] = retest_sd_pct
+    if n_boot is not None:
+        overrides["n_boot"] = n_boot
     if not recheck:
-        course_settings = dataclasses.replace(course_settings, recheck_ratio=0.0)
+        overrides["recheck_ratio"] = 0.0
+    # the comparison as ``tricho compare`` makes it (its bootstrap draws and seed too: until session 60 each
+    # course was compared with 500 draws seeded by its phantom seed, and one call of 30 turned on that draw)
+    course_settings = dataclasses.replace(CourseSettings(), **overrides)
+    cmp_tag = compare_tag(tag, course_settings)
 
     courses = {"retest": ("stable", 0.0, 0.0)} if retest else COURSES
     sessions, turnover = (2, 0.0) if retest else (6, 2.0)
@@ -185,8 +210,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
             run_dir = folder.parent / f"{kind}_run_{tag}"
             if folder in fresh or not (reuse_runs and (run_dir / "images.csv").is_file()):
                 run_batch([folder], run_dir, workers=workers, overlays=False, progress=False, settings=settings)
-            tables = run_compare(run_dir, folder.parent / f"{kind}_cmp_{tag}",
-                                 dataclasses.replace(course_settings, seed=s))
+            tables = run_compare(run_dir, folder.parent / f"{kind}_cmp_{cmp_tag}", course_settings)
             summary = tables["summary"].iloc[0]
             calls.append({"seed": s, "course": kind, "expected": expected, "called": summary["response"],
                           "density_change_pct": summary["density_change_pct"],
@@ -203,7 +227,8 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
                          "all_pairs": int(len(tables["field_pairs"]))})
     calls, errors, reg = pd.DataFrame(calls), pd.DataFrame(errors), pd.DataFrame(rows)
     report = {"seeds": [min(seeds), max(seeds)], "n_seeds": len(seeds), "retest": retest, "segmenter": segmenter,
-              "settings_overrides": list(set_pairs or []),
+              "settings_overrides": list(set_pairs or []), "compare_overrides": overrides,
+              "n_boot": course_settings.n_boot, "bootstrap_seed": course_settings.seed,
               "matched_retest_sd_pct_used": course_settings.matched_retest_sd_pct,
               "recheck_ratio": course_settings.recheck_ratio, "recheck_floor": course_settings.recheck_floor,
               "recheck_floor_model": course_settings.recheck_floor_model,
@@ -213,10 +238,15 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
               "registered_share": float(reg["registered_pairs"].sum() / max(reg["all_pairs"].sum(), 1))}
     if len(errors):
         err = errors["measured_change"] - errors["true_change"]
+        rel = err.abs() / errors["n_before"] * 100
+        last = errors.groupby(["seed", "course"])["session_date"].transform("max") == errors["session_date"]
+        nth = errors.groupby(["seed", "course"])["session_date"].rank(method="dense").astype(int)
         report["matched_change_error_pct_of_count"] = {
-            "mean_abs": float((err.abs() / errors["n_before"]).mean() * 100),
-            "median_abs": float((err.abs() / errors["n_before"]).median() * 100),
-            "sd": float((err / errors["n_before"]).std() * 100), "n_sessions": int(len(errors))}
+            "over": "every follow-up session of every course",
+            "mean_abs": float(rel.mean()), "median_abs": float(rel.median()),
+            "sd": float((err / errors["n_before"]).std() * 100), "n_sessions": int(len(errors)),
+            "last_session_mean_abs": float(rel[last].mean()), "last_session_median_abs": float(rel[last].median()),
+            "mean_abs_by_follow_up": {int(k): round(float(v), 3) for k, v in rel.groupby(nth).mean().items()}}
     if retest and len(errors):
         rel = errors["measured_change"] / errors["n_before"] * 100
         report["matched_retest_sd_pct"] = float(rel.std())
@@ -230,7 +260,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
         report["right_call_rate_by_course"] = calls.groupby("course")["right"].mean().round(3).to_dict()
         report["calls"] = calls.groupby(["course", "called"]).size().unstack(fill_value=0).to_dict()
     out.mkdir(parents=True, exist_ok=True)
-    out = out / f"{'retest' if retest else 'response'}_{tag}{'' if recheck else '_norecheck'}"
+    out = out / f"{'retest' if retest else 'response'}_{cmp_tag}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "course_response.json").write_text(json.dumps(report, indent=2, default=str))
     calls.to_csv(out / "calls.csv", index=False)
@@ -260,6 +290,9 @@ def main() -> None:
                     help="CourseSettings.response_basis to use (default: CourseSettings')")
     ap.add_argument("--retest-sd-pct", type=float, default=None,
                     help="same-spot test-retest SD to use (default: CourseSettings')")
+    ap.add_argument("--n-boot", type=int, default=None,
+                    help="bootstrap draws of each comparison (default: CourseSettings', as tricho compare; fewer "
+                         "for quick tuning runs, whose compare folders are then tagged apart)")
     ap.add_argument("--reuse-runs", action="store_true",
                     help="keep the analyze runs already in OUT (only the comparison is redone, e.g. after a "
                          "CourseSettings change; the per-frame results do not depend on it)")
@@ -279,7 +312,7 @@ def main() -> None:
                                                       ("recheck_through_counted", a.recheck_through_counted),
                                                       ("response_basis", a.response_basis))
                                     if v is not None},
-                 set_pairs=a.set_pairs, within_unit_share=a.within_unit_share)
+                 set_pairs=a.set_pairs, within_unit_share=a.within_unit_share, n_boot=a.n_boot)
     print(json.dumps(report, indent=2, default=str))
 
 

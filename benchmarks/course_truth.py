@@ -2,7 +2,7 @@
 
 Usage (after ``benchmarks/course_response.py`` has run into OUT)::
 
-    python benchmarks/course_truth.py /tmp/course_bench
+    python benchmarks/course_truth.py /tmp/course_bench [--seeds 1000:1010]
 
 For every course (seed x responder / stable / decliner) it sums, over the
 registered field pairs of the last session, the true hair counts in the true
@@ -28,12 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from course_response import COURSES, _true_counts, run_tag  # noqa: E402
 
 
-def course_changes(out: Path, segmenter: str = "classical", set_pairs: list[str] | None = None) -> pd.DataFrame:
+def course_changes(out: Path, segmenter: str = "classical", set_pairs: list[str] | None = None,
+                   seeds: range | None = None) -> pd.DataFrame:
     from pipeline.course import CourseSettings
 
     margin = CourseSettings().match_margin_um
     rows = []
     for seed_dir in sorted(out.glob("seed_*")):
+        if seeds is not None and int(seed_dir.name.removeprefix("seed_")) not in seeds:
+            continue
         for kind in COURSES:
             cmp_dir = seed_dir / f"{kind}_cmp_{run_tag(segmenter, set_pairs)}"
             if not (cmp_dir / "field_pairs.csv").is_file():
@@ -65,6 +68,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="the --out folder of course_response.py")
     ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
+    ap.add_argument("--seeds", default=None, help="START:STOP (Python range) of the seeds to read; default every "
+                                                  "seed_* folder in OUT")
     ap.add_argument("--set", dest="set_pairs", action="append", default=[], metavar="KEY=VALUE",
                     help="the --set overrides the courses were run with (their folders are tagged with them)")
     ap.add_argument("--retest-sd-pct", type=float, default=None,
@@ -74,7 +79,8 @@ def main() -> None:
         from pipeline.course import CourseSettings
 
         a.retest_sd_pct = CourseSettings().matched_retest_sd_pct
-    table = course_changes(a.out, a.segmenter, a.set_pairs)
+    seeds = None if a.seeds is None else range(*(int(v) for v in a.seeds.split(":")))
+    table = course_changes(a.out, a.segmenter, a.set_pairs, seeds)
     if table.empty:
         sys.exit(f"no finished courses under {a.out}: run benchmarks/course_response.py --out {a.out} first")
     pd.set_option("display.width", 160)

@@ -393,3 +393,35 @@ def test_phantom_components_puts_truth_and_counted_hairs_on_mask_components():
     s = pc.summary(table.assign(frame="f", um_per_px=5.0, why=""))
     assert s.loc["all", ["truth", "unsegmented", "merged_short", "single_over", "false"]].tolist() == [4, 1, 1, 1, 0]
     assert pc.root_side(np.arange(24.0).reshape(12, 2)).tolist() == [[4.0, 5.0], [6.0, 7.0], [8.0, 9.0], [10.0, 11.0]]
+
+
+def _shifted_truth(dr: float, dc: float, size=(100, 120)) -> dict:
+    """A course visit's truth whose ``transform`` (2 x 3, row and col) moves first-visit pixels by (dr, dc)."""
+    return {"transform": [[1.0, 0.0, dr], [0.0, 1.0, dc]], "height_px": size[0], "width_px": size[1],
+            "um_per_px": 5.0}
+
+
+def test_course_truth_region_for_a_baseline_that_is_not_the_first_visit():
+    """The common region of two later visits, each shifted from the first visit, is the overlap of those two:
+    a point of the reference visit 25 px from its right edge lies in the later visit shifted 20 px further
+    left; it did not (before session 60) when the reference visit was taken as the first."""
+    from pipeline.register import apply_rc
+
+    course = _module("course_response")
+    t0, t1 = _shifted_truth(0, -10), _shifted_truth(0, -30)  # first-visit pixels -> 10 and 30 px to the left
+    in_both, back = course.in_both_frames(t0, t1, margin_um=0.0)
+    pts = np.array([[50, 5], [50, 19], [50, 20], [50, 95], [50, 119]], float)  # reference-visit pixels
+    assert in_both(pts).tolist() == [False, False, True, True, True]
+    assert apply_rc(back, np.array([[50.0, 0.0]])).tolist() == [[50.0, 20.0]]
+
+
+def test_course_compare_folders_are_tagged_by_their_settings():
+    import dataclasses
+
+    from pipeline.course import CourseSettings
+
+    course = _module("course_response")
+    assert course.compare_tag("classical", CourseSettings()) == "classical"
+    quick = course.compare_tag("classical", dataclasses.replace(CourseSettings(), n_boot=500))
+    assert quick.startswith("classical_cmp") and quick != course.compare_tag(
+        "classical", dataclasses.replace(CourseSettings(), recheck_ratio=0.0))
