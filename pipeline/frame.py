@@ -907,20 +907,22 @@ def _border_stubs(paths: list[np.ndarray], radius: np.ndarray, length: np.ndarra
     Exactly one end lies at the frame's edge (:func:`_at_frame_edge`), and
     the shaft is ``min_len`` px long and at least its own width.
     """
-    strips = ~valid.any(axis=1)
-    at_edge = np.array([[_at_frame_edge(q[k], strips, valid.shape, max(float(r), 1.0)) for k in (0, -1)]
+    strips, sides = ~valid.any(axis=1), ~valid.any(axis=0)
+    at_edge = np.array([[_at_frame_edge(q[k], strips, valid.shape, max(float(r), 1.0), sides) for k in (0, -1)]
                         for q, r in zip(paths, radius)], bool).reshape(-1, 2)
     return (at_edge.sum(axis=1) == 1) & (length >= min_len) & (length >= 2 * np.maximum(radius, 1.0))
 
 
-def _at_frame_edge(point: np.ndarray, strips: np.ndarray, shape: tuple[int, int], r: float) -> bool:
-    """An end within a shaft radius (+3 px) of the image border or of a row of ``strips`` (rows with no
-    skin: a header or footer band); unlike :func:`_is_cut`, not of a mark drawn on the skin."""
+def _at_frame_edge(point: np.ndarray, strips: np.ndarray, shape: tuple[int, int], r: float,
+                   sides: np.ndarray | None = None) -> bool:
+    """An end within a shaft radius (+3 px) of the image border, of a row of ``strips`` (rows with no
+    skin: a header or footer band) or of a column of ``sides`` (columns with no skin: a pillarboxed
+    frame's side bars); unlike :func:`_is_cut`, not of a mark drawn on the skin."""
     reach = r + 3
     if _near_border(point, shape, reach):
         return True
-    row = point[0]
-    return bool(strips[int(max(0, row - reach)):int(min(shape[0], row + reach + 1))].any())
+    near = [(strips, point[0], shape[0])] + ([] if sides is None else [(sides, point[1], shape[1])])
+    return any(bool(lines[int(max(0, x - reach)):int(min(size, x + reach + 1))].any()) for lines, x, size in near)
 
 
 def _add_tip_shares(cands: list[Candidate], mask: np.ndarray, min_drop: float) -> None:

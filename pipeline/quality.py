@@ -71,14 +71,17 @@ def assess(image: np.ndarray, valid: np.ndarray, field_rows: np.ndarray, *, um_p
     valid : ndarray of bool, shape (M, N)
         Usable skin pixels.
     field_rows : ndarray of bool, shape (M,)
-        Rows of the counting field (frame minus header/padding strips).
+        Rows of the counting field (frame minus header/padding strips). Exposure and glare are read over
+        these rows and the columns that hold any skin (a pillarboxed frame's black side bars are not
+        underexposed skin).
     um_per_px : float
         Pixel size, or the assumed one without calibration (µm/px).
     settings : Settings
         ``min_focus_score``, ``max_overexposed_pct``, ``max_underexposed_pct``,
         ``max_glare_pct``, ``min_skin_pct``.
     """
-    field = image[field_rows]
+    cols = valid.any(axis=0)  # side bars (and columns with no skin at all) are no field
+    field = image[field_rows][:, cols if cols.any() else slice(None)]
     n = max(1, field.shape[0] * field.shape[1])
     hi, lo = channel_max(field), channel_min(field)
     over = 100.0 * np.count_nonzero(hi >= 250) / n

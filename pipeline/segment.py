@@ -531,10 +531,14 @@ def frame_regions(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     blue_cyan, red = _drawn_colours(image)
     overlay = drop_small(overlay_pixels(image, drawn=blue_cyan | red), SPECK_PX - 1, connectivity=8)
-    band_rows = _band_rows(image, overlay)
+    bars = _side_bars(image)
+    # strips are read on the view beside the bars, 3 columns clear of them (a JPEG's ringing at the bar's edge)
+    view = ~cv2.dilate(bars.astype(np.uint8)[None], np.ones((1, 7), np.uint8))[0].astype(bool) if bars.any() else None
+    view = view if view is not None and view.any() else slice(None)
+    band_rows = _band_rows(image[:, view], overlay[:, view])
     valid = ~(overlay | text_boxes(blue_cyan))
     valid[band_rows] = False
-    valid[:, _side_bars(image)] = False
+    valid[:, bars] = False
     return valid, ~band_rows
 
 
@@ -981,48 +985,59 @@ def pure_red(image: np.ndarray) -> np.ndarray:
 
 
 #: Side bars (:func:`_side_bars`) cover at most this share of the frame's width on each side: a 4:3 view
-#: shown in a 16:9 frame leaves 12.5% a side.
-SIDE_BAR_SHARE = 0.2
+#: shown in a 16:9 frame leaves 12.5% a side, a square one 22%.
+SIDE_BAR_SHARE = 0.25
 
 
 def _side_bars(image: np.ndarray) -> np.ndarray:
     """Columns of uniform bars down the left and right sides (bool, (N,)): a 4:3 view saved in a wider
     frame (pillarbox), which is no skin and must not enter the counted area.
 
-    A column is bar-like when nine tenths of its pixels (every 4th row) lie within 8 grey levels of its
-    median with chroma under 12 (a line of device text in the bar is allowed), that median is more than
-    20 levels from the frame's middle columns, and the column is dark (median under 50) or flat (98% of it
-    within 2 levels); bars run from the edge, with gaps of at most 4 columns, over at most
-    ``SIDE_BAR_SHARE`` of the width a side. Skin does not qualify: a smooth, vignetted edge of skin
-    (fdu_val ``230219_A100_4``, about 108 against 150) is neither that dark nor that flat.
+    Read on every 4th row of the middle 76% (a full-width header or padding strip, up to 12% of the rows
+    at either end, :func:`_band_rows`, is not the bar's). A column is bar-like when nine tenths of its
+    pixels lie within 8 grey levels of its median with chroma under 12 (a line of device text in the bar
+    is allowed), that median is more than 20 levels from the frame's middle columns, and the column is
+    dark (median under 35) or flat (median absolute deviation at most 2.5 levels). A bar starts at the
+    frame's edge and runs on over columns at least half at the bar's level (a logo in it), with gaps of
+    at most 4 columns, to its last bar-like column, within ``SIDE_BAR_SHARE`` of the width, and the view
+    beside it steps more than 15 levels away from the bar within 3 columns. Skin does not qualify: a
+    smooth, vignetted edge of skin (fdu_val ``230219_A100_4``, about 108 against 150) is neither that dark
+    nor that flat, and shading has no step.
     """
-    n = image.shape[1]
+    m, n = image.shape[:2]
     cols = np.zeros(n, bool)
     limit = int(SIDE_BAR_SHARE * n)
+    rows = slice(int(0.12 * m), max(int(0.12 * m) + 1, int(np.ceil(0.88 * m))), 4)
     if limit < 1:
         return cols
-    strips = [image[::4, :limit], image[::4, n - limit:]]
-    grey = [channel_sum(s).astype(np.float32) / np.float32(3) for s in strips]
-    chroma = [(channel_max(s) - channel_min(s)).astype(np.float32) for s in strips]
-    centre = float(np.median(channel_sum(image[::4, n // 4: 3 * n // 4: 4]))) / 3.0
-    for side, (g, ch) in enumerate(zip(grey, chroma)):
+    centre = float(np.median(channel_sum(image[rows, n // 4: 3 * n // 4: 4]))) / 3.0
+    for side, strip in enumerate((image[rows, :limit], image[rows, n - limit:][:, ::-1])):
+        g = channel_sum(strip).astype(np.float32) / np.float32(3)
+        ch = (channel_max(strip) - channel_min(strip)).astype(np.float32)
         med = np.median(g, axis=0)
         off = np.abs(g - med)
         even = ((off <= 8) & (ch < 12)).mean(axis=0) >= 0.9
-        flat = (off <= 2).mean(axis=0) >= 0.98
-        bar = even & ((med < 50) | flat) & (np.abs(med - centre) > 20)
-        order = range(limit) if side == 0 else range(limit - 1, -1, -1)
-        last = None
-        for i in order:
+        flat = np.median(off, axis=0) <= 2.5
+        bar = even & ((med < 35) | flat) & (np.abs(med - centre) > 20)
+        if not bar[:5].any():  # a bar starts at the edge
+            continue
+        level = float(np.median(med[:5][bar[:5]]))
+        near = ((np.abs(g - level) <= 8) & (ch < 12)).mean(axis=0) >= 0.5
+        end, gap = -1, 0
+        for i in range(limit):
             if bar[i]:
-                last = i
-            elif abs(i - (order[0] if last is None else last)) > 4:
-                break
-        if last is not None:
-            if side == 0:
-                cols[:last + 1] = True
+                end, gap = i, 0
+            elif near[i] or gap < 4:
+                gap += 0 if near[i] else 1
             else:
-                cols[n - limit + last:] = True
+                break
+        after = med[end + 1:end + 4]
+        if end < 0 or (len(after) and np.abs(after - level).max() <= 15):
+            continue  # no step from the bar into the view: shading, not a bar
+        if side == 0:
+            cols[:end + 1] = True
+        else:
+            cols[n - 1 - end:] = True
     return cols
 
 

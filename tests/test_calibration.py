@@ -421,23 +421,52 @@ def test_bar_reads_the_same_turned_or_flipped(thickness):
     assert h == v == pytest.approx(360 - (thickness - 1) / 2)
 
 
+def _pillarboxed(view: np.ndarray, side: int, level=(0, 0, 0)) -> np.ndarray:
+    framed = np.zeros((view.shape[0], view.shape[1] + 2 * side, 3), np.uint8)
+    framed[:] = level
+    framed[:, side:side + view.shape[1]] = view
+    return framed
+
+
 def test_side_bars_are_no_skin_and_keep_density():
-    """A 4:3 view saved in a 16:9 frame (black bars, a line of device text in one): the bars are not skin, so
-    the counted area is the view's and the density the same as the view's own (the bars entered the area
-    before session 60: 25% less density)."""
+    """A 4:3 view saved in a 16:9 frame (black bars, a line of device text and a logo in one, JPEG): the bars are
+    not skin, the view's padding strip is still found, the frame is not flagged underexposed, and the count,
+    the counted area and the density are the view's own, with short hairs cut by the view's edge kept as they
+    are at a frame's border (before session 60 the bars entered the area: 25% less density)."""
     from pipeline.core import analyze_frame
 
-    view = _textured()
-    framed = np.zeros((view.shape[0], view.shape[1] * 4 // 3, 3), np.uint8)
-    side = (framed.shape[1] - view.shape[1]) // 2
-    framed[:, side:side + view.shape[1]] = view
-    cv2.putText(framed, "70x", (8, 700), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (240, 240, 240), 1)
+    view = _skin((768, 1024))
+    for k in range(6):
+        r = 80 + 100 * k
+        cv2.line(view, (300 + 40 * k, r), (500 + 40 * k, r + 60), (40, 30, 25), 12)
+        cv2.line(view, (0, r + 30), (24, r + 30), (40, 30, 25), 12)  # stubs the view's edges cut
+        cv2.line(view, (1023 - 24, r + 50), (1023, r + 50), (40, 30, 25), 12)
+    view[-60:] = (128, 128, 128)  # a padding strip
+    side = 170
+    framed = _pillarboxed(view, side)
+    cv2.putText(framed, "70x", (8, 300), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (240, 240, 240), 1)
+    cv2.circle(framed, (side // 2, 500), 40, (30, 90, 200), -1)
+    ok, buf = cv2.imencode(".jpg", framed[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    framed = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
     valid, rows = segment.frame_regions(framed)
+    valid_view, rows_view = segment.frame_regions(view)
     assert not valid[:, :side].any() and not valid[:, side + view.shape[1]:].any()
-    assert valid[:, side:side + view.shape[1]].mean() == pytest.approx(segment.frame_regions(view)[0].mean())
+    assert (rows != rows_view).sum() <= 2 and not rows[-58:].any()  # the strip's first row is JPEG-blurred
+    assert valid[:, side:side + view.shape[1]].mean() == pytest.approx(valid_view.mean(), abs=0.005)
     a, b = analyze_frame(view, um_per_px=2.78), analyze_frame(framed, um_per_px=2.78)
-    assert b.metrics["hair_count"] == a.metrics["hair_count"] > 0
+    assert b.metrics["hair_count"] == a.metrics["hair_count"] >= 12
     assert b.metrics["density_per_cm2"] == pytest.approx(a.metrics["density_per_cm2"], rel=0.01)
+    assert "underexposed" not in b.metrics["quality_flags"]
+
+
+@pytest.mark.parametrize("width_share, level", [(0.22, (0, 0, 0)), (0.125, (60, 60, 60))])
+def test_wide_and_grey_side_bars_are_found_whole(width_share, level):
+    """A square view in a 16:9 frame (bars 22% of the width a side) and flat dark-grey bars are removed whole."""
+    n = 1280
+    side = int(width_share * n)
+    framed = _pillarboxed(_skin((720, n - 2 * side)), side, level)
+    bars = segment._side_bars(framed)
+    assert bars[:side].all() and bars[n - side:].all() and not bars[side + 2:n - side - 2].any()
 
 
 def test_smooth_vignetted_skin_at_the_side_is_skin():
