@@ -77,11 +77,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--margin-um", type=float, default=150.0, help="inside both frames by this much (µm)")
+    ap.add_argument("--cmp-tag", default="classical", help="the compare folders' suffix: 'classical' (the report's, as tricho compare compares) or the compare_tag course_response.py wrote into course_response.json for a tuning comparison")
     args = ap.parse_args()
     rows = []
     for seed_dir in sorted(args.out.glob("seed_*")):
         for kind in COURSES:
-            cmp_dir = seed_dir / f"{kind}_cmp_classical"
+            cmp_dir = seed_dir / f"{kind}_cmp_{args.cmp_tag}"
             if not (cmp_dir / "matches.csv").is_file():
                 continue
             matches = pd.read_csv(cmp_dir / "matches.csv")

@@ -55,7 +55,7 @@ def _cover(there: np.ndarray, other_h: pd.DataFrame, um: float) -> tuple[int, fl
     return (j, float(dist[j])) if dist[j] <= half[j] + 3 else (-1, float(dist[j]))
 
 
-def course_rows(out: Path, seed: int, course: str) -> pd.DataFrame:
+def course_rows(out: Path, seed: int, course: str, cmp_tag: str = "classical") -> pd.DataFrame:
     """One row per gained, lost or re-examined hair of one simulated course (module doc)."""
     from pipeline import register
     from pipeline.course_io import _probability_cache, run_settings
@@ -63,7 +63,7 @@ def course_rows(out: Path, seed: int, course: str) -> pd.DataFrame:
     from pipeline.register import _evidence, _root_half, _sample, apply_rc, invert
 
     s = out / f"seed_{seed}"
-    folder, run, cmp = s / course, s / f"{course}_run_classical", s / f"{course}_cmp_classical"
+    folder, run, cmp = s / course, s / f"{course}_run_classical", s / f"{course}_cmp_{cmp_tag}"
     verdicts = pair_rows(folder, run, cmp)
     matches = pd.read_csv(cmp / "matches.csv")
     by = {k: g.reset_index(drop=True) for k, g in pd.read_csv(run / "hairs.csv").groupby("image")}
@@ -112,6 +112,7 @@ def main() -> None:
     ap.add_argument("seed", nargs="?", type=int)
     ap.add_argument("course", nargs="?", default="all", help="responder, stable, decliner or all")
     ap.add_argument("--seeds", help="A:B, instead of SEED")
+    ap.add_argument("--cmp-tag", default="classical", help="the compare folders' suffix: 'classical' (the report's, as tricho compare compares) or the compare_tag course_response.py wrote into course_response.json for a tuning comparison")
     args = ap.parse_args()
     if args.seeds:
         a, b = (int(x) for x in args.seeds.split(":"))
@@ -119,8 +120,9 @@ def main() -> None:
     else:
         seeds = [args.seed]
     courses = list(COURSES) if args.course == "all" else [args.course]
-    d = pd.concat([course_rows(args.out, s, c) for s in seeds for c in courses
-                   if (args.out / f"seed_{s}" / f"{c}_cmp_classical" / "matches.csv").is_file()], ignore_index=True)
+    d = pd.concat([course_rows(args.out, s, c, args.cmp_tag) for s in seeds for c in courses
+                   if (args.out / f"seed_{s}" / f"{c}_cmp_{args.cmp_tag}" / "matches.csv").is_file()],
+                  ignore_index=True)
     dest = args.out / "response_classical"
     dest.mkdir(parents=True, exist_ok=True)
     tag = f"{args.seeds or args.seed}_{args.course}".replace(":", "-")

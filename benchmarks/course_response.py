@@ -217,18 +217,21 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
                           "visit_agreement_pct": summary.get("visit_agreement_pct")})
             pairs = tables["field_pairs"]
             if len(pairs) and "n_before" in pairs:
+                follow_ups = sorted(pairs["session_date"].unique())  # every follow-up, registered or not
                 pairs = pairs[pairs["registered"].astype(bool)].copy()
                 pairs["true_change"] = _true_change(folder, pairs, course_settings.match_margin_um)
                 pairs["measured_change"] = pairs["n_after"] - pairs["n_before"]
                 per_session = pairs.groupby("session_date")[["true_change", "measured_change", "n_before"]].sum()
                 for date, r in per_session.iterrows():
-                    errors.append({"seed": s, "course": kind, "session_date": date, **r.to_dict()})
+                    errors.append({"seed": s, "course": kind, "session_date": date,
+                                   "follow_up": follow_ups.index(date) + 1, "last": date == follow_ups[-1],
+                                   **r.to_dict()})
             rows.append({"seed": s, "course": kind, "registered_pairs": int(len(pairs)),
                          "all_pairs": int(len(tables["field_pairs"]))})
     calls, errors, reg = pd.DataFrame(calls), pd.DataFrame(errors), pd.DataFrame(rows)
     report = {"seeds": [min(seeds), max(seeds)], "n_seeds": len(seeds), "retest": retest, "segmenter": segmenter,
               "settings_overrides": list(set_pairs or []), "compare_overrides": overrides,
-              "n_boot": course_settings.n_boot, "bootstrap_seed": course_settings.seed,
+              "n_boot": course_settings.n_boot, "bootstrap_seed": course_settings.seed, "compare_tag": cmp_tag,
               "matched_retest_sd_pct_used": course_settings.matched_retest_sd_pct,
               "recheck_ratio": course_settings.recheck_ratio, "recheck_floor": course_settings.recheck_floor,
               "recheck_floor_model": course_settings.recheck_floor_model,
@@ -239,8 +242,7 @@ def run(seeds: list[int], out: Path, *, retest: bool, workers: int, segmenter: s
     if len(errors):
         err = errors["measured_change"] - errors["true_change"]
         rel = err.abs() / errors["n_before"] * 100
-        last = errors.groupby(["seed", "course"])["session_date"].transform("max") == errors["session_date"]
-        nth = errors.groupby(["seed", "course"])["session_date"].rank(method="dense").astype(int)
+        last, nth = errors["last"].astype(bool), errors["follow_up"]
         report["matched_change_error_pct_of_count"] = {
             "over": "every follow-up session of every course",
             "mean_abs": float(rel.mean()), "median_abs": float(rel.median()),

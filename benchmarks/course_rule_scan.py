@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -38,11 +39,18 @@ from pipeline.course import trend_response
 EXPECTED = {"responder": "improved", "stable": "stable", "decliner": "worsened"}
 
 
+def _report_folders(root: Path, name: str) -> list[Path]:
+    """``name`` in every course's compare folder as ``tricho compare`` compares (``COURSE_cmp_SEGMENTER``, with a
+    ``--set`` hash or not), not the tuning comparisons ``course_response.py`` tags ``_cmpHASH``."""
+    return [f for f in sorted(root.glob(f"seed_*/*_cmp_*/{name}"))
+            if not re.search(r"_cmp[0-9a-f]{8}$", f.parent.name)]
+
+
 def read_courses(roots: list[Path]) -> pd.DataFrame:
     """One row per compared course: seed, course, the trend, its MDC and interval, the visit agreement."""
     rows = []
     for root in roots:
-        for f in sorted(root.glob("seed_*/*_cmp_*/summary.csv")):
+        for f in _report_folders(root, "summary.csv"):
             r = pd.read_csv(f).iloc[0]
             rows.append(dict(seed=int(f.parts[-3][5:]), course=f.parts[-2].split("_")[0],
                              trend=r.density_trend, mdc=r.density_trend_mdc, lo=r.density_trend_ci_low,
@@ -76,7 +84,7 @@ def line_calls(roots: list[Path], min_agreement_pct: float = 40.0) -> pd.DataFra
     Theil-Sen line (from ``changes.csv``)."""
     rows = []
     for root in roots:
-        for f in sorted(root.glob("seed_*/*_cmp_*/changes.csv")):
+        for f in _report_folders(root, "changes.csv"):
             ch = pd.read_csv(f)
             d = ch[(ch.metric == "density_per_cm2") & (ch.reference == "baseline")].sort_values("session_date")
             s = pd.read_csv(f.parent / "summary.csv").iloc[0]

@@ -29,7 +29,7 @@ from course_response import COURSES, _true_counts, run_tag  # noqa: E402
 
 
 def course_changes(out: Path, segmenter: str = "classical", set_pairs: list[str] | None = None,
-                   seeds: range | None = None) -> pd.DataFrame:
+                   seeds: range | None = None, cmp_tag: str | None = None) -> pd.DataFrame:
     from pipeline.course import CourseSettings
 
     margin = CourseSettings().match_margin_um
@@ -38,7 +38,7 @@ def course_changes(out: Path, segmenter: str = "classical", set_pairs: list[str]
         if seeds is not None and int(seed_dir.name.removeprefix("seed_")) not in seeds:
             continue
         for kind in COURSES:
-            cmp_dir = seed_dir / f"{kind}_cmp_{run_tag(segmenter, set_pairs)}"
+            cmp_dir = seed_dir / f"{kind}_cmp_{cmp_tag or run_tag(segmenter, set_pairs)}"
             if not (cmp_dir / "field_pairs.csv").is_file():
                 continue
             pairs = pd.read_csv(cmp_dir / "field_pairs.csv")
@@ -68,6 +68,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="the --out folder of course_response.py")
     ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
+    ap.add_argument("--cmp-tag", default=None, help="the compare folders' suffix course_response.py wrote into "
+                    "course_response.json (compare_tag) for a tuning comparison; default the report's")
     ap.add_argument("--seeds", default=None, help="START:STOP (Python range) of the seeds to read; default every "
                                                   "seed_* folder in OUT")
     ap.add_argument("--set", dest="set_pairs", action="append", default=[], metavar="KEY=VALUE",
@@ -80,7 +82,7 @@ def main() -> None:
 
         a.retest_sd_pct = CourseSettings().matched_retest_sd_pct
     seeds = None if a.seeds is None else range(*(int(v) for v in a.seeds.split(":")))
-    table = course_changes(a.out, a.segmenter, a.set_pairs, seeds)
+    table = course_changes(a.out, a.segmenter, a.set_pairs, seeds, a.cmp_tag)
     if table.empty:
         sys.exit(f"no finished courses under {a.out}: run benchmarks/course_response.py --out {a.out} first")
     pd.set_option("display.width", 160)
@@ -90,7 +92,7 @@ def main() -> None:
     right = (table["course"].map(EXPECTED) == table["true_change_pct"].map(lambda c: _call(c, mdc))).mean()
     print(f"ceiling: a perfect measurement, called at the same MDC95 ({mdc:.1f}%), calls {100 * right:.0f}% "
           f"of these courses right (their true change in the common region decides)")
-    dest = a.out / f"response_{run_tag(a.segmenter, a.set_pairs)}"
+    dest = a.out / f"response_{a.cmp_tag or run_tag(a.segmenter, a.set_pairs)}"
     dest.mkdir(parents=True, exist_ok=True)
     table.to_csv(dest / "course_truth.csv", index=False)
 
