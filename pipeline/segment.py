@@ -532,9 +532,10 @@ def frame_regions(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     blue_cyan, red = _drawn_colours(image)
     overlay = drop_small(overlay_pixels(image, drawn=blue_cyan | red), SPECK_PX - 1, connectivity=8)
     bars = _side_bars(image)
-    # strips are read on the view beside the bars, 3 columns clear of them (a JPEG's ringing at the bar's edge)
-    view = ~cv2.dilate(bars.astype(np.uint8)[None], np.ones((1, 7), np.uint8))[0].astype(bool) if bars.any() else None
-    view = view if view is not None and view.any() else slice(None)
+    view = slice(None)
+    if bars.any():  # strips are read on the view beside the bars, 3 columns clear of them (a JPEG's ringing)
+        beside = cv2.dilate(bars.astype(np.uint8)[None], np.ones((1, 7), np.uint8))[0] == 0
+        view = beside if beside.any() else view
     band_rows = _band_rows(image[:, view], overlay[:, view])
     valid = ~(overlay | text_boxes(blue_cyan))
     valid[band_rows] = False
@@ -1007,9 +1008,9 @@ def _side_bars(image: np.ndarray) -> np.ndarray:
     m, n = image.shape[:2]
     cols = np.zeros(n, bool)
     limit = int(SIDE_BAR_SHARE * n)
-    rows = slice(int(0.12 * m), max(int(0.12 * m) + 1, int(np.ceil(0.88 * m))), 4)
     if limit < 1:
         return cols
+    rows = slice(int(0.12 * m), max(int(0.12 * m) + 1, int(np.ceil(0.88 * m))), 4)
     centre = float(np.median(channel_sum(image[rows, n // 4: 3 * n // 4: 4]))) / 3.0
     for side, strip in enumerate((image[rows, :limit], image[rows, n - limit:][:, ::-1])):
         g = channel_sum(strip).astype(np.float32) / np.float32(3)
