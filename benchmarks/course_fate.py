@@ -29,7 +29,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from course_hairs import _tracks  # noqa: E402
-from course_response import COURSES, in_both_frames  # noqa: E402
+from course_response import CMP_TAG_HELP, COURSES, in_both_frames  # noqa: E402
 
 
 def pair_fates(folder: Path, by_image: dict[str, pd.DataFrame], ref: str, img: str, m: pd.DataFrame,
@@ -77,7 +77,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--margin-um", type=float, default=150.0, help="inside both frames by this much (µm)")
-    ap.add_argument("--cmp-tag", default="classical", help="the compare folders' suffix: 'classical' (the report's, as tricho compare compares) or the compare_tag course_response.py wrote into course_response.json for a tuning comparison")
+    ap.add_argument("--cmp-tag", default="classical", help=CMP_TAG_HELP)
     args = ap.parse_args()
     rows = []
     for seed_dir in sorted(args.out.glob("seed_*")):

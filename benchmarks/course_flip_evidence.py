@@ -38,7 +38,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from course_hairs import pair_rows  # noqa: E402
-from course_response import COURSES  # noqa: E402
+from course_response import CMP_TAG_HELP, COURSES  # noqa: E402
 
 
 def _cover(there: np.ndarray, other_h: pd.DataFrame, um: float) -> tuple[int, float]:
@@ -112,7 +112,7 @@ def main() -> None:
     ap.add_argument("seed", nargs="?", type=int)
     ap.add_argument("course", nargs="?", default="all", help="responder, stable, decliner or all")
     ap.add_argument("--seeds", help="A:B, instead of SEED")
-    ap.add_argument("--cmp-tag", default="classical", help="the compare folders' suffix: 'classical' (the report's, as tricho compare compares) or the compare_tag course_response.py wrote into course_response.json for a tuning comparison")
+    ap.add_argument("--cmp-tag", default="classical", help=CMP_TAG_HELP)
     args = ap.parse_args()
     if args.seeds:
         a, b = (int(x) for x in args.seeds.split(":"))

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from course_response import COURSES  # noqa: E402
+from course_response import CMP_TAG_HELP, COURSES  # noqa: E402
 
 
 def _tracks(truth: dict, hairs: pd.DataFrame) -> tuple[np.ndarray, list[dict]]:
@@ -100,7 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--last-only", action="store_true", help="only the pairs of each course's last session")
-    ap.add_argument("--cmp-tag", default="classical", help="the compare folders' suffix: 'classical' (the report's, as tricho compare compares) or the compare_tag course_response.py wrote into course_response.json for a tuning comparison")
+    ap.add_argument("--cmp-tag", default="classical", help=CMP_TAG_HELP)
     args = ap.parse_args()
     tables = []
     for seed_dir in sorted(args.out.glob("seed_*")):

@@ -145,6 +145,11 @@ def run_tag(segmenter: str, set_pairs: list[str] | None) -> str:
                         if set_pairs else "")
 
 
+#: The ``--cmp-tag`` help of the scripts that read a course's comparison.
+CMP_TAG_HELP = ("the compare folders' suffix: 'classical' (the report's, as tricho compare compares) or the "
+                "compare_tag course_response.py wrote into course_response.json for a tuning comparison")
+
+
 def compare_tag(tag: str, course_settings) -> str:
     """The suffix of a course's compare folder: ``tag`` (:func:`run_tag`), plus a hash of the comparison
     settings that differ from ``CourseSettings()``'s, so a tuning comparison never overwrites the report's

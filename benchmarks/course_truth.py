@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from course_response import COURSES, _true_counts, run_tag  # noqa: E402
+from course_response import CMP_TAG_HELP, COURSES, _true_counts, run_tag  # noqa: E402
 
 
 def course_changes(out: Path, segmenter: str = "classical", set_pairs: list[str] | None = None,
@@ -68,8 +68,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="the --out folder of course_response.py")
     ap.add_argument("--segmenter", default="classical", choices=["classical", "learned"])
-    ap.add_argument("--cmp-tag", default=None, help="the compare folders' suffix course_response.py wrote into "
-                    "course_response.json (compare_tag) for a tuning comparison; default the report's")
+    ap.add_argument("--cmp-tag", default=None, help=CMP_TAG_HELP + " (default: the report's, by --segmenter and --set)")
     ap.add_argument("--seeds", default=None, help="START:STOP (Python range) of the seeds to read; default every "
                                                   "seed_* folder in OUT")
     ap.add_argument("--set", dest="set_pairs", action="append", default=[], metavar="KEY=VALUE",

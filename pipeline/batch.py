@@ -447,10 +447,6 @@ def overlay_name(key: str) -> str:
     return PurePosixPath(key.replace("/", "__")).with_suffix(".png").name
 
 
-def _overlay_names(frames: list[Frame]) -> list[str]:
-    return overlay_names(f.key for f in frames)
-
-
 def overlay_names(keys: Iterable[str]) -> list[str]:
     """The overlay file of each image key, in a run's frame order (images.csv's rows): :func:`overlay_name`,
     with ``_2``, ``_3``, ... where two keys give one name (``visit.jpg`` and ``visit.png``)."""
@@ -666,8 +662,9 @@ def run_batch(
     extra = {"run_id": run_id, "store": _shown(store.safe_url, pseudo), "scheduler": scheduler,
              "frames_measured": computed, "frames_reused": sum(1 for p in plan if p["reused"]),
              "pseudonymized": pseudo is not None}
-    _write_run_json(out_dir, [_shown(str(p), pseudo) for p in inputs], um_per_px, workers, overlays, settings, started, seconds, results, images,
-                    extra, pseudo)
+    shown_inputs = [_shown(str(p), pseudo) for p in inputs]  # again: identifiers met while measuring are known now
+    _write_run_json(out_dir, shown_inputs, um_per_px, workers, overlays, settings, started, seconds, results,
+                    images, extra, pseudo)
     return _summary(images, hairs, results, out_dir, seconds, reused=extra["frames_reused"])
 
 
@@ -808,7 +805,7 @@ def _plan(frames: list[Frame], out_dir: Path, um_per_px: float | None, settings:
     ``skipped`` (measured once). A run pseudonymised with a key reuses only
     results stored under that key (:func:`_result_digest`).
     """
-    names = _overlay_names(frames)
+    names = overlay_names(f.key for f in frames)
     digest, version = _result_digest(settings, pseudo), pipeline.__version__
     plan, first_by_hash = [], {}
     for i, (frame, name) in enumerate(zip(frames, names)):

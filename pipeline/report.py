@@ -154,9 +154,9 @@ def patient_report(patient_id: str, tables: dict[str, pd.DataFrame], *, overlays
         matches = tables.get("matches", pd.DataFrame())
         mine = pairs[(pairs.patient_id == patient_id) & (pairs.site == site)] if len(pairs) else pairs
         latest = mine[mine.session_date == mine.session_date.max()] if len(mine) else mine
+        named = overlay_files or {}
         for r in latest.itertuples(index=False):
             if overlays_dir is not None:
-                named = overlay_files or {}
                 a = _file_b64(overlays_dir / named.get(r.reference_image, overlay_name(r.reference_image)))
                 b = _file_b64(overlays_dir / named.get(r.image, overlay_name(r.image)))
                 cells = "".join(f"<td>{_img_tag(x, n, kind='jpeg')}<br>{esc(n)}</td>"
