@@ -115,7 +115,7 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     wants_model = bool(with_model) if kind != "auto" else _weak_shafts(con, settings)
     used = "classical"
     if probability is not None:
-        prob = np.where(valid, probability, 0.0).astype(np.float32)
+        prob = np.where(valid, probability, 0.0).astype(np.float32, copy=False)
     elif settings.segmenter != "classical" and _learned().uses_learned(settings):
         prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.model)
         used = "learned"
@@ -192,7 +192,7 @@ def yellow_maps(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale: f
 def _joined(prob: np.ndarray, yellow: np.ndarray, valid: np.ndarray, *, clip: bool) -> np.ndarray:
     """The larger of ``prob`` and the relative yellowness on skin (clipped at 1 when ``clip``), 0 elsewhere."""
     y = np.clip(yellow, 0.0, 1.0 if clip else None)
-    return np.where(valid, np.maximum(prob, y), 0.0).astype(np.float32)
+    return np.where(valid, np.maximum(prob, y), 0.0).astype(np.float32, copy=False)
 
 
 def yellow_shafts(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale: float,
@@ -417,7 +417,7 @@ def _seen_by_model(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale
     inside = np.bincount(labels[seen], minlength=n) / np.maximum(np.bincount(labels.ravel(), minlength=n), 1)
     vetoed = inside < SEEN_SHARE
     vetoed[0] = False
-    return np.where(vetoed[labels], 0.0, prob).astype(np.float32)
+    return np.where(np.take(vetoed, labels), 0.0, prob).astype(np.float32)
 
 
 def _model_mask(model: tuple, scale: float) -> np.ndarray:
@@ -582,13 +582,13 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     labels, long_pale, thin = _pale_components(found & ~_near_shafts(mask, cands, clear), con.darkness,
                                                max_dark=settings.light_among_dark * con.full,
                                                min_len_px=min_um / scale, min_aspect=min_aspect)
-    whole = (long_pale & thin)[labels]
+    whole = np.take(long_pale & thin, labels)
     traced, kept = _trace_and_measure(whole, con, halo, valid, prob, scale, model_settings,
                                       width_map=prob, width_full=1.0) if whole.any() else ([], [])
     if not per_shaft:
         return whole, traced, kept
     failed = long_pale & ~thin
-    rest = failed[labels]
+    rest = np.take(failed, labels)
     if not rest.any():
         return whole, traced, kept
     # each shaft on its own rules only: the lenient ones for stripes, whole stubs and border stubs stay off
@@ -661,7 +661,7 @@ def _faint_shafts(mask, valid, cands, con, halo, prob, scale, settings, *, width
     boxes = ndimage.find_objects(labels)
     for k in np.flatnonzero(keep):
         keep[k] = _straight(labels[boxes[k - 1]] == k, FAINT_BEND_PX)
-    kept = keep[labels]
+    kept = np.take(keep, labels)
     if not kept.any():
         return kept, [], []
     faint_settings = settings.replace(darkness_threshold=level, darkness_low=2.0 * level / 3.0)
@@ -712,7 +712,7 @@ def _components_with(labels: np.ndarray, among: np.ndarray, cands: list[Candidat
     pts = np.concatenate([shafts.pixels_of(c.hair.path, labels.shape) for c in cands])
     hit = np.zeros(len(among), bool)
     hit[labels[pts[:, 0], pts[:, 1]]] = True
-    return (hit & among)[labels]
+    return np.take(hit & among, labels)
 
 
 def _shaft_like(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float, min_len_px: float,
@@ -722,7 +722,7 @@ def _shaft_like(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float, min_
     ``min_aspect`` times the short side."""
     labels, long_pale, thin = _pale_components(mask, darkness, max_dark=max_dark, min_len_px=min_len_px,
                                                min_aspect=min_aspect)
-    return (long_pale & thin)[labels]
+    return np.take(long_pale & thin, labels)
 
 
 def _pale_components(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float | None, min_len_px: float,
@@ -754,7 +754,7 @@ def _learned_maps(image: np.ndarray, valid: np.ndarray, scale: float, settings: 
     model = _learned().load_model(name, settings.learned_backend)
     with_tips = with_tips and model.thresholds.get("tip") is not None
     maps = model.predict(image, um_per_px=scale, heads=("hair", "tip") if with_tips else ("hair",))
-    prob = np.where(valid, maps["hair"], 0.0).astype(np.float32)
+    prob = np.where(valid, maps["hair"], 0.0).astype(np.float32, copy=False)
     settings = settings.replace(darkness_low=model.thresholds["low"], darkness_threshold=model.thresholds["high"])
     tips = None
     if with_tips:

@@ -61,6 +61,15 @@ def focus_score(image: np.ndarray, valid: np.ndarray | None = None, *, um_per_px
     return float(lap[keep].var() / max(mean, 1.0) ** 2 * 1e3)
 
 
+def _run(selected: np.ndarray) -> slice | np.ndarray:
+    """A bool selection along one axis as a slice when what it selects is one run (a view where indexing by
+    the bools copies the frame), else itself."""
+    if selected.dtype != bool:
+        return selected
+    at = np.flatnonzero(selected)
+    return slice(at[0], at[-1] + 1) if len(at) and at[-1] - at[0] + 1 == len(at) else selected
+
+
 def assess(image: np.ndarray, valid: np.ndarray, field_rows: np.ndarray, *, um_per_px: float,
            settings: Settings = Settings()) -> dict[str, Any]:
     """Quality measures and flags of one frame (see the module doc).
@@ -81,12 +90,12 @@ def assess(image: np.ndarray, valid: np.ndarray, field_rows: np.ndarray, *, um_p
         ``max_glare_pct``, ``min_skin_pct``.
     """
     cols = valid.any(axis=0)  # side bars (and columns with no skin at all) are no field
-    field = image[field_rows][:, cols if cols.any() else slice(None)]
+    field = image[_run(field_rows)][:, _run(cols) if cols.any() else slice(None)]
     n = max(1, field.shape[0] * field.shape[1])
     hi, lo = channel_max(field), channel_min(field)
     over = 100.0 * np.count_nonzero(hi >= 250) / n
     under = 100.0 * np.count_nonzero(hi <= 10) / n
-    glare = 100.0 * np.count_nonzero((lo >= 235) & (hi.astype(np.int16) - lo < 20)) / n
+    glare = 100.0 * np.count_nonzero((lo >= 235) & (hi - lo < 20)) / n  # 8-bit: the max is never below the min
     skin = 100.0 * float(valid.mean())
     focus = focus_score(image, valid, um_per_px=um_per_px)
     flags = [name for name, bad in (

@@ -85,7 +85,7 @@ def skin_background(value: np.ndarray, *, max_width_px: float,
     med = cv2.medianBlur(np.clip(small, 0, 255).astype(np.uint8), max(3, k)).astype(np.float32)
     smooth = cv2.GaussianBlur(med, (0, 0), sigmaX=max(1.0, k / 4))
     back = cv2.resize(smooth, (value.shape[1], value.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return np.maximum(back, 8.0).astype(np.float32)
+    return np.maximum(back, 8.0).astype(np.float32, copy=False)
 
 
 def _median(x: np.ndarray) -> float:
@@ -97,10 +97,15 @@ def _median(x: np.ndarray) -> float:
     x = np.ravel(x)
     if x.size == 0:
         return math.nan
-    k = x.astype(np.int32)
-    if x.min() < 0 or x.max() > 255 or not np.array_equal(k, x):
+    if x.min() < 0 or x.max() > 255:
         return float(np.median(x))
-    cum = np.cumsum(np.bincount(k, minlength=256))
+    k = x.astype(np.uint8)
+    if not np.array_equal(k, x):
+        return float(np.median(x))
+    if k.size < 2 ** 24:  # OpenCV's histogram (faster than numpy's count) counts exactly in float32 up to here
+        cum = np.cumsum(cv2.calcHist([k.reshape(1, -1)], [0], None, [256], [0, 256]).ravel().astype(np.int64))
+    else:
+        cum = np.cumsum(np.bincount(k, minlength=256))
     n = int(cum[-1])
     lo = int(np.searchsorted(cum, (n - 1) // 2, side="right"))  # value at 0-based rank (n-1)//2
     hi = int(np.searchsorted(cum, n // 2, side="right"))  # value at rank n//2
@@ -134,13 +139,13 @@ def fill_invalid(value: np.ndarray, valid: np.ndarray | None, *, sigma_px: float
     if not bright.any():
         return value
     w = valid.astype(np.float32)
-    v = np.where(valid, value, 0.0).astype(np.float32)
+    v = np.where(valid, value, 0.0).astype(np.float32, copy=False)
     factor = max(1, int(sigma_px // 4))  # the mean is smooth: read it at reduced resolution
     small = [cv2.resize(a, None, fx=1 / factor, fy=1 / factor, interpolation=cv2.INTER_AREA) for a in (v, w)]
     num, den = (cv2.GaussianBlur(a, (0, 0), max(1.0, sigma_px / factor)) for a in small)
-    level = np.where(den > 1e-3, num / np.maximum(den, 1e-3), skin).astype(np.float32)
+    level = np.where(den > 1e-3, num / np.maximum(den, 1e-3), skin).astype(np.float32, copy=False)
     near = cv2.resize(level, (value.shape[1], value.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return np.where(bright, near, value).astype(np.float32)
+    return np.where(bright, near, value).astype(np.float32, copy=False)
 
 
 def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
@@ -200,7 +205,7 @@ def brightness_map(level: np.ndarray, *, max_width_px: float, valid: np.ndarray 
     """
     value = level.astype(np.float32)
     bg = skin_background(value, max_width_px=max_width_px, valid=valid)
-    return np.clip((value - bg) / np.maximum(255.0 - bg, 1.0), 0.0, 1.0).astype(np.float32)
+    return np.clip((value - bg) / np.maximum(255.0 - bg, 1.0), 0.0, 1.0).astype(np.float32, copy=False)
 
 
 def colour_contrast(image: np.ndarray, *, max_width_px: float, valid: np.ndarray | None = None) -> np.ndarray:
@@ -436,7 +441,14 @@ def hysteresis(image: np.ndarray, low: float, high: float) -> np.ndarray:
     threshold's float32 rounding may fall the other way than in skimage,
     which compares in float64.
     """
-    n, labels = cv2.connectedComponents((image > min(low, high)).view(np.uint8), connectivity=4)
+    above = image > min(low, high)
+    n, labels = _labels(above, 4)
+    if _sparse(above):
+        idx = np.flatnonzero(above)
+        lab = labels.ravel()[idx]
+        keep = np.zeros(n, bool)
+        keep[lab[np.ravel(image)[idx] > high]] = True  # a pixel above ``high`` is above the lower one too
+        return _set_at(above.shape, idx[keep[lab]])
     keep = np.zeros(n, bool)
     keep[labels[image > high]] = True
     keep[0] = False
@@ -461,25 +473,57 @@ def drop_small(mask: np.ndarray, max_size: int, connectivity: int = 4) -> np.nda
     What :func:`skimage.morphology.remove_small_objects` (``max_size``,
     its ``connectivity`` 1 or 2) returns, labelled by OpenCV (faster);
     ``~drop_small(~mask, n)`` fills holes as
-    :func:`skimage.morphology.remove_small_holes`.
+    :func:`skimage.morphology.remove_small_holes`. A sparse mask's regions
+    are sized and kept by the indices of its pixels; a mostly set one's by
+    those of the regions that may be small (a third of the time of a full
+    histogram and lookup on a hair mask's background).
     """
     mask = np.ascontiguousarray(mask, bool)
     if max_size <= 0:
         return mask.copy()
-    if connectivity == 8:
-        _, labels, stats = components8(mask.view(np.uint8))
-        keep = stats[:, cv2.CC_STAT_AREA] > max_size
-        keep[0] = False
-        return np.take(keep, labels)
-    try:  # region sizes by OpenCV's histogram of 16-bit labels: faster than numpy's bincount
-        n, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=connectivity, ltype=cv2.CV_16U)
-        size = cv2.calcHist([labels], [0], None, [n], [0, n]).ravel()
-    except cv2.error:  # more regions than 16-bit labels can number (a noise mask): 32-bit labels
-        n, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=connectivity)
-        size = np.bincount(labels.ravel(), minlength=n)
-    keep = size > max_size
-    keep[0] = False
-    return np.take(keep, labels)
+    n, labels = _labels(mask, connectivity)
+    if _sparse(mask):  # sizes and output from the set pixels alone
+        idx = np.flatnonzero(mask)
+        lab = labels.ravel()[idx]
+        keep = np.bincount(lab, minlength=n) > max_size
+        return _set_at(mask.shape, idx[keep[lab]])
+    # mostly set (as the background, when holes are filled): a region seen at more than ``max_size`` of every
+    # 4th pixel each way is larger; the others' pixels are gathered and counted exactly
+    large = np.bincount(labels[::4, ::4].ravel(), minlength=n) > max_size
+    large[0] = True
+    ids = np.flatnonzero(large)
+    if len(ids) <= 8:  # a few large regions: compared one by one, faster than a lookup
+        maybe = labels != ids[0]
+        for k in ids[1:]:
+            maybe &= labels != k
+    else:
+        maybe = np.take(~large, labels)
+    idx = np.flatnonzero(maybe)
+    lab = labels.ravel()[idx]
+    out = mask.copy()
+    out.ravel()[idx[np.bincount(lab, minlength=n)[lab] <= max_size]] = False
+    return out
+
+
+def _labels(binary: np.ndarray, connectivity: int) -> tuple[int, np.ndarray]:
+    """Connected components of a bool image (``connectivity`` 4 or 8): their count (with the background)
+    and labels, 16-bit where they fit (faster to make and to read), else 32-bit (a noise mask)."""
+    try:
+        return cv2.connectedComponents(binary.view(np.uint8), connectivity=connectivity, ltype=cv2.CV_16U)
+    except cv2.error:
+        return cv2.connectedComponents(binary.view(np.uint8), connectivity=connectivity)
+
+
+def _sparse(binary: np.ndarray) -> bool:
+    """At most a quarter of ``binary`` is set: its pixels are faster read by their indices."""
+    return np.count_nonzero(binary) * 4 <= binary.size
+
+
+def _set_at(shape: tuple[int, ...], flat: np.ndarray) -> np.ndarray:
+    """A bool image of ``shape``, True at the flat indices ``flat``."""
+    out = np.zeros(shape, bool)
+    out.ravel()[flat] = True
+    return out
 
 
 def skin_mask(image: np.ndarray, *, settings: Settings = Settings()) -> np.ndarray:
@@ -711,29 +755,45 @@ def _thin_lines(g: np.ndarray, axis: int, *, total: np.ndarray | None = None, st
 def _thin_lines_at(g: np.ndarray, axis: int, *, total: np.ndarray | None, steps: tuple[float, ...],
                    shift: int = 3) -> list[np.ndarray]:
     """:func:`_thin_lines` for each of ``steps``, the differences to either side computed once."""
-    if total is None:
+    if total is None or min(steps) <= 0:
         a, b = g - np.roll(g, shift, axis), g - np.roll(g, -shift, axis)
         same = np.sign(a) == np.sign(b)
         return [((np.abs(a) > step) & (np.abs(b) > step) & same).astype(np.uint8) for step in steps]
-    sides = []
-    for k in (shift, -shift):
-        d = total - np.roll(total, k, axis)
-        sides.append((k, d > 0, np.abs(d)))
-    same = sides[0][1] == sides[1][1]
+    # a pixel passes when both differences exceed the edge with one sign: the smaller of them above
+    # ``3 * step``, or the larger below ``-3 * step``; where one of them is exactly at the edge (the
+    # smaller at ``3 * step``, the larger at ``-3 * step``), the float means decide for it
+    d = [_minus_rolled(total, k, axis) for k in (shift, -shift)]
+    lo, hi = np.minimum(d[0], d[1]), np.maximum(d[0], d[1])
     maps = []
     for step in steps:
         edge = 3 * step
-        beyond = []
-        for k, _, size in sides:
-            out = size > edge
-            tie = size == edge
-            if tie.any():  # the float difference of the means, where the integers say exactly ``step``
-                rows, cols = np.divmod(np.flatnonzero(tie), g.shape[1])
+        whole = math.floor(edge)  # the integers compared with an integer: no float copy of the map
+        out = (lo > whole) | (hi < -whole)
+        at = np.flatnonzero((lo == whole) | (hi == -whole)) if whole == edge else np.zeros(0, np.intp)
+        if len(at):
+            rows, cols = np.divmod(at, g.shape[1])
+            ok = np.ones(len(at), bool)
+            for k, dk in zip((shift, -shift), d):
+                size = np.abs(dk.ravel()[at])
                 near = ((rows - k) % g.shape[0], cols) if axis == 0 else (rows, (cols - k) % g.shape[1])
-                out[rows, cols] = np.abs(g[rows, cols] - g[near]) > step
-            beyond.append(out)
-        maps.append((beyond[0] & beyond[1] & same).view(np.uint8))
+                ok &= np.where(size == edge, np.abs(g[rows, cols] - g[near]) > step, size > edge)
+            same = (d[0].ravel()[at] > 0) == (d[1].ravel()[at] > 0)
+            out[rows, cols] = ok & same
+        maps.append(out.view(np.uint8))
     return maps
+
+
+def _minus_rolled(a: np.ndarray, k: int, axis: int) -> np.ndarray:
+    """``a - np.roll(a, k, axis)``, without the rolled copy."""
+    out = np.empty_like(a)
+    n = a.shape[axis]
+    if n == 0:
+        return out
+    k %= n
+    src, dst = np.moveaxis(a, axis, 0), np.moveaxis(out, axis, 0)
+    np.subtract(src[k:], src[:n - k], out=dst[k:])
+    np.subtract(src[:k], src[n - k:], out=dst[:k])
+    return out
 
 
 def _components_in_box(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -964,15 +1024,21 @@ def _drawn_colours(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Red also catches vessels: harmless in a skin mask, but red clusters must
     not be taken for text labels, so the two are kept apart.
     """
-    r, g, b = (c.astype(np.int16) for c in cv2.split(image))
+    r, g, b = cv2.split(image)
     # saturated blue: at least 90 grey levels and 45% of blue above red and green.  The bright sheen
     # of skin and of grey shafts under a blue colour cast passes the first test but not the second
     # (red and green 0.6-0.64 of blue: 7 fdu_val frames lost 8-38% of their skin to it), while
     # drawn text (0.03-0.11) and surgical ink (0.3-0.5) keep passing.
-    # (``100 * excess > 45 * b`` is ``excess > 0.45 * b`` in exact integers)
-    excess = b - np.maximum(r, g)
-    blue_cyan = ((b > 140) & (excess > 90) & (100 * excess > 45 * b)) | ((b > 150) & (g > 150) & (r < 90))
-    return blue_cyan, pure_red(image)
+    # (``100 * excess > 45 * b`` is ``excess > 0.45 * b`` in exact integers, read in 16 bits on the few
+    # pixels that pass the first test; the saturating 8-bit difference passes it exactly when the signed
+    # one does)
+    top = cv2.max(r, g)
+    at = np.flatnonzero((b > 140) & (cv2.subtract(b, top) > 90))
+    blue_cyan = (b > 150) & (g > 150) & (r < 90)
+    if len(at):
+        blue = b.ravel()[at].astype(np.int16)
+        blue_cyan.ravel()[at] |= 100 * (blue - top.ravel()[at]) > 45 * blue
+    return blue_cyan, _pure_red(r, g, b)
 
 
 def pure_red(image: np.ndarray) -> np.ndarray:
@@ -981,7 +1047,11 @@ def pure_red(image: np.ndarray) -> np.ndarray:
     The red of drawn circles and lines (:func:`_drawn_colours`, :func:`drawn_lines`). In uint8 with a
     saturating difference, which equals the signed difference's test for every value above 90.
     """
-    r, g, b = cv2.split(image)
+    return _pure_red(*cv2.split(image))
+
+
+def _pure_red(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`pure_red` of an image's colour planes."""
     return (r > 150) & (cv2.subtract(r, cv2.max(g, b)) > 90)
 
 
@@ -1049,7 +1119,6 @@ def _band_rows(image: np.ndarray, overlay: np.ndarray) -> np.ndarray:
     sub = image[:, ::4]
     overlay = overlay[:, ::4]
     high = channel_max(sub)
-    value = high.astype(np.float32)
     chroma = (high - channel_min(sub)).astype(np.float32)
     grey_mean = channel_sum(sub).astype(np.float32)
     grey_mean /= np.float32(3)  # the float32 channel mean: the sum is exact
@@ -1059,8 +1128,8 @@ def _band_rows(image: np.ndarray, overlay: np.ndarray) -> np.ndarray:
     row_std = grey_mean.std(axis=1)
     flat = (row_std < 6) & (chroma.mean(axis=1) < 10) & distinct  # a uniform padding strip
     text = overlay.mean(axis=1) > 0.04
-    row_value = np.median(value, axis=1)
-    dark_band = (row_value < 95) & (row_value < np.median(value[m // 4: 3 * m // 4]) - 50)
+    row_value = np.median(high, axis=1)  # of the 8-bit values: the same medians, sooner
+    dark_band = (row_value < 95) & (row_value < _median(high[m // 4: 3 * m // 4]) - 50)
     marks = flat | text | dark_band
     limit = int(0.12 * m)
     for order in (range(limit), range(m - 1, m - 1 - limit, -1)):

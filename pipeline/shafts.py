@@ -109,8 +109,8 @@ def skeleton_of(mask: np.ndarray) -> np.ndarray:
 def _without_isolated(skel: np.ndarray) -> np.ndarray:
     """The skeleton without pixels that have no 8-neighbour (a dot is no path; skan fails on a
     skeleton made only of such dots)."""
-    neighbours = cv2.filter2D(skel.astype(np.uint8), -1, np.ones((3, 3), np.float32),
-                              borderType=cv2.BORDER_CONSTANT)
+    neighbours = cv2.boxFilter(skel.astype(np.uint8), -1, (3, 3), normalize=False,  # itself and its neighbours
+                               borderType=cv2.BORDER_CONSTANT)
     return skel & (neighbours > 1)
 
 

@@ -389,6 +389,21 @@ def test_overexposed_and_dark_frames_are_flagged():
     assert "underexposed" in quality.assess(dark, *_field(dark), um_per_px=2.78)["quality_flags"]
 
 
+def test_exposure_is_read_over_the_field_rows_in_one_run_or_several():
+    """Over-exposure is the share of the field's pixels at 250 or more, the field one run of rows (read as a
+    view) or several (read by the bools): 50 white rows over 974 and over 874 field rows."""
+    img = _textured()
+    img[:100] = 255
+    valid = np.ones(img.shape[:2], bool)
+    one = np.zeros(img.shape[0], bool)
+    one[50:] = True
+    two = one.copy()
+    two[500:600] = False
+    for rows, share in ((one, 50 / 974), (two, 50 / 874)):
+        q = quality.assess(img, valid, rows, um_per_px=2.78)
+        assert q["overexposed_pct"] == round(100 * share, 3)
+
+
 def test_focus_score_does_not_depend_on_magnification():
     """The same skin at 2.5 and at 5 µm/px scores within 25% (both resampled to 5 µm/px)."""
     img = _textured()

@@ -1236,6 +1236,69 @@ def test_fast_8_connected_labelling_numbers_components_as_opencv_s_default(seed,
     np.testing.assert_array_equal(fstats, stats)
 
 
+@hsettings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 48), st.sampled_from([4, 8]))
+def test_small_region_removal_on_mostly_set_masks_with_many_large_regions(seed, size, connectivity):
+    """The mostly-set path of ``drop_small`` (sizes read on every 4th pixel first), with more large regions
+    than it compares one by one: a grid of lines cuts the set pixels into 25 cells, and in each cell a
+    speck of 1 to 49 pixels sits alone in a cleared square (one of exactly ``size`` pixels, which goes,
+    and one of ``size + 1``, which stays)."""
+    from skimage.morphology import remove_small_holes, remove_small_objects
+
+    from pipeline.segment import drop_small
+
+    rng = np.random.default_rng(seed)
+    mask = np.ones((200, 200), bool)
+    mask[::40, :] = False
+    mask[:, ::40] = False
+    sizes = rng.integers(1, 50, 25)
+    sizes[:2] = size, size + 1
+    for cell, k in enumerate(sizes):
+        r, c = 40 * (cell // 5) + rng.integers(2, 28), 40 * (cell % 5) + rng.integers(2, 28)
+        mask[r:r + 9, c:c + 9] = False
+        mask[r + 1:r + 8, c + 1:c + 8] = (np.arange(49) < k).reshape(7, 7)
+    assert mask.mean() > 0.25  # the mostly-set path
+    kept = drop_small(mask, size, connectivity)
+    np.testing.assert_array_equal(kept, remove_small_objects(mask, max_size=size, connectivity=connectivity // 4))
+    assert (kept != mask).sum() == sizes[sizes <= size].sum()  # the specks of at most ``size`` pixels went
+    np.testing.assert_array_equal(~drop_small(mask, size, connectivity),  # the holes of the inverse, filled
+                                  remove_small_holes(~mask, max_size=size, connectivity=connectivity // 4))
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_drawn_colours_are_the_signed_integer_tests(seed):
+    """Blue-or-cyan and red marks as the plain signed tests read them, on colours around every threshold."""
+    from pipeline.segment import _drawn_colours, pure_red
+
+    rng = np.random.default_rng(seed)
+    # 121 and 220: blue 99 above the others, exactly 45% of it (the tie of the second blue test)
+    levels = np.array([0, 40, 60, 89, 90, 91, 120, 121, 140, 141, 150, 151, 180, 200, 220, 230, 231, 255])
+    img = rng.choice(levels, (37, 53, 3)).astype(np.uint8)
+    img[rng.random((37, 53)) < 0.5] = rng.integers(0, 256, (3,), dtype=np.uint8)
+    r, g, b = (img[..., k].astype(np.int16) for k in range(3))
+    excess = b - np.maximum(r, g)
+    blue = ((b > 140) & (excess > 90) & (100 * excess > 45 * b)) | ((b > 150) & (g > 150) & (r < 90))
+    red = (r > 150) & (r - np.maximum(g, b) > 90)
+    got_blue, got_red = _drawn_colours(img)
+    np.testing.assert_array_equal(got_blue, blue)
+    np.testing.assert_array_equal(got_red, red)
+    np.testing.assert_array_equal(pure_red(img), red)
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.02, 0.6))
+def test_isolated_skeleton_pixels_are_those_without_an_8_neighbour(seed, share):
+    from pipeline.shafts import _without_isolated
+
+    rng = np.random.default_rng(seed)
+    skel = rng.random((23, 31)) < share
+    padded = np.pad(skel, 1)
+    neighbours = sum(padded[1 + dr:24 + dr, 1 + dc:32 + dc].astype(int)
+                     for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc)
+    np.testing.assert_array_equal(_without_isolated(skel), skel & (neighbours > 0))
+
+
 def test_small_region_removal_with_more_regions_than_16_bit_labels_hold():
     from skimage.morphology import remove_small_objects
 
@@ -1268,6 +1331,8 @@ def test_channel_mean_and_integer_thin_line_map_equal_their_float_forms(seed, sp
             np.testing.assert_array_equal(one, other)
         np.testing.assert_array_equal(_thin_lines_at(g, axis, total=total, steps=(25.0, 12.0))[1],
                                       _thin_lines(g, axis, step=12.0))
+        # a column-ordered copy of the sums (its ties are written by position, not through a flat copy)
+        np.testing.assert_array_equal(_thin_lines(g, axis, total=np.asfortranarray(total)), _thin_lines(g, axis))
 
 
 @hsettings(max_examples=60, deadline=None)
