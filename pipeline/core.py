@@ -156,13 +156,41 @@ def analyze_frame(
     Counting rule: a hair counts when its emergence point lies inside the
     field (the frame minus full-width header/padding strips). A hair cut by
     the border counts only when its visible end is its root end.
+
+    A view saved in a wider frame (uniform bars down its sides, a pillarbox)
+    is measured alone, as if it had been saved without the bars, and its
+    hairs, centre lines and maps placed back in the whole frame.
     """
     from pipeline import frame as _frame
+    from pipeline import segment
 
     um_per_px = check_um_per_px(um_per_px)
     rgb = as_rgb8(image)
     check_frame_size(rgb.shape, um_per_px, settings)
-    return _frame.measure_frame(rgb, um_per_px=um_per_px, settings=settings)
+    view = segment.view_columns(rgb)
+    if view is None:
+        return _frame.measure_frame(rgb, um_per_px=um_per_px, settings=settings)
+    result = _frame.measure_frame(np.ascontiguousarray(rgb[:, view]), um_per_px=um_per_px, settings=settings)
+    return _in_frame(result, view, rgb.shape[:2])
+
+
+def _in_frame(result: FrameResult, view: slice, shape: tuple[int, int]) -> FrameResult:
+    """A view's result (:func:`analyze_frame`) placed in the whole frame of ``shape``: columns shifted by the
+    view's first, maps empty (no skin, no hair) outside it."""
+    hairs = result.hairs.copy()
+    for column in ("col", "mid_col"):
+        hairs[column] = hairs[column] + view.start
+    paths = [p + np.array([0.0, view.start]) for p in result.paths]
+
+    def placed(a: np.ndarray | None) -> np.ndarray | None:
+        if a is None:
+            return None
+        out = np.zeros(shape, a.dtype)
+        out[:, view] = a
+        return out
+
+    return FrameResult(hairs, result.metrics, paths, placed(result.valid), placed(result.probability),
+                       placed(result.mask))
 
 
 def as_rgb8(image: np.ndarray) -> np.ndarray:

@@ -1083,15 +1083,9 @@ def _side_bars(image: np.ndarray) -> np.ndarray:
     rows = slice(int(0.12 * m), max(int(0.12 * m) + 1, int(np.ceil(0.88 * m))), 4)
     centre = float(np.median(channel_sum(image[rows, n // 4: 3 * n // 4: 4]))) / 3.0
     for side, strip in enumerate((image[rows, :limit], image[rows, n - limit:][:, ::-1])):
-        g = channel_sum(strip).astype(np.float32) / np.float32(3)
-        ch = (channel_max(strip) - channel_min(strip)).astype(np.float32)
-        med = np.median(g, axis=0)
-        off = np.abs(g - med)
-        even = ((off <= 8) & (ch < 12)).mean(axis=0) >= 0.9
-        flat = np.median(off, axis=0) <= 2.5
-        bar = even & ((med < 35) | flat) & (np.abs(med - centre) > 20)
-        if not bar[:5].any():  # a bar starts at the edge
+        if not _bar_like(strip[:, :5], centre)[3].any():  # a bar starts at the edge (each column read alone)
             continue
+        g, ch, med, bar = _bar_like(strip, centre)
         level = float(np.median(med[:5][bar[:5]]))
         near = ((np.abs(g - level) <= 8) & (ch < 12)).mean(axis=0) >= 0.5
         end, gap = -1, 0
@@ -1110,6 +1104,28 @@ def _side_bars(image: np.ndarray) -> np.ndarray:
         else:
             cols[n - 1 - end:] = True
     return cols
+
+
+def _bar_like(strip: np.ndarray, centre: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of an 8-bit ``strip`` (:func:`_side_bars`): its grey levels and chroma (float32), the median
+    grey level and whether the column is bar-like (``centre``: the frame's middle grey level)."""
+    g = channel_sum(strip).astype(np.float32) / np.float32(3)
+    ch = (channel_max(strip) - channel_min(strip)).astype(np.float32)
+    med = np.median(g, axis=0)
+    off = np.abs(g - med)
+    even = ((off <= 8) & (ch < 12)).mean(axis=0) >= 0.9
+    flat = np.median(off, axis=0) <= 2.5
+    return g, ch, med, even & ((med < 35) | flat) & (np.abs(med - centre) > 20)
+
+
+def view_columns(image: np.ndarray) -> slice | None:
+    """The columns between a frame's side bars (:func:`_side_bars`), or None when it has none: the view of a
+    pillarboxed frame, measured alone (:func:`pipeline.core.analyze_frame`)."""
+    bars = _side_bars(image)
+    inside = np.flatnonzero(~bars)
+    if not bars.any() or not len(inside):
+        return None
+    return slice(int(inside[0]), int(inside[-1]) + 1)
 
 
 def _band_rows(image: np.ndarray, overlay: np.ndarray) -> np.ndarray:

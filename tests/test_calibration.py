@@ -474,6 +474,30 @@ def test_side_bars_are_no_skin_and_keep_density():
     assert "underexposed" not in b.metrics["quality_flags"]
 
 
+def test_a_pillarboxed_frame_reads_as_its_view_alone():
+    """A phantom view in a 16:9 frame with black bars is measured as the view alone (session 61; before, a hair
+    at the view's edge was read as beside masked skin, not at a border): the same hairs and metrics, columns
+    shifted by the bar, the maps empty over the bars."""
+    from pipeline.core import analyze_frame
+    from pipeline.synth import render_frame, sample_scene
+
+    rng = np.random.default_rng([61, 3])
+    view, truth = render_frame(sample_scene(rng, height=768, width=1024, um_per_px=2.78), rng)
+    side = 170
+    framed = _pillarboxed(view, side)
+    assert segment.view_columns(framed) == slice(side, side + 1024) and segment.view_columns(view) is None
+    a, b = analyze_frame(view, um_per_px=2.78), analyze_frame(framed, um_per_px=2.78)
+    assert a.metrics["hair_count"] >= 5 and b.metrics == a.metrics
+    shifted = a.hairs.copy()
+    shifted[["col", "mid_col"]] += side
+    pd.testing.assert_frame_equal(b.hairs, shifted)
+    for p, q in zip(a.paths, b.paths):
+        np.testing.assert_array_equal(q, p + [0, side])
+    for m, n in ((a.valid, b.valid), (a.mask, b.mask), (a.probability, b.probability)):
+        np.testing.assert_array_equal(n[:, side:side + 1024], m)
+        assert not n[:, :side].any() and not n[:, side + 1024:].any()
+
+
 @pytest.mark.parametrize("width_share, level", [(0.22, (0, 0, 0)), (0.125, (60, 60, 60))])
 def test_wide_and_grey_side_bars_are_found_whole(width_share, level):
     """A square view in a 16:9 frame (bars 22% of the width a side) and flat dark-grey bars are removed whole."""
