@@ -170,8 +170,13 @@ def analyze_frame(
     view = segment.view_columns(rgb)
     if view is None:
         return _frame.measure_frame(rgb, um_per_px=um_per_px, settings=settings)
-    result = _frame.measure_frame(np.ascontiguousarray(rgb[:, view]), um_per_px=um_per_px, settings=settings)
-    return _in_frame(result, view, rgb.shape[:2])
+    seen = np.ascontiguousarray(rgb[:, view])
+    try:  # the view, as if it had been saved alone
+        check_frame_size(seen.shape, um_per_px, settings)
+    except UnusableImageError as e:
+        raise UnusableImageError(f"the view between its side bars (columns {view.start}-{view.stop - 1}): "
+                                 f"{e}") from None
+    return _in_frame(_frame.measure_frame(seen, um_per_px=um_per_px, settings=settings), view, rgb.shape[:2])
 
 
 def _in_frame(result: FrameResult, view: slice, shape: tuple[int, int]) -> FrameResult:
@@ -181,16 +186,18 @@ def _in_frame(result: FrameResult, view: slice, shape: tuple[int, int]) -> Frame
     for column in ("col", "mid_col"):
         hairs[column] = hairs[column] + view.start
     paths = [p + np.array([0.0, view.start]) for p in result.paths]
+    return FrameResult(hairs, result.metrics, paths, placed_in_frame(result.valid, view, shape),
+                       placed_in_frame(result.probability, view, shape), placed_in_frame(result.mask, view, shape))
 
-    def placed(a: np.ndarray | None) -> np.ndarray | None:
-        if a is None:
-            return None
-        out = np.zeros(shape, a.dtype)
-        out[:, view] = a
-        return out
 
-    return FrameResult(hairs, result.metrics, paths, placed(result.valid), placed(result.probability),
-                       placed(result.mask))
+def placed_in_frame(a: np.ndarray | None, view: slice, shape: tuple[int, int]) -> np.ndarray | None:
+    """A map of a frame's view (the columns ``view`` of a frame of ``shape``, :func:`analyze_frame`) in the whole
+    frame: zero (no skin, no hair) outside the view; None stays None."""
+    if a is None:
+        return None
+    out = np.zeros(shape, a.dtype)
+    out[:, view] = a
+    return out
 
 
 def as_rgb8(image: np.ndarray) -> np.ndarray:

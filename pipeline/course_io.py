@@ -135,9 +135,12 @@ def _probability_cache(settings: Settings, routes: dict[str, str] | None = None)
     analysis could count a hair: skin (not a header strip, overlay, text or
     glare) in the counting field's rows.
     """
+    from pipeline.core import placed_in_frame
     from pipeline.frame import hair_map, light_shaft_map
+    from pipeline.segment import view_columns
 
-    maps: dict[str, object] = {}  # HairMap per key: the light map is derived from it without routing again
+    # per key: the HairMap (the light map is derived from it without routing again), and the view it was read on
+    maps: dict[str, tuple] = {}
     light_cache: dict[str, object] = {}
     routes = routes or {}
 
@@ -145,19 +148,26 @@ def _probability_cache(settings: Settings, routes: dict[str, str] | None = None)
         if key not in maps:
             route = routes.get(key) or "auto"
             own = settings.replace(route=route) if route != settings.route else settings
-            maps[key] = hair_map(image, um_per_px=um_per_px, settings=own)
+            view = view_columns(image)  # a pillarboxed frame's view, read alone as the analysis read it
+            seen = image if view is None else np.ascontiguousarray(image[:, view])
+            maps[key] = hair_map(seen, um_per_px=um_per_px, settings=own), view, image.shape[:2]
         return maps[key]
 
+    def _in_frame(a, key: str):
+        _, view, shape = maps[key]
+        return a if view is None else placed_in_frame(a, view, shape)
+
     def probability(key: str, image, um_per_px: float):
-        return _map(key, image, um_per_px).prob
+        return _in_frame(_map(key, image, um_per_px)[0].prob, key)
 
     def light(key: str, image, um_per_px: float):
         if key not in light_cache:
-            light_cache[key] = light_shaft_map(_map(key, image, um_per_px), um_per_px=um_per_px)
+            light_cache[key] = _in_frame(light_shaft_map(_map(key, image, um_per_px)[0], um_per_px=um_per_px), key)
         return light_cache[key]
+
     def field(key: str, image, um_per_px: float):
-        m = _map(key, image, um_per_px)
-        return m.valid & np.asarray(m.field_rows, bool)[:, None]
+        m = _map(key, image, um_per_px)[0]
+        return _in_frame(m.valid & np.asarray(m.field_rows, bool)[:, None], key)
     probability.light = light
     probability.field = field
     return probability

@@ -16,7 +16,8 @@ Measures (columns of ``images.csv``)
 ``glare_pct``
     Share of field pixels that are near-white and colourless (specular glare).
 ``skin_pct``
-    Share of the frame that is usable skin (not overlays, text, strips, glare).
+    Share of the frame that is usable skin (not overlays, text, strips, glare); of a pillarboxed frame, the
+    share of its view (:func:`pipeline.segment.view_columns`: the bars are not part of the photograph).
 ``quality_flags``
     ``;``-joined names of the failed checks: ``blurred``, ``overexposed``,
     ``underexposed``, ``glare``, ``little_skin``; empty when all pass.

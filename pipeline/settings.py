@@ -614,7 +614,8 @@ class Settings:
         Quality gate: largest share of the field (%) that may be clipped
         bright, clipped dark, or specular glare.
     min_skin_pct : float
-        Quality gate: smallest share of the frame (%) that must be usable skin.
+        Quality gate: smallest share of the frame (%) that must be usable skin (of a pillarboxed
+        frame, of its view between the side bars).
     scale_bar_um : float
         Length a burned-in L scale bar's leg stands for (µm), when a frame's
         pixel size is read from it ("1.0 mm" on the devices we know).

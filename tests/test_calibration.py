@@ -498,6 +498,17 @@ def test_a_pillarboxed_frame_reads_as_its_view_alone():
         assert not n[:, :side].any() and not n[:, side + 1024:].any()
 
 
+def test_a_view_too_narrow_to_measure_is_refused_between_its_bars():
+    """An 80 px wide view is refused as it would be saved alone (116 px needed at 2.78 µm/px), also between bars."""
+    from pipeline.core import UnusableImageError, analyze_frame
+
+    view = _skin((200, 80))
+    with pytest.raises(UnusableImageError, match="too small"):
+        analyze_frame(view, um_per_px=2.78)
+    with pytest.raises(UnusableImageError, match="the view between its side bars .columns 40-119.: image is 80 x 200"):
+        analyze_frame(_pillarboxed(view, 40), um_per_px=2.78)
+
+
 @pytest.mark.parametrize("width_share, level", [(0.22, (0, 0, 0)), (0.125, (60, 60, 60))])
 def test_wide_and_grey_side_bars_are_found_whole(width_share, level):
     """A square view in a 16:9 frame (bars 22% of the width a side) and flat dark-grey bars are removed whole."""

@@ -310,3 +310,31 @@ def test_trend_points_put_the_baseline_at_zero_on_its_own_date():
     assert [d.strftime("%Y-%m-%d") for d in pts["date"]] == ["2026-01-10", "2026-02-07", "2026-03-07"]
     assert pts["change"].tolist() == [-5.0, 0.0, 8.0] and pts["real"].tolist() == [False, False, True]
     assert pts["below"].tolist() == [4.0, 0.0, 6.0] and pts["above"].tolist() == [4.0, 0.0, 6.0]
+
+
+def test_a_pillarboxed_frame_is_reread_on_its_view_as_the_analysis_read_it():
+    """The re-examination of gained and lost hairs reads each frame's maps as ``analyze_frame`` counted on them:
+    a pillarboxed frame's on its view alone, placed back in the frame (session 61's review: read on the whole
+    frame, the map near the view's edges was much weaker, and a hair counted there read as lost)."""
+    import cv2
+
+    from pipeline.course_io import _probability_cache
+    from pipeline.frame import hair_map, light_shaft_map
+    from pipeline.settings import Settings
+    from pipeline.synth import render_frame, sample_scene
+
+    rng = np.random.default_rng([61, 3])
+    view, _ = render_frame(sample_scene(rng, height=480, width=640, um_per_px=2.78), rng)
+    side = 107
+    framed = cv2.copyMakeBorder(view, 0, 0, side, side, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    maps = _probability_cache(Settings())
+    own = hair_map(view, um_per_px=2.78, settings=Settings())
+    inside = slice(side, side + view.shape[1])
+    prob, field = maps("f", framed, 2.78), maps.field("f", framed, 2.78)
+    np.testing.assert_array_equal(prob[:, inside], own.prob)
+    np.testing.assert_array_equal(field[:, inside], own.valid & np.asarray(own.field_rows, bool)[:, None])
+    assert not prob[:, :side].any() and not field[:, inside.stop:].any() and prob.shape == framed.shape[:2]
+    light, own_light = maps.light("f", framed, 2.78), light_shaft_map(own, um_per_px=2.78)
+    assert (light is None) == (own_light is None)
+    if light is not None:
+        np.testing.assert_array_equal(light[:, inside], own_light)
