@@ -162,21 +162,28 @@ def analyze_frame(
     hairs, centre lines and maps placed back in the whole frame.
     """
     from pipeline import frame as _frame
-    from pipeline import segment
 
     um_per_px = check_um_per_px(um_per_px)
     rgb = as_rgb8(image)
     check_frame_size(rgb.shape, um_per_px, settings)
-    view = segment.view_columns(rgb)
+    seen, view = view_of(rgb)
     if view is None:
         return _frame.measure_frame(rgb, um_per_px=um_per_px, settings=settings)
-    seen = np.ascontiguousarray(rgb[:, view])
     try:  # the view, as if it had been saved alone
         check_frame_size(seen.shape, um_per_px, settings)
     except UnusableImageError as e:
         raise UnusableImageError(f"the view between its side bars (columns {view.start}-{view.stop - 1}): "
                                  f"{e}") from None
     return _in_frame(_frame.measure_frame(seen, um_per_px=um_per_px, settings=settings), view, rgb.shape[:2])
+
+
+def view_of(image: np.ndarray) -> tuple[np.ndarray, slice | None]:
+    """The part of a frame that is measured, and its columns: a pillarboxed frame's view between its side bars
+    (:func:`pipeline.segment.view_columns`, contiguous) and their slice, else the frame itself and None."""
+    from pipeline import segment
+
+    view = segment.view_columns(image)
+    return (image, None) if view is None else (np.ascontiguousarray(image[:, view]), view)
 
 
 def _in_frame(result: FrameResult, view: slice, shape: tuple[int, int]) -> FrameResult:

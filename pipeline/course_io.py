@@ -135,9 +135,8 @@ def _probability_cache(settings: Settings, routes: dict[str, str] | None = None)
     analysis could count a hair: skin (not a header strip, overlay, text or
     glare) in the counting field's rows.
     """
-    from pipeline.core import placed_in_frame
+    from pipeline.core import placed_in_frame, view_of
     from pipeline.frame import hair_map, light_shaft_map
-    from pipeline.segment import view_columns
 
     # per key: the HairMap (the light map is derived from it without routing again), and the view it was read on
     maps: dict[str, tuple] = {}
@@ -148,8 +147,7 @@ def _probability_cache(settings: Settings, routes: dict[str, str] | None = None)
         if key not in maps:
             route = routes.get(key) or "auto"
             own = settings.replace(route=route) if route != settings.route else settings
-            view = view_columns(image)  # a pillarboxed frame's view, read alone as the analysis read it
-            seen = image if view is None else np.ascontiguousarray(image[:, view])
+            seen, view = view_of(image)  # a pillarboxed frame's view, read alone as the analysis read it
             maps[key] = hair_map(seen, um_per_px=um_per_px, settings=own), view, image.shape[:2]
         return maps[key]
 

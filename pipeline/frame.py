@@ -417,7 +417,7 @@ def _seen_by_model(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale
     inside = np.bincount(labels[seen], minlength=n) / np.maximum(np.bincount(labels.ravel(), minlength=n), 1)
     vetoed = inside < SEEN_SHARE
     vetoed[0] = False
-    return np.where(np.take(vetoed, labels), 0.0, prob).astype(np.float32)
+    return np.where(np.take(vetoed, labels), 0.0, prob).astype(np.float32, copy=False)
 
 
 def _model_mask(model: tuple, scale: float) -> np.ndarray:
