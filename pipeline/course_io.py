@@ -105,7 +105,10 @@ def run_settings(results: Path) -> Settings:
     Keys this version does not know (a run of another version) are left out.
     A run made before ``bright_veto_model`` existed vetoed with its
     ``light_hair_model``, so that model is read back in the role; one made
-    before ``paint_drawn_lines`` masked drawn lines, so it is read back off.
+    before ``paint_drawn_lines`` masked drawn lines, so it is read back off;
+    one made before ``weak_shafts_dark_skin_below`` read frames of dark skin
+    on the darkness map unless their shafts were under ``weak_shafts_below``
+    darker, so it is read back at 0.
     """
     try:
         recorded = json.loads((results / "run.json").read_text()).get("settings", {})
@@ -115,6 +118,8 @@ def run_settings(results: Path) -> Settings:
         recorded = {**recorded, "bright_veto_model": recorded["light_hair_model"]}
     if isinstance(recorded, dict) and recorded and "paint_drawn_lines" not in recorded:
         recorded = {**recorded, "paint_drawn_lines": False}  # a run made before drawn lines were painted out
+    if isinstance(recorded, dict) and recorded and "weak_shafts_dark_skin_below" not in recorded:
+        recorded = {**recorded, "weak_shafts_dark_skin_below": 0.0}  # a run made before dark skin had its own limit
     known = {f.name for f in dataclasses.fields(Settings)}
     try:
         return Settings(**{k: v for k, v in recorded.items() if k in known})

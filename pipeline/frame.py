@@ -95,9 +95,10 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
 
     The route: the learned model when ``settings.segmenter`` asks for it;
     else ``light_hair_model`` for frames without dark shafts or with shafts
-    barely darker than skin (``weak_shafts_below``), except light hair on
-    dark skin, which the classical path reads on a brightness map kept near
-    what ``bright_veto_model`` sees (``bright_hair_skin_below``,
+    barely darker than skin (``weak_shafts_below``; on dark skin
+    ``weak_shafts_dark_skin_below``), except light hair on dark skin, which
+    the classical path reads on a brightness map kept near what
+    ``bright_veto_model`` sees (``bright_hair_skin_below``,
     :func:`_seen_by_model`);
     else the classical darkness map, all read on :func:`prepared_image` (a burned-in scale bar and
     thin drawn lines painted out).  On a light-hair route, a frame whose
@@ -112,7 +113,7 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     valid, field_rows = segment.frame_regions(image)
     kind, _, with_model = settings.route.partition("+")
     con = segment.darkness_map(image, um_per_px=scale, settings=settings, valid=valid, kind=kind)
-    wants_model = bool(with_model) if kind != "auto" else _weak_shafts(con, settings)
+    wants_model = bool(with_model) if kind != "auto" else _weak_shafts(con, settings, image, valid)
     used = "classical"
     if probability is not None:
         prob = np.where(valid, probability, 0.0).astype(np.float32, copy=False)
@@ -520,11 +521,21 @@ def unloaded_helpers(models: tuple[tuple[str, str], ...], backend: str) -> tuple
     return tuple(out)
 
 
-def _weak_shafts(con: segment.Contrast, settings: Settings) -> bool:
-    """Whether the frame goes to ``light_hair_model``: no dark shafts, or shafts barely darker than skin."""
+def _weak_shafts(con: segment.Contrast, settings: Settings, image: np.ndarray, valid: np.ndarray) -> bool:
+    """Whether the frame goes to ``light_hair_model``: no dark shafts, shafts barely darker than skin, or
+    dark skin (``bright_hair_skin_below``) with shafts under ``weak_shafts_dark_skin_below`` darker."""
     if not settings.light_hair_model or con.bright:
         return False
-    return con.light or con.shaft_darkness < settings.weak_shafts_below
+    if con.light or con.shaft_darkness < settings.weak_shafts_below:
+        return True
+    return con.shaft_darkness < settings.weak_shafts_dark_skin_below and _dark_skin(image, valid, settings)
+
+
+def _dark_skin(image: np.ndarray, valid: np.ndarray, settings: Settings) -> bool:
+    """Whether the skin's median level (the mean of the colour channels over ``valid``) is under
+    ``settings.bright_hair_skin_below``, as :func:`pipeline.segment.darkness_map` reads it."""
+    level = segment.channel_mean(image)
+    return segment.skin_level(level, valid) < settings.bright_hair_skin_below
 
 
 def _model_helps_dark(settings: Settings) -> bool:

@@ -184,14 +184,19 @@ def darkness_map(image: np.ndarray, *, um_per_px: float, settings: Settings,
     if kind == "dark" or (kind == "auto" and full >= settings.light_hair_below):
         return Contrast(dark, max(full, 0.35), shaft_darkness=full)
     level = channel_mean(image)
-    if kind == "bright" or (kind == "auto" and _median(level[valid] if valid is not None else level)
-                            < settings.bright_hair_skin_below):
+    if kind == "bright" or (kind == "auto" and skin_level(level, valid) < settings.bright_hair_skin_below):
         bright = brightness_map(level, max_width_px=width, valid=valid)
         lift, route = _skin_percentiles(bright, valid, (REFERENCE_PERCENTILE, 100.0 - settings.bright_route_share))
         if kind == "bright" or route >= settings.light_hair_below:
             return Contrast(bright, max(lift, 0.35), shaft_darkness=full, bright=True)
     colour = colour_contrast(image, max_width_px=width, valid=valid)
     return Contrast(colour, max(0.12, _reference_contrast(colour, valid)), light=True, shaft_darkness=full)
+
+
+def skin_level(level: np.ndarray, valid: np.ndarray | None) -> float:
+    """Median of ``level`` (grey levels, e.g. :func:`channel_mean`) over the skin pixels ``valid`` (all pixels
+    when None): how light the frame's skin is (``Settings.bright_hair_skin_below``)."""
+    return _median(level[valid] if valid is not None else level)
 
 
 def brightness_map(level: np.ndarray, *, max_width_px: float, valid: np.ndarray | None = None) -> np.ndarray:

@@ -29,7 +29,8 @@ NOT_NEGATIVE = ("stripe_aspect", "stub_aspect", "border_stub_min_um", "fused_min
                 "ridge_gain", "seam_dip", "tip_step", "faint_line_level", "light_among_dark", "min_focus_score",
                 "max_overexposed_pct", "max_underexposed_pct",
                 "max_glare_pct", "min_skin_pct", "crossing_angle_deg", "corner_angle_deg", "fork_angle_deg",
-                "direction_consensus", "light_hair_below", "weak_shafts_below", "bright_hair_skin_below",
+                "direction_consensus", "light_hair_below", "weak_shafts_below", "weak_shafts_dark_skin_below",
+                "bright_hair_skin_below",
                 "fused_quantile", "fork_vote")
 
 
@@ -294,6 +295,20 @@ class Settings:
         classical count MAPE 217% (21 frames), the model 29%.  The lowest
         shaft darkness among the 330 real fdu_val frames is 0.469, so real
         70x frames of dark hair stay on the classical path.
+    weak_shafts_dark_skin_below : float
+        On dark skin (the skin's median level under ``bright_hair_skin_below``,
+        Fitzpatrick types V-VI and some IV) frames whose shafts are under this
+        much darker than skin go to ``light_hair_model`` too.  A black shaft
+        is only 0.5-0.6 darker than such skin, against 0.7-0.85 on light
+        skin, while the skin's furrows and a shaft's own streaks and sheen
+        darken it by the same share on any skin: the darkness map breaks
+        such shafts into parallel strips and traces furrows.  Tuning phantoms
+        (suites 95-98): count MAPE 16.70 -> 15.73% (10 of 192 frames moved,
+        8 closer; their 19 frames of black or dark-brown hair on skin types
+        V-VI 26.7 -> 21.7%), thickness MAE 5.22 / 5.21 / 5.85 / 6.16 ->
+        4.97 / 5.34 / 5.70 / 6.15 µm.  The same 0.6 on any skin cost fdu_val
+        2.5 and 2.1 points (half A / B): no real frame of ours has skin that
+        dark (median level 114 or lighter), so none moves.
     light_among_dark : float
         Frames on the classical path are also searched for grey or white
         shafts among the dark ones (canities, a light vellus hair beside
@@ -665,6 +680,7 @@ class Settings:
     bright_veto_model: str = "hairnet-light-v2"
     dark_frame_model: str = "hairnet-v2"
     weak_shafts_below: float = 0.45
+    weak_shafts_dark_skin_below: float = 0.6
     light_among_dark: float = 0.35
     light_among_dark_min_um: float = 180.0
     model_veto_share: float = 0.25

@@ -519,12 +519,58 @@ def test_brown_hair_on_dark_skin_goes_to_the_model_instead_of_splitting_into_rai
     img, truth = render_frame(p, np.random.default_rng(seed))
     routed = analyze_frame(img, um_per_px=2.8)
     # split_shaft_deg=0: merging the two sides of one shaft joins some rails (seed 4: 7 for 5 with it)
-    ridges = analyze_frame(img, um_per_px=2.8, settings=Settings(weak_shafts_below=0.0, split_shaft_deg=0.0))
+    ridges = analyze_frame(img, um_per_px=2.8, settings=Settings(weak_shafts_below=0.0, weak_shafts_dark_skin_below=0.0,
+                                                                  split_shaft_deg=0.0))
     assert routed.metrics["segmenter"] == "learned_low_contrast"
     assert ridges.metrics["segmenter"] == "classical"
     true = truth["count_in_field"]
     assert abs(routed.metrics["hair_count"] - true) <= 2
     assert ridges.metrics["hair_count"] >= 1.5 * true  # seed 4: 9 for 5 (10 before the width floor of fused pairs)
+
+
+def test_weak_shafts_on_dark_skin_go_to_the_model_only_on_dark_skin():
+    """The rule of ``weak_shafts_dark_skin_below``: shafts 0.55 darker than skin are weak on skin of level 60,
+    not on skin of level 150; under 0.45 (``weak_shafts_below``) they are weak on any skin."""
+    from pipeline.frame import _weak_shafts
+    from pipeline.segment import Contrast
+
+    valid = np.ones((40, 60), bool)
+    dark, light = np.full((40, 60, 3), 60, np.uint8), np.full((40, 60, 3), 150, np.uint8)
+    s = Settings()
+    assert s.weak_shafts_below < 0.55 < s.weak_shafts_dark_skin_below < 0.65
+    assert 60 < s.bright_hair_skin_below < 150
+
+    def weak(darkness, image, **kw):
+        return _weak_shafts(Contrast(np.zeros((40, 60), np.float32), darkness, shaft_darkness=darkness),
+                            s.replace(**kw), image, valid)
+
+    assert weak(0.55, dark) and not weak(0.55, light)
+    assert not weak(0.65, dark)
+    assert not weak(0.55, dark, weak_shafts_dark_skin_below=0.0)
+    assert weak(0.40, light)
+    glare = dark.copy()
+    glare[:, :40] = 250  # bright pixels outside the skin (glare, a text box) do not lift its level
+    masked = valid.copy()
+    masked[:, :40] = False
+    con = Contrast(np.zeros((40, 60), np.float32), 0.55, shaft_darkness=0.55)
+    assert _weak_shafts(con, s, glare, masked) and not _weak_shafts(con, s, glare, valid)
+
+
+def test_black_hair_on_dark_skin_counts_closer_on_the_model():
+    """A phantom of black hair on skin type VI whose shafts are 0.5-0.6 darker than skin: the darkness map
+    breaks them into strips and traces furrows (24 hairs for 20), the model reads 20."""
+    from pipeline.synth import render_frame, sample_scene
+
+    rng = np.random.default_rng(4)
+    p = sample_scene(rng, hair_color="black", skin_tone=6, height=600, width=800, grey_fraction=0.0,
+                     n_long_hairs=0, uncut_fraction=0.0)
+    img, truth = render_frame(p, rng)
+    um, true = truth["um_per_px"], truth["count_in_field"]
+    routed = analyze_frame(img, um_per_px=um)
+    plain = analyze_frame(img, um_per_px=um, settings=Settings(weak_shafts_dark_skin_below=0.0))
+    assert routed.metrics["segmenter"] == "learned_low_contrast"
+    assert plain.metrics["segmenter"] == "classical"
+    assert abs(routed.metrics["hair_count"] - true) < abs(plain.metrics["hair_count"] - true)
 
 
 def test_light_hair_model_that_is_missing_falls_back_to_the_colour_map_and_says_so():
@@ -632,13 +678,15 @@ def test_pigment_network_furrows_on_dark_skin_are_vetoed_by_the_dark_frame_model
     p = SceneParams(height=720, width=960, um_per_px=3.0, hair_color="black", skin_tone=6, density_per_cm2=60.0,
                     pigment_network=True, scales=False, halos=False, skin_texture=0.6, vignetting=0.0)
     img, truth = render_frame(p, np.random.default_rng(4))
-    vetoed = analyze_frame(img, um_per_px=3.0)
-    alone = analyze_frame(img, um_per_px=3.0, settings=Settings(model_veto_share=0))
+    base = Settings(weak_shafts_dark_skin_below=0.0)  # its shafts are 0.53 darker than skin: kept on the darkness map
+    vetoed = analyze_frame(img, um_per_px=3.0, settings=base)
+    alone = analyze_frame(img, um_per_px=3.0, settings=base.replace(model_veto_share=0))
     assert vetoed.metrics["segmenter"] == alone.metrics["segmenter"] == "classical"
     assert truth["count_in_field"] == 3
     assert vetoed.metrics["hair_count"] <= 4
     assert alone.metrics["hair_count"] >= 9  # 12
-    no_model = analyze_frame(img, um_per_px=3.0, settings=Settings(dark_frame_model=""))
+    assert analyze_frame(img, um_per_px=3.0).metrics["hair_count"] <= 4  # by default read on the model's map
+    no_model = analyze_frame(img, um_per_px=3.0, settings=base.replace(dark_frame_model=""))
     assert no_model.metrics["hair_count"] == alone.metrics["hair_count"]
     with pytest.raises(ValueError, match="model_veto_share"):
         Settings(model_veto_share=1.5)

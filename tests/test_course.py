@@ -223,6 +223,10 @@ def test_run_settings_are_read_back_from_run_json(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"settings": before_paint}))
     assert not run_settings(tmp_path).paint_drawn_lines  # a run before drawn lines were painted out masked them
     assert Settings().paint_drawn_lines
+    before_dark_skin = {k: v for k, v in Settings().to_dict().items() if k != "weak_shafts_dark_skin_below"}
+    (tmp_path / "run.json").write_text(json.dumps({"settings": before_dark_skin}))
+    assert run_settings(tmp_path).weak_shafts_dark_skin_below == 0.0  # such a run read dark skin on darkness
+    assert Settings().weak_shafts_dark_skin_below > 0
 
 
 def test_re_examination_reads_the_map_the_frame_was_counted_on():
