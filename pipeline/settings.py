@@ -308,7 +308,7 @@ class Settings:
         V-VI 26.7 -> 21.7%), thickness MAE 5.22 / 5.21 / 5.85 / 6.16 ->
         4.97 / 5.34 / 5.70 / 6.15 µm.  The same 0.6 on any skin cost fdu_val
         2.5 and 2.1 points (half A / B): no real frame of ours has skin that
-        dark (median level 114 or lighter), so none moves.
+        dark (their median level is 114 or more), so none moves.
     light_among_dark : float
         Frames on the classical path are also searched for grey or white
         shafts among the dark ones (canities, a light vellus hair beside
