@@ -113,14 +113,14 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     valid, field_rows = segment.frame_regions(image)
     kind, _, with_model = settings.route.partition("+")
     con = segment.darkness_map(image, um_per_px=scale, settings=settings, valid=valid, kind=kind)
-    wants_model = bool(with_model) if kind != "auto" else _weak_shafts(con, settings, image, valid)
     used = "classical"
     if probability is not None:
         prob = np.where(valid, probability, 0.0).astype(np.float32, copy=False)
     elif settings.segmenter != "classical" and _learned().uses_learned(settings):
         prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.model)
         used = "learned"
-    elif wants_model and _learned().available(settings.light_hair_model, settings.learned_backend):
+    elif _wants_light_model(kind, with_model, con, settings, image, valid) \
+            and _learned().available(settings.light_hair_model, settings.learned_backend):
         prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
         used = "learned_light_hair" if con.light else "learned_low_contrast"
     else:
@@ -519,6 +519,14 @@ def unloaded_helpers(models: tuple[tuple[str, str], ...], backend: str) -> tuple
     if out:
         warnings.warn("; ".join(out), UserWarning, stacklevel=2)
     return tuple(out)
+
+
+def _wants_light_model(kind: str, with_model: str, con: segment.Contrast, settings: Settings, image: np.ndarray,
+                       valid: np.ndarray) -> bool:
+    """Whether :func:`hair_map` reads the frame with ``light_hair_model``: a fixed route's ``+model``
+    (``settings.route``, ``kind`` and ``with_model`` its two parts), else :func:`_weak_shafts`. Asked only
+    when no given probability or learned segmenter decides, so the skin level is read only where it counts."""
+    return bool(with_model) if kind != "auto" else _weak_shafts(con, settings, image, valid)
 
 
 def _weak_shafts(con: segment.Contrast, settings: Settings, image: np.ndarray, valid: np.ndarray) -> bool:
