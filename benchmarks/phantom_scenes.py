@@ -1,17 +1,26 @@
-"""Count error of a phantom run split by scene: long-hair or clipped, hair colour, pixel size.
+"""Count error of a phantom run split by scene: long-hair or clipped, hair colour, pixel size, or any scene parameter.
 
 Usage (a run of ``tricho analyze`` on phantom frames with truth)::
 
     tricho synth /tmp/s97 --n 48 --seed 97
     tricho analyze /tmp/s97 --out /tmp/r97 --workers 2
-    python benchmarks/phantom_scenes.py /tmp/r97 /tmp/s97 [RUN2 TRUTH2 ...]
+    python benchmarks/phantom_scenes.py /tmp/r97 /tmp/s97 [RUN2 TRUTH2 ...] [--by skin_tone --by glare:0,0.01,0.3,1]
 
-Per frame it takes ``tricho evaluate``'s count error and the truth's scene
-parameters; a frame is a long-hair scene when the generator drew long hairs
-across it or left hairs uncut (``n_long_hairs`` > 0 or ``uncut_fraction`` >
-0). Prints count MAPE, bias and frames per group, and how many of the mean's
-points each group carries (its share of the summed absolute percentage
-errors), so one can see which scenes hold the error.
+Per frame it takes ``tricho evaluate``'s count error and detection counts,
+the truth's scene parameters (every scalar of its ``params``) and the route
+the run took (``images.csv`` ``segmenter``); a frame is a long-hair scene
+when the generator drew long hairs across it or left hairs uncut
+(``n_long_hairs`` > 0 or ``uncut_fraction`` > 0). Prints, per group, the
+frames, their mean true count, count MAPE and bias, the pooled detection
+recall and precision, and how many of the mean's points each group carries
+(its share of the summed absolute percentage errors), so one can see which
+scenes hold the error.
+
+Without ``--by`` the groups are the scene kind, the hair colour, the pixel
+size band and the route. ``--by NAME`` groups by any column of the table
+(a scene parameter such as ``skin_tone``, ``header_strip``, ``blur_sigma_px``);
+``--by NAME:E0,E1,...`` bins a numeric one at those edges (right-closed, the
+lowest edge included, as ``pandas.cut`` with ``include_lowest``).
 """
 from __future__ import annotations
 
@@ -21,43 +30,72 @@ from pathlib import Path
 
 import pandas as pd
 
+#: Groups printed when no ``--by`` is given; the pixel size in bands of these edges (µm/px).
+DEFAULT_GROUPS = ("scene", "hair_color", "um_per_px:0,4,8,100", "segmenter")
+
 
 def scene_table(run: Path, truth: Path) -> pd.DataFrame:
-    """One row per scored frame: count error and the scene parameters that split the groups."""
+    """One row per scored frame: count error, detection counts, the route and every scalar scene parameter."""
     from pipeline.evaluate import evaluate_run
 
     per_frame = evaluate_run(run, truth)["per_frame"]
     params = {p.stem: json.loads(p.read_text()) for p in truth.rglob("*.json") if p.stem in set(per_frame["image"])}
+    images = pd.read_csv(run / "images.csv", usecols=lambda c: c in ("image", "segmenter"))
+    route = dict(zip(images["image"].map(lambda s: Path(s).stem), images.get("segmenter", pd.Series(dtype=str))))
     rows = []
     for f in per_frame.itertuples(index=False):
         t = params[f.image]
         p = t["params"]
-        rows.append({"image": f.image, "true_count": f.true_count, "count_error": f.count_error,
-                     "count_ape_pct": f.count_ape_pct, "um_per_px": t["um_per_px"], "hair_color": p["hair_color"],
-                     "scene": "long hair" if p["n_long_hairs"] > 0 or p["uncut_fraction"] > 0 else "clipped"})
+        row = {k: v for k, v in p.items() if isinstance(v, (bool, int, float, str)) or v is None}
+        row.update({"image": f.image, "true_count": f.true_count, "count_error": f.count_error,
+                    "count_ape_pct": f.count_ape_pct, "n_true_detect": f.n_true_detect,
+                    "n_pred_detect": f.n_pred_detect, "n_matched": f.n_matched, "um_per_px": t["um_per_px"],
+                    "segmenter": route.get(f.image, ""),
+                    "scene": "long hair" if p["n_long_hairs"] > 0 or p["uncut_fraction"] > 0 else "clipped"})
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def summary(d: pd.DataFrame, by: str) -> pd.DataFrame:
+def grouping(d: pd.DataFrame, spec: str) -> pd.Series:
+    """The group key of each frame for one ``--by`` spec: ``NAME`` or ``NAME:E0,E1,...`` (bin edges)."""
+    name, _, edges = spec.partition(":")
+    if name not in d.columns:
+        raise SystemExit(f"--by {spec}: no column {name!r}; scene parameters and columns are: {', '.join(sorted(d.columns))}")
+    if not edges:
+        return d[name].rename(name)
+    try:
+        bins = [float(e) for e in edges.split(",")]
+    except ValueError:
+        raise SystemExit(f"--by {spec}: bin edges must be numbers separated by commas, e.g. {name}:0,4,8,100") from None
+    return pd.cut(pd.to_numeric(d[name], errors="coerce"), bins, include_lowest=True).rename(name)
+
+
+def summary(d: pd.DataFrame, by: pd.Series | str) -> pd.DataFrame:
+    """Per group: frames, mean true count, count MAPE and bias, pooled recall and precision, points of the MAPE."""
     g = d.groupby(by, observed=True)
     out = g.agg(frames=("count_ape_pct", "size"), mean_true_count=("true_count", "mean"),
                 count_mape_pct=("count_ape_pct", "mean"), count_bias_hairs=("count_error", "mean"))
+    if {"n_matched", "n_true_detect", "n_pred_detect"} <= set(d.columns):
+        sums = g[["n_matched", "n_true_detect", "n_pred_detect"]].sum()
+        out["recall"] = sums["n_matched"] / sums["n_true_detect"]
+        out["precision"] = sums["n_matched"] / sums["n_pred_detect"]
     out["points_of_the_mape"] = g["count_ape_pct"].sum() / d["count_ape_pct"].notna().sum()
-    return out.round(2)
+    return out.round(3)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("pairs", nargs="+", type=Path, help="RUN TRUTH [RUN TRUTH ...]")
+    ap.add_argument("--by", action="append", default=[], metavar="NAME[:E0,E1,...]",
+                    help="group by this column (repeatable); with edges, bin a numeric one")
     a = ap.parse_args()
     if len(a.pairs) % 2:
         ap.error("give the runs and their truth folders in pairs: RUN TRUTH [RUN TRUTH ...]")
     d = pd.concat([scene_table(r, t) for r, t in zip(a.pairs[::2], a.pairs[1::2])], ignore_index=True)
-    d["um_per_px_band"] = pd.cut(d["um_per_px"], [0.0, 4.0, 8.0, 100.0])
     pd.set_option("display.width", 200)
     print(f"{len(d)} frames, count MAPE {d['count_ape_pct'].mean():.2f}%\n")
-    for by in ("scene", "hair_color", "um_per_px_band"):
-        print(summary(d, by).to_string(), "\n")
+    for spec in a.by or DEFAULT_GROUPS:
+        print(summary(d, grouping(d, spec)).to_string(), "\n")
 
 
 if __name__ == "__main__":

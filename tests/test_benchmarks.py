@@ -257,6 +257,28 @@ def test_paired_runs_pairs_frames_by_name_and_gives_the_standard_error():
     assert (same["diff_pp"], same["se_pp"], same["moved"]) == (0.0, 0.0, 0)
 
 
+def test_phantom_scenes_groups_by_any_parameter_with_pooled_recall_and_points_of_the_mape():
+    ps = _module("phantom_scenes")
+    import pandas as pd
+
+    d = pd.DataFrame({"skin_tone": [1, 1, 6, 6], "glare": [0.0, 0.2, 0.5, 0.0],
+                      "true_count": [10, 30, 20, 40], "count_error": [-1, -3, 2, -4],
+                      "count_ape_pct": [10.0, 10.0, 10.0, 10.0], "n_true_detect": [10, 30, 20, 40],
+                      "n_matched": [9, 21, 10, 30], "n_pred_detect": [9, 27, 20, 36]})
+    by_tone = ps.summary(d, ps.grouping(d, "skin_tone"))
+    assert by_tone["frames"].tolist() == [2, 2]
+    assert by_tone.loc[1, "recall"] == pytest.approx(30 / 40)  # pooled over the group's hairs, not averaged
+    assert by_tone.loc[6, "precision"] == pytest.approx(40 / 56, abs=1e-3)
+    assert by_tone.loc[1, "count_bias_hairs"] == -2.0
+    assert by_tone["points_of_the_mape"].sum() == pytest.approx(10.0)  # the groups' points add up to the MAPE
+    by_glare = ps.summary(d, ps.grouping(d, "glare:0,0.1,1"))
+    assert by_glare["frames"].tolist() == [2, 2]  # the lowest edge is included: glare 0 is in the first bin
+    with pytest.raises(SystemExit, match="no column 'nope'"):
+        ps.grouping(d, "nope")
+    with pytest.raises(SystemExit, match="bin edges must be numbers"):
+        ps.grouping(d, "glare:0,x")
+
+
 def test_paired_runs_says_which_share_of_the_added_hairs_a_truth_hair_explains(tmp_path):
     pr = _module("paired_runs")
     import pandas as pd
