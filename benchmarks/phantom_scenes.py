@@ -40,8 +40,7 @@ def scene_table(run: Path, truth: Path) -> pd.DataFrame:
 
     per_frame = evaluate_run(run, truth)["per_frame"]
     params = {p.stem: json.loads(p.read_text()) for p in truth.rglob("*.json") if p.stem in set(per_frame["image"])}
-    images = pd.read_csv(run / "images.csv", usecols=lambda c: c in ("image", "segmenter"))
-    route = dict(zip(images["image"].map(lambda s: Path(s).stem), images.get("segmenter", pd.Series(dtype=str))))
+    route = routes(pd.read_csv(run / "images.csv"))
     rows = []
     for f in per_frame.itertuples(index=False):
         t = params[f.image]
@@ -50,35 +49,78 @@ def scene_table(run: Path, truth: Path) -> pd.DataFrame:
         row.update({"image": f.image, "true_count": f.true_count, "count_error": f.count_error,
                     "count_ape_pct": f.count_ape_pct, "n_true_detect": f.n_true_detect,
                     "n_pred_detect": f.n_pred_detect, "n_matched": f.n_matched, "um_per_px": t["um_per_px"],
-                    "segmenter": route.get(f.image, ""),
+                    "segmenter": route.get(f.image, NO_ROUTE),
                     "scene": "long hair" if p["n_long_hairs"] > 0 or p["uncut_fraction"] > 0 else "clipped"})
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+#: Route of a frame the run's ``images.csv`` names no ``segmenter`` for (a run without that column).
+NO_ROUTE = "(no route recorded)"
+#: Group of a frame whose value is missing (a parameter the scene leaves None, e.g. ``jpeg_quality`` of a PNG).
+MISSING = "(none)"
+#: Group of a frame whose value lies outside the ``--by`` bin edges.
+OUTSIDE = "(outside the edges)"
+
+
+def routes(images: pd.DataFrame) -> dict[str, str]:
+    """Each frame's route (``segmenter``) by its file stem, read as ``tricho evaluate`` reads frame names."""
+    from pipeline.evaluate import frame_stem
+
+    if "segmenter" not in images.columns:
+        return {}
+    return {frame_stem(i): ("" if pd.isna(r) else str(r)) for i, r in zip(images["image"], images["segmenter"])}
+
+
 def grouping(d: pd.DataFrame, spec: str) -> pd.Series:
-    """The group key of each frame for one ``--by`` spec: ``NAME`` or ``NAME:E0,E1,...`` (bin edges)."""
+    """The group key of each frame for one ``--by`` spec: ``NAME`` or ``NAME:E0,E1,...`` (bin edges).
+
+    Every frame gets a key, in the groups' natural order: the values (or bins) in order, then
+    :data:`OUTSIDE` (a value outside the edges) and :data:`MISSING` (no value).
+    """
     name, _, edges = spec.partition(":")
     if name not in d.columns:
         raise SystemExit(f"--by {spec}: no column {name!r}; scene parameters and columns are: {', '.join(sorted(d.columns))}")
     if not edges:
-        return d[name].rename(name)
+        present = sorted(d[name].dropna().unique(), key=_natural)
+        key = d[name].astype(object).where(d[name].notna(), MISSING)
+        return _ordered(key, present, name)
     try:
         bins = [float(e) for e in edges.split(",")]
     except ValueError:
         raise SystemExit(f"--by {spec}: bin edges must be numbers separated by commas, e.g. {name}:0,4,8,100") from None
-    return pd.cut(pd.to_numeric(d[name], errors="coerce"), bins, include_lowest=True).rename(name)
+    if len(bins) < 2 or any(b <= a for a, b in zip(bins, bins[1:])):
+        raise SystemExit(f"--by {spec}: give at least two bin edges, each larger than the one before, e.g. {name}:0,4,8,100")
+    values = pd.to_numeric(d[name], errors="coerce")
+    if values.isna().all() and d[name].notna().any():
+        raise SystemExit(f"--by {spec}: {name!r} is not numeric; group by it without edges (--by {name})")
+    binned = pd.cut(values, bins, include_lowest=True)
+    key = binned.astype(str).where(binned.notna(), OUTSIDE).where(values.notna(), MISSING)
+    return _ordered(key, [str(c) for c in binned.cat.categories], name)
+
+
+def _natural(v) -> tuple:
+    """Sort key: numbers (and booleans) by value, before anything else by its text."""
+    try:
+        return (0, float(v), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(v))
+
+
+def _ordered(key: pd.Series, values: list, name: str) -> pd.Series:
+    """``key`` as an ordered categorical: ``values``, then :data:`OUTSIDE` and :data:`MISSING` where they occur."""
+    cats = list(values) + [c for c in (OUTSIDE, MISSING) if (key == c).any() and c not in values]
+    return pd.Series(pd.Categorical(key, categories=cats, ordered=True), index=key.index, name=name)
 
 
 def summary(d: pd.DataFrame, by: pd.Series | str) -> pd.DataFrame:
     """Per group: frames, mean true count, count MAPE and bias, pooled recall and precision, points of the MAPE."""
-    g = d.groupby(by, observed=True)
+    g = d.groupby(by, observed=True, dropna=False)
     out = g.agg(frames=("count_ape_pct", "size"), mean_true_count=("true_count", "mean"),
                 count_mape_pct=("count_ape_pct", "mean"), count_bias_hairs=("count_error", "mean"))
-    if {"n_matched", "n_true_detect", "n_pred_detect"} <= set(d.columns):
-        sums = g[["n_matched", "n_true_detect", "n_pred_detect"]].sum()
-        out["recall"] = sums["n_matched"] / sums["n_true_detect"]
-        out["precision"] = sums["n_matched"] / sums["n_pred_detect"]
+    sums = g[["n_matched", "n_true_detect", "n_pred_detect"]].sum()
+    out["recall"] = sums["n_matched"] / sums["n_true_detect"]
+    out["precision"] = sums["n_matched"] / sums["n_pred_detect"]
     out["points_of_the_mape"] = g["count_ape_pct"].sum() / d["count_ape_pct"].notna().sum()
     return out.round(3)
 

@@ -277,6 +277,30 @@ def test_phantom_scenes_groups_by_any_parameter_with_pooled_recall_and_points_of
         ps.grouping(d, "nope")
     with pytest.raises(SystemExit, match="bin edges must be numbers"):
         ps.grouping(d, "glare:0,x")
+    for bad in ("glare:0.5,0.1", "glare:0.1,0.1,1", "glare:0.1"):
+        with pytest.raises(SystemExit, match="at least two bin edges"):
+            ps.grouping(d, bad)
+
+
+def test_phantom_scenes_keeps_every_frame_in_a_group_and_reads_routes_as_evaluate_names_frames():
+    ps = _module("phantom_scenes")
+    import pandas as pd
+
+    d = pd.DataFrame({"jpeg_quality": [None, 80, 95, None], "um_per_px": [2.5, 5.0, 12.0, 3.0],
+                      "true_count": [10, 10, 10, 10], "count_error": [1, -1, -2, 0],
+                      "count_ape_pct": [10.0, 10.0, 20.0, 0.0], "n_true_detect": [10] * 4,
+                      "n_matched": [9] * 4, "n_pred_detect": [10] * 4})
+    by_q = ps.summary(d, ps.grouping(d, "jpeg_quality"))  # a PNG frame's quality is None: its own group
+    assert by_q.index.astype(str).tolist() == ["80.0", "95.0", ps.MISSING]
+    assert by_q.loc[ps.MISSING, "frames"] == 2
+    by_px = ps.summary(d, ps.grouping(d, "um_per_px:2,4,8"))  # 12 µm/px lies outside the edges
+    assert len(by_px) == 3 and by_px.index[-1] == ps.OUTSIDE
+    assert by_px["frames"].tolist() == [2, 1, 1]
+    assert by_px["points_of_the_mape"].sum() == pytest.approx(d["count_ape_pct"].mean())  # no frame dropped
+    images = pd.DataFrame({"image": ["C:\\scans\\phantom_95_0001.jpg", "/data/phantom_95_0002.png"],
+                           "segmenter": ["classical", "learned_light_hair"]})
+    assert ps.routes(images) == {"phantom_95_0001": "classical", "phantom_95_0002": "learned_light_hair"}
+    assert ps.routes(images.drop(columns="segmenter")) == {}
 
 
 def test_paired_runs_says_which_share_of_the_added_hairs_a_truth_hair_explains(tmp_path):
