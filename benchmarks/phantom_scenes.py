@@ -34,6 +34,14 @@ import pandas as pd
 DEFAULT_GROUPS = ("scene", "hair_color", "um_per_px:0,4,8,100", "segmenter")
 
 
+#: Route of a frame the run's ``images.csv`` names no ``segmenter`` for (a run without that column, or an empty cell).
+NO_ROUTE = "(no route recorded)"
+#: Group of a frame whose value is missing (a parameter the scene leaves None, e.g. ``jpeg_quality`` of a PNG).
+MISSING = "(none)"
+#: Group of a frame whose value lies outside the ``--by`` bin edges.
+OUTSIDE = "(outside the edges)"
+
+
 def scene_table(run: Path, truth: Path) -> pd.DataFrame:
     """One row per scored frame: count error, detection counts, the route and every scalar scene parameter."""
     from pipeline.evaluate import evaluate_run
@@ -55,21 +63,13 @@ def scene_table(run: Path, truth: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-#: Route of a frame the run's ``images.csv`` names no ``segmenter`` for (a run without that column).
-NO_ROUTE = "(no route recorded)"
-#: Group of a frame whose value is missing (a parameter the scene leaves None, e.g. ``jpeg_quality`` of a PNG).
-MISSING = "(none)"
-#: Group of a frame whose value lies outside the ``--by`` bin edges.
-OUTSIDE = "(outside the edges)"
-
-
 def routes(images: pd.DataFrame) -> dict[str, str]:
     """Each frame's route (``segmenter``) by its file stem, read as ``tricho evaluate`` reads frame names."""
     from pipeline.evaluate import frame_stem
 
     if "segmenter" not in images.columns:
         return {}
-    return {frame_stem(i): ("" if pd.isna(r) else str(r)) for i, r in zip(images["image"], images["segmenter"])}
+    return {frame_stem(i): (NO_ROUTE if pd.isna(r) else str(r)) for i, r in zip(images["image"], images["segmenter"])}
 
 
 def grouping(d: pd.DataFrame, spec: str) -> pd.Series:
