@@ -99,6 +99,12 @@ def _image_paths(results: Path, images: pd.DataFrame) -> dict[str, Path]:
     return out
 
 
+#: Settings a run made before they existed is read back at: the value that gives what it did then
+#: (drawn lines masked, not painted out; frames of dark skin read on the darkness map unless their shafts were
+#: under ``weak_shafts_below`` darker). ``bright_veto_model`` reads back as the run's ``light_hair_model``.
+BEFORE_IT_EXISTED = {"paint_drawn_lines": False, "weak_shafts_dark_skin_below": 0.0}
+
+
 def run_settings(results: Path) -> Settings:
     """The analysis settings a run recorded in its run.json (defaults where it has none).
 
@@ -114,12 +120,11 @@ def run_settings(results: Path) -> Settings:
         recorded = json.loads((results / "run.json").read_text()).get("settings", {})
     except (OSError, ValueError):
         recorded = {}
-    if isinstance(recorded, dict) and "light_hair_model" in recorded and "bright_veto_model" not in recorded:
-        recorded = {**recorded, "bright_veto_model": recorded["light_hair_model"]}
-    if isinstance(recorded, dict) and recorded and "paint_drawn_lines" not in recorded:
-        recorded = {**recorded, "paint_drawn_lines": False}  # a run made before drawn lines were painted out
-    if isinstance(recorded, dict) and recorded and "weak_shafts_dark_skin_below" not in recorded:
-        recorded = {**recorded, "weak_shafts_dark_skin_below": 0.0}  # a run made before dark skin had its own limit
+    if isinstance(recorded, dict) and recorded:
+        older = dict(BEFORE_IT_EXISTED)
+        if "light_hair_model" in recorded:
+            older["bright_veto_model"] = recorded["light_hair_model"]
+        recorded = older | recorded  # what the run recorded wins; a setting it did not know reads as it ran
     known = {f.name for f in dataclasses.fields(Settings)}
     try:
         return Settings(**{k: v for k, v in recorded.items() if k in known})
