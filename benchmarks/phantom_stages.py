@@ -13,7 +13,9 @@ stage that lost it, judged on the part of its centre line inside the field (a
 hair that runs out of the frame or under a header strip on what is left):
 
 * ``masked``: less than 80% of its centre line is skin (overlay, text, glare mask);
-* ``not segmented``: less than half of its centre line is in the hair mask;
+* ``not segmented``: less than half of its centre line is in the hair mask, and
+  less than half of its shaft's pixels in the field (a wide shaft running out
+  just beyond the border leaves a sliver whose centre line lies outside);
 * ``not traced``: in the mask, but no traced centre line runs along it
   (touching shafts whose one skeleton runs between them, or a blob);
 * ``dropped``: traced, but removed as a fragment (too short, too faint);
@@ -198,7 +200,8 @@ def frame_tables(truth_path: Path, oracle: bool = False
     rows = []
     for j, h in enumerate(targets):
         line, width_px = h["centerline_rc"], h["width_um"] / um
-        stage = "found" if j in found else _lost_at(visible_part(line, field), width_px, stages, unmatched, counted)
+        stage = "found" if j in found else _lost_at(visible_part(line, field), width_px, stages, unmatched, counted,
+                                                    footprint_share(line, width_px, stages.mask, field))
         rows.append({"frame": truth_path.stem, "hair_colour": h["color"], "width_um": h["width_um"], "stage": stage,
                      "um_per_px": um, "model_prob": seen[j], "emergence_covered": bool(covered[j]),
                      "border_um": float(border_distance(h["emergence_rc"], field)[0]) * um,
@@ -251,13 +254,36 @@ def visible_part(line: np.ndarray, field: tuple[float, float, float, float]) -> 
     return line[inside] if inside.sum() >= 2 else line[:1]
 
 
-def _lost_at(line: np.ndarray, width_px: float, stages, unmatched: np.ndarray, counted: set[int]) -> str:
+def footprint_share(line: np.ndarray, width_px: float, mask: np.ndarray,
+                    field: tuple[float, float, float, float]) -> float:
+    """Share of a truth shaft's pixels inside the field (its whole centre line drawn at its width) that
+    ``mask`` holds; NaN when none lie inside.
+
+    A wide shaft that emerges near the border and runs out of the field just beyond it leaves a sliver
+    of itself in the frame while its centre line inside is only the stretch past the emergence point:
+    the centre line alone would call a sliver the core segmented "not segmented".
+    """
+    import cv2
+
+    canvas = np.zeros(mask.shape, np.uint8)
+    pts = np.round(np.asarray(line, float)[:, ::-1] * 4).astype(np.int32)  # (x, y), 2 bits
+    cv2.polylines(canvas, [pts], False, 1, max(1, round(width_px)), cv2.LINE_8, 2)
+    row0, row1, col0, col1 = (int(round(v)) for v in field)
+    inside = np.zeros(mask.shape, bool)
+    inside[max(row0, 0):max(row1, 0), max(col0, 0):max(col1, 0)] = True
+    foot = canvas.astype(bool) & inside
+    return float(np.asarray(mask, bool)[foot].mean()) if foot.any() else float("nan")
+
+
+def _lost_at(line: np.ndarray, width_px: float, stages, unmatched: np.ndarray, counted: set[int],
+             footprint: float = float("nan")) -> str:
     """The first stage of the core that lost a missed truth hair (see the module doc); ``line`` is the
-    part of its centre line inside the field (:func:`visible_part`)."""
+    part of its centre line inside the field (:func:`visible_part`), ``footprint`` the share of its
+    shaft's pixels there in the hair mask (:func:`footprint_share`), which counts as segmented too."""
     r, c = _samples(line, stages.mask.shape)
     if stages.valid[r, c].mean() < 0.8:
         return "masked"
-    if stages.mask[r, c].mean() < 0.5:
+    if stages.mask[r, c].mean() < 0.5 and not footprint >= 0.5:
         return "not segmented"
     reach = max(6.0, 0.5 * width_px + 3)
     if not any(_along(line, t.path, reach) for t in stages.traced):

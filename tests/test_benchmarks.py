@@ -65,6 +65,21 @@ def test_visible_part_keeps_the_line_inside_the_field_or_its_emergence():
     assert ps.visible_part(gone, field).tolist() == [[40.5, 300.0]]
 
 
+def test_footprint_share_reads_a_sliver_at_the_border_as_segmented():
+    ps = _stages_module()
+    field = (0.0, 100.0, 0.0, 100.0)
+    # a 20 px shaft emerging 3 px inside the left edge and running down just outside it: its centre line
+    # inside the field is one point, but its right half lies in the frame as a sliver 7 px wide
+    line = np.array([(20.0, 3.0)] + [(20.0 + k, -3.0) for k in range(1, 60)])
+    mask = np.zeros((100, 100), bool)
+    mask[10:90, 0:7] = True  # the sliver the core segmented
+    assert len(ps.visible_part(line, field)) == 1  # the emergence point alone
+    assert ps.footprint_share(line, 20.0, mask, field) == pytest.approx(0.79, abs=0.02)  # all but its cap
+    assert ps.footprint_share(line, 20.0, np.zeros((100, 100), bool), field) == 0.0
+    away = np.array([(20.0, -40.0), (80.0, -40.0)])  # wholly outside the field
+    assert np.isnan(ps.footprint_share(away, 20.0, mask, field))
+
+
 def test_extra_kind_sorts_unmatched_hairs_by_what_lies_under_them():
     ps = _stages_module()
     a = _hair(0, 0, [(50, c) for c in range(10, 110)])
