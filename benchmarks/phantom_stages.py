@@ -10,12 +10,14 @@ Every frame goes through :func:`pipeline.frame.frame_stages` and
 counted by the density rule and inside the frame is matched to the counted
 hairs exactly as ``tricho evaluate`` does; a missed one is put at the first
 stage that lost it, judged on the part of its centre line inside the field (a
-hair that runs out of the frame or under a header strip on what is left):
+hair that runs out of the frame or under a header strip on what is left; for
+``not segmented`` also on its shaft's pixels there):
 
 * ``masked``: less than 80% of its centre line is skin (overlay, text, glare mask);
 * ``not segmented``: less than half of its centre line is in the hair mask, and
-  less than half of its shaft's pixels in the field (a wide shaft running out
-  just beyond the border leaves a sliver whose centre line lies outside);
+  less than half of its shaft's pixels in the field are in it (a wide shaft
+  running out just beyond the border leaves a segmented sliver whose centre
+  line lies outside; :func:`footprint_share`);
 * ``not traced``: in the mask, but no traced centre line runs along it
   (touching shafts whose one skeleton runs between them, or a blob);
 * ``dropped``: traced, but removed as a fragment (too short, too faint);

@@ -78,6 +78,25 @@ def test_footprint_share_reads_a_sliver_at_the_border_as_segmented():
     assert ps.footprint_share(line, 20.0, np.zeros((100, 100), bool), field) == 0.0
     away = np.array([(20.0, -40.0), (80.0, -40.0)])  # wholly outside the field
     assert np.isnan(ps.footprint_share(away, 20.0, mask, field))
+    # only the shaft's pixels inside the field count: below a header of 30 rows the sliver is all of it
+    assert ps.footprint_share(line, 20.0, mask, (30.0, 100.0, 0.0, 100.0)) == pytest.approx(0.89, abs=0.02)
+
+
+def test_a_segmented_sliver_is_not_filed_as_not_segmented():
+    from types import SimpleNamespace
+
+    ps = _stages_module()
+    field = (0.0, 100.0, 0.0, 100.0)
+    line = np.array([(20.0, 3.0)] + [(20.0 + k, -3.0) for k in range(1, 60)])
+    mask = np.zeros((100, 100), bool)
+    mask[25:90, 0:7] = True  # the sliver, not reaching up to the emergence point
+    stages = SimpleNamespace(mask=mask, valid=np.ones((100, 100), bool), traced=[], cands=[])
+    visible = ps.visible_part(line, field)
+    args = (visible, 20.0, stages, np.zeros((0, 2)), set())
+    assert ps._lost_at(*args) == "not segmented"  # its centre line in the field: the emergence point alone
+    share = ps.footprint_share(line, 20.0, mask, field)
+    assert share >= 0.5
+    assert ps._lost_at(*args, share) == "not traced"  # segmented; nothing traced along it
 
 
 def test_extra_kind_sorts_unmatched_hairs_by_what_lies_under_them():
