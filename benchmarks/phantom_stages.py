@@ -24,7 +24,12 @@ hair that runs out of the frame or under a header strip on what is left; for
 * ``not counted``: measured, but its root end is cut by the border or a
   non-skin region, hidden, or outside the field (the counting rule);
 * ``counted as a unit-mate``: a counted stripe runs along it, but the count
-  went to another hair of the stripe (fused hairs of one unit not split);
+  went to another hair of the stripe rooted at its unit's opening (fused
+  hairs of one unit not split);
+* ``joined to another hair``: the same, but no counted stripe along it is
+  rooted at its unit's opening: its shaft was traced on into a hair of
+  another unit (one's root on the other's tip or shaft, or a shallow
+  crossing) and rooted there;
 * ``root off the shaft``: a counted hair near it matched nothing (its
   emergence point was placed off the truth shaft).
 
@@ -87,7 +92,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from phantom_misses import DARK, counted_targets, frame_image  # noqa: E402
 ORDER = ["found", "masked", "not segmented", "not traced", "dropped", "not counted", "counted as a unit-mate",
-         "root off the shaft"]
+         "joined to another hair", "root off the shaft"]
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -202,8 +207,9 @@ def frame_tables(truth_path: Path, oracle: bool = False
     rows = []
     for j, h in enumerate(targets):
         line, width_px = h["centerline_rc"], h["width_um"] / um
+        openings = np.array([t["emergence_rc"] for t in targets if t.get("unit_id") == h.get("unit_id")], float)
         stage = "found" if j in found else _lost_at(visible_part(line, field), width_px, stages, unmatched, counted,
-                                                    footprint_share(line, width_px, stages.mask, field))
+                                                    footprint_share(line, width_px, stages.mask, field), openings)
         rows.append({"frame": truth_path.stem, "hair_colour": h["color"], "width_um": h["width_um"], "stage": stage,
                      "um_per_px": um, "model_prob": seen[j], "emergence_covered": bool(covered[j]),
                      "border_um": float(border_distance(h["emergence_rc"], field)[0]) * um,
@@ -278,10 +284,12 @@ def footprint_share(line: np.ndarray, width_px: float, mask: np.ndarray,
 
 
 def _lost_at(line: np.ndarray, width_px: float, stages, unmatched: np.ndarray, counted: set[int],
-             footprint: float = float("nan")) -> str:
+             footprint: float = float("nan"), openings: np.ndarray | None = None) -> str:
     """The first stage of the core that lost a missed truth hair (see the module doc); ``line`` is the
     part of its centre line inside the field (:func:`visible_part`), ``footprint`` the share of its
-    shaft's pixels there in the hair mask (:func:`footprint_share`), which counts as segmented too."""
+    shaft's pixels there in the hair mask (:func:`footprint_share`), which counts as segmented too;
+    ``openings`` the emergence points (row, col) of its unit's hairs, itself included (None: every
+    counted stripe along it is taken for a unit-mate's)."""
     r, c = _samples(line, stages.mask.shape)
     if stages.valid[r, c].mean() < 0.8:
         return "masked"
@@ -297,7 +305,17 @@ def _lost_at(line: np.ndarray, width_px: float, stages, unmatched: np.ndarray, c
         return "not counted"
     if len(unmatched) and np.min(np.linalg.norm(line[:, None, :] - unmatched[None], axis=2)) <= 3 * reach:
         return "root off the shaft"
+    if openings is not None and not any(_rooted_near(c, openings, 3 * reach) for c in along if id(c) in counted):
+        return "joined to another hair"
     return "counted as a unit-mate"
+
+
+def _rooted_near(cand, points: np.ndarray, reach: float) -> bool:
+    """Whether a counted candidate's root (its emergence point, else its root end) lies within ``reach``
+    px of any of ``points`` (row, col)."""
+    root = cand.emergence if cand.emergence is not None else cand.hair.path[0 if cand.root == 0 else -1]
+    d = np.hypot(*(np.asarray(points, float) - np.asarray(root, float)).T)
+    return bool(np.min(d) <= reach) if d.size else False
 
 
 def _print_light_among_dark(hairs: pd.DataFrame) -> None:

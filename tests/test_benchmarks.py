@@ -99,6 +99,27 @@ def test_a_segmented_sliver_is_not_filed_as_not_segmented():
     assert ps._lost_at(*args, share) == "not traced"  # segmented; nothing traced along it
 
 
+def test_a_miss_along_a_stripe_rooted_elsewhere_is_joined_to_another_hair():
+    from types import SimpleNamespace
+
+    ps = _stages_module()
+    line = np.array([(50.0, float(c)) for c in range(10, 61)])  # the missed hair, emerging at (50, 10)
+    path = np.array([(50.0, float(c)) for c in range(10, 111)])  # a counted stripe along it and on for 50 px
+    mask = np.zeros((100, 200), bool)
+    mask[45:56, 5:115] = True
+    stripe = SimpleNamespace(path=path)
+
+    def lost(root: int, openings):
+        cand = SimpleNamespace(hair=stripe, radius_px=4.0, root=root, emergence=None)
+        stages = SimpleNamespace(mask=mask, valid=np.ones_like(mask), traced=[stripe], cands=[cand])
+        return ps._lost_at(line, 8.0, stages, np.zeros((0, 2)), {id(cand)}, float("nan"), openings)
+
+    assert lost(1, np.array([(50.0, 10.0)])) == "joined to another hair"  # rooted 100 px away, at (50, 110)
+    assert lost(0, np.array([(50.0, 10.0)])) == "counted as a unit-mate"  # rooted at its own opening
+    assert lost(1, np.array([(50.0, 10.0), (50.0, 108.0)])) == "counted as a unit-mate"  # a mate's opening there
+    assert lost(1, None) == "counted as a unit-mate"  # without the unit's openings, as before
+
+
 def test_extra_kind_sorts_unmatched_hairs_by_what_lies_under_them():
     ps = _stages_module()
     a = _hair(0, 0, [(50, c) for c in range(10, 110)])
