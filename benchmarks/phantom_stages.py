@@ -125,14 +125,21 @@ def border_distance(points, field: tuple[float, float, float, float]) -> np.ndar
 
 def truth_mask(truth: dict) -> np.ndarray:
     """The frame's hair mask drawn from its truth: every hair's centre line at its width (float32, 0 or 1)."""
-    import cv2
-
     um = float(truth["um_per_px"])
     mask = np.zeros((int(truth["height_px"]), int(truth["width_px"])), np.uint8)
     for h in truth["hairs"]:
-        line = np.round(np.asarray(h["centerline_rc"], float)[:, ::-1] * 4).astype(np.int32)  # (x, y), 2 bits
-        cv2.polylines(mask, [line], False, 1, max(1, round(h["width_um"] / um)), cv2.LINE_8, 2)
+        draw_shaft(mask, h["centerline_rc"], h["width_um"] / um)
     return mask.astype(np.float32)
+
+
+def draw_shaft(canvas: np.ndarray, line, width_px: float, origin: tuple[int, int] = (0, 0)) -> None:
+    """Draw a centre line (row, col) at its width (px) into a uint8 ``canvas`` with 1, at quarter-pixel
+    precision; ``origin`` is the (row, col) of the canvas's first pixel in the line's frame."""
+    import cv2
+
+    rc = np.asarray(line, float) - np.asarray(origin, float)
+    cv2.polylines(canvas, [np.round(rc[:, ::-1] * 4).astype(np.int32)], False, 1,  # (x, y), 2 bits
+                  max(1, round(width_px)), cv2.LINE_8, 2)
 
 
 def emergence_covered(targets: list[dict], hairs: list[dict], um_per_px: float) -> np.ndarray:
@@ -204,12 +211,15 @@ def frame_tables(truth_path: Path, oracle: bool = False
     counted = {id(c) for c in stages.inside}
     seen = _model_view(stages, um, targets)
     covered = emergence_covered(targets, truth["hairs"], um)
+    openings: dict = {}  # each unit's emergence points
+    for t in targets:
+        openings.setdefault(t.get("unit_id"), []).append(t["emergence_rc"])
     rows = []
     for j, h in enumerate(targets):
         line, width_px = h["centerline_rc"], h["width_um"] / um
-        openings = np.array([t["emergence_rc"] for t in targets if t.get("unit_id") == h.get("unit_id")], float)
         stage = "found" if j in found else _lost_at(visible_part(line, field), width_px, stages, unmatched, counted,
-                                                    footprint_share(line, width_px, stages.mask, field), openings)
+                                                    footprint_share(line, width_px, stages.mask, field),
+                                                    np.array(openings[h.get("unit_id")], float))
         rows.append({"frame": truth_path.stem, "hair_colour": h["color"], "width_um": h["width_um"], "stage": stage,
                      "um_per_px": um, "model_prob": seen[j], "emergence_covered": bool(covered[j]),
                      "border_um": float(border_distance(h["emergence_rc"], field)[0]) * um,
@@ -271,16 +281,19 @@ def footprint_share(line: np.ndarray, width_px: float, mask: np.ndarray,
     of itself in the frame while its centre line inside is only the stretch past the emergence point:
     the centre line alone would call a sliver the core segmented "not segmented".
     """
-    import cv2
-
-    canvas = np.zeros(mask.shape, np.uint8)
-    pts = np.round(np.asarray(line, float)[:, ::-1] * 4).astype(np.int32)  # (x, y), 2 bits
-    cv2.polylines(canvas, [pts], False, 1, max(1, round(width_px)), cv2.LINE_8, 2)
-    row0, row1, col0, col1 = (int(round(v)) for v in field)
-    inside = np.zeros(mask.shape, bool)
-    inside[max(row0, 0):max(row1, 0), max(col0, 0):max(col1, 0)] = True
-    foot = canvas.astype(bool) & inside
-    return float(np.asarray(mask, bool)[foot].mean()) if foot.any() else float("nan")
+    line = np.asarray(line, float)
+    pad = round(width_px) + 2
+    row0, row1, col0, col1 = (int(round(v)) for v in field)  # the field within the frame, cut to the shaft's box
+    r0 = max(row0, 0, int(np.floor(line[:, 0].min())) - pad)
+    r1 = min(row1, mask.shape[0], int(np.ceil(line[:, 0].max())) + pad + 1)
+    c0 = max(col0, 0, int(np.floor(line[:, 1].min())) - pad)
+    c1 = min(col1, mask.shape[1], int(np.ceil(line[:, 1].max())) + pad + 1)
+    if r1 <= r0 or c1 <= c0:
+        return float("nan")
+    canvas = np.zeros((r1 - r0, c1 - c0), np.uint8)
+    draw_shaft(canvas, line, width_px, origin=(r0, c0))
+    foot = canvas.astype(bool)
+    return float(np.asarray(mask, bool)[r0:r1, c0:c1][foot].mean()) if foot.any() else float("nan")
 
 
 def _lost_at(line: np.ndarray, width_px: float, stages, unmatched: np.ndarray, counted: set[int],
