@@ -526,3 +526,33 @@ def test_course_compare_folders_are_tagged_by_their_settings():
     quick = course.compare_tag("classical", dataclasses.replace(CourseSettings(), n_boot=500))
     assert quick.startswith("classical_cmp") and quick != course.compare_tag(
         "classical", dataclasses.replace(CourseSettings(), recheck_ratio=0.0))
+
+
+def test_realism_reads_a_fade_at_one_end_and_a_sharp_cut_at_the_other():
+    realism = _module("realism")
+    level = np.zeros((100, 200))
+    level[45:56, 50:151] = 1.0
+    level[45:56, 50:60] = np.arange(10) / 10.0  # a fade over one width (10 px) from column 50
+    path = np.stack([np.full(101, 50.0), np.arange(50, 151, dtype=float)], axis=1)
+    fade = realism.ramp(realism.end_profile(level, path, 10.0, 0))
+    cut = realism.ramp(realism.end_profile(level, path, 10.0, 1))
+    assert fade == pytest.approx((0.2, 0.8, 1.0))
+    assert cut == pytest.approx((0.0, 0.0, 1.0))
+    assert realism.end_profile(level, path[:10], 10.0, 0) is None  # shorter than 1.5 widths
+    assert np.isnan(realism.ramp(np.zeros(len(realism.T_WIDTHS)))[0])  # no shaft to read
+
+
+def test_realism_summary_reads_the_root_and_tip_ramps_by_the_tools_root_end():
+    import pandas as pd
+
+    realism = _module("realism")
+    frames = pd.DataFrame({"image": ["a", "b"], "source": ["real", "phantom"], "counted": [3, 5]})
+    ends = pd.DataFrame({"image": ["a", "b"], "source": ["real", "phantom"], "root_end": [0, 1],
+                         "t20_0": [-1.0, 0.0], "t80_0": [0.5, 0.1], "t20_1": [0.0, -2.0], "t80_1": [0.3, 0.0],
+                         "truth_root": [np.nan, 0]})
+    table = realism.summary(frames, ends)
+    assert table.loc["root_ramp", "real"] == pytest.approx(1.5) and table.loc["tip_ramp", "real"] == pytest.approx(0.3)
+    assert table.loc["root_ramp", "phantom"] == pytest.approx(2.0) and table.loc["tip_ramp", "phantom"] == pytest.approx(0.1)
+    assert table.loc["root_at_truth_emergence_share", "phantom"] == 0.0
+    assert realism.truth_root_end(np.array([[0.0, 0.0], [0.0, 30.0]]), np.array([[1.0, 31.0]]), 5.0) == 1
+    assert realism.truth_root_end(np.array([[0.0, 0.0], [0.0, 30.0]]), np.array([[50.0, 50.0]]), 5.0) == -1

@@ -1,0 +1,242 @@
+"""Phantoms against real frames, read by the same tool: are the phantoms as hard, in the same ways?
+
+Usage::
+
+    python benchmarks/realism.py --real ../shared/data/fdu_val/images --um-per-px 2.78 --every 4 \
+        --phantoms S95 S96 S97 S98 --max-um 4.5 --out D
+
+Every frame goes through :func:`pipeline.frame.frame_stages` with the
+default settings. Only frames read on the darkness map are kept (dark hair:
+the light-hair and brightness routes read another map), and of the phantoms
+only clipped scenes without long hair within ``--min-um``–``--max-um`` µm per
+pixel (real frames at 70x are about 2.8 µm/px).
+
+Per frame (``D/frames.csv``): traced shafts, hairs whose root counts, hairs
+counted after fused stripes are split, the share of traced ends that are
+junctions (hairs touching or crossing), the counted hairs' median width (µm)
+and vellus share, their median length (µm), the share rooted within 100 µm of
+the frame's edge, the share of traced shafts cut by the border or masked
+skin, and the frame's shaft darkness.
+
+Per traced shaft with both ends free and in view (``D/ends.csv``): how
+sharply the darkness (the frame's darkness map over its shaft level) rises
+at each end, read along the shaft's direction at the end, averaged over the
+middle half of its width: where it first reaches 20% and 80% of the level
+inside the shaft (``t20``, ``t80``, in shaft widths from the traced end,
+positive inwards). A clipped hair's cut tip is sharp (its ramp is the
+blur), its emergence fades into the skin; the ramp at the root end (the
+end the tool roots the hair at) against the one at the tip says how long
+the fade is beyond the blur. On phantoms ``truth_root`` says which end lies
+at a truth emergence point (-1: neither within 1.5 widths).
+
+Prints the means over frames and the median ramps, real beside phantom.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: Where the end profile is read: shaft widths from the traced end, positive into the shaft.
+T_WIDTHS = np.round(np.linspace(-2.0, 2.5, 46), 6)
+#: Shaft widths into the shaft from which the profile is the shaft's own level.
+PLATEAU_FROM = 1.0
+#: Least shaft level (darkness over the frame's full level) for an end to be read.
+MIN_LEVEL = 0.1
+EDGE_UM = 100.0
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+def end_profile(level: np.ndarray, path: np.ndarray, width_px: float, end: int) -> np.ndarray | None:
+    """Mean ``level`` across the middle half of the shaft at each of :data:`T_WIDTHS` from one end.
+
+    ``path``: the centre line (K x 2 row, col); ``end``: 0 for its first
+    point, 1 for its last. The direction at the end is that of the chord
+    over the first 1.5 widths. None when the line is shorter than that.
+    """
+    from scipy.ndimage import map_coordinates
+
+    p = np.asarray(path, float)
+    p = p if end == 0 else p[::-1]
+    n = max(2, int(round(1.5 * width_px)))
+    if len(p) <= n + 1:
+        return None
+    d = p[n] - p[0]
+    d = d / (np.linalg.norm(d) + 1e-9)
+    normal = np.array([-d[1], d[0]])
+    across = np.linspace(-0.25 * width_px, 0.25 * width_px, 5)
+    pts = (p[0][None, None, :] + (T_WIDTHS * width_px)[:, None, None] * d[None, None, :]
+           + across[None, :, None] * normal[None, None, :])
+    v = map_coordinates(level, [pts[..., 0].ravel(), pts[..., 1].ravel()], order=1, mode="nearest")
+    return v.reshape(len(T_WIDTHS), len(across)).mean(axis=1)
+
+
+def ramp(profile: np.ndarray) -> tuple[float, float, float]:
+    """``(t20, t80, plateau)``: the first :data:`T_WIDTHS` at which ``profile`` reaches 20% and 80% of
+    its median from :data:`PLATEAU_FROM` widths in (the plateau); NaN for a plateau under :data:`MIN_LEVEL`.
+
+    >>> t = T_WIDTHS
+    >>> ramp(np.clip(t, 0, 1) * 0.8)
+    (0.2, 0.8, 0.8)
+    """
+    prof = np.asarray(profile, float)
+    plateau = float(np.median(prof[T_WIDTHS >= PLATEAU_FROM]))
+    if plateau <= MIN_LEVEL:
+        return np.nan, np.nan, plateau
+    out = []
+    for share in (0.2, 0.8):
+        above = np.nonzero(prof >= share * plateau - 1e-9)[0]
+        out.append(float(T_WIDTHS[above[0]]) if len(above) else np.nan)
+    return out[0], out[1], plateau
+
+
+def truth_root_end(path: np.ndarray, emergences: np.ndarray, reach_px: float) -> int:
+    """Which end of ``path`` (0 first, 1 last) lies nearer a truth emergence point, -1 when neither is
+    within ``reach_px``."""
+    if not len(emergences):
+        return -1
+    p = np.asarray(path, float)
+    d = [float(np.min(np.hypot(*(np.asarray(emergences, float) - p[i]).T))) for i in (0, -1)]
+    return int(np.argmin(d)) if min(d) < reach_px else -1
+
+
+def frame_record(stages, counted: list, um: float) -> dict:
+    """The per-frame statistics of one frame's stages (see the module docstring)."""
+    from pipeline.frame import junction_share
+
+    h, w = stages.image.shape[:2]
+    inside = stages.inside
+    widths = np.array([c.thickness_px * um for c in inside])
+    lengths = np.array([c.length_px * um for c in inside])
+    roots = np.array([c.hair.path[0 if c.root == 0 else -1] for c in inside], float).reshape(-1, 2)
+    edge = np.minimum.reduce([roots[:, 0], h - 1 - roots[:, 0], roots[:, 1], w - 1 - roots[:, 1]]) * um
+    nan = float("nan")
+    return {"um_per_px": um, "traced": len(stages.cands), "rooted_inside": len(inside), "counted": len(counted),
+            "junction_share": junction_share(stages.cands),
+            "width_median_um": float(np.median(widths)) if len(widths) else nan,
+            "vellus_share": float(np.mean(widths <= 30.0)) if len(widths) else nan,
+            "length_median_um": float(np.median(lengths)) if len(lengths) else nan,
+            "root_near_edge_share": float(np.mean(edge < EDGE_UM)) if len(edge) else nan,
+            "cut_share": float(np.mean([any(c.cut) for c in stages.cands])) if stages.cands else nan,
+            "shaft_darkness": float(stages.contrast.full)}
+
+
+def end_records(stages, emergences: np.ndarray | None) -> list[dict]:
+    """One row per traced shaft with both ends free and in view, at least 4 px wide and 5 widths long."""
+    level = stages.contrast.darkness / max(stages.contrast.full, 1e-6)
+    rows = []
+    for c in stages.cands:
+        w = c.thickness_px
+        if w < 4 or any(c.cut) or list(c.hair.end_kinds) != ["free", "free"] or c.length_px < 5 * w:
+            continue
+        rec = {"width_px": w, "root_end": c.root}
+        for e in (0, 1):
+            prof = end_profile(level, c.hair.path, w, e)
+            if prof is None:
+                break
+            rec[f"t20_{e}"], rec[f"t80_{e}"], rec[f"level_{e}"] = ramp(prof)
+        else:
+            if emergences is not None:
+                rec["truth_root"] = truth_root_end(c.hair.path, emergences, 1.5 * w)
+            rows.append(rec)
+    return rows
+
+
+def read_frame(job: tuple[str, float | None]) -> tuple[dict | None, list[dict]]:
+    """Run one frame (an image, or a phantom's truth JSON) through the core; None when not on the darkness map."""
+    from pipeline.frame import counted_hairs, frame_stages
+    from pipeline.imageio import read_image
+    from pipeline.settings import Settings
+
+    path, um = Path(job[0]), job[1]
+    emergences = None
+    if path.suffix == ".json":
+        truth = json.loads(path.read_text(encoding="utf-8"))
+        um = float(truth["um_per_px"])
+        emergences = np.array([h["emergence_rc"] for h in truth["hairs"] if h["in_frame"]], float).reshape(-1, 2)
+        path = next(p for p in path.parent.glob(path.stem + ".*") if p.suffix != ".json")
+    stages = frame_stages(read_image(path), um_per_px=um, settings=Settings())
+    if stages.contrast.light or stages.contrast.bright:
+        return None, []
+    rec = {"image": path.name} | frame_record(stages, counted_hairs(stages, um), um)
+    return rec, [{"image": path.name} | r for r in end_records(stages, emergences)]
+
+
+def phantom_truths(suites: list[Path], min_um: float, max_um: float) -> list[Path]:
+    """Truth JSONs of clipped scenes without long hair, of dark hair, within the pixel-size range."""
+    keep = []
+    for suite in suites:
+        for t in sorted(Path(suite).glob("*.json")):
+            d = json.loads(t.read_text(encoding="utf-8"))
+            p = d.get("params", {})
+            if (d.get("schema", "").startswith("tricho-phantom-truth") and min_um <= d["um_per_px"] <= max_um
+                    and p.get("uncut_fraction", 0) < 0.3 and not p.get("n_long_hairs", 0)
+                    and p.get("hair_color") in ("black", "dark_brown", "brown")):
+                keep.append(t)
+    return keep
+
+
+def real_images(folder: Path, every: int) -> list[Path]:
+    """Every ``every``-th image of a folder, in name order."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[::every]
+
+
+def summary(frames: pd.DataFrame, ends: pd.DataFrame) -> pd.DataFrame:
+    """Means over frames per source (``real`` / ``phantom``), the end ramps (widths) of the root end and
+    the tip end (per-frame medians, then their median), and on phantoms the share of read shafts rooted
+    at the end that lies at a truth emergence point."""
+    cols = [c for c in frames.columns if c not in ("image", "source")]
+    table = frames.groupby("source")[cols].mean().T
+    if len(ends):
+        e = ends.dropna(subset=["t20_0", "t80_0", "t20_1", "t80_1"]).copy()
+        root0 = e["root_end"] == 0
+        e["root_ramp"] = np.where(root0, e["t80_0"] - e["t20_0"], e["t80_1"] - e["t20_1"])
+        e["tip_ramp"] = np.where(root0, e["t80_1"] - e["t20_1"], e["t80_0"] - e["t20_0"])
+        e["root_t20"] = np.where(root0, e["t20_0"], e["t20_1"])
+        e["root_t80"] = np.where(root0, e["t80_0"], e["t80_1"])
+        per = e.groupby(["source", "image"])[["root_ramp", "tip_ramp", "root_t20", "root_t80"]].median()
+        table = pd.concat([table, per.groupby("source").median().T,
+                           e.groupby("source").size().rename("ends_read").to_frame().T])
+        if "truth_root" in e:
+            known = e[e["truth_root"] >= 0]
+            right = (known["truth_root"] == known["root_end"]).groupby(known["source"]).mean()
+            table.loc["root_at_truth_emergence_share"] = right
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--real", type=Path, required=True, help="folder of real frames")
+    ap.add_argument("--um-per-px", type=float, required=True, help="the real frames' pixel size")
+    ap.add_argument("--every", type=int, default=1, help="every N-th real frame")
+    ap.add_argument("--phantoms", type=Path, nargs="+", required=True, help="phantom suites (tricho synth)")
+    ap.add_argument("--min-um", type=float, default=0.0)
+    ap.add_argument("--max-um", type=float, default=4.5)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args(argv)
+    jobs = [(str(p), a.um_per_px, "real") for p in real_images(a.real, a.every)]
+    jobs += [(str(p), None, "phantom") for p in phantom_truths(a.phantoms, a.min_um, a.max_um)]
+    frames, ends = [], []
+    with ProcessPoolExecutor(a.workers) as ex:
+        for (_, _, source), (rec, rows) in zip(jobs, ex.map(read_frame, [j[:2] for j in jobs])):
+            if rec is not None:
+                frames.append(rec | {"source": source})
+                ends += [r | {"source": source} for r in rows]
+    a.out.mkdir(parents=True, exist_ok=True)
+    frames, ends = pd.DataFrame(frames), pd.DataFrame(ends)
+    frames.to_csv(a.out / "frames.csv", index=False)
+    ends.to_csv(a.out / "ends.csv", index=False)
+    print(f"{len(jobs)} frames read, {len(frames)} on the darkness map")
+    with pd.option_context("display.width", 160):
+        print(summary(frames, ends).round(3).to_string())
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    main()
