@@ -13,7 +13,10 @@ pixel (real frames at 70x are about 2.8 µm/px).
 
 Per frame (``D/frames.csv``): traced shafts, hairs whose root counts, hairs
 counted after fused stripes are split, the share of traced ends that are
-junctions (hairs touching or crossing), the counted hairs' median width (µm)
+junctions (hairs touching or crossing), how many of the stripes whose root
+counts are wider than 1.2 and 1.6 times the frame's median stripe (the
+ratio ``Settings.fused_ratio`` splits on; pooled over frames in the
+summary, as ``benchmarks/stripe_widths.py`` reads them), the counted hairs' median width (µm)
 and vellus share, their median length (µm), the share rooted within 100 µm of
 the frame's edge, the share of traced shafts cut by the border or masked
 skin, and the frame's shaft darkness.
@@ -111,6 +114,8 @@ def frame_record(stages, counted: list, um: float) -> dict:
 
     h, w = stages.image.shape[:2]
     inside = stages.inside
+    stripes = np.array([c.thickness_px for c in inside], float)
+    ratio = stripes / np.median(stripes) if len(stripes) >= 3 else np.zeros(0)
     widths = np.array([c.thickness_px * um for c in inside])
     lengths = np.array([c.length_px * um for c in inside])
     roots = np.array([c.hair.path[0 if c.root == 0 else -1] for c in inside], float).reshape(-1, 2)
@@ -118,6 +123,8 @@ def frame_record(stages, counted: list, um: float) -> dict:
     nan = float("nan")
     return {"um_per_px": um, "traced": len(stages.cands), "rooted_inside": len(inside), "counted": len(counted),
             "junction_share": junction_share(stages.cands),
+            "stripes_over_1_2x": int(np.sum(ratio > 1.2)), "stripes_over_1_6x": int(np.sum(ratio > 1.6)),
+            "stripes_read": int(ratio.size),
             "width_median_um": float(np.median(widths)) if len(widths) else nan,
             "vellus_share": float(np.mean(widths <= 30.0)) if len(widths) else nan,
             "length_median_um": float(np.median(lengths)) if len(lengths) else nan,
@@ -181,9 +188,13 @@ def phantom_truths(suites: list[Path], min_um: float, max_um: float) -> list[Pat
     return keep
 
 
-def real_images(folder: Path, every: int) -> list[Path]:
-    """Every ``every``-th image of a folder, in name order."""
-    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[::every]
+def real_images(folder: Path, every: int, half: str | None = None) -> list[Path]:
+    """Every ``every``-th image of a folder, in name order; of one half of fdu_val's subjects
+    (:func:`pipeline.evaluate.subject_half`) when ``half`` is given."""
+    from pipeline.evaluate import subject_half
+
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [p for p in files if half is None or subject_half(p.stem) == half][::every]
 
 
 def summary(frames: pd.DataFrame, ends: pd.DataFrame) -> pd.DataFrame:
@@ -192,6 +203,10 @@ def summary(frames: pd.DataFrame, ends: pd.DataFrame) -> pd.DataFrame:
     at the end that lies at a truth emergence point."""
     cols = [c for c in frames.columns if c not in ("image", "source")]
     table = frames.groupby("source")[cols].mean().T
+    pooled = frames.groupby("source")[["stripes_over_1_2x", "stripes_over_1_6x", "stripes_read"]].sum()
+    for k in ("1_2x", "1_6x"):  # pooled over the frames' stripes, as benchmarks/stripe_widths.py reads them
+        table.loc[f"share_of_stripes_over_{k}"] = pooled[f"stripes_over_{k}"] / pooled["stripes_read"]
+    table.loc["split_hairs_per_frame"] = (frames["counted"] - frames["rooted_inside"]).groupby(frames["source"]).mean()
     if len(ends):
         e = ends.dropna(subset=["t20_0", "t80_0", "t20_1", "t80_1"]).copy()
         root0 = e["root_end"] == 0
@@ -211,16 +226,17 @@ def summary(frames: pd.DataFrame, ends: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--real", type=Path, required=True, help="folder of real frames")
-    ap.add_argument("--um-per-px", type=float, required=True, help="the real frames' pixel size")
+    ap.add_argument("--real", type=Path, help="folder of real frames")
+    ap.add_argument("--um-per-px", type=float, default=2.78, help="the real frames' pixel size (fdu_val: 2.78)")
     ap.add_argument("--every", type=int, default=1, help="every N-th real frame")
+    ap.add_argument("--half", choices=("A", "B"), help="only this half of fdu_val's subjects (A: the tuning half)")
     ap.add_argument("--phantoms", type=Path, nargs="+", required=True, help="phantom suites (tricho synth)")
     ap.add_argument("--min-um", type=float, default=0.0)
     ap.add_argument("--max-um", type=float, default=4.5)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args(argv)
-    jobs = [(str(p), a.um_per_px, "real") for p in real_images(a.real, a.every)]
+    jobs = [(str(p), a.um_per_px, "real") for p in real_images(a.real, a.every, a.half)] if a.real else []
     jobs += [(str(p), None, "phantom") for p in phantom_truths(a.phantoms, a.min_um, a.max_um)]
     frames, ends = [], []
     with ProcessPoolExecutor(a.workers) as ex:

@@ -546,7 +546,9 @@ def test_realism_summary_reads_the_root_and_tip_ramps_by_the_tools_root_end():
     import pandas as pd
 
     realism = _module("realism")
-    frames = pd.DataFrame({"image": ["a", "b"], "source": ["real", "phantom"], "counted": [3, 5]})
+    frames = pd.DataFrame({"image": ["a", "b", "c"], "source": ["real", "phantom", "phantom"], "counted": [3, 5, 4],
+                           "rooted_inside": [2, 5, 4], "stripes_over_1_2x": [1, 0, 2], "stripes_over_1_6x": [1, 0, 1],
+                           "stripes_read": [2, 5, 3]})
     ends = pd.DataFrame({"image": ["a", "b"], "source": ["real", "phantom"], "root_end": [0, 1],
                          "t20_0": [-1.0, 0.0], "t80_0": [0.5, 0.1], "t20_1": [0.0, -2.0], "t80_1": [0.3, 0.0],
                          "truth_root": [np.nan, 0]})
@@ -554,5 +556,8 @@ def test_realism_summary_reads_the_root_and_tip_ramps_by_the_tools_root_end():
     assert table.loc["root_ramp", "real"] == pytest.approx(1.5) and table.loc["tip_ramp", "real"] == pytest.approx(0.3)
     assert table.loc["root_ramp", "phantom"] == pytest.approx(2.0) and table.loc["tip_ramp", "phantom"] == pytest.approx(0.1)
     assert table.loc["root_at_truth_emergence_share", "phantom"] == 0.0
+    assert table.loc["split_hairs_per_frame", "real"] == 1 and table.loc["split_hairs_per_frame", "phantom"] == 0
+    assert table.loc["share_of_stripes_over_1_2x", "phantom"] == pytest.approx(2 / 8)  # pooled, not a mean of shares
+    assert table.loc["counted", "phantom"] == pytest.approx(4.5)
     assert realism.truth_root_end(np.array([[0.0, 0.0], [0.0, 30.0]]), np.array([[1.0, 31.0]]), 5.0) == 1
     assert realism.truth_root_end(np.array([[0.0, 0.0], [0.0, 30.0]]), np.array([[50.0, 50.0]]), 5.0) == -1
