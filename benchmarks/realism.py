@@ -32,6 +32,15 @@ end the tool roots the hair at) against the one at the tip says how long
 the fade is beyond the blur. On phantoms ``truth_root`` says which end lies
 at a truth emergence point (-1: neither within 1.5 widths).
 
+With ``--labels`` (the real frames' VOC boxes), how tightly hairs lie
+together is also read without the tool: the share of hair boxes whose
+intersection over union with another box in the frame is over 0.2 and over
+0.4, for the labellers' boxes and for boxes drawn around each phantom hair's
+part in view. The share grows with the number of hairs in a frame, so
+compare phantoms rendered at the real frames' density (fdu_val: about 13
+boxes a frame, ``tricho synth D --n 30 --seed S --set density_per_cm2=130``
+with the look-alike settings).
+
 Prints the means over frames and the median ramps, real beside phantom.
 """
 from __future__ import annotations
@@ -108,6 +117,57 @@ def truth_root_end(path: np.ndarray, emergences: np.ndarray, reach_px: float) ->
     return int(np.argmin(d)) if min(d) < reach_px else -1
 
 
+def max_box_iou(boxes) -> np.ndarray:
+    """For each box ``(x0, y0, x1, y1)``, its largest intersection over union with another box."""
+    b = np.asarray(boxes, float).reshape(-1, 4)
+    if len(b) < 2:
+        return np.zeros(len(b))
+    x0, y0 = np.maximum(b[:, None, 0], b[None, :, 0]), np.maximum(b[:, None, 1], b[None, :, 1])
+    x1, y1 = np.minimum(b[:, None, 2], b[None, :, 2]), np.minimum(b[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    iou = inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-9)
+    np.fill_diagonal(iou, 0.0)
+    return iou.max(axis=1)
+
+
+def label_boxes(xml_path: Path, min_side_px: float = 2.0) -> np.ndarray:
+    """The hair boxes ``(x0, y0, x1, y1)`` of one Pascal VOC file, corners sorted, boxes with a side under
+    ``min_side_px`` dropped (as :func:`pipeline.evaluate.read_voc` drops them)."""
+    import xml.etree.ElementTree as ET
+
+    boxes = []
+    for obj in ET.parse(xml_path).getroot().iter("object"):
+        bb = obj.find("bndbox")
+        x0, x1 = sorted(float(bb.findtext(k)) for k in ("xmin", "xmax"))
+        y0, y1 = sorted(float(bb.findtext(k)) for k in ("ymin", "ymax"))
+        if x1 - x0 >= min_side_px and y1 - y0 >= min_side_px:
+            boxes.append((x0, y0, x1, y1))
+    return np.asarray(boxes, float).reshape(-1, 4)
+
+
+def truth_boxes(truth: dict) -> np.ndarray:
+    """A box per phantom hair as a labeller would draw it: around the part of its centre line in the frame,
+    widened by half its width and clipped to the frame."""
+    h, w, um = truth["height_px"], truth["width_px"], float(truth["um_per_px"])
+    boxes = []
+    for hair in truth["hairs"]:
+        line = np.asarray(hair["centerline_rc"], float).reshape(-1, 2)
+        line = line[(line[:, 0] >= 0) & (line[:, 0] < h) & (line[:, 1] >= 0) & (line[:, 1] < w)]
+        if not hair["in_frame"] or not len(line):
+            continue
+        r = 0.5 * float(hair["width_um"]) / um
+        boxes.append((max(line[:, 1].min() - r, 0.0), max(line[:, 0].min() - r, 0.0),
+                      min(line[:, 1].max() + r, float(w)), min(line[:, 0].max() + r, float(h))))
+    return np.asarray(boxes, float).reshape(-1, 4)
+
+
+def box_record(boxes: np.ndarray) -> dict:
+    """How many boxes a frame has, and how many overlap another by an IoU over 0.2 and over 0.4."""
+    iou = max_box_iou(boxes)
+    return {"boxes": len(iou), "boxes_iou_over_0_2": int(np.sum(iou > 0.2)), "boxes_iou_over_0_4": int(np.sum(iou > 0.4))}
+
+
 def frame_record(stages, counted: list, um: float) -> dict:
     """The per-frame statistics of one frame's stages (see the module docstring)."""
     from pipeline.frame import junction_share
@@ -154,23 +214,31 @@ def end_records(stages, emergences: np.ndarray | None) -> list[dict]:
     return rows
 
 
-def read_frame(job: tuple[str, float | None]) -> tuple[dict | None, list[dict]]:
-    """Run one frame (an image, or a phantom's truth JSON) through the core; None when not on the darkness map."""
+def read_frame(job: tuple) -> tuple[dict | None, list[dict]]:
+    """Run one frame (an image, or a phantom's truth JSON) through the core; None when not on the darkness map.
+
+    ``job``: ``(path, um_per_px, labels)``, ``labels`` a folder of VOC files named as the images (real frames)
+    or None."""
     from pipeline.frame import counted_hairs, frame_stages
     from pipeline.imageio import read_image
     from pipeline.settings import Settings
 
-    path, um = Path(job[0]), job[1]
-    emergences = None
+    path, um, labels = Path(job[0]), job[1], job[2] if len(job) > 2 else None
+    emergences, boxes = None, None
     if path.suffix == ".json":
         truth = json.loads(path.read_text(encoding="utf-8"))
         um = float(truth["um_per_px"])
         emergences = np.array([h["emergence_rc"] for h in truth["hairs"] if h["in_frame"]], float).reshape(-1, 2)
+        boxes = truth_boxes(truth)
         path = next(p for p in path.parent.glob(path.stem + ".*") if p.suffix != ".json")
+    elif labels is not None and (Path(labels) / f"{path.stem}.xml").is_file():
+        boxes = label_boxes(Path(labels) / f"{path.stem}.xml")
     stages = frame_stages(read_image(path), um_per_px=um, settings=Settings())
     if stages.contrast.light or stages.contrast.bright:
         return None, []
     rec = {"image": path.name} | frame_record(stages, counted_hairs(stages, um), um)
+    if boxes is not None:
+        rec |= box_record(boxes)
     return rec, [{"image": path.name} | r for r in end_records(stages, emergences)]
 
 
@@ -206,6 +274,10 @@ def summary(frames: pd.DataFrame, ends: pd.DataFrame) -> pd.DataFrame:
     pooled = frames.groupby("source")[["stripes_over_1_2x", "stripes_over_1_6x", "stripes_read"]].sum()
     for k in ("1_2x", "1_6x"):  # pooled over the frames' stripes, as benchmarks/stripe_widths.py reads them
         table.loc[f"share_of_stripes_over_{k}"] = pooled[f"stripes_over_{k}"] / pooled["stripes_read"]
+    if "boxes" in frames:  # pooled over the frames' boxes
+        sums = frames.groupby("source")[["boxes", "boxes_iou_over_0_2", "boxes_iou_over_0_4"]].sum()
+        for k in ("0_2", "0_4"):
+            table.loc[f"share_of_boxes_iou_over_{k}"] = sums[f"boxes_iou_over_{k}"] / sums["boxes"]
     table.loc["split_hairs_per_frame"] = (frames["counted"] - frames["rooted_inside"]).groupby(frames["source"]).mean()
     if len(ends):
         e = ends.dropna(subset=["t20_0", "t80_0", "t20_1", "t80_1"]).copy()
@@ -229,6 +301,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--real", type=Path, help="folder of real frames")
     ap.add_argument("--um-per-px", type=float, default=2.78, help="the real frames' pixel size (fdu_val: 2.78)")
     ap.add_argument("--every", type=int, default=1, help="every N-th real frame")
+    ap.add_argument("--labels", type=Path, help="the real frames' VOC boxes, one file per image stem "
+                    "(../shared/data/fdu_val/annotations): how often a hair's box overlaps another's")
     ap.add_argument("--half", choices=("A", "B"), help="only this half of fdu_val's subjects (A: the tuning half)")
     ap.add_argument("--phantoms", type=Path, nargs="+", required=True, help="phantom suites (tricho synth)")
     ap.add_argument("--min-um", type=float, default=0.0)
@@ -236,11 +310,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args(argv)
-    jobs = [(str(p), a.um_per_px, "real") for p in real_images(a.real, a.every, a.half)] if a.real else []
-    jobs += [(str(p), None, "phantom") for p in phantom_truths(a.phantoms, a.min_um, a.max_um)]
+    jobs = [(str(p), a.um_per_px, a.labels, "real") for p in real_images(a.real, a.every, a.half)] if a.real else []
+    jobs += [(str(p), None, None, "phantom") for p in phantom_truths(a.phantoms, a.min_um, a.max_um)]
     frames, ends = [], []
     with ProcessPoolExecutor(a.workers) as ex:
-        for (_, _, source), (rec, rows) in zip(jobs, ex.map(read_frame, [j[:2] for j in jobs])):
+        for (*_, source), (rec, rows) in zip(jobs, ex.map(read_frame, [j[:3] for j in jobs])):
             if rec is not None:
                 frames.append(rec | {"source": source})
                 ends += [r | {"source": source} for r in rows]

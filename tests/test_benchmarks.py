@@ -561,3 +561,23 @@ def test_realism_summary_reads_the_root_and_tip_ramps_by_the_tools_root_end():
     assert table.loc["counted", "phantom"] == pytest.approx(4.5)
     assert realism.truth_root_end(np.array([[0.0, 0.0], [0.0, 30.0]]), np.array([[1.0, 31.0]]), 5.0) == 1
     assert realism.truth_root_end(np.array([[0.0, 0.0], [0.0, 30.0]]), np.array([[50.0, 50.0]]), 5.0) == -1
+
+
+def test_realism_box_overlap_of_labels_and_of_phantom_hairs(tmp_path):
+    realism = _module("realism")
+    iou = realism.max_box_iou([(0, 0, 10, 10), (5, 0, 15, 10), (100, 100, 110, 110)])
+    assert iou == pytest.approx([1 / 3, 1 / 3, 0.0])
+    assert realism.max_box_iou([(0, 0, 1, 1)]).tolist() == [0.0]
+    xml = tmp_path / "f.xml"  # corners swapped as fdu_val has them; a 1-px box dropped as evaluate drops it
+    xml.write_text("<annotation><size><width>64</width><height>48</height></size>"
+                   "<object><bndbox><xmin>20</xmin><ymin>30</ymin><xmax>10</xmax><ymax>5</ymax></bndbox></object>"
+                   "<object><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>9</ymax></bndbox></object>"
+                   "</annotation>")
+    assert realism.label_boxes(xml).tolist() == [[10.0, 5.0, 20.0, 30.0]]
+    truth = {"height_px": 48, "width_px": 64, "um_per_px": 2.0, "hairs": [
+        {"in_frame": True, "width_um": 8.0, "centerline_rc": [[10.0, 10.0], [10.0, 30.0]]},
+        {"in_frame": True, "width_um": 4.0, "centerline_rc": [[40.0, c] for c in range(60, 91)]},  # runs out
+        {"in_frame": False, "width_um": 4.0, "centerline_rc": [[5.0, 5.0], [6.0, 6.0]]}]}
+    assert realism.truth_boxes(truth).tolist() == [[8.0, 8.0, 32.0, 12.0], [59.0, 39.0, 64.0, 41.0]]
+    assert realism.box_record(np.array([(0, 0, 10, 10), (5, 0, 15, 10)])) == {
+        "boxes": 2, "boxes_iou_over_0_2": 2, "boxes_iou_over_0_4": 0}
