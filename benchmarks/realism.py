@@ -8,38 +8,45 @@ Usage::
 Every frame goes through :func:`pipeline.frame.frame_stages` with the
 default settings. Only frames read on the darkness map are kept (dark hair:
 the light-hair and brightness routes read another map), and of the phantoms
-only clipped scenes without long hair within ``--min-um``–``--max-um`` µm per
-pixel (real frames at 70x are about 2.8 µm/px).
+only dark-haired scenes with under 30% uncut hair and no stray long hair,
+within ``--min-um``–``--max-um`` µm per pixel (real frames at 70x are about
+2.8 µm/px).
 
-Per frame (``D/frames.csv``): traced shafts, hairs whose root counts, hairs
-counted after fused stripes are split, the share of traced ends that are
-junctions (hairs touching or crossing), how many of the stripes whose root
-counts are wider than 1.2 and 1.6 times the frame's median stripe (the
-ratio ``Settings.fused_ratio`` splits on; pooled over frames in the
-summary, as ``benchmarks/stripe_widths.py`` reads them), the counted hairs' median width (µm)
-and vellus share, their median length (µm), the share rooted within 100 µm of
-the frame's edge, the share of traced shafts cut by the border or masked
-skin, and the frame's shaft darkness.
+Per frame (``D/frames.csv``): traced shafts; shafts whose root counts
+(``rooted_inside``, before fused stripes are split); hairs counted after the
+split (``counted``); the share of traced ends that are junctions (places
+where two traced hairs touch or cross); how many of the shafts whose root
+counts are at least 1.2 and 1.6 times the frame's median width, read as
+:func:`pipeline.frame.split_fused` reads them (the plain half-maximum width,
+``Candidate.rule_width_px``); the counted hairs' median width (µm), vellus
+share (``Settings.vellus_max_um``), median length (µm) and share rooted
+within 100 µm of the frame's edge; the share of traced shafts cut by the
+border or masked skin; and the frame's shaft darkness.
 
 Per traced shaft with both ends free and in view (``D/ends.csv``): how
 sharply the darkness (the frame's darkness map over its shaft level) rises
-at each end, read along the shaft's direction at the end, averaged over the
-middle half of its width: where it first reaches 20% and 80% of the level
-inside the shaft (``t20``, ``t80``, in shaft widths from the traced end,
-positive inwards). A clipped hair's cut tip is sharp (its ramp is the
-blur), its emergence fades into the skin; the ramp at the root end (the
-end the tool roots the hair at) against the one at the tip says how long
-the fade is beyond the blur. On phantoms ``truth_root`` says which end lies
-at a truth emergence point (-1: neither within 1.5 widths).
+at each end, read along the shaft's direction at the end (the chord over the
+centre line's first 1.5 widths of points), averaged over the middle half of
+its width, from 4 widths beyond the end to 2.5 widths in: where it has
+first risen 20% and 80% of the way from the background beyond the end (3–4
+widths out) to the level inside the shaft (``t20``, ``t80``, in shaft widths
+from the traced end, positive inwards; ``width_px`` and ``um_per_px`` turn
+them into µm). A clipped hair's cut tip is sharp (its ramp is the blur), its
+emergence fades into the skin; the ramp at the root end (the end the tool
+roots the hair at) against the one at the tip says how long the fade is
+beyond the blur. On phantoms ``truth_root`` says which end lies at a truth
+emergence point (-1: neither within 1.5 widths).
 
 With ``--labels`` (the real frames' VOC boxes), how tightly hairs lie
 together is also read without the tool: the share of hair boxes whose
 intersection over union with another box in the frame is over 0.2 and over
-0.4, for the labellers' boxes and for boxes drawn around each phantom hair's
-part in view. The share grows with the number of hairs in a frame, so
-compare phantoms rendered at the real frames' density (fdu_val: about 13
-boxes a frame, ``tricho synth D --n 30 --seed S --set density_per_cm2=130``
-with the look-alike settings).
+0.4, for the labellers' boxes and for boxes drawn around the part in view of
+each phantom hair that emerges in the frame (the labellers box hardly any
+hair that runs in from outside: 2% of their boxes touch the frame's edge).
+The share grows with the number of hairs in a frame, so compare phantoms
+rendered at the real frames' density (fdu_val half A: 13.2 boxes a frame;
+``tricho synth D --n 30 --seed S --set density_per_cm2=130`` with the
+look-alike settings, README "Phantoms").
 
 Prints the means over frames and the median ramps, real beside phantom.
 """
@@ -55,11 +62,15 @@ import numpy as np
 import pandas as pd
 
 #: Where the end profile is read: shaft widths from the traced end, positive into the shaft.
-T_WIDTHS = np.round(np.linspace(-2.0, 2.5, 46), 6)
+T_WIDTHS = np.round(np.linspace(-4.0, 2.5, 66), 6)
 #: Shaft widths into the shaft from which the profile is the shaft's own level.
 PLATEAU_FROM = 1.0
-#: Least shaft level (darkness over the frame's full level) for an end to be read.
+#: Shaft widths beyond the end up to which the profile is the background the ramp rises from
+#: (beyond a root end: the skin, the halo and the hair under the skin there).
+BACKGROUND_TO = -3.0
+#: Least rise from the background to the shaft (darkness over the frame's full level) for an end to be read.
 MIN_LEVEL = 0.1
+#: A counted hair's root this close to the frame's edge (µm) is "near the edge".
 EDGE_UM = 100.0
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -89,22 +100,41 @@ def end_profile(level: np.ndarray, path: np.ndarray, width_px: float, end: int) 
 
 
 def ramp(profile: np.ndarray) -> tuple[float, float, float]:
-    """``(t20, t80, plateau)``: the first :data:`T_WIDTHS` at which ``profile`` reaches 20% and 80% of
-    its median from :data:`PLATEAU_FROM` widths in (the plateau); NaN for a plateau under :data:`MIN_LEVEL`.
+    """Where an end's darkness rises from its background to the shaft's level.
+
+    Parameters
+    ----------
+    profile : ndarray
+        The level at each of :data:`T_WIDTHS` (:func:`end_profile`).
+
+    Returns
+    -------
+    t20, t80 : float
+        The first :data:`T_WIDTHS` (shaft widths from the traced end) at
+        which the profile has risen 20% and 80% of the way from the
+        background (its median up to :data:`BACKGROUND_TO`) to the plateau
+        (its median from :data:`PLATEAU_FROM` in). NaN when the rise is under
+        :data:`MIN_LEVEL`, or when the 20% point lies in the background
+        itself (the profile is at the shaft's level beyond the end).
+    rise : float
+        Plateau minus background.
 
     >>> t = T_WIDTHS
-    >>> ramp(np.clip(t, 0, 1) * 0.8)
+    >>> ramp(0.1 + np.clip(t, 0, 1) * 0.8)
     (0.2, 0.8, 0.8)
     """
     prof = np.asarray(profile, float)
-    plateau = float(np.median(prof[T_WIDTHS >= PLATEAU_FROM]))
-    if plateau <= MIN_LEVEL:
-        return np.nan, np.nan, plateau
+    background = float(np.median(prof[T_WIDTHS <= BACKGROUND_TO]))
+    rise = float(np.median(prof[T_WIDTHS >= PLATEAU_FROM])) - background
+    if rise <= MIN_LEVEL:
+        return np.nan, np.nan, rise
     out = []
     for share in (0.2, 0.8):
-        above = np.nonzero(prof >= share * plateau - 1e-9)[0]
+        above = np.nonzero(prof >= background + share * rise - 1e-9)[0]
         out.append(float(T_WIDTHS[above[0]]) if len(above) else np.nan)
-    return out[0], out[1], plateau
+    if out[0] <= BACKGROUND_TO:
+        return np.nan, np.nan, rise
+    return out[0], out[1], rise
 
 
 def truth_root_end(path: np.ndarray, emergences: np.ndarray, reach_px: float) -> int:
@@ -147,18 +177,21 @@ def label_boxes(xml_path: Path, min_side_px: float = 2.0) -> np.ndarray:
 
 
 def truth_boxes(truth: dict) -> np.ndarray:
-    """A box per phantom hair as a labeller would draw it: around the part of its centre line in the frame,
-    widened by half its width and clipped to the frame."""
+    """A box per phantom hair emerging in the frame, as a labeller would draw it: around the part of its
+    centre line in the frame, widened by half its width, clipped to the frame; sides under 2 px dropped."""
     h, w, um = truth["height_px"], truth["width_px"], float(truth["um_per_px"])
     boxes = []
     for hair in truth["hairs"]:
+        er, ec = hair["emergence_rc"]
+        if not (hair["in_frame"] and 0 <= er < h and 0 <= ec < w):
+            continue  # the labellers box hardly any hair that runs in from outside (2% of their boxes touch the edge)
         line = np.asarray(hair["centerline_rc"], float).reshape(-1, 2)
         line = line[(line[:, 0] >= 0) & (line[:, 0] < h) & (line[:, 1] >= 0) & (line[:, 1] < w)]
-        if not hair["in_frame"] or not len(line):
-            continue
         r = 0.5 * float(hair["width_um"]) / um
-        boxes.append((max(line[:, 1].min() - r, 0.0), max(line[:, 0].min() - r, 0.0),
-                      min(line[:, 1].max() + r, float(w)), min(line[:, 0].max() + r, float(h))))
+        box = (max(line[:, 1].min() - r, 0.0), max(line[:, 0].min() - r, 0.0),
+               min(line[:, 1].max() + r, float(w)), min(line[:, 0].max() + r, float(h)))
+        if box[2] - box[0] >= 2.0 and box[3] - box[1] >= 2.0:  # as label_boxes drops them
+            boxes.append(box)
     return np.asarray(boxes, float).reshape(-1, 4)
 
 
@@ -172,28 +205,30 @@ def frame_record(stages, counted: list, um: float) -> dict:
     """The per-frame statistics of one frame's stages (see the module docstring)."""
     from pipeline.frame import junction_share
 
+    from pipeline.settings import Settings
+
     h, w = stages.image.shape[:2]
     inside = stages.inside
-    stripes = np.array([c.thickness_px for c in inside], float)
+    stripes = np.array([c.rule_width_px for c in inside], float)  # the width split_fused compares, as it does
     ratio = stripes / np.median(stripes) if len(stripes) >= 3 else np.zeros(0)
-    widths = np.array([c.thickness_px * um for c in inside])
-    lengths = np.array([c.length_px * um for c in inside])
-    roots = np.array([c.hair.path[0 if c.root == 0 else -1] for c in inside], float).reshape(-1, 2)
+    widths = np.array([c.thickness_px * um for c in counted])  # after fused stripes are split
+    lengths = np.array([c.length_px * um for c in counted])
+    roots = np.array([c.hair.path[0 if c.root == 0 else -1] for c in counted], float).reshape(-1, 2)
     edge = np.minimum.reduce([roots[:, 0], h - 1 - roots[:, 0], roots[:, 1], w - 1 - roots[:, 1]]) * um
     nan = float("nan")
     return {"um_per_px": um, "traced": len(stages.cands), "rooted_inside": len(inside), "counted": len(counted),
             "junction_share": junction_share(stages.cands),
-            "stripes_over_1_2x": int(np.sum(ratio > 1.2)), "stripes_over_1_6x": int(np.sum(ratio > 1.6)),
+            "stripes_over_1_2x": int(np.sum(ratio >= 1.2)), "stripes_over_1_6x": int(np.sum(ratio >= 1.6)),
             "stripes_read": int(ratio.size),
             "width_median_um": float(np.median(widths)) if len(widths) else nan,
-            "vellus_share": float(np.mean(widths <= 30.0)) if len(widths) else nan,
+            "vellus_share": float(np.mean(widths <= Settings().vellus_max_um)) if len(widths) else nan,
             "length_median_um": float(np.median(lengths)) if len(lengths) else nan,
             "root_near_edge_share": float(np.mean(edge < EDGE_UM)) if len(edge) else nan,
             "cut_share": float(np.mean([any(c.cut) for c in stages.cands])) if stages.cands else nan,
             "shaft_darkness": float(stages.contrast.full)}
 
 
-def end_records(stages, emergences: np.ndarray | None) -> list[dict]:
+def end_records(stages, emergences: np.ndarray | None, um: float) -> list[dict]:
     """One row per traced shaft with both ends free and in view, at least 4 px wide and 5 widths long."""
     level = stages.contrast.darkness / max(stages.contrast.full, 1e-6)
     rows = []
@@ -201,7 +236,7 @@ def end_records(stages, emergences: np.ndarray | None) -> list[dict]:
         w = c.thickness_px
         if w < 4 or any(c.cut) or list(c.hair.end_kinds) != ["free", "free"] or c.length_px < 5 * w:
             continue
-        rec = {"width_px": w, "root_end": c.root}
+        rec = {"width_px": w, "um_per_px": um, "root_end": c.root}
         for e in (0, 1):
             prof = end_profile(level, c.hair.path, w, e)
             if prof is None:
@@ -239,7 +274,7 @@ def read_frame(job: tuple) -> tuple[dict | None, list[dict]]:
     rec = {"image": path.name} | frame_record(stages, counted_hairs(stages, um), um)
     if boxes is not None:
         rec |= box_record(boxes)
-    return rec, [{"image": path.name} | r for r in end_records(stages, emergences)]
+    return rec, [{"image": path.name} | r for r in end_records(stages, emergences, um)]
 
 
 def phantom_truths(suites: list[Path], min_um: float, max_um: float) -> list[Path]:
@@ -266,9 +301,14 @@ def real_images(folder: Path, every: int, half: str | None = None) -> list[Path]
 
 
 def summary(frames: pd.DataFrame, ends: pd.DataFrame) -> pd.DataFrame:
-    """Means over frames per source (``real`` / ``phantom``), the end ramps (widths) of the root end and
-    the tip end (per-frame medians, then their median), and on phantoms the share of read shafts rooted
-    at the end that lies at a truth emergence point."""
+    """The comparison table, one column per source (``real`` / ``phantom``).
+
+    Per-frame values are means over frames (shares too: a mean of the frames' shares); the
+    ``share_of_stripes_*`` and ``share_of_boxes_*`` rows are pooled over all stripes or boxes; the
+    ramps (``*_ramp`` in shaft widths, ``*_ramp_um`` in µm, ``root_t20`` / ``root_t80`` in widths from
+    the traced end) are medians of the frames' medians; ``ramp_unread_share`` is the share of read shafts
+    whose root or tip end gave no ramp (:func:`ramp`); on phantoms, the share of read shafts rooted at
+    the end that lies at a truth emergence point."""
     cols = [c for c in frames.columns if c not in ("image", "source")]
     table = frames.groupby("source")[cols].mean().T
     pooled = frames.groupby("source")[["stripes_over_1_2x", "stripes_over_1_6x", "stripes_read"]].sum()
@@ -280,15 +320,20 @@ def summary(frames: pd.DataFrame, ends: pd.DataFrame) -> pd.DataFrame:
             table.loc[f"share_of_boxes_iou_over_{k}"] = sums[f"boxes_iou_over_{k}"] / sums["boxes"]
     table.loc["split_hairs_per_frame"] = (frames["counted"] - frames["rooted_inside"]).groupby(frames["source"]).mean()
     if len(ends):
-        e = ends.dropna(subset=["t20_0", "t80_0", "t20_1", "t80_1"]).copy()
+        unread = ends[["t20_0", "t80_0", "t20_1", "t80_1"]].isna().any(axis=1)
+        e = ends[~unread].copy()
         root0 = e["root_end"] == 0
         e["root_ramp"] = np.where(root0, e["t80_0"] - e["t20_0"], e["t80_1"] - e["t20_1"])
         e["tip_ramp"] = np.where(root0, e["t80_1"] - e["t20_1"], e["t80_0"] - e["t20_0"])
         e["root_t20"] = np.where(root0, e["t20_0"], e["t20_1"])
         e["root_t80"] = np.where(root0, e["t80_0"], e["t80_1"])
-        per = e.groupby(["source", "image"])[["root_ramp", "tip_ramp", "root_t20", "root_t80"]].median()
+        um = e["width_px"] * e["um_per_px"] if "um_per_px" in e else np.nan
+        e["root_ramp_um"], e["tip_ramp_um"] = e["root_ramp"] * um, e["tip_ramp"] * um
+        cols = ["root_ramp", "tip_ramp", "root_ramp_um", "tip_ramp_um", "root_t20", "root_t80"]
+        per = e.groupby(["source", "image"])[cols].median()
         table = pd.concat([table, per.groupby("source").median().T,
                            e.groupby("source").size().rename("ends_read").to_frame().T])
+        table.loc["ramp_unread_share"] = unread.groupby(ends["source"]).mean()
         if "truth_root" in e:
             known = e[e["truth_root"] >= 0]
             right = (known["truth_root"] == known["root_end"]).groupby(known["source"]).mean()

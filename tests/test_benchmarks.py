@@ -540,6 +540,11 @@ def test_realism_reads_a_fade_at_one_end_and_a_sharp_cut_at_the_other():
     assert cut == pytest.approx((0.0, 0.0, 1.0))
     assert realism.end_profile(level, path[:10], 10.0, 0) is None  # shorter than 1.5 widths
     assert np.isnan(realism.ramp(np.zeros(len(realism.T_WIDTHS)))[0])  # no shaft to read
+    level[45:56, :50] = 0.3  # a dark background beyond the faded end (a halo): the ramp rises from it
+    level[45:56, 50:60] = 0.3 + 0.07 * np.arange(10)
+    assert realism.ramp(realism.end_profile(level, path, 10.0, 0)) == pytest.approx((0.2, 0.8, 0.7))
+    level[45:56, :60] = 1.0  # the shaft's level beyond the end: no ramp to read there
+    assert np.isnan(realism.ramp(realism.end_profile(level, path, 10.0, 0))[0])
 
 
 def test_realism_summary_reads_the_root_and_tip_ramps_by_the_tools_root_end():
@@ -549,12 +554,15 @@ def test_realism_summary_reads_the_root_and_tip_ramps_by_the_tools_root_end():
     frames = pd.DataFrame({"image": ["a", "b", "c"], "source": ["real", "phantom", "phantom"], "counted": [3, 5, 4],
                            "rooted_inside": [2, 5, 4], "stripes_over_1_2x": [1, 0, 2], "stripes_over_1_6x": [1, 0, 1],
                            "stripes_read": [2, 5, 3]})
-    ends = pd.DataFrame({"image": ["a", "b"], "source": ["real", "phantom"], "root_end": [0, 1],
-                         "t20_0": [-1.0, 0.0], "t80_0": [0.5, 0.1], "t20_1": [0.0, -2.0], "t80_1": [0.3, 0.0],
-                         "truth_root": [np.nan, 0]})
+    ends = pd.DataFrame({"image": ["a", "b", "b"], "source": ["real", "phantom", "phantom"], "root_end": [0, 1, 0],
+                         "t20_0": [-1.0, 0.0, np.nan], "t80_0": [0.5, 0.1, np.nan], "t20_1": [0.0, -2.0, 0.0],
+                         "t80_1": [0.3, 0.0, 0.1], "truth_root": [np.nan, 0, 1], "width_px": [10.0, 4.0, 4.0],
+                         "um_per_px": [3.0, 2.0, 2.0]})
     table = realism.summary(frames, ends)
     assert table.loc["root_ramp", "real"] == pytest.approx(1.5) and table.loc["tip_ramp", "real"] == pytest.approx(0.3)
     assert table.loc["root_ramp", "phantom"] == pytest.approx(2.0) and table.loc["tip_ramp", "phantom"] == pytest.approx(0.1)
+    assert table.loc["root_ramp_um", "real"] == pytest.approx(45.0) and table.loc["root_ramp_um", "phantom"] == pytest.approx(16.0)
+    assert table.loc["ramp_unread_share", "phantom"] == 0.5 and table.loc["ramp_unread_share", "real"] == 0.0
     assert table.loc["root_at_truth_emergence_share", "phantom"] == 0.0
     assert table.loc["split_hairs_per_frame", "real"] == 1 and table.loc["split_hairs_per_frame", "phantom"] == 0
     assert table.loc["share_of_stripes_over_1_2x", "phantom"] == pytest.approx(2 / 8)  # pooled, not a mean of shares
@@ -575,9 +583,12 @@ def test_realism_box_overlap_of_labels_and_of_phantom_hairs(tmp_path):
                    "</annotation>")
     assert realism.label_boxes(xml).tolist() == [[10.0, 5.0, 20.0, 30.0]]
     truth = {"height_px": 48, "width_px": 64, "um_per_px": 2.0, "hairs": [
-        {"in_frame": True, "width_um": 8.0, "centerline_rc": [[10.0, 10.0], [10.0, 30.0]]},
-        {"in_frame": True, "width_um": 4.0, "centerline_rc": [[40.0, c] for c in range(60, 91)]},  # runs out
-        {"in_frame": False, "width_um": 4.0, "centerline_rc": [[5.0, 5.0], [6.0, 6.0]]}]}
+        {"in_frame": True, "width_um": 8.0, "emergence_rc": [10.0, 10.0], "centerline_rc": [[10.0, 10.0], [10.0, 30.0]]},
+        {"in_frame": True, "width_um": 4.0, "emergence_rc": [40.0, 60.0],
+         "centerline_rc": [[40.0, c] for c in range(60, 91)]},  # runs out: boxed to the edge
+        {"in_frame": True, "width_um": 4.0, "emergence_rc": [20.0, 70.0],
+         "centerline_rc": [[20.0, c] for c in range(70, 50, -1)]},  # runs in from outside: not boxed
+        {"in_frame": False, "width_um": 4.0, "emergence_rc": [5.0, 5.0], "centerline_rc": [[5.0, 5.0], [6.0, 6.0]]}]}
     assert realism.truth_boxes(truth).tolist() == [[8.0, 8.0, 32.0, 12.0], [59.0, 39.0, 64.0, 41.0]]
     assert realism.box_record(np.array([(0, 0, 10, 10), (5, 0, 15, 10)])) == {
         "boxes": 2, "boxes_iou_over_0_2": 2, "boxes_iou_over_0_4": 0}
