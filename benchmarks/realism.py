@@ -265,7 +265,7 @@ def read_frame(job: tuple) -> tuple[dict | None, list[dict]]:
         um = float(truth["um_per_px"])
         emergences = np.array([h["emergence_rc"] for h in truth["hairs"] if h["in_frame"]], float).reshape(-1, 2)
         boxes = truth_boxes(truth)
-        path = next(p for p in path.parent.glob(path.stem + ".*") if p.suffix != ".json")
+        path = path.parent / truth["image"]
     elif labels is not None and (Path(labels) / f"{path.stem}.xml").is_file():
         boxes = label_boxes(Path(labels) / f"{path.stem}.xml")
     stages = frame_stages(read_image(path), um_per_px=um, settings=Settings())
@@ -355,6 +355,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args(argv)
+    for folder in ([a.real] if a.real else []) + ([a.labels] if a.labels else []) + list(a.phantoms):
+        if not Path(folder).is_dir():
+            ap.error(f"{folder}: no such folder")
+    if a.half and not a.real:
+        ap.error("--half picks real frames: give --real too")
     jobs = [(str(p), a.um_per_px, a.labels, "real") for p in real_images(a.real, a.every, a.half)] if a.real else []
     jobs += [(str(p), None, None, "phantom") for p in phantom_truths(a.phantoms, a.min_um, a.max_um)]
     frames, ends = [], []
@@ -364,6 +369,9 @@ def main(argv: list[str] | None = None) -> None:
                 frames.append(rec | {"source": source})
                 ends += [r | {"source": source} for r in rows]
     a.out.mkdir(parents=True, exist_ok=True)
+    if not frames:
+        raise SystemExit(f"none of the {len(jobs)} frames read is on the darkness map: no dark-haired phantom within "
+                         f"{a.min_um}-{a.max_um} um/px, or no real frame given")
     frames, ends = pd.DataFrame(frames), pd.DataFrame(ends)
     frames.to_csv(a.out / "frames.csv", index=False)
     ends.to_csv(a.out / "ends.csv", index=False)
