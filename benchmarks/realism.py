@@ -72,7 +72,6 @@ BACKGROUND_TO = -3.0
 MIN_LEVEL = 0.1
 #: A counted hair's root this close to the frame's edge (µm) is "near the edge".
 EDGE_UM = 100.0
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
 
 def end_profile(level: np.ndarray, path: np.ndarray, width_px: float, end: int) -> np.ndarray | None:
@@ -162,18 +161,11 @@ def max_box_iou(boxes) -> np.ndarray:
 
 
 def label_boxes(xml_path: Path, min_side_px: float = 2.0) -> np.ndarray:
-    """The hair boxes ``(x0, y0, x1, y1)`` of one Pascal VOC file, corners sorted, boxes with a side under
-    ``min_side_px`` dropped (as :func:`pipeline.evaluate.read_voc` drops them)."""
-    import xml.etree.ElementTree as ET
+    """The hair boxes ``(x0, y0, x1, y1)`` of one Pascal VOC file as :func:`pipeline.evaluate.read_voc` reads
+    them (corners sorted, boxes with a side under ``min_side_px`` dropped)."""
+    from pipeline.evaluate import read_voc
 
-    boxes = []
-    for obj in ET.parse(xml_path).getroot().iter("object"):
-        bb = obj.find("bndbox")
-        x0, x1 = sorted(float(bb.findtext(k)) for k in ("xmin", "xmax"))
-        y0, y1 = sorted(float(bb.findtext(k)) for k in ("ymin", "ymax"))
-        if x1 - x0 >= min_side_px and y1 - y0 >= min_side_px:
-            boxes.append((x0, y0, x1, y1))
-    return np.asarray(boxes, float).reshape(-1, 4)
+    return read_voc(xml_path, min_box_side_px=min_side_px).boxes_xyxy
 
 
 def truth_boxes(truth: dict) -> np.ndarray:
@@ -295,8 +287,9 @@ def real_images(folder: Path, every: int, half: str | None = None) -> list[Path]
     """Every ``every``-th image of a folder, in name order; of one half of fdu_val's subjects
     (:func:`pipeline.evaluate.subject_half`) when ``half`` is given."""
     from pipeline.evaluate import subject_half
+    from pipeline.imageio import IMAGE_EXTENSIONS
 
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     return [p for p in files if half is None or subject_half(p.stem) == half][::every]
 
 

@@ -174,6 +174,9 @@ class FrameTruth:
         ``emergence_rc`` (2,) and ``centerline_rc`` (L, 2). Empty for VOC.
     classes : list of str
         VOC class of every valid box. Empty for phantoms.
+    boxes_xyxy : ndarray of float, shape (K, 4)
+        VOC: every valid box as ``(x0, y0, x1, y1)`` (pixels, corners
+        sorted). Empty for phantoms.
     """
 
     image: str
@@ -188,6 +191,7 @@ class FrameTruth:
     field_rc: tuple[float, float, float, float] | None = None
     hairs: list[dict[str, Any]] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
+    boxes_xyxy: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
 
 
 # --------------------------------------------------------------------------
@@ -279,7 +283,7 @@ def read_voc(path: str | Path, *, min_box_side_px: float = 2.0) -> FrameTruth | 
     if size is None:
         raise ValueError("no <size> (image width and height) in the annotation")
     height, width = int(_xml_number(size, "height")), int(_xml_number(size, "width"))
-    centres, classes = [], []
+    centres, classes, boxes = [], [], []
     for k, obj in enumerate(root.iter("object")):
         box = obj.find("bndbox")
         if box is None:
@@ -289,11 +293,13 @@ def read_voc(path: str | Path, *, min_box_side_px: float = 2.0) -> FrameTruth | 
         if x1 - x0 < min_box_side_px or y1 - y0 < min_box_side_px:
             continue
         centres.append(((y0 + y1) / 2.0, (x0 + x1) / 2.0))
+        boxes.append((x0, y0, x1, y1))
         classes.append((obj.findtext("class") or obj.findtext("name") or "").strip())
     return FrameTruth(
         image=path.stem, kind="voc", path=str(path), height_px=height, width_px=width,
         um_per_px=None, true_count=len(centres),
         points_rc=np.asarray(centres, dtype=float).reshape(-1, 2), classes=classes,
+        boxes_xyxy=np.asarray(boxes, dtype=float).reshape(-1, 4),
     )
 
 
