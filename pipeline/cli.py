@@ -273,6 +273,9 @@ def train(
                                                          "(TrainConfig.thin_weight; default 0).")] = None,
     skin_lines: Annotated[Optional[float], typer.Option(min=0, max=1, help="Share of crops given fine dark skin "
                                                         "furrows (TrainConfig.skin_lines; default 0).")] = None,
+    parallel_units: Annotated[Optional[float], typer.Option(min=0, max=1, help="Share of the phantoms' units of 2+ "
+                                                            "hairs lying together (TrainConfig.unit_parallel_share; "
+                                                            "default 0, as the shipped models).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Finish a run whose training ended but whose threshold "
                                          "tuning did not: read the weights and config it left in OUT.")] = False,
 ) -> None:
@@ -280,9 +283,9 @@ def train(
     training = _lazy("pipeline.train", "training")
     console = _plain_console()
     if resume:
-        if any(v is not None for v in (steps, frames, holdout, scenes, thin_weight, skin_lines)):
+        if any(v is not None for v in (steps, frames, holdout, scenes, thin_weight, skin_lines, parallel_units)):
             raise _fail("--resume takes the training's own config from OUT; drop --steps, --frames, --holdout, "
-                        "--scenes, --thin-weight and --skin-lines")
+                        "--scenes, --thin-weight, --skin-lines and --parallel-units")
         try:
             training.train(out, workers=workers, log=console.print, resume=True)
         except FileNotFoundError as e:
@@ -299,6 +302,8 @@ def train(
         cfg = training.dataclasses_replace(cfg, thin_weight=thin_weight)
     if skin_lines is not None:
         cfg = training.dataclasses_replace(cfg, skin_lines=skin_lines)
+    if parallel_units is not None:
+        cfg = training.dataclasses_replace(cfg, unit_parallel_share=parallel_units)
     if scenes is not None:
         if scenes not in training.SCENES:
             raise _fail(f"--scenes {scenes!r}: use one of {', '.join(training.SCENES)}")

@@ -460,13 +460,14 @@ def calibration_crops(config: dict, n: int = CALIBRATION_CROPS, size: int = 384)
     """``n`` phantom crops (``size`` px square, centred) as the network takes them, for int8 calibration.
 
     Frames ``[train.HOLDOUT_SEED + 2, i]`` at the model's pixel size and of its
-    scene mix (``config["scenes"]``): a stream neither training nor the
+    scene mix (``config["scenes"]``, ``config["unit_parallel_share"]``): a stream neither training nor the
     threshold tuning draws from.
     """
     from pipeline.train import HOLDOUT_SEED, render_example
 
-    return [centre_input(render_example((HOLDOUT_SEED + 2, i), config["model_um_per_px"],
-                                        config.get("scenes", "all"))[0], size) for i in range(n)]
+    return [centre_input(render_example((HOLDOUT_SEED + 2, i), config["model_um_per_px"], config.get("scenes", "all"),
+                                        unit_parallel_share=config.get("unit_parallel_share", 0.0))[0], size)
+            for i in range(n)]
 
 
 def centre_input(image: np.ndarray, size: int) -> np.ndarray:

@@ -40,7 +40,9 @@ when its emergence point ``(r, c)`` satisfies ``row0 <= r < row1`` and
 ``col0 <= c < col1`` (the trichoscopy convention that a hair belongs to the
 field it emerges in).  ``hairs`` lists every hair of which some part (centre
 line +- half width) falls inside the frame; ``units`` every unit with such a
-hair; ``empty_openings_rc`` the empty openings inside the frame.
+hair; ``empty_openings_rc`` the empty openings inside the frame.  A hair and
+its unit say ``together`` when the unit's hairs lie together (0–5°) rather
+than opening as a V.
 
 References
 ----------
@@ -149,7 +151,13 @@ class SceneParams:
     flow_angle_deg, flow_bend_deg : float
         Mean hair direction and the amplitude of its smooth variation.
     unit_spread_deg : float
-        Divergence between neighbouring hairs of one unit (deg).
+        Divergence between neighbouring hairs of a unit that opens as a V (deg).
+    unit_parallel_share : float
+        Share of the units of two or more hairs whose hairs lie together:
+        they diverge by 0–5° (not ``unit_spread_deg``), emerge 0.7–1.7 mean
+        widths apart and bend alike.  Drawn per unit from a stream of its
+        own, so the rest of the scene is the same for any share.  0.8 after
+        a count by eye of real 70x frames (29 of 35 units, session 65).
     skin_texture : float
         Strength of micro-relief, creases and frost (0 = flat skin).
     light_angle_deg : float
@@ -205,6 +213,7 @@ class SceneParams:
     flow_angle_deg: float = 45.0
     flow_bend_deg: float = 12.0
     unit_spread_deg: float = 15.0
+    unit_parallel_share: float = 0.8
     skin_texture: float = 1.0
     light_angle_deg: float = 135.0
     blur_sigma_px: float = 1.5
@@ -250,6 +259,8 @@ class SceneParams:
             problems.append(f"density_per_cm2 must be >= 0, got {self.density_per_cm2}")
         if len(self.unit_size_probs) != 4 or min(self.unit_size_probs) < 0 or sum(self.unit_size_probs) <= 0:
             problems.append("unit_size_probs must be 4 non-negative numbers (1..4 hairs per unit)")
+        if not 0 <= self.unit_parallel_share <= 1:
+            problems.append(f"unit_parallel_share must be in [0, 1], got {self.unit_parallel_share}")
         if self.frac_vellus + self.frac_intermediate > 1 + 1e-9:
             problems.append("frac_vellus + frac_intermediate must be <= 1")
         if self.scale_bar_color not in ("dark", "white"):
@@ -307,7 +318,7 @@ def sample_scene(rng: np.random.Generator, **overrides: Any) -> SceneParams:
     for stage in (_draw_core, _draw_optics, _draw_overlays):
         d.update(stage(rng, {**d, **overrides}))  # later stages see the fixed values
         d.update({k: v for k, v in overrides.items() if k in d})
-    return SceneParams(**d)
+    return SceneParams(**{**d, **overrides})  # a field no stage draws keeps its default unless fixed
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
@@ -460,6 +471,7 @@ class _Hair:
     tan_cut: float = 0.0
     tone: float = 1.0
     curvature: tuple[float, float] = (0.0, 0.0)  # kappa at start and end (1/px)
+    together: bool = False  # of a unit whose hairs lie together (``unit_parallel_share``)
     curve: np.ndarray | None = None  # (n, 2) fine samples, emergence first
     s: np.ndarray | None = None  # (n,) arc length of the samples
 
@@ -536,24 +548,34 @@ def _draw_color(p: SceneParams, rng: np.random.Generator) -> str:
 
 def _unit_hairs(p: SceneParams, rng: np.random.Generator, uid: int, opening: np.ndarray,
                 theta_u: float, n: int) -> list[_Hair]:
-    """The ``n`` hairs of one unit: touching at the opening, near-parallel, diverging slightly."""
+    """The ``n`` hairs of one unit: touching at the opening, then lying together or opening as a V.
+
+    Whether a unit lies together (``unit_parallel_share``), its divergence and
+    its spacing factor come from a stream of the unit's own (seeded by its
+    number and opening), so that every other draw of the scene is unchanged.
+    """
     um = p.um_per_px
+    own = np.random.default_rng([uid, *(int(abs(v) * 1000) for v in opening)])
+    parallel = n > 1 and own.random() < p.unit_parallel_share
     widths = np.array([round(_draw_width_um(p, rng), 1) for _ in range(n)])
     wpx = widths / um
-    # Neighbouring emergence points 0.8-1.2 mean widths apart and a divergence of
-    # 8-25 deg (``unit_spread_deg``): set so that look-alike phantoms' counted
-    # stripes are wider than the frame median as often as in real 70x frames
-    # (benchmarks/stripe_widths.py, fdu_val half A only).
+    # A V: neighbouring emergence points 0.8-1.2 mean widths apart and a
+    # divergence of 8-25 deg (``unit_spread_deg``), as set on look-alike frames'
+    # wide stripes (benchmarks/stripe_widths.py, fdu_val half A only).  Lying
+    # together (session 66): 0.7-1.7 widths apart (touching, a little over, to a gap),
+    # 0-5 deg, bending alike, as most real units are seen by eye.
     gaps = 0.5 * (wpx[:-1] + wpx[1:]) * rng.uniform(0.8, 1.2, max(n - 1, 0))
-    lateral = np.concatenate([[0.0], np.cumsum(gaps)])
+    spacing, spread_deg = (own.uniform(0.9, 1.4), own.uniform(0.0, 5.0)) if parallel else (1.0, p.unit_spread_deg)
+    lateral = np.concatenate([[0.0], np.cumsum(gaps * spacing)])
     lateral -= lateral.mean()
-    limit = 1.07 * wpx.max()
+    limit = 1.07 * spacing * wpx.max()
     if np.abs(lateral).max() > limit:
         lateral *= limit / np.abs(lateral).max()
     along = np.clip(rng.normal(0, 0.15, n), -0.3, 0.3) * wpx
     direction = np.array([math.sin(theta_u), math.cos(theta_u)])
     normal = np.array([math.cos(theta_u), -math.sin(theta_u)])
-    step = math.radians(p.unit_spread_deg) / max(wpx.mean(), 1e-6)
+    step = math.radians(spread_deg) / max(wpx.mean(), 1e-6)
+    jitter = 0.5 if parallel else 1.0
     lo, hi = p.clip_length_um
     hairs = []
     for i in range(n):
@@ -561,12 +583,15 @@ def _unit_hairs(p: SceneParams, rng: np.random.Generator, uid: int, opening: np.
         length = max(float(rng.uniform(lo, hi)), 2.5 * widths[i])
         hairs.append(_Hair(
             unit_id=uid, emergence=emergence,
-            theta=theta_u + lateral[i] * step + math.radians(rng.normal(0, 1.5)),
+            theta=theta_u + lateral[i] * step + jitter * math.radians(rng.normal(0, 1.5)),
             width_um=float(widths[i]), length_um=round(length, 1), color=_draw_color(p, rng),
             tan_cut=math.tan(math.radians(float(np.clip(rng.normal(0, 12), -40, 40)))),
             tone=float(rng.uniform(0.85, 1.15)),
             curvature=(float(rng.uniform(-1, 1)) * um / 8000.0,) * 2,
         ))
+    if parallel:  # hairs lying together bend alike
+        for hair in hairs:
+            hair.curvature, hair.together = hairs[0].curvature, True
     return hairs
 
 
@@ -1424,7 +1449,7 @@ def _hair_truth(hair: _Hair, um: float, field: tuple[int, int, int, int]) -> dic
         tip_rc=[round(float(v), 3) for v in hair.curve[-1]],
         centerline_rc=np.round(line, 2).tolist(),
         width_um=float(hair.width_um), length_um=float(hair.length_um),
-        color=hair.color, kind=hair.kind,
+        color=hair.color, kind=hair.kind, together=bool(hair.together),
         in_field=_in_box(hair.emergence, *field), in_frame=True,
     )
 
@@ -1442,7 +1467,8 @@ def _truth(p: SceneParams, lay: _Layout) -> dict[str, Any]:
     for i, h in enumerate(hairs):
         h["hair_id"], h["unit_id"] = i, new_uid[h["unit_id"]]
     units = [dict(unit_id=new_uid[u], opening_rc=[float(v) for v in lay.openings[u]],
-                  n_hairs=int(lay.unit_sizes[u]), in_field=_in_box(lay.openings[u], *field)) for u in unit_ids]
+                  n_hairs=int(lay.unit_sizes[u]), in_field=_in_box(lay.openings[u], *field),
+                  together=any(h["together"] for h in hairs if h["unit_id"] == new_uid[u])) for u in unit_ids]
     area = (row1 - row0) * (col1 - col0) * um ** 2 * 1e-8  # px² x (µm/px)² -> cm²
     count = sum(h["in_field"] for h in hairs)
     empties = [[float(r), float(c)] for r, c in lay.empties if _near_frame((r, c), shape, 0)]

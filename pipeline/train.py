@@ -93,6 +93,12 @@ class TrainConfig:
         38.9 / 38.5% (halves A / B) with the mesh and creases at 0.5, 42.6 /
         43.1% with the meandering pieces too at 0.7, against 36.7 / 35.9%
         without (session 36); scalp_tiles Dice 0.817 / 0.812 (0.821).
+    unit_parallel_share : float
+        The phantoms' ``SceneParams.unit_parallel_share``: share of the
+        units of two or more hairs whose hairs lie together instead of
+        opening as a V.  0 (every model trained before 2026-12-07, when the
+        generator drew every unit as a V) reproduces the shipped models;
+        the generator's own default is 0.8.
     """
 
     model_um_per_px: float = 5.0
@@ -109,36 +115,39 @@ class TrainConfig:
     thin_weight: float = 0.0
     thin_below_um: float = 40.0
     skin_lines: float = 0.0
+    unit_parallel_share: float = 0.0
 
 
 SCENES = ("all", "light")
 
 
-def scene_overrides(scenes: str, seed: tuple[int, ...]) -> dict:
+def scene_overrides(scenes: str, seed: tuple[int, ...], unit_parallel_share: float = 0.0) -> dict:
     """Scene parameters fixed for one training or held-out phantom (``TrainConfig.scenes``).
 
     ``"all"``: none.  ``"light"``: 60% blond, grey or white hair (any skin),
     20% dark hair with 15-50% grey hairs among it, 20% black, dark brown or
     brown hair on skin tones 5-6 (shafts barely darker than skin).  Drawn
     from their own stream (``[*seed, 1]``), so the scene's other values are
-    the generator's own draws.
+    the generator's own draws.  ``unit_parallel_share`` is passed on
+    (``TrainConfig.unit_parallel_share``).
     """
     if scenes not in SCENES:
         raise ValueError(f"unknown scenes {scenes!r}: use one of {', '.join(SCENES)}")
+    fixed = {"unit_parallel_share": float(unit_parallel_share)}
     if scenes == "all":
-        return {}
+        return fixed
     rng = np.random.default_rng([*seed, 1])
     u = rng.random()
     if u < 0.6:
-        return {"hair_color": str(rng.choice(["blond", "grey", "white"]))}
+        return {**fixed, "hair_color": str(rng.choice(["blond", "grey", "white"]))}
     dark = str(rng.choice(["black", "dark_brown", "brown"]))
     if u < 0.8:
-        return {"hair_color": dark, "grey_fraction": float(rng.uniform(0.15, 0.5))}
-    return {"hair_color": dark, "skin_tone": int(rng.choice([5, 6]))}
+        return {**fixed, "hair_color": dark, "grey_fraction": float(rng.uniform(0.15, 0.5))}
+    return {**fixed, "hair_color": dark, "skin_tone": int(rng.choice([5, 6]))}
 
 
 def render_example(seed: tuple[int, int], model_um_per_px: float, scenes: str = "all",
-                   thin_below_um: float = 40.0) -> tuple[np.ndarray, np.ndarray]:
+                   thin_below_um: float = 40.0, unit_parallel_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One phantom at the model's pixel size: image (H, W, 3) and labels (4, H, W), both uint8 (labels x255).
 
     Labels: hair mask, centre lines, cut tips, and the mask of thin shafts
@@ -146,7 +155,7 @@ def render_example(seed: tuple[int, int], model_um_per_px: float, scenes: str = 
     ``TrainConfig.thin_weight`` weighs.
     """
     rng = np.random.default_rng(list(seed))
-    params = synth.sample_scene(rng, **scene_overrides(scenes, seed))
+    params = synth.sample_scene(rng, **scene_overrides(scenes, seed, unit_parallel_share))
     layers: dict = {}
     img, truth = synth.render_frame(params, rng, layers)
     f = params.um_per_px / model_um_per_px
@@ -175,12 +184,12 @@ def render_example(seed: tuple[int, int], model_um_per_px: float, scenes: str = 
 
 
 def render_pool(seeds: list[tuple[int, int]], model_um_per_px: float, workers: int = 2,
-                scenes: str = "all", thin_below_um: float = 40.0) -> list:
+                scenes: str = "all", thin_below_um: float = 40.0, unit_parallel_share: float = 0.0) -> list:
     """Render many examples in parallel processes (order kept)."""
     n = len(seeds)
     with ProcessPoolExecutor(max_workers=workers) as ex:
         return list(ex.map(render_example, seeds, [model_um_per_px] * n, [scenes] * n, [thin_below_um] * n,
-                           chunksize=4))
+                           [unit_parallel_share] * n, chunksize=4))
 
 
 def _random_text(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -393,7 +402,7 @@ def tune_thresholds(net: HairNet, cfg: TrainConfig, n: int | None = None) -> dic
     frames = []
     for i in range(n if n is not None else cfg.n_holdout):
         rng = np.random.default_rng([HOLDOUT_SEED, i])
-        params = synth.sample_scene(rng, **scene_overrides(cfg.scenes, (HOLDOUT_SEED, i)))
+        params = synth.sample_scene(rng, **scene_overrides(cfg.scenes, (HOLDOUT_SEED, i), cfg.unit_parallel_share))
         img, truth = synth.render_frame(params, rng)
         frames.append((img, params.um_per_px, truth["count_in_field"]))
     model = LearnedModel("candidate", Path("."), net, {"model_um_per_px": cfg.model_um_per_px}, {}, "")
@@ -469,7 +478,7 @@ def _fit_and_keep(out: Path, cfg: TrainConfig, workers: int, log: Callable[[str]
     """Render the phantoms and train; keep the weights, loss curve and config in ``out`` (for ``resume``)."""
     t0 = time.time()
     pool = render_pool([(TRAIN_SEED, i) for i in range(cfg.n_frames)], cfg.model_um_per_px, workers, cfg.scenes,
-                       cfg.thin_below_um)
+                       cfg.thin_below_um, cfg.unit_parallel_share)
     log(f"rendered {len(pool)} phantom frames in {time.time() - t0:.0f} s")
     t1 = time.time()
 

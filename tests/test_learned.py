@@ -375,7 +375,7 @@ def test_light_scenes_give_the_light_hair_model_its_frames():
         assert o == scene_overrides("light", (7, i))
         if o["hair_color"] in ("blond", "grey", "white"):
             kinds["light"] += 1
-            assert set(o) == {"hair_color"}
+            assert set(o) == {"hair_color", "unit_parallel_share"}
         elif "grey_fraction" in o:
             kinds["grey among dark"] += 1
             assert 0.15 <= o["grey_fraction"] <= 0.5
@@ -384,7 +384,8 @@ def test_light_scenes_give_the_light_hair_model_its_frames():
             assert o["skin_tone"] in (5, 6) and o["hair_color"] in ("black", "dark_brown", "brown")
         synth.sample_scene(np.random.default_rng(i), **o)  # valid scene parameters
     assert 0.5 < kinds["light"] / 200 < 0.7 and kinds["grey among dark"] > 20 and kinds["dark skin"] > 20
-    assert scene_overrides("all", (7, 0)) == {}
+    assert scene_overrides("all", (7, 0)) == {"unit_parallel_share": 0.0}  # the shipped models' phantoms
+    assert scene_overrides("light", (7, 0), 0.8)["unit_parallel_share"] == 0.8
     with pytest.raises(ValueError, match="all, light"):
         scene_overrides("bright", (7, 0))
     img, labels = render_example((12345, 1), 5.0, "light")

@@ -5,11 +5,14 @@ import json
 from pathlib import Path
 
 import cv2
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.ndimage import map_coordinates
 
+from pipeline import synth
 from pipeline.synth import (
     HAIR_COLORS, SCHEMA, SceneParams, generate, load_truth, paint_hair, render_frame, sample_scene,
 )
@@ -28,8 +31,8 @@ SMALL = dict(height=480, width=640)
 TOP_KEYS = {"schema", "image", "seed", "um_per_px", "height_px", "width_px", "field", "field_area_cm2",
             "count_in_field", "density_per_cm2", "hairs", "units", "empty_openings_rc", "params"}
 HAIR_KEYS = {"hair_id", "unit_id", "emergence_rc", "tip_rc", "centerline_rc", "width_um", "length_um", "color",
-             "kind", "in_field", "in_frame"}
-UNIT_KEYS = {"unit_id", "opening_rc", "n_hairs", "in_field"}
+             "kind", "in_field", "in_frame", "together"}
+UNIT_KEYS = {"unit_id", "opening_rc", "n_hairs", "in_field", "together"}
 
 
 def _frame(seed, **overrides):
@@ -234,13 +237,47 @@ def test_units_share_an_opening():
         if len(hairs) < u["n_hairs"]:
             continue  # part of the unit lies outside the frame
         widest = max(h["width_um"] for h in hairs) / um
-        for h in hairs:  # lateral offset <= 1.07 widths, along the hair <= 0.3
-            assert np.hypot(*np.subtract(h["emergence_rc"], u["opening_rc"])) <= 1.12 * widest
-        if len(hairs) == 2:  # neighbours emerge 0.8-1.2 mean widths apart across the unit
+        spacing = 1.4 if u["together"] else 1.0  # lying together: 0.9-1.4 times a V's spacing
+        for h in hairs:  # lateral offset <= 1.07 widths x spacing, along the hair <= 0.3
+            assert np.hypot(*np.subtract(h["emergence_rc"], u["opening_rc"])) <= np.hypot(1.07 * spacing, 0.3) * widest
+        if len(hairs) == 2:  # neighbours emerge 0.8-1.2 mean widths apart across a V, 0.72-1.68 lying together
             mean_px = np.mean([h["width_um"] for h in hairs]) / um
-            assert np.hypot(*np.subtract(hairs[0]["emergence_rc"], hairs[1]["emergence_rc"])) >= 0.8 * mean_px - 2e-3
+            least = 0.72 if u["together"] else 0.8
+            assert np.hypot(*np.subtract(hairs[0]["emergence_rc"], hairs[1]["emergence_rc"])) >= least * mean_px - 2e-3
         tips = [tuple(h["tip_rc"]) for h in hairs]
         assert len(set(tips)) == len(tips)
+
+
+def _heading_deg(hair):
+    line = np.asarray(hair["centerline_rc"])
+    d = line[min(len(line) - 1, 8)] - line[0]
+    return math.degrees(math.atan2(d[0], d[1]))
+
+
+def test_units_lie_together_or_open_without_changing_the_rest_of_the_scene():
+    kw = dict(density_per_cm2=280.0, unit_size_probs=(0.1, 0.4, 0.4, 0.1), um_per_px=8.0, **QUIET, **SMALL)
+    layouts = []
+    for share in (0.0, 1.0):  # the same draws, in the same order, whatever the share
+        rng = np.random.default_rng(21)
+        layouts.append(synth._layout(sample_scene(rng, unit_parallel_share=share, **kw), rng))
+        layouts[-1] = (layouts[-1], rng.random())
+    (lay0, next0), (lay1, next1) = layouts
+    same = ("unit_id", "width_um", "length_um", "color", "kind", "tan_cut", "tone")
+    assert [[getattr(h, k) for k in same] for h in lay0.hairs] == [[getattr(h, k) for k in same] for h in lay1.hairs]
+    assert np.array_equal(lay0.openings, lay1.openings) and next0 == next1
+    _, apart = _frame(21, unit_parallel_share=0.0, **kw)
+    _, together = _frame(21, unit_parallel_share=1.0, **kw)
+    multi = [u for u in together["units"] if u["n_hairs"] >= 2]
+    assert multi and all(u["together"] for u in multi) and not any(u["together"] for u in apart["units"])
+    assert not any(u["together"] for u in together["units"] if u["n_hairs"] == 1)
+    for truth, lo, hi in ((together, 0.0, 7.5), (apart, 5.0, 90.0)):
+        spreads = []
+        for u in truth["units"]:
+            hairs = [h for h in truth["hairs"] if h["unit_id"] == u["unit_id"]]
+            if len(hairs) == u["n_hairs"] >= 2 and min(h["length_um"] for h in hairs) > 200:
+                angles = [_heading_deg(h) for h in hairs]
+                spreads.append(max((a - b + 180) % 360 - 180 for a in angles for b in angles))
+        assert spreads and lo <= np.median(spreads) <= hi, (lo, hi, spreads)
 
 
 def test_width_mix_follows_the_requested_shares():
