@@ -43,12 +43,12 @@ def shaft_probability(prob: np.ndarray, centerline_rc) -> float:
     return float(np.median(prob[r, k]))
 
 
-def held_out(scenes: str, n: int):
+def held_out(scenes: str, n: int, unit_parallel_share: float = 0.0):
     """``n`` held-out phantoms ``[HOLDOUT_SEED + 1, i]`` of the scene mix ``scenes``: (name, image, truth)."""
     for i in range(n):
         seed = (HOLDOUT_SEED + 1, i)
         rng = np.random.default_rng(list(seed))
-        params = synth.sample_scene(rng, **scene_overrides(scenes, seed))
+        params = synth.sample_scene(rng, **scene_overrides(scenes, seed, unit_parallel_share))
         img, truth = synth.render_frame(params, rng)
         truth["um_per_px"] = params.um_per_px
         yield str(i), img, truth
@@ -69,12 +69,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", nargs="+", default=["hairnet-light-v3"])
     ap.add_argument("--scenes", default="light")
+    ap.add_argument("--parallel-units", type=float, default=0.0,
+                    help="share of the phantoms' units lying together (TrainConfig.unit_parallel_share; 0 as the "
+                         "shipped models were trained)")
     ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--frames", nargs="+", type=Path, help="phantom folders to read instead of rendering")
     ap.add_argument("--by-colour", action="store_true", help="split the table by the hair's colour too")
     a = ap.parse_args()
     models = {name: load_model(name) for name in a.models}
-    frames = from_folders(a.frames) if a.frames else held_out(a.scenes, a.n)
+    frames = from_folders(a.frames) if a.frames else held_out(a.scenes, a.n, a.parallel_units)
     rows = []
     for name_i, img, truth in frames:
         for name, model in models.items():

@@ -41,8 +41,9 @@ when its emergence point ``(r, c)`` satisfies ``row0 <= r < row1`` and
 field it emerges in).  ``hairs`` lists every hair of which some part (centre
 line +- half width) falls inside the frame; ``units`` every unit with such a
 hair; ``empty_openings_rc`` the empty openings inside the frame.  A hair and
-its unit say ``together`` when the unit's hairs lie together (0–5°) rather
-than opening as a V.
+its unit of two or more hairs say ``together`` when the unit's hairs lie
+together (``SceneParams.unit_parallel_share``) rather than opening as a V; an
+uncut long hair never does.
 
 References
 ----------
@@ -154,10 +155,16 @@ class SceneParams:
         Divergence between neighbouring hairs of a unit that opens as a V (deg).
     unit_parallel_share : float
         Share of the units of two or more hairs whose hairs lie together:
-        they diverge by 0–5° (not ``unit_spread_deg``), emerge 0.7–1.7 mean
-        widths apart and bend alike.  Drawn per unit from a stream of its
-        own, so the rest of the scene is the same for any share.  0.8 after
-        a count by eye of real 70x frames (29 of 35 units, session 65).
+        neighbours emerge 0.72–1.68 mean widths apart, diverge by up to 5°
+        per mean width between them (0–8°, median about 3°; a V's
+        ``unit_spread_deg`` per width) and bend alike (in units of 3–4 the
+        outer hairs diverge more, and the clamp on a unit's breadth can
+        bring neighbours to 0.5 widths).  Drawn per unit from a stream of
+        its own (seeded by the unit's number and opening, not the scene's
+        seed), so the layout's other draws are the same for any share;
+        which hairs near the frame become long or uncut, and the painted
+        textures and noise, follow the moved geometry.  0.8 after two counts by eye of fdu_val half A frames (54 of
+        64 decided units parallel; docs/HISTORY.md, sessions 65 and 66).
     skin_texture : float
         Strength of micro-relief, creases and frost (0 = flat skin).
     light_angle_deg : float
@@ -562,8 +569,9 @@ def _unit_hairs(p: SceneParams, rng: np.random.Generator, uid: int, opening: np.
     # A V: neighbouring emergence points 0.8-1.2 mean widths apart and a
     # divergence of 8-25 deg (``unit_spread_deg``), as set on look-alike frames'
     # wide stripes (benchmarks/stripe_widths.py, fdu_val half A only).  Lying
-    # together (session 66): 0.7-1.7 widths apart (touching, a little over, to a gap),
-    # 0-5 deg, bending alike, as most real units are seen by eye.
+    # together (session 66): 0.72-1.68 widths apart (overlapping a little, touching,
+    # or a gap), diverging 0-5 deg per width between them, bending alike, as most
+    # real units are seen by eye.
     gaps = 0.5 * (wpx[:-1] + wpx[1:]) * rng.uniform(0.8, 1.2, max(n - 1, 0))
     spacing, spread_deg = (own.uniform(0.9, 1.4), own.uniform(0.0, 5.0)) if parallel else (1.0, p.unit_spread_deg)
     lateral = np.concatenate([[0.0], np.cumsum(gaps * spacing)])
@@ -660,7 +668,7 @@ def _uncut(p: SceneParams, rng: np.random.Generator, hair: _Hair, length: float,
     um = p.um_per_px
     kmax = um / 1500.0  # tightest bend: 1.5 mm radius
     long = dataclasses.replace(
-        hair, kind="long", length_um=round(max(length, 20 * hair.width_um), 1),
+        hair, kind="long", length_um=round(max(length, 20 * hair.width_um), 1), together=False,
         width_um=round(max(hair.width_um, float(rng.uniform(45, 100))), 1) if thicken else hair.width_um,
         curvature=(float(rng.uniform(-kmax, kmax)) * 0.5, float(rng.uniform(-kmax, kmax)) * 0.8),
         tan_cut=math.tan(math.radians(float(rng.normal(0, 20)))))
@@ -1466,9 +1474,10 @@ def _truth(p: SceneParams, lay: _Layout) -> dict[str, Any]:
     new_uid = {old: new for new, old in enumerate(unit_ids)}
     for i, h in enumerate(hairs):
         h["hair_id"], h["unit_id"] = i, new_uid[h["unit_id"]]
+    together = {h["unit_id"] for h in hairs if h["together"]}
     units = [dict(unit_id=new_uid[u], opening_rc=[float(v) for v in lay.openings[u]],
                   n_hairs=int(lay.unit_sizes[u]), in_field=_in_box(lay.openings[u], *field),
-                  together=any(h["together"] for h in hairs if h["unit_id"] == new_uid[u])) for u in unit_ids]
+                  together=bool(lay.unit_sizes[u] >= 2 and new_uid[u] in together)) for u in unit_ids]
     area = (row1 - row0) * (col1 - col0) * um ** 2 * 1e-8  # px² x (µm/px)² -> cm²
     count = sum(h["in_field"] for h in hairs)
     empties = [[float(r), float(c)] for r, c in lay.empties if _near_frame((r, c), shape, 0)]

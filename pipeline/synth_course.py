@@ -237,6 +237,7 @@ def _split_unit_changes(rng: np.random.Generator, base, extra, spec: CourseSpec,
             sizes[u] -= 1
             openings, thetas, groups = added[kind]
             hair.unit_id = first_id[kind] + len(groups)
+            hair.together = False  # a unit of its own
             openings.append(base.openings[u])
             thetas.append(float(base.unit_theta[u]))
             groups.append(int(u))

@@ -563,7 +563,7 @@ def test_black_hair_on_dark_skin_counts_closer_on_the_model():
 
     rng = np.random.default_rng(4)
     p = sample_scene(rng, hair_color="black", skin_tone=6, height=600, width=800, grey_fraction=0.0,
-                     n_long_hairs=0, uncut_fraction=0.0)
+                     n_long_hairs=0, uncut_fraction=0.0, unit_parallel_share=0.0)  # the scene as found (units as Vs)
     img, truth = render_frame(p, rng)
     um, true = truth["um_per_px"], truth["count_in_field"]
     routed = analyze_frame(img, um_per_px=um)
@@ -676,7 +676,8 @@ def test_pigment_network_furrows_on_dark_skin_are_vetoed_by_the_dark_frame_model
     from pipeline.synth import SceneParams, render_frame
 
     p = SceneParams(height=720, width=960, um_per_px=3.0, hair_color="black", skin_tone=6, density_per_cm2=60.0,
-                    pigment_network=True, scales=False, halos=False, skin_texture=0.6, vignetting=0.0)
+                    pigment_network=True, scales=False, halos=False, skin_texture=0.6, vignetting=0.0,
+                    unit_parallel_share=0.0)  # the scene as found (its units open as Vs)
     img, truth = render_frame(p, np.random.default_rng(4))
     base = Settings(weak_shafts_dark_skin_below=0.0)  # its shafts are 0.53 darker than skin: kept on the darkness map
     vetoed = analyze_frame(img, um_per_px=3.0, settings=base)
@@ -700,7 +701,7 @@ def test_pieces_of_long_hair_coming_out_from_under_crossing_shafts_are_not_count
 
     p = SceneParams(height=720, width=960, um_per_px=3.0, hair_color="black", skin_tone=2, density_per_cm2=60.0,
                     n_long_hairs=8, uncut_fraction=0.9, scales=False, halos=False, vignetting=0.0,
-                    pigment_network=False)
+                    pigment_network=False, unit_parallel_share=0.0)  # the scene as found (its units open as Vs)
     img, truth = render_frame(p, np.random.default_rng(5))
     ruled = analyze_frame(img, um_per_px=3.0)
     plain = analyze_frame(img, um_per_px=3.0, settings=Settings(long_scene_share=0))
