@@ -163,8 +163,9 @@ class SceneParams:
         its own (seeded by the unit's number and opening, not the scene's
         seed), so the layout's other draws are the same for any share;
         which hairs near the frame become long or uncut, and the painted
-        textures and noise, follow the moved geometry.  0.8 after two counts by eye of fdu_val half A frames (54 of
-        64 decided units parallel; docs/HISTORY.md, sessions 65 and 66).
+        textures and noise, follow the moved geometry.  0.8 after two
+        counts by eye of fdu_val half A frames (54 of 64 decided units
+        parallel; docs/HISTORY.md, sessions 65 and 66).
     skin_texture : float
         Strength of micro-relief, creases and frost (0 = flat skin).
     light_angle_deg : float
@@ -559,7 +560,8 @@ def _unit_hairs(p: SceneParams, rng: np.random.Generator, uid: int, opening: np.
 
     Whether a unit lies together (``unit_parallel_share``), its divergence and
     its spacing factor come from a stream of the unit's own (seeded by its
-    number and opening), so that every other draw of the scene is unchanged.
+    number and opening), so that the layout's other draws are unchanged; the
+    direction jitter of hairs lying together is halved.
     """
     um = p.um_per_px
     own = np.random.default_rng([uid, *(int(abs(v) * 1000) for v in opening)])
