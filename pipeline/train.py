@@ -133,17 +133,19 @@ def scene_overrides(scenes: str, seed: tuple[int, ...], unit_parallel_share: flo
     """
     if scenes not in SCENES:
         raise ValueError(f"unknown scenes {scenes!r}: use one of {', '.join(SCENES)}")
-    fixed = {"unit_parallel_share": float(unit_parallel_share)}
-    if scenes == "all":
-        return fixed
+    return {"unit_parallel_share": float(unit_parallel_share), **(_light_scene(seed) if scenes == "light" else {})}
+
+
+def _light_scene(seed: tuple[int, ...]) -> dict:
+    """The hair colour, grey share or skin tone of one ``"light"`` phantom (:func:`scene_overrides`)."""
     rng = np.random.default_rng([*seed, 1])
     u = rng.random()
     if u < 0.6:
-        return {**fixed, "hair_color": str(rng.choice(["blond", "grey", "white"]))}
+        return {"hair_color": str(rng.choice(["blond", "grey", "white"]))}
     dark = str(rng.choice(["black", "dark_brown", "brown"]))
     if u < 0.8:
-        return {**fixed, "hair_color": dark, "grey_fraction": float(rng.uniform(0.15, 0.5))}
-    return {**fixed, "hair_color": dark, "skin_tone": int(rng.choice([5, 6]))}
+        return {"hair_color": dark, "grey_fraction": float(rng.uniform(0.15, 0.5))}
+    return {"hair_color": dark, "skin_tone": int(rng.choice([5, 6]))}
 
 
 def render_example(seed: tuple[int, int], model_um_per_px: float, scenes: str = "all",

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import cv2
-import math
-
 import numpy as np
 import pandas as pd
 import pytest
