@@ -276,6 +276,9 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
                                        width_map=width_map, width_full=width_full,
                                        shaft_percentile=None if on_model else settings.thickness_percentile,
                                        edge_level=settings.translucent_edge_level if translucent else 0.5)
+    if settings.comb_split > 0 and used == "classical" and not (con.light or con.bright or on_model):
+        mask, traced, cands = _split_combs(mask, prob, traced, cands, con, halo, valid, scale, settings,
+                                           width_map=width_map, width_full=width_full)
     if used == "classical" and probability is None and _model_helps_dark(settings):
         model = _learned_maps(image, valid, scale, settings, settings.dark_frame_model, with_tips=False)
         found = _model_mask(model, scale)  # read by both the light-shaft search and the veto
@@ -797,6 +800,158 @@ def _trace_and_measure(mask, con, halo, valid, prob, scale, settings, *, width_m
     return traced, _candidates(traced, con, dist, halo, valid, prob, scale, settings,
                                width_map=width_map, width_full=width_full, edge_level=edge_level,
                                shaft_percentile=shaft_percentile, mask=mask)
+
+
+COMB_LEVELS = (0.6, 0.7, 0.8, 0.9)
+COMB_CORE_WIDTH = 0.25
+COMB_CORE_ASPECT = 1.5
+
+
+def _split_combs(mask, prob, traced, cands, con, halo, valid, scale, settings, *, width_map, width_full):
+    """Mask components that the traced shafts leave unexplained, cut again along their lighter seams.
+
+    Short hairs of one unit lying side by side often merge into one mask
+    component (a square blob, a comb) whose skeleton runs across them or
+    zigzags, so the hairs are dropped or read as one.  In a component where
+    at least ``settings.comb_split`` of the pixels lie beyond every kept
+    shaft's radius (+1.5 px), the shafts are sought again as cores at higher
+    levels of the hair probability (:func:`_comb_cores`); when there are
+    more of them than shafts traced there, the component is cut by a
+    watershed from the cores (Beucher & Meyer 1993; flooding the inverted
+    probability, so the cuts follow the seams) and each part is traced
+    again.  A part's width is that of its own region across its centre
+    line: the darkness profile runs on into the touching neighbour.
+    Returns the new mask, traced hairs and candidates.
+    """
+    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    comp_of = [int(labels[tuple(_middle_px(c.hair.path, mask.shape))]) for c in cands]
+    ask = _unexplained_components(labels, n, mask, cands, settings.comb_split,
+                                  min_area=2 * settings.min_hair_length_um / scale)
+    typical = float(np.median([c.rule_width_px for c in cands])) if cands else 0.0
+    parts = np.zeros(mask.shape, np.int32)
+    redo = []
+    for k in ask:
+        rows, cols = np.nonzero(labels == k)
+        box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+        cut = _cut_component(labels[box] == k, prob[box], min_len=settings.min_hair_length_um / scale,
+                             min_width=COMB_CORE_WIDTH * typical, traced_here=comp_of.count(k))
+        if cut is not None:
+            parts[box] = np.where(cut > 0, cut + parts.max(), parts[box])
+            redo.append(k)
+    if not redo:
+        return mask, traced, cands
+    gone = np.isin(labels, redo)
+    apart = _parts_mask(parts)
+    t2, c2 = _trace_and_measure(apart, con, halo, valid, prob, scale, settings, width_map=width_map,
+                                width_full=width_full, shaft_percentile=settings.thickness_percentile)
+    for c in c2:
+        _width_of_part(c, parts)
+    keep_t = [h for h in traced if not gone[tuple(_middle_px(h.path, mask.shape))]]
+    keep_c = [c for c, j in zip(cands, comp_of) if j not in redo]
+    return (mask & ~gone) | apart, keep_t + t2, keep_c + c2
+
+
+def _middle_px(path: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The pixel (row, col) of a path's middle point, inside the frame."""
+    return np.clip(np.round(path[len(path) // 2]).astype(int), 0, np.array(shape[:2]) - 1)
+
+
+def _unexplained_components(labels, n, mask, cands, share, *, min_area: float) -> list[int]:
+    """Labels of the mask components (of ``n``) with at least ``share`` of their pixels beyond every kept
+    shaft's radius + 1.5 px, and at least ``min_area`` pixels."""
+    if n <= 1:
+        return []
+    covered = np.zeros(mask.shape, np.uint8)
+    for c in cands:
+        pts = np.round(c.hair.path).astype(np.int32)[:, ::-1].reshape(-1, 1, 2)
+        cv2.polylines(covered, [pts], False, 1, max(1, int(round(2 * (c.radius_px + 1.5)))))
+    lab = labels.ravel()
+    area = np.bincount(lab, minlength=n)
+    beyond = np.bincount(lab, weights=(mask & (covered == 0)).ravel().astype(float), minlength=n)
+    return [k for k in range(1, n) if area[k] >= min_area and beyond[k] >= share * area[k]]
+
+
+def _cut_component(comp: np.ndarray, prob: np.ndarray, *, min_len: float, min_width: float,
+                   traced_here: int) -> np.ndarray | None:
+    """One component cut into its shafts (labels 1..k over ``comp``, 0 outside), or None when its cores
+    (:func:`_comb_cores`) are no more than the ``traced_here`` shafts already traced in it."""
+    from skimage.segmentation import watershed
+
+    markers = _comb_cores(comp, prob, min_len=min_len, min_width=min_width)
+    if markers is None or markers.max() <= traced_here:
+        return None
+    return watershed(-prob, markers, mask=comp)
+
+
+def _parts_mask(parts: np.ndarray) -> np.ndarray:
+    """The mask of labelled parts with their shared borders taken out (2 px), so that each traces alone."""
+    border = np.zeros(parts.shape, bool)
+    border[:, 1:] |= (parts[:, 1:] != parts[:, :-1]) & (parts[:, 1:] > 0) & (parts[:, :-1] > 0)
+    border[1:, :] |= (parts[1:, :] != parts[:-1, :]) & (parts[1:, :] > 0) & (parts[:-1, :] > 0)
+    border = cv2.dilate(border.astype(np.uint8), np.ones((2, 2), np.uint8)).astype(bool)
+    return (parts > 0) & ~border
+
+
+def _width_of_part(c: Candidate, parts: np.ndarray) -> None:
+    """Set a re-traced candidate's width to its own part's median width across its centre line."""
+    own = parts[tuple(_middle_px(c.hair.path, parts.shape))]
+    if own == 0:
+        return
+    path = measure.resample_path(c.hair.path)
+    w = measure.cross_widths(parts == own, path, radius_px=c.radius_px)
+    w = w[w > 0]
+    if w.size:
+        c.thickness_px = c.plain_px = float(np.median(w))
+
+
+def _comb_cores(comp: np.ndarray, prob: np.ndarray, *, min_len: float, min_width: float) -> np.ndarray | None:
+    """Marker image (0 background, 1..k) of the shafts lying side by side in one mask component, or None.
+
+    At each of ``COMB_LEVELS`` the component's pixels at least that
+    probable form cores; a core at least ``min_len`` long, ``min_width``
+    wide and ``COMB_CORE_ASPECT`` times longer than wide is part of a
+    shaft.  Cores one behind the other rather than side by side are pieces
+    of one shaft and share a marker (:func:`_in_line_groups`).  The level that leaves the most shafts (at
+    least two) wins.
+    """
+    from skimage.measure import regionprops
+
+    best = None
+    for level in COMB_LEVELS:
+        _, core = cv2.connectedComponents((comp & (prob >= level)).astype(np.uint8), connectivity=8)
+        good = [rp for rp in regionprops(core)
+                if rp.axis_major_length >= min_len and rp.axis_minor_length >= min_width
+                and rp.axis_major_length >= COMB_CORE_ASPECT * max(rp.axis_minor_length, 1.0)]
+        group = _in_line_groups(good)
+        if len(good) >= 2 and max(group, default=0) >= 2 and (best is None or max(group) > best.max()):
+            best = np.zeros(core.shape, np.int32)
+            for rp, g in zip(good, group):
+                best[core == rp.label] = g
+    return best
+
+
+def _in_line_groups(cores: list) -> list[int]:
+    """Group labels (1..g) of ``skimage`` region properties: cores that lie side by side along a shared
+    axis (their extents along the first one's axis overlapping by at least 30% of the shorter) are
+    different shafts; any other two, one behind the other, are pieces of one shaft and share a label."""
+    parent = list(range(len(cores)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(cores):
+        axis = np.array([np.cos(a.orientation), np.sin(a.orientation)])  # (row, col)
+        ea = a.coords @ axis
+        for j in range(i + 1, len(cores)):
+            eb = cores[j].coords @ axis
+            overlap = min(ea.max(), eb.max()) - max(ea.min(), eb.min())
+            if overlap < 0.3 * min(np.ptp(ea), np.ptp(eb)):
+                parent[find(j)] = find(i)
+    roots = [find(i) for i in range(len(cores))]
+    ids = {r: n for n, r in enumerate(dict.fromkeys(roots), 1)}
+    return [ids[r] for r in roots]
 
 
 def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_map, width_full,

@@ -1818,3 +1818,58 @@ def test_a_faint_arc_is_not_a_shaft():
     img = _dark_and_faint_shafts("arc")
     ask = Settings(light_among_dark=0, faint_line_level=0.15)
     assert analyze_frame(img, um_per_px=3.0, settings=ask).metrics["hair_count"] == 1
+
+
+SEAM = (120, 110, 105)
+
+
+def _short_unit(lengths: tuple[int, ...], width: int = 30, seam: int = 4) -> np.ndarray:
+    """Short clipped shafts of one unit lying side by side (``width`` px each, at 2.5 µm/px), touching
+    along a ``seam`` px lighter line up to the shorter one's tip: their mask is one blob."""
+    img = blank()
+    for i, length in enumerate(lengths):
+        img[100 + i * width:100 + (i + 1) * width, 150:150 + length] = HAIR
+    for i in range(1, len(lengths)):
+        top = 100 + i * width - seam // 2
+        img[top:top + seam, 150:150 + min(lengths[i - 1], lengths[i])] = SEAM
+    return cv2.GaussianBlur(img, (0, 0), 1.5)
+
+
+COMBS = Settings()  # comb_split 0.15 by default
+
+
+@pytest.mark.parametrize("lengths", [(90, 70), (75, 60), (100, 60), (90, 70, 90), (80, 80, 80)])
+def test_short_shafts_merged_into_one_blob_are_cut_along_their_seams(lengths):
+    """Each shaft is 75 µm wide; the blob they make is traced across or dropped without the cut."""
+    res = analyze_frame(_short_unit(lengths), um_per_px=2.5, settings=COMBS)
+    assert res.metrics["hair_count"] == len(lengths)
+    assert res.hairs["thickness_um"].to_numpy() == pytest.approx([75.0] * len(lengths), rel=0.08)
+    off = analyze_frame(_short_unit(lengths), um_per_px=2.5, settings=Settings(comb_split=0))
+    assert off.metrics["hair_count"] < len(lengths)
+
+
+def test_a_pair_the_traced_shaft_explains_is_left_to_the_width_rule():
+    """Two equal 80-px shafts make a stripe its traced centre line covers: not cut (one 160-µm hair,
+    as without the cut; the width rule splits such stripes in frames with a typical width)."""
+    img = _short_unit((80, 80))
+    assert analyze_frame(img, um_per_px=2.5).hairs["thickness_um"].tolist() == \
+        analyze_frame(img, um_per_px=2.5, settings=Settings(comb_split=0)).hairs["thickness_um"].tolist()
+
+
+@pytest.mark.parametrize("band_px", [6, 10, 14])
+@pytest.mark.parametrize("length", [200, 70])
+def test_a_shaft_with_a_lighter_band_is_not_cut_in_two(band_px, length):
+    img = _shaft_with_a_band(band_px)
+    img[100 + length:300] = img[50]  # shorten the shaft: skin rows below it
+    res = analyze_frame(img, um_per_px=2.5, settings=Settings(comb_split=0.01))
+    assert res.metrics["hair_count"] == 1
+    assert res.hairs["thickness_um"].iloc[0] == pytest.approx(100.0, rel=0.05)
+
+
+def test_cores_in_line_are_one_shaft():
+    """A short shaft with a lighter patch across it: two cores one behind the other, one hair."""
+    img = blank()
+    img[100:130, 150:240] = HAIR
+    img[100:130, 192:198] = SEAM
+    img = cv2.GaussianBlur(img, (0, 0), 1.5)
+    assert analyze_frame(img, um_per_px=2.5, settings=Settings(comb_split=0.01)).metrics["hair_count"] == 1
