@@ -805,6 +805,7 @@ def _trace_and_measure(mask, con, halo, valid, prob, scale, settings, *, width_m
 COMB_LEVELS = (0.6, 0.7, 0.8, 0.9)
 COMB_CORE_WIDTH = 0.25
 COMB_CORE_ASPECT = 1.5
+COMB_MAX_TURN_DEG = 30.0
 
 
 def _split_combs(mask, prob, traced, cands, con, halo, valid, scale, settings, *, width_map, width_full):
@@ -814,29 +815,33 @@ def _split_combs(mask, prob, traced, cands, con, halo, valid, scale, settings, *
     component (a square blob, a comb) whose skeleton runs across them or
     zigzags, so the hairs are dropped or read as one.  In a component where
     at least ``settings.comb_split`` of the pixels lie beyond every kept
-    shaft's radius (+1.5 px), the shafts are sought again as cores at higher
-    levels of the hair probability (:func:`_comb_cores`); when there are
-    more of them than shafts traced there, the component is cut by a
+    candidate's radius + 1.5 px, the shafts are sought again as cores at
+    higher levels of the hair probability (:func:`_comb_cores`); when there
+    are more of them than candidates kept there, the component is cut by a
     watershed from the cores (Beucher & Meyer 1993; flooding the inverted
     probability, so the cuts follow the seams) and each part is traced
-    again.  A part's width is that of its own region across its centre
-    line: the darkness profile runs on into the touching neighbour.
-    Returns the new mask, traced hairs and candidates.
+    again.  A part's width is its own region's median width across its
+    centre line (:func:`_width_of_part`), not the darkness profile's, which
+    runs on into the touching neighbour.  Returns the new mask, traced
+    hairs and candidates.
     """
-    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     comp_of = [int(labels[tuple(_middle_px(c.hair.path, mask.shape))]) for c in cands]
-    ask = _unexplained_components(labels, n, mask, cands, settings.comb_split,
-                                  min_area=2 * settings.min_hair_length_um / scale)
-    typical = float(np.median([c.rule_width_px for c in cands])) if cands else 0.0
+    widths = np.array([c.rule_width_px for c in cands], float)
+    typical = max(float(np.nanmedian(widths)) if np.isfinite(widths).any() else 0.0,
+                  settings.min_width_um / scale)
+    min_len = settings.min_hair_length_um / scale
+    ask = _unexplained_components(labels, stats, mask, cands, settings.comb_split, min_area=min_len * typical)
     parts = np.zeros(mask.shape, np.int32)
-    redo = []
+    redo, used = [], 0
     for k in ask:
-        rows, cols = np.nonzero(labels == k)
-        box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
-        cut = _cut_component(labels[box] == k, prob[box], min_len=settings.min_hair_length_um / scale,
-                             min_width=COMB_CORE_WIDTH * typical, traced_here=comp_of.count(k))
+        x, y, w, h = stats[k, :4]
+        box = (slice(y, y + h), slice(x, x + w))
+        cut = _cut_component(labels[box] == k, prob[box], min_len=min_len, min_width=COMB_CORE_WIDTH * typical,
+                             kept_here=comp_of.count(k))
         if cut is not None:
-            parts[box] = np.where(cut > 0, cut + parts.max(), parts[box])
+            parts[box] = np.where(cut > 0, cut + used, parts[box])
+            used += int(cut.max())
             redo.append(k)
     if not redo:
         return mask, traced, cands
@@ -856,35 +861,37 @@ def _middle_px(path: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(np.round(path[len(path) // 2]).astype(int), 0, np.array(shape[:2]) - 1)
 
 
-def _unexplained_components(labels, n, mask, cands, share, *, min_area: float) -> list[int]:
-    """Labels of the mask components (of ``n``) with at least ``share`` of their pixels beyond every kept
-    shaft's radius + 1.5 px, and at least ``min_area`` pixels."""
-    if n <= 1:
+def _unexplained_components(labels, stats, mask, cands, share, *, min_area: float) -> list[int]:
+    """Labels of the mask components (``cv2.connectedComponentsWithStats``) of at least ``min_area``
+    pixels with at least ``share`` of them beyond every kept candidate's radius + 1.5 px."""
+    area = stats[:, cv2.CC_STAT_AREA]
+    big = [k for k in range(1, len(stats)) if area[k] >= min_area]
+    if not big:
         return []
     covered = np.zeros(mask.shape, np.uint8)
     for c in cands:
         pts = np.round(c.hair.path).astype(np.int32)[:, ::-1].reshape(-1, 1, 2)
         cv2.polylines(covered, [pts], False, 1, max(1, int(round(2 * (c.radius_px + 1.5)))))
-    lab = labels.ravel()
-    area = np.bincount(lab, minlength=n)
-    beyond = np.bincount(lab, weights=(mask & (covered == 0)).ravel().astype(float), minlength=n)
-    return [k for k in range(1, n) if area[k] >= min_area and beyond[k] >= share * area[k]]
+    beyond = np.bincount(labels.ravel(), weights=(mask & (covered == 0)).ravel().astype(float),
+                         minlength=len(stats))
+    return [k for k in big if beyond[k] >= share * area[k]]
 
 
 def _cut_component(comp: np.ndarray, prob: np.ndarray, *, min_len: float, min_width: float,
-                   traced_here: int) -> np.ndarray | None:
+                   kept_here: int) -> np.ndarray | None:
     """One component cut into its shafts (labels 1..k over ``comp``, 0 outside), or None when its cores
-    (:func:`_comb_cores`) are no more than the ``traced_here`` shafts already traced in it."""
+    (:func:`_comb_cores`) are no more than the ``kept_here`` candidates already kept in it."""
     from skimage.segmentation import watershed
 
     markers = _comb_cores(comp, prob, min_len=min_len, min_width=min_width)
-    if markers is None or markers.max() <= traced_here:
+    if markers is None or markers.max() <= kept_here:
         return None
-    return watershed(-prob, markers, mask=comp)
+    return watershed(-prob, markers, mask=comp, connectivity=2)  # 8-connected, as the component
 
 
 def _parts_mask(parts: np.ndarray) -> np.ndarray:
-    """The mask of labelled parts with their shared borders taken out (2 px), so that each traces alone."""
+    """The mask of labelled parts with their shared borders taken out, so that each traces alone (the
+    2-px cut is taken from the part below or to the right of each border)."""
     border = np.zeros(parts.shape, bool)
     border[:, 1:] |= (parts[:, 1:] != parts[:, :-1]) & (parts[:, 1:] > 0) & (parts[:, :-1] > 0)
     border[1:, :] |= (parts[1:, :] != parts[:-1, :]) & (parts[1:, :] > 0) & (parts[:-1, :] > 0)
@@ -893,12 +900,16 @@ def _parts_mask(parts: np.ndarray) -> np.ndarray:
 
 
 def _width_of_part(c: Candidate, parts: np.ndarray) -> None:
-    """Set a re-traced candidate's width to its own part's median width across its centre line."""
+    """Set a re-traced candidate's width (``thickness_px`` and ``plain_px``) to its own part's median width
+    across its centre line, read on a crop around it; its radius and the rest stay as traced."""
     own = parts[tuple(_middle_px(c.hair.path, parts.shape))]
     if own == 0:
         return
     path = measure.resample_path(c.hair.path)
-    w = measure.cross_widths(parts == own, path, radius_px=c.radius_px)
+    reach = int(np.ceil(3.0 * max(c.radius_px, 1.0) + 6))
+    r0, c0 = np.maximum(np.floor(path.min(axis=0)).astype(int) - reach, 0)
+    r1, c1 = np.minimum(np.ceil(path.max(axis=0)).astype(int) + reach + 1, parts.shape[:2])
+    w = measure.cross_widths(parts[r0:r1, c0:c1] == own, path - (r0, c0), radius_px=c.radius_px)
     w = w[w > 0]
     if w.size:
         c.thickness_px = c.plain_px = float(np.median(w))
@@ -910,9 +921,11 @@ def _comb_cores(comp: np.ndarray, prob: np.ndarray, *, min_len: float, min_width
     At each of ``COMB_LEVELS`` the component's pixels at least that
     probable form cores; a core at least ``min_len`` long, ``min_width``
     wide and ``COMB_CORE_ASPECT`` times longer than wide is part of a
-    shaft.  Cores one behind the other rather than side by side are pieces
-    of one shaft and share a marker (:func:`_in_line_groups`).  The level that leaves the most shafts (at
-    least two) wins.
+    shaft.  Cores one behind the other are pieces of one shaft and share a
+    marker (:func:`_in_line_groups`).  The level that leaves the most
+    shafts (at least two) wins, unless its cores turn more than
+    ``COMB_MAX_TURN_DEG`` from each other (crossing hairs, not a unit lying
+    together).
     """
     from skimage.measure import regionprops
 
@@ -923,17 +936,25 @@ def _comb_cores(comp: np.ndarray, prob: np.ndarray, *, min_len: float, min_width
                 if rp.axis_major_length >= min_len and rp.axis_minor_length >= min_width
                 and rp.axis_major_length >= COMB_CORE_ASPECT * max(rp.axis_minor_length, 1.0)]
         group = _in_line_groups(good)
-        if len(good) >= 2 and max(group, default=0) >= 2 and (best is None or max(group) > best.max()):
+        if max(group, default=0) >= 2 and (best is None or max(group) > best.max()) and _parallel(good):
             best = np.zeros(core.shape, np.int32)
             for rp, g in zip(good, group):
                 best[core == rp.label] = g
     return best
 
 
+def _parallel(cores: list) -> bool:
+    """Whether every core's axis lies within ``COMB_MAX_TURN_DEG`` of the longest one's."""
+    ref = max(cores, key=lambda rp: rp.axis_major_length).orientation
+    turn = [abs((rp.orientation - ref + np.pi / 2) % np.pi - np.pi / 2) for rp in cores]
+    return max(turn) <= np.radians(COMB_MAX_TURN_DEG)
+
+
 def _in_line_groups(cores: list) -> list[int]:
-    """Group labels (1..g) of ``skimage`` region properties: cores that lie side by side along a shared
-    axis (their extents along the first one's axis overlapping by at least 30% of the shorter) are
-    different shafts; any other two, one behind the other, are pieces of one shaft and share a label."""
+    """Group labels (1..g) of ``skimage`` region properties: two cores one behind the other (their extents
+    along the axis of the earlier of the two overlapping by less than 30% of the shorter) and in line
+    (centres less than 0.6 of the wider one's width apart across that axis) are pieces of one shaft and share a
+    label; cores side by side are different shafts."""
     parent = list(range(len(cores)))
 
     def find(i: int) -> int:
@@ -943,11 +964,15 @@ def _in_line_groups(cores: list) -> list[int]:
 
     for i, a in enumerate(cores):
         axis = np.array([np.cos(a.orientation), np.sin(a.orientation)])  # (row, col)
+        across = np.array([-axis[1], axis[0]])
         ea = a.coords @ axis
         for j in range(i + 1, len(cores)):
-            eb = cores[j].coords @ axis
+            b = cores[j]
+            eb = b.coords @ axis
             overlap = min(ea.max(), eb.max()) - max(ea.min(), eb.min())
-            if overlap < 0.3 * min(np.ptp(ea), np.ptp(eb)):
+            offset = abs(float(np.subtract(a.centroid, b.centroid) @ across))
+            if overlap < 0.3 * min(np.ptp(ea), np.ptp(eb)) and \
+                    offset < 0.6 * max(a.axis_minor_length, b.axis_minor_length):
                 parent[find(j)] = find(i)
     roots = [find(i) for i in range(len(cores))]
     ids = {r: n for n, r in enumerate(dict.fromkeys(roots), 1)}
