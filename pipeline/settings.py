@@ -443,12 +443,13 @@ class Settings:
         again, each part with its own width
         (:func:`pipeline.frame._split_combs`; 0 disables; classical dark-hair
         frames only).  Session 67: at 0.15 the tuning suites 95-98 went
-        20.19 -> 18.91% count MAPE (paired -1.28 +- 0.33 points; 41 of 192
-        frames moved, 37 better), 5,924 -> 6,023 hairs counted of which
-        85% of the added matched a true hair, thickness MAE 7.76 -> 7.65
-        µm; fdu_val 18.46 / 17.91 -> 18.18 / 17.73% (halves A / B).  At
-        0.3 (fewer components asked) the suites gained about two thirds as
-        much; at 0.05 a little more at 73% matched.
+        20.19 -> 18.70% count MAPE (paired -1.49 +- 0.33 points; 44 of 192
+        frames moved, 40 better), 5,924 -> 6,035 hairs counted of which
+        85% of the added matched a true hair, thickness MAE 7.76 -> 7.67
+        µm; fdu_val 18.46 / 17.91 / 18.18 -> 18.39 / 18.00 / 18.19%
+        (halves A / B / all; interior 17.00 -> 16.31%, CCC 0.711 ->
+        0.724).  Drafts at 0.3 gained about two thirds as much on the
+        suites; at 0.05 a little more, at 73% matched.
     faint_line_level : float
         Thin straight shafts fainter than the hysteresis levels (pale
         vellus hairs) are also sought in classical frames of the darkness
