@@ -833,7 +833,7 @@ def _split_combs(mask, prob, traced, cands, con, halo, valid, scale, settings, *
     min_len = settings.min_hair_length_um / scale
     ask = _unexplained_components(labels, stats, mask, cands, settings.comb_split, min_area=min_len * typical)
     parts = np.zeros(mask.shape, np.int32)
-    redo, used = [], 0
+    redo, boxes, used = [], [], 0
     for k in ask:
         x, y, w, h = stats[k, :4]
         box = (slice(y, y + h), slice(x, x + w))
@@ -843,17 +843,40 @@ def _split_combs(mask, prob, traced, cands, con, halo, valid, scale, settings, *
             parts[box] = np.where(cut > 0, cut + used, parts[box])
             used += int(cut.max())
             redo.append(k)
+            boxes.append((box, k))
     if not redo:
         return mask, traced, cands
     gone = np.isin(labels, redo)
     apart = _parts_mask(parts)
-    t2, c2 = _trace_and_measure(apart, con, halo, valid, prob, scale, settings, width_map=width_map,
-                                width_full=width_full, shaft_percentile=settings.thickness_percentile)
+    t2, dist = _trace_boxes(apart, labels, boxes, settings)
+    c2 = _candidates(t2, con, dist, halo, valid, prob, scale, settings, width_map=width_map, width_full=width_full,
+                     shaft_percentile=settings.thickness_percentile, mask=apart)
     for c in c2:
         _width_of_part(c, parts)
     keep_t = [h for h in traced if not gone[tuple(_middle_px(h.path, mask.shape))]]
     keep_c = [c for c, j in zip(cands, comp_of) if j not in redo]
     return (mask & ~gone) | apart, keep_t + t2, keep_c + c2
+
+
+def _trace_boxes(mask: np.ndarray, labels: np.ndarray, boxes: list, settings: Settings) -> tuple[list, np.ndarray]:
+    """The hairs of ``mask`` traced component by component (``boxes``: each component's bounding box and
+    its label in ``labels``), each on a crop of its own pixels, in frame coordinates with frame-unique
+    junction names; and the mask's distance transform (zero elsewhere): a few small crops traced
+    instead of the whole frame."""
+    dist = np.zeros(mask.shape, np.float32)
+    hairs = []
+    for (rows, cols), k in boxes:
+        r0, c0 = max(rows.start - 2, 0), max(cols.start - 2, 0)
+        r1, c1 = rows.stop + 2, cols.stop + 2
+        crop = mask[r0:r1, c0:c1] & (labels[r0:r1, c0:c1] == k)
+        d = cv2.distanceTransform(crop.astype(np.uint8), cv2.DIST_L2, 5)
+        here = dist[r0:r1, c0:c1]
+        here[crop] = d[crop]
+        found = shafts.trace_hairs(crop, dist=d, settings=settings)
+        for h in found:
+            h.path = h.path + (r0, c0)
+        hairs += shafts.frame_unique_junctions(found, mask.shape[1])
+    return hairs, dist
 
 
 def _middle_px(path: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -872,8 +895,7 @@ def _unexplained_components(labels, stats, mask, cands, share, *, min_area: floa
     for c in cands:
         pts = np.round(c.hair.path).astype(np.int32)[:, ::-1].reshape(-1, 1, 2)
         cv2.polylines(covered, [pts], False, 1, max(1, int(round(2 * (c.radius_px + 1.5)))))
-    beyond = np.bincount(labels.ravel(), weights=(mask & (covered == 0)).ravel().astype(float),
-                         minlength=len(stats))
+    beyond = np.bincount(labels[mask & (covered == 0)], minlength=len(stats))
     return [k for k in big if beyond[k] >= share * area[k]]
 
 
@@ -932,8 +954,9 @@ def _comb_cores(comp: np.ndarray, prob: np.ndarray, *, min_len: float, min_width
     best = None
     for level in COMB_LEVELS:
         _, core = cv2.connectedComponents((comp & (prob >= level)).astype(np.uint8), connectivity=8)
-        good = [rp for rp in regionprops(core)
-                if rp.axis_major_length >= min_len and rp.axis_minor_length >= min_width
+        good = [rp for rp in regionprops(core)  # area first: the moments of the many specks cost most
+                if rp.area >= 0.5 * min_len * max(min_width, 1.0)
+                and rp.axis_major_length >= min_len and rp.axis_minor_length >= min_width
                 and rp.axis_major_length >= COMB_CORE_ASPECT * max(rp.axis_minor_length, 1.0)]
         group = _in_line_groups(good)
         if max(group, default=0) >= 2 and (best is None or max(group) > best.max()) and _parallel(good):
