@@ -233,7 +233,7 @@ def _entry(full_url: str, resource: dict, transaction: bool) -> dict:
 
 
 def _search_escaped(value: str) -> str:
-    """A token's part as a FHIR search value: ``\``, ``|``, ``,`` and ``$`` escaped with a backslash (then the
+    r"""A token's part as a FHIR search value: ``\``, ``|``, ``,`` and ``$`` escaped with a backslash (then the
     whole is URL-encoded), so patient ``A&B`` or ``A|B`` is not read as another."""
     return "".join("\\" + ch if ch in "\\|,$" else ch for ch in str(value))
 
