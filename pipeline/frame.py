@@ -825,7 +825,7 @@ def _split_combs(mask, prob, traced, cands, con, halo, valid, scale, settings, *
     runs on into the touching neighbour.  Returns the new mask, traced
     hairs and candidates.
     """
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, labels, stats = segment.components8(mask.astype(np.uint8))
     comp_of = [int(labels[tuple(_middle_px(c.hair.path, mask.shape))]) for c in cands]
     widths = np.array([c.rule_width_px for c in cands], float)
     typical = max(float(np.nanmedian(widths)) if np.isfinite(widths).any() else 0.0,
@@ -885,7 +885,7 @@ def _middle_px(path: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _unexplained_components(labels, stats, mask, cands, share, *, min_area: float) -> list[int]:
-    """Labels of the mask components (``cv2.connectedComponentsWithStats``) of at least ``min_area``
+    """Labels of the mask components (:func:`segment.components8`) of at least ``min_area``
     pixels with at least ``share`` of them beyond every kept candidate's radius + 1.5 px."""
     area = stats[:, cv2.CC_STAT_AREA]
     big = [k for k in range(1, len(stats)) if area[k] >= min_area]
@@ -978,28 +978,25 @@ def _in_line_groups(cores: list) -> list[int]:
     along the axis of the earlier of the two overlapping by less than 30% of the shorter) and in line
     (centres less than 0.6 of the wider one's width apart across that axis) are pieces of one shaft and share a
     label; cores side by side are different shafts."""
-    parent = list(range(len(cores)))
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
+    pairs = [(i, j) for i in range(len(cores)) for j in range(i + 1, len(cores)) if _in_line(cores[i], cores[j])]
+    rows, cols = zip(*pairs) if pairs else ((), ())
+    adj = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(cores), len(cores)))
+    _, labels = connected_components(adj, directed=False)
+    ids = {r: n for n, r in enumerate(dict.fromkeys(labels.tolist()), 1)}  # numbered by first appearance
+    return [ids[r] for r in labels.tolist()]
 
-    for i, a in enumerate(cores):
-        axis = np.array([np.cos(a.orientation), np.sin(a.orientation)])  # (row, col)
-        across = np.array([-axis[1], axis[0]])
-        ea = a.coords @ axis
-        for j in range(i + 1, len(cores)):
-            b = cores[j]
-            eb = b.coords @ axis
-            overlap = min(ea.max(), eb.max()) - max(ea.min(), eb.min())
-            offset = abs(float(np.subtract(a.centroid, b.centroid) @ across))
-            if overlap < 0.3 * min(np.ptp(ea), np.ptp(eb)) and \
-                    offset < 0.6 * max(a.axis_minor_length, b.axis_minor_length):
-                parent[find(j)] = find(i)
-    roots = [find(i) for i in range(len(cores))]
-    ids = {r: n for n, r in enumerate(dict.fromkeys(roots), 1)}
-    return [ids[r] for r in roots]
+
+def _in_line(a, b) -> bool:
+    """Whether core ``b`` lies behind core ``a`` along ``a``'s axis and in line with it (:func:`_in_line_groups`)."""
+    axis = np.array([np.cos(a.orientation), np.sin(a.orientation)])  # (row, col)
+    across = np.array([-axis[1], axis[0]])
+    ea, eb = a.coords @ axis, b.coords @ axis
+    overlap = min(ea.max(), eb.max()) - max(ea.min(), eb.min())
+    offset = abs(float(np.subtract(a.centroid, b.centroid) @ across))
+    return overlap < 0.3 * min(np.ptp(ea), np.ptp(eb)) and offset < 0.6 * max(a.axis_minor_length, b.axis_minor_length)
 
 
 def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_map, width_full,
