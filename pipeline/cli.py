@@ -276,6 +276,9 @@ def train(
     parallel_units: Annotated[Optional[float], typer.Option(min=0, max=1, help="Share of the phantoms' units of 2+ "
                                                             "hairs lying together (TrainConfig.unit_parallel_share; "
                                                             "default 0, as the shipped models).")] = None,
+    centre_label: Annotated[Optional[str], typer.Option(help="What the centre-line head learns: 'line' (1-px lines, "
+                                                     "as the shipped models) or 'ridge' (each hair's own ridge, "
+                                                     "so touching shafts stay apart; TrainConfig.centre_label).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Finish a run whose training ended but whose threshold "
                                          "tuning did not: read the weights and config it left in OUT.")] = False,
 ) -> None:
@@ -283,9 +286,10 @@ def train(
     training = _lazy("pipeline.train", "training")
     console = _plain_console()
     if resume:
-        if any(v is not None for v in (steps, frames, holdout, scenes, thin_weight, skin_lines, parallel_units)):
+        if any(v is not None for v in (steps, frames, holdout, scenes, thin_weight, skin_lines, parallel_units,
+                                       centre_label)):
             raise _fail("--resume takes the training's own config from OUT; drop --steps, --frames, --holdout, "
-                        "--scenes, --thin-weight, --skin-lines and --parallel-units")
+                        "--scenes, --thin-weight, --skin-lines, --parallel-units and --centre-label")
         try:
             training.train(out, workers=workers, log=console.print, resume=True)
         except FileNotFoundError as e:
@@ -304,6 +308,10 @@ def train(
         cfg = training.dataclasses_replace(cfg, skin_lines=skin_lines)
     if parallel_units is not None:
         cfg = training.dataclasses_replace(cfg, unit_parallel_share=parallel_units)
+    if centre_label is not None:
+        if centre_label not in training.CENTRE_LABELS:
+            raise _fail(f"--centre-label {centre_label!r}: use one of {', '.join(training.CENTRE_LABELS)}")
+        cfg = training.dataclasses_replace(cfg, centre_label=centre_label)
     if scenes is not None:
         if scenes not in training.SCENES:
             raise _fail(f"--scenes {scenes!r}: use one of {', '.join(training.SCENES)}")

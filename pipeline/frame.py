@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -87,10 +88,12 @@ class HairMap:
     used: str  # the segmenter that ran (the ``segmenter`` column of images.csv)
     settings: Settings  # with a learned model's thresholds when one ran
     width: np.ndarray | None = None  # the map shaft widths are read on when not ``prob`` (:func:`yellow_shafts`)
+    centre: np.ndarray | None = None  # a light-hair model's centre-line map, with ``Settings.model_seam_level``
 
 
 def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
-             probability: np.ndarray | None = None, tips: np.ndarray | None = None) -> HairMap:
+             probability: np.ndarray | None = None, tips: np.ndarray | None = None,
+             with_centre: bool = False) -> HairMap:
     """Route a frame to its segmenter and compute its hair probability.
 
     The route: the learned model when ``settings.segmenter`` asks for it;
@@ -106,7 +109,9 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     (:func:`with_yellow_shafts`, ``settings.yellow_shaft_b``).  A fixed ``settings.route`` (e.g.
     ``"colour+model"``, :func:`route_of`) replaces that choice.  Every consumer of a frame's probability (the core, the
     re-examination of gained and lost hairs across visits) goes through
-    here, so they read the same map.
+    here, so they read the same map. ``with_centre`` (the core, with
+    ``settings.model_seam_level`` > 0) also keeps a light-hair model's
+    centre-line map.
     """
     scale = um_per_px or settings.scale_um_per_px
     image = prepared_image(image, scale, settings)
@@ -114,14 +119,21 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     kind, _, with_model = settings.route.partition("+")
     con = segment.darkness_map(image, um_per_px=scale, settings=settings, valid=valid, kind=kind)
     used = "classical"
+    centre = None
     if probability is not None:
         prob = np.where(valid, probability, 0.0).astype(np.float32, copy=False)
     elif settings.segmenter != "classical" and _learned().uses_learned(settings):
-        prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.model)
+        prob, tips, settings, _ = _learned_maps(image, valid, scale, settings, settings.model)
         used = "learned"
     elif _wants_light_model(kind, with_model, con, settings, image, valid) \
             and _learned().available(settings.light_hair_model, settings.learned_backend):
-        prob, tips, settings = _learned_maps(image, valid, scale, settings, settings.light_hair_model)
+        seams = with_centre and settings.model_seam_level > 0
+        own = seams and settings.seam_model in ("", settings.light_hair_model)
+        prob, tips, settings, centre = _learned_maps(image, valid, scale, settings, settings.light_hair_model,
+                                                     with_centre=own)
+        if seams and not own:
+            centre = _learned_maps(image, valid, scale, settings, settings.seam_model, with_tips=False,
+                                   with_centre=True).centre
         used = "learned_light_hair" if con.light else "learned_low_contrast"
     else:
         prob = segment.probability_from_contrast(con, um_per_px=scale, settings=settings, valid=valid)
@@ -130,7 +142,7 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
     width = None
     if used in LIGHT_ROUTES and settings.yellow_shaft_b > 0:
         prob, width = yellow_maps(prob, image, valid, scale, settings)
-    return HairMap(image, valid, field_rows, con, prob, tips, used, settings, width)
+    return HairMap(image, valid, field_rows, con, prob, tips, used, settings, width, centre)
 
 
 #: At low magnification the shortest leg searched for is this share of the leg a ``Settings.scale_bar_um``
@@ -255,16 +267,16 @@ def light_shaft_map(hm: HairMap, *, um_per_px: float | None) -> np.ndarray | Non
     s = hm.settings
     if hm.used != "classical" or s.light_among_dark <= 0 or not _model_helps_dark(s):
         return None
-    prob, _, _ = _learned_maps(hm.image, hm.valid, um_per_px or s.scale_um_per_px, s, s.dark_frame_model,
-                               with_tips=False)
-    return prob
+    return _learned_maps(hm.image, hm.valid, um_per_px or s.scale_um_per_px, s, s.dark_frame_model,
+                         with_tips=False).prob
 
 
 def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
                  probability: np.ndarray | None = None, tips: np.ndarray | None = None) -> Stages:
     """The per-frame core up to the counting rule (see :func:`measure_frame` for the arguments)."""
     scale = um_per_px or settings.scale_um_per_px
-    hm = hair_map(image, um_per_px=um_per_px, settings=settings, probability=probability, tips=tips)
+    hm = hair_map(image, um_per_px=um_per_px, settings=settings, probability=probability, tips=tips,
+                  with_centre=True)
     image, valid, field_rows, con, prob, tips, used, settings = (
         hm.image, hm.valid, hm.field_rows, hm.contrast, hm.prob, hm.tips, hm.used, hm.settings)
     mask = segment.hair_mask(prob, um_per_px=scale, settings=settings)
@@ -275,7 +287,8 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     traced, cands = _trace_and_measure(mask, con, halo, valid, prob, scale, settings,
                                        width_map=width_map, width_full=width_full,
                                        shaft_percentile=None if on_model else settings.thickness_percentile,
-                                       edge_level=settings.translucent_edge_level if translucent else 0.5)
+                                       edge_level=settings.translucent_edge_level if translucent else 0.5,
+                                       centre=hm.centre)
     if settings.comb_split > 0 and used == "classical" and not (con.light or con.bright or on_model):
         mask, traced, cands = _split_combs(mask, prob, traced, cands, con, halo, valid, scale, settings,
                                            width_map=width_map, width_full=width_full)
@@ -424,17 +437,16 @@ def _seen_by_model(prob: np.ndarray, image: np.ndarray, valid: np.ndarray, scale
     return np.where(np.take(vetoed, labels), 0.0, prob).astype(np.float32, copy=False)
 
 
-def _model_mask(model: tuple, scale: float) -> np.ndarray:
+def _model_mask(model: ModelMaps, scale: float) -> np.ndarray:
     """A learned model's hair mask (bool) at its own thresholds.
 
-    ``model`` is what :func:`_learned_maps` returns (probability, tips, settings
-    with the model's thresholds).
+    ``model`` is what :func:`_learned_maps` returns.
     """
-    prob, _, model_settings = model
+    prob, model_settings = model.prob, model.settings
     return segment.hair_mask(prob, um_per_px=scale, settings=model_settings)
 
 
-def _model_band(model: tuple, scale: float, found: np.ndarray | None = None) -> np.ndarray:
+def _model_band(model: ModelMaps, scale: float, found: np.ndarray | None = None) -> np.ndarray:
     """Pixels within ``SEEN_BY_MODEL_UM`` of a learned model's hair mask (bool).
 
     ``model`` is what :func:`_learned_maps` returns; ``found``, its mask
@@ -594,7 +606,7 @@ def _light_among_dark(image, valid, mask, cands, con, halo, scale, settings, mod
     """
     if settings.light_among_dark <= 0:
         return np.zeros_like(mask), [], []
-    prob, _, model_settings = model
+    prob, model_settings = model.prob, model.settings
     if found is None:
         found = _model_mask(model, scale)
     min_um, min_aspect, clear = settings.light_among_dark_min_um, LIGHT_MIN_ASPECT, LIGHT_CLEAR_RADII
@@ -767,22 +779,33 @@ def _pale_components(mask: np.ndarray, darkness: np.ndarray, *, max_dark: float 
     return labels, long_pale, thin
 
 
+class ModelMaps(NamedTuple):
+    """A learned model's maps of one frame (:func:`_learned_maps`)."""
+
+    prob: np.ndarray  # hair probability, 0 off skin
+    tips: np.ndarray | None  # cut tips (row, col), when asked for and the model has a tip threshold
+    settings: Settings  # the caller's, with the model's hysteresis thresholds
+    centre: np.ndarray | None = None  # centre-line map, 0 off skin, when asked for
+
+
 def _learned_maps(image: np.ndarray, valid: np.ndarray, scale: float, settings: Settings, name: str, *,
-                  with_tips: bool = True):
-    """Hair probability, cut tips and thresholds from the learned model ``name``.
+                  with_tips: bool = True, with_centre: bool = False) -> ModelMaps:
+    """Hair probability, cut tips, thresholds and (``with_centre``) the centre-line map from the learned model ``name``.
 
     ``with_tips=False`` (a caller that reads only the hair map: the dark-frame
     model, the veto) skips the tip search; tips are then None."""
     model = _learned().load_model(name, settings.learned_backend)
     with_tips = with_tips and model.thresholds.get("tip") is not None
-    maps = model.predict(image, um_per_px=scale, heads=("hair", "tip") if with_tips else ("hair",))
+    heads = ("hair",) + (("tip",) if with_tips else ()) + (("centre",) if with_centre else ())
+    maps = model.predict(image, um_per_px=scale, heads=heads)
     prob = np.where(valid, maps["hair"], 0.0).astype(np.float32, copy=False)
     settings = settings.replace(darkness_low=model.thresholds["low"], darkness_threshold=model.thresholds["high"])
     tips = None
     if with_tips:
         tips = tip_points(np.where(valid, maps["tip"], 0.0), threshold=model.thresholds["tip"],
                           min_distance_px=max(2, round(2 * model.um_per_px / scale)))
-    return prob, tips, settings
+    centre = np.where(valid, maps["centre"], 0.0).astype(np.float32, copy=False) if with_centre else None
+    return ModelMaps(prob, tips, settings, centre)
 
 
 def _learned():
@@ -792,14 +815,15 @@ def _learned():
 
 
 def _trace_and_measure(mask, con, halo, valid, prob, scale, settings, *, width_map, width_full,
-                       edge_level: float = 0.5, shaft_percentile: float | None = None):
+                       edge_level: float = 0.5, shaft_percentile: float | None = None,
+                       centre: np.ndarray | None = None):
     """The hairs traced in ``mask`` (:func:`shafts.trace_hairs`) and those of them measured and kept
     (:func:`_candidates`)."""
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
     return traced, _candidates(traced, con, dist, halo, valid, prob, scale, settings,
                                width_map=width_map, width_full=width_full, edge_level=edge_level,
-                               shaft_percentile=shaft_percentile, mask=mask)
+                               shaft_percentile=shaft_percentile, mask=mask, centre=centre)
 
 
 COMB_LEVELS = (0.6, 0.7, 0.8, 0.9)
@@ -1001,14 +1025,17 @@ def _in_line(a, b) -> bool:
 
 def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_map, width_full,
                 mask: np.ndarray, edge_level: float = 0.5,
-                shaft_percentile: float | None = None) -> list[Candidate]:
+                shaft_percentile: float | None = None, centre: np.ndarray | None = None) -> list[Candidate]:
     """Measure each traced hair; drop fragments too short or too faint.
 
     The thickness is measured across ``width_map``, whose opaque-shaft level is ``width_full``, at
     ``edge_level`` of each profile's peak (:func:`measure.hair_widths_px`): with ``shaft_percentile``
     (contrast maps) within the hair's mask run and at that percentile of its stations' widths, without
     it (a model's map, whose shafts have no lighter middle band) the plain median width. ``mask`` is the
-    hair mask ``dist`` was computed from."""
+    hair mask ``dist`` was computed from. With ``centre`` (a light-hair model's centre-line map), the
+    touching shafts of a stripe with no junction end are counted on it (:func:`measure.ridge_count`,
+    ``Settings.model_seam_level``): at a junction, shafts that lay together part and are traced on as
+    hairs of their own."""
     min_len = settings.min_hair_length_um / scale
     paths = [measure.resample_path(h.path) for h in traced]
     pts = [shafts.pixels_of(p, dist.shape) for p in paths]
@@ -1039,7 +1066,9 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
         cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
         scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))
         lobes, stripe = 1, float("nan")
-        if settings.seam_dip > 0 and not con.light:
+        if centre is not None and "junction" not in h.end_kinds:
+            lobes, stripe = measure.ridge_count(centre, mask, path, radius_px=r, level=settings.model_seam_level)
+        elif settings.seam_dip > 0 and not con.light:
             lobes, stripe = measure.lobe_count(con.darkness, path, radius_px=r, min_dip=settings.seam_dip)
         out.append(Candidate(h, w.shaft, r, contrast, cut, scores, length_px=float(length[i]), lobes=lobes,
                              stripe_px=stripe, plain_px=w.plain))
@@ -1229,14 +1258,15 @@ def split_by_tips(cands: list[Candidate], tips: np.ndarray, *, reach: float = 1.
     Clipped hairs of one unit that touch along their length merge into one
     stripe, but each keeps its own cut tip.  A shaft whose end lies within
     ``reach`` x its radius (+3 px) of k > 1 tips is counted as k hairs (at
-    most ``max_hairs``), sharing its width equally; otherwise it is one hair.
+    most ``max_hairs``), sharing its width equally; so is a shaft whose
+    profile holds k > 1 shafts side by side (``Candidate.lobes``: ``seam_dip``,
+    ``model_seam_level``), when that is more; otherwise it is one hair.
     """
-    if len(tips) == 0:
-        return cands
     out = []
     for c in cands:
         r = reach * max(c.radius_px, 1.0) + 3.0
-        k = max(int((np.hypot(*(tips - end).T) <= r).sum()) for end in (c.hair.path[0], c.hair.path[-1]))
+        k = max(c.lobes, *(int((np.hypot(*(tips - end).T) <= r).sum()) if len(tips) else 0
+                           for end in (c.hair.path[0], c.hair.path[-1])))
         out.extend(as_hairs(c, min(max(k, 1), max_hairs)))
     return out
 

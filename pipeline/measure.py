@@ -337,6 +337,70 @@ def lobe_count(darkness: np.ndarray, path: np.ndarray, *, radius_px: float, min_
     return k, float(np.median(np.asarray(widths)[sel]))
 
 
+def ridge_count(centre: np.ndarray, mask: np.ndarray, path: np.ndarray, *, radius_px: float, level: float,
+                max_hairs: int = 4, block: int = 3) -> tuple[int, float]:
+    """How many centre lines run side by side inside one traced stripe, read on a centre-line map.
+
+    A learned model's centre-line head (:mod:`pipeline.learned`) marks every
+    hair's own centre line, also where the hair map merges touching shafts
+    into one stripe. At stations along the traced line (``block`` of them
+    averaged along it), the centre map's profile across the stripe is read
+    inside the stripe's own run of ``mask`` (a separate neighbour is not
+    counted); ridges are its maxima at least ``level`` high whose
+    prominence is at least half of ``level``, at least 2 px apart
+    (``scipy.signal.find_peaks``; a flat-topped ridge, such as a head
+    trained on each hair's core, counts once). The count is the median over
+    the stations (beyond the shorter hairs' cut tips a stripe holds fewer).
+
+    Parameters
+    ----------
+    centre : ndarray of float, shape (M, N)
+        Centre-line map in [0, 1].
+    mask : ndarray of bool, shape (M, N)
+        The hair mask the stripe was traced from.
+    path : ndarray, shape (K, 2)
+        Centre line resampled at 1-px steps (row, col).
+    radius_px : float
+        Half-width of the stripe (pixels).
+    level : float
+        Least height of a ridge.
+    max_hairs : int
+        Largest count returned.
+    block : int
+        Neighbouring stations (about one radius apart) averaged before
+        counting.
+
+    Returns
+    -------
+    k : int
+        Number of shafts (1 when no two ridges are found).
+    width_px : float
+        Width of the stripe's mask run (pixels; the mask at the model's own
+        thresholds, not a half-maximum width), median over the stations with
+        at least ``k`` ridges: ``width_px / k`` is one shaft's width.
+    """
+    from scipy.signal import find_peaks
+
+    r = max(radius_px, 1.0)
+    prof = cross_profiles(centre, path, radius_px=r)
+    inside = cross_profiles(mask.astype(np.uint8), path, radius_px=r)
+    counts, widths = [], []
+    for p, m in zip(np.array_split(prof, max(1, len(prof) // block)),
+                    np.array_split(inside, max(1, len(prof) // block))):
+        lo, hi = _central_run(m.mean(axis=0) > 0.5)
+        if hi <= lo:
+            continue
+        run = p.mean(axis=0)[lo:hi]
+        idx, _ = find_peaks(np.concatenate([[0.0], run, [0.0]]), height=level, prominence=0.5 * level, distance=4)
+        counts.append(max(1, len(idx)))
+        widths.append((hi - lo) * 0.5)
+    if not counts:
+        return 1, float("nan")
+    counts = np.asarray(counts)
+    k = int(min(max_hairs, max(1, np.floor(np.median(counts)))))
+    return k, float(np.median(np.asarray(widths)[counts >= k]))
+
+
 def cross_widths(mask: np.ndarray, path: np.ndarray, *, radius_px: float) -> np.ndarray:
     """Full mask width across a stripe at every point of its centre line (pixels).
 

@@ -26,7 +26,7 @@ POSITIVE = ("vellus_max_um", "terminal_min_um", "scale_um_per_px", "min_width_um
             "min_hair_length_um", "unit_radius_um", "scale_bar_um", "spur_factor", "min_aspect", "fused_ratio")
 #: Settings where 0 turns a step off and a negative value means nothing.
 NOT_NEGATIVE = ("stripe_aspect", "stub_aspect", "border_stub_min_um", "fused_min_um", "light_among_dark_min_um",
-                "ridge_gain", "seam_dip", "tip_step", "comb_split", "faint_line_level", "light_among_dark", "min_focus_score",
+                "ridge_gain", "seam_dip", "model_seam_level", "tip_step", "comb_split", "faint_line_level", "light_among_dark", "min_focus_score",
                 "max_overexposed_pct", "max_underexposed_pct",
                 "max_glare_pct", "min_skin_pct", "crossing_angle_deg", "corner_angle_deg", "fork_angle_deg",
                 "direction_consensus", "light_hair_below", "weak_shafts_below", "weak_shafts_dark_skin_below",
@@ -551,6 +551,22 @@ class Settings:
         default: at 0.2 it cost fdu_val half A 0.6 points of count MAPE
         (19.5 -> 20.1%) and did not help the tuning phantoms (seeds 91,
         92), where touching shafts rarely leave a resolved seam.
+    model_seam_level : float
+        Touching shafts on frames read on ``light_hair_model``'s map (the
+        images.csv ``segmenter`` column ``learned_light_hair`` or
+        ``learned_low_contrast``): a traced stripe without a junction end
+        counts as k hairs when the model's centre-line map (values 0-1)
+        shows k ridges across its mask, each at least this high
+        (:func:`pipeline.measure.ridge_count`; 0 disables; at most 1). On
+        those frames it replaces ``seam_dip``. A hair map merges a unit's
+        touching shafts into one stripe; a centre-line head trained on each
+        hair's own core (``tricho train --centre-label ridge``) keeps them
+        apart. The heads of models trained on 1-px lines (``hairnet-light-v2``,
+        ``v3``) read about one level across a whole shaft and find one ridge.
+    seam_model : str
+        The learned model (name or folder) whose centre-line map
+        ``model_seam_level`` reads; ``""``: ``light_hair_model`` itself. Any
+        other model runs a second time on the frame, for that map only.
     unit_radius_um : float
         Hairs whose emergence points lie within this distance share one
         follicular unit (µm; single linkage, plus the hairs of one fork).
@@ -681,6 +697,8 @@ class Settings:
     fused_quantile: float = 50.0
     fused_min_um: float = 120.0
     seam_dip: float = 0.0
+    model_seam_level: float = 0.0
+    seam_model: str = ""
     direction_consensus: float = 0.3
     fork_angle_deg: float = 60.0
     split_shaft_deg: float = 8.0
@@ -784,6 +802,9 @@ class Settings:
             raise ValueError(f"broken_gap_um is a gap in µm, 0 (off) to 1000, not {self.broken_gap_um}")
         if not 0 <= self.split_shaft_deg < 90:
             raise ValueError(f"split_shaft_deg is an angle in degrees, 0 (off) to under 90, not {self.split_shaft_deg}")
+        if not self.model_seam_level <= 1:
+            raise ValueError(f"model_seam_level is a level of the model's centre-line map, 0 (off) to 1, "
+                             f"not {self.model_seam_level}")
         if not 0 <= self.thickness_percentile <= 100:
             raise ValueError(f"thickness_percentile is a percentile, between 0 and 100, not {self.thickness_percentile}")
         if self.thickness_map not in ("contrast", "model"):
@@ -804,9 +825,11 @@ class Settings:
         return dataclasses.asdict(self)
 
     def classical_models(self) -> list[tuple[str, str]]:
-        """The learned models the classical path may run, as (name, role) pairs; ``""`` names one turned off."""
+        """The learned models the classical path may run, as (name, role) pairs; ``""`` names one turned off
+        (``seam``: ``seam_model``, when ``model_seam_level`` asks for a model other than ``light_hair_model``)."""
+        seam = self.seam_model if self.model_seam_level > 0 and self.seam_model != self.light_hair_model else ""
         return [(self.light_hair_model, "light_hair"), (self.bright_veto_model, "bright_veto"),
-                (self.dark_frame_model, "dark_frame")]
+                (self.dark_frame_model, "dark_frame"), (seam, "seam")]
 
     def digest(self) -> str:
         """Short sha256 of the settings, stable across runs and machines."""

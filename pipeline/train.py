@@ -99,6 +99,18 @@ class TrainConfig:
         opening as a V.  0 (every model trained before 2026-12-07, when the
         generator drew every unit as a V) reproduces the shipped models;
         the generator's own default is 0.8.
+    centre_label : str
+        What the centre-line head learns. ``"line"`` (every model trained
+        before 2026-12-07): each hair's 1-px centre line, with a positive
+        weight of 4; the head then reads about the same level across a
+        whole shaft. ``"ridge"``: each hair's own profile ``1 - (d / r)**2``
+        (``d`` the distance from its centre line, ``r`` its radius;
+        :func:`centre_ridges`), the maximum over hairs, learned without a
+        positive weight. The training crops binarise it at 0.5 as they do
+        every label but the cut tips (:func:`_crops`), so the head learns
+        each hair's core, ``d < r / sqrt(2)``: two touching shafts give two
+        cores with a gap at their seam, which ``Settings.model_seam_level``
+        counts.
     """
 
     model_um_per_px: float = 5.0
@@ -116,9 +128,11 @@ class TrainConfig:
     thin_below_um: float = 40.0
     skin_lines: float = 0.0
     unit_parallel_share: float = 0.0
+    centre_label: str = "line"
 
 
 SCENES = ("all", "light")
+CENTRE_LABELS = ("line", "ridge")
 
 
 def scene_overrides(scenes: str, seed: tuple[int, ...], unit_parallel_share: float = 0.0) -> dict:
@@ -149,7 +163,8 @@ def _light_scene(seed: tuple[int, ...]) -> dict:
 
 
 def render_example(seed: tuple[int, int], model_um_per_px: float, scenes: str = "all",
-                   thin_below_um: float = 40.0, unit_parallel_share: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                   thin_below_um: float = 40.0, unit_parallel_share: float = 0.0,
+                   centre_label: str = "line") -> tuple[np.ndarray, np.ndarray]:
     """One phantom at the model's pixel size: image (H, W, 3) and labels (4, H, W), both uint8 (labels x255).
 
     Labels: hair mask, centre lines, cut tips, and the mask of thin shafts
@@ -177,7 +192,10 @@ def render_example(seed: tuple[int, int], model_um_per_px: float, scenes: str = 
             r, c = np.asarray(h["tip_rc"], float) * f
             if 0 <= r < tips.shape[0] and 0 <= c < tips.shape[1]:
                 tips[int(r), int(c)] = 1.0
-    centre = (centre > 0).astype(np.float32) * hair  # only where the shaft is drawn
+    if centre_label == "ridge":
+        centre = centre_ridges(truth["hairs"], f, model_um_per_px, hair.shape) * hair
+    else:
+        centre = (centre > 0).astype(np.float32) * hair  # only where the shaft is drawn
     tips = cv2.GaussianBlur(tips, (0, 0), 1.5)
     if tips.max() > 0:
         tips /= tips.max()
@@ -185,13 +203,43 @@ def render_example(seed: tuple[int, int], model_um_per_px: float, scenes: str = 
     return small, np.round(labels * 255).astype(np.uint8)  # uint8 keeps the pool small
 
 
+def centre_ridges(hairs: list[dict], f: float, model_um_per_px: float, shape: tuple[int, int]) -> np.ndarray:
+    """Each hair's own ridge ``1 - (d / r)**2`` around its centre line, the maximum over hairs (float32).
+
+    ``hairs``: truth hairs (``centerline_rc`` in frame pixels, ``width_um``);
+    ``f``: model pixels per frame pixel; ``r`` is the hair's radius in model
+    pixels, at least 1 (a thin hair's ridge is its centre line's pixels).
+    Approximate, as the weights were trained with it: ``d`` is OpenCV's 3x3
+    chamfer distance from the centre line drawn through whole pixels, and the
+    box it is read in is clipped to the frame, so a shaft whose centre line
+    runs just outside the frame gets no ridge on its visible edge.
+    """
+    out = np.zeros(shape, np.float32)
+    for h in hairs:
+        line = np.asarray(h["centerline_rc"], float) * f
+        r = max(1.0, 0.5 * h["width_um"] / model_um_per_px)
+        lo = np.maximum(np.floor(line.min(axis=0) - r - 1).astype(int), 0)
+        hi = np.minimum(np.ceil(line.max(axis=0) + r + 2).astype(int), shape)
+        if (hi <= lo).any():
+            continue
+        canvas = np.full(tuple(hi - lo), 255, np.uint8)
+        pts = np.round((line - lo)[:, ::-1]).astype(np.int32)
+        cv2.polylines(canvas, [pts], False, 0, 1, cv2.LINE_8)
+        d = np.minimum(cv2.distanceTransform(canvas, cv2.DIST_L2, 3), r)  # no line pixel in the box: all far
+        ridge = 1.0 - (d / r) ** 2
+        view = out[lo[0]:hi[0], lo[1]:hi[1]]
+        np.maximum(view, ridge, out=view)
+    return out
+
+
 def render_pool(seeds: list[tuple[int, int]], model_um_per_px: float, workers: int = 2,
-                scenes: str = "all", thin_below_um: float = 40.0, unit_parallel_share: float = 0.0) -> list:
+                scenes: str = "all", thin_below_um: float = 40.0, unit_parallel_share: float = 0.0,
+                centre_label: str = "line") -> list:
     """Render many examples in parallel processes (order kept)."""
     n = len(seeds)
     with ProcessPoolExecutor(max_workers=workers) as ex:
         return list(ex.map(render_example, seeds, [model_um_per_px] * n, [scenes] * n, [thin_below_um] * n,
-                           [unit_parallel_share] * n, chunksize=4))
+                           [unit_parallel_share] * n, [centre_label] * n, chunksize=4))
 
 
 def _random_text(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -350,19 +398,22 @@ def _crops(pool, rng: np.random.Generator, n: int, size: int, aug, *, soft: tupl
     return torch.stack(xs), torch.stack(ys)
 
 
-def loss_fn(logits: torch.Tensor, target: torch.Tensor, thin_weight: float = 0.0) -> torch.Tensor:
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, thin_weight: float = 0.0,
+            centre_pos_weight: float = 4.0) -> torch.Tensor:
     """BCE + soft Dice on the hair map; weighted BCE on centre lines and tips.
 
     With ``thin_weight`` > 0 the hair and centre-line BCE of the pixels of
     thin shafts (``target[:, 3]``, see :func:`render_example`) count
-    ``1 + thin_weight`` times (``TrainConfig.thin_weight``).
+    ``1 + thin_weight`` times (``TrainConfig.thin_weight``). The centre-line
+    BCE weighs its positives ``centre_pos_weight`` times (4 for 1-px lines,
+    1 for ridges: ``TrainConfig.centre_label``).
     """
     weight = None if thin_weight <= 0 else 1.0 + thin_weight * target[:, 3]
     hair = F.binary_cross_entropy_with_logits(logits[:, 0], target[:, 0], weight=weight)
     p = torch.sigmoid(logits[:, 0])
     dice = 1 - (2 * (p * target[:, 0]).sum() + 1) / (p.sum() + target[:, 0].sum() + 1)
     centre = F.binary_cross_entropy_with_logits(logits[:, 1], target[:, 1], weight=weight,
-                                                pos_weight=torch.tensor(4.0))
+                                                pos_weight=torch.tensor(float(centre_pos_weight)))
     tip = F.binary_cross_entropy_with_logits(logits[:, 2], target[:, 2], pos_weight=torch.tensor(20.0))
     return hair + dice + 0.5 * centre + 0.25 * tip
 
@@ -379,7 +430,7 @@ def fit(pool, cfg: TrainConfig, log: Callable[[int, float], None] | None = None)
     net.train()
     for step in range(cfg.steps):
         x, y = _crops(pool, rng, cfg.batch, cfg.crop, aug)
-        loss = loss_fn(net(x), y, cfg.thin_weight)
+        loss = loss_fn(net(x), y, cfg.thin_weight, 1.0 if cfg.centre_label == "ridge" else 4.0)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -480,7 +531,7 @@ def _fit_and_keep(out: Path, cfg: TrainConfig, workers: int, log: Callable[[str]
     """Render the phantoms and train; keep the weights, loss curve and config in ``out`` (for ``resume``)."""
     t0 = time.time()
     pool = render_pool([(TRAIN_SEED, i) for i in range(cfg.n_frames)], cfg.model_um_per_px, workers, cfg.scenes,
-                       cfg.thin_below_um, cfg.unit_parallel_share)
+                       cfg.thin_below_um, cfg.unit_parallel_share, cfg.centre_label)
     log(f"rendered {len(pool)} phantom frames in {time.time() - t0:.0f} s")
     t1 = time.time()
 

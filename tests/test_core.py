@@ -1113,10 +1113,52 @@ def test_learned_frames_measure_thickness_on_the_model_map(monkeypatch, where, o
 
     img, cover = _white_shaft_frame()
     monkeypatch.setattr(frame, "_learned", lambda: SimpleNamespace(uses_learned=lambda s: True))
-    monkeypatch.setattr(frame, "_learned_maps", lambda image, valid, scale, s, name: (cover, None, s))
+    monkeypatch.setattr(frame, "_learned_maps", lambda image, valid, scale, s, name, **kw: frame.ModelMaps(cover, None, s))
     res = analyze_frame(img, um_per_px=3.0, settings=Settings(segmenter="learned", thickness_map=where))
     assert len(res.hairs) == 1
     assert (float(res.hairs["thickness_um"].iloc[0]) == pytest.approx(48.0, rel=0.05)) is ok
+
+
+@pytest.mark.parametrize("tips", [None, np.zeros((0, 2)), np.array([[158.0, 54.0]])])
+def test_touching_shafts_on_a_light_hair_model_map_count_by_its_centre_cores(monkeypatch, tips):
+    """Two 16-px shafts touching along their length are one 32-px stripe of the model's hair map; its centre-line
+    map shows each one's core. With ``model_seam_level`` they count 2, each 16 px (48 µm) wide, whether the frame's
+    stripes are split by width (no tips) or by cut tips (none near, or one at the stripe's end); without it, 1."""
+    from types import SimpleNamespace
+
+    from pipeline import frame
+
+    img = blank()
+    cover = np.zeros(img.shape[:2], np.float32)
+    cover[142:174, 50:350] = 1.0
+    centre = np.zeros_like(cover)
+    centre[146:155, 50:350] = centre[161:170, 50:350] = 0.9  # each shaft's core, a gap at the seam (row 158)
+    asked = []
+
+    def maps(image, valid, scale, s, name, with_tips=True, with_centre=False):
+        asked.append((name, with_centre))
+        return frame.ModelMaps(cover, tips, s, centre if with_centre else None)
+
+    monkeypatch.setattr(frame, "_wants_light_model", lambda *a, **k: True)
+    monkeypatch.setattr(frame, "_learned", lambda: SimpleNamespace(available=lambda *a: True,
+                                                                    load_problem=lambda *a: ""))
+    monkeypatch.setattr(frame, "_learned_maps", maps)
+    for level, expected in ((0.0, 1), (0.3, 2), (0.95, 1)):
+        res = analyze_frame(img, um_per_px=3.0, settings=Settings(model_seam_level=level, thickness_map="model"))
+        assert len(res.hairs) == expected, level
+        assert res.metrics["segmenter"].startswith("learned")
+    light = Settings().light_hair_model
+    assert asked == [(light, False), (light, True), (light, True)]
+    res = analyze_frame(img, um_per_px=3.0, settings=Settings(model_seam_level=0.3, thickness_map="model"))
+    assert res.hairs["thickness_um"].to_numpy() == pytest.approx([48.0, 48.0], abs=4.0)
+    asked.clear()  # the cores read on another model's centre map: it runs for that map alone
+    seams = Settings(model_seam_level=0.3, seam_model="cores", thickness_map="model")
+    assert len(analyze_frame(img, um_per_px=3.0, settings=seams).hairs) == 2
+    assert asked == [(light, False), ("cores", True)]
+    assert ("cores", "seam") in seams.classical_models()
+    assert ("", "seam") in Settings(seam_model="cores").classical_models()  # off: not run, not listed
+    with pytest.raises(ValueError, match="model_seam_level"):
+        Settings(model_seam_level=1.5)
 
 
 @hsettings(max_examples=60, deadline=None)
@@ -1171,7 +1213,7 @@ def test_a_light_shaft_leaving_a_dark_one_keeps_its_length_outside_one_shaft_rad
     nothing."""
     from types import SimpleNamespace
 
-    from pipeline.frame import LIGHT_CLEAR_RADII, _light_among_dark
+    from pipeline.frame import LIGHT_CLEAR_RADII, ModelMaps, _light_among_dark
     from pipeline.segment import Contrast
 
     um, s = 2.5, Settings()
@@ -1184,7 +1226,7 @@ def test_a_light_shaft_leaving_a_dark_one_keeps_its_length_outside_one_shaft_rad
     con = Contrast(darkness, 0.5)
     cands = [SimpleNamespace(radius_px=10.0)]
     args = (np.zeros((200, 200, 3), np.uint8), np.ones(dark.shape, bool), dark, cands, con,
-            np.zeros(dark.shape, np.float32), um, s, (prob, None, s))
+            np.zeros(dark.shape, np.float32), um, s, ModelMaps(prob, None, s))
     light, _, _ = _light_among_dark(*args)
     assert LIGHT_CLEAR_RADII == 1.0 and s.light_among_dark_min_um == 180.0
     expected = np.zeros(dark.shape, bool)
@@ -1198,7 +1240,7 @@ def test_a_pale_blob_at_the_frame_edge_is_not_a_light_shaft_by_the_border_stub_r
     """The per-shaft trace of pale components that fail the shape test keeps a shaft only by its own length and
     aspect: a 42 x 22 px blob at the left edge (5 µm/px; 210 x 110 µm, aspect 1.9) is not kept as a hair cut by
     the border (the border-stub rule, 50 µm and one width, is for dark shafts)."""
-    from pipeline.frame import _light_among_dark
+    from pipeline.frame import ModelMaps, _light_among_dark
     from pipeline.segment import Contrast
 
     um, s = 5.0, Settings()
@@ -1207,7 +1249,7 @@ def test_a_pale_blob_at_the_frame_edge_is_not_a_light_shaft_by_the_border_stub_r
     model_settings = s.replace(darkness_low=0.3, darkness_threshold=0.5)
     light, _, kept = _light_among_dark(np.full((200, 300, 3), 180, np.uint8), np.ones(prob.shape, bool),
                                        np.zeros(prob.shape, bool), [], Contrast(np.zeros(prob.shape, np.float32), 0.7),
-                                       np.zeros(prob.shape, np.float32), um, s, (prob, None, model_settings),
+                                       np.zeros(prob.shape, np.float32), um, s, ModelMaps(prob, None, model_settings),
                                        per_shaft=True, found=prob > 0.5)
     assert kept == [] and not light.any()
 

@@ -342,6 +342,40 @@ def test_training_labels_match_the_phantom():
     assert (hair > 127)[wide[3] > 127].mean() > 0.6  # the mask of every shaft lies on the shafts
 
 
+def test_centre_ridges_of_touching_hairs_keep_a_seam():
+    """Each hair's ridge is 1 on its centre line, 1 - (d/r)**2 beside it, 0 beyond its edge; two shafts
+    touching edge to edge leave about 0 at their seam, overlapping ones a dip. (``d`` is OpenCV's 3x3
+    chamfer distance, 0.955 px a step straight across: 4.78 px at the edge of a 5-px radius.)"""
+    from pipeline.train import centre_ridges
+
+    def hair(col, width_um=50.0):  # straight down column ``col`` (frame pixels = model pixels, 5 µm/px)
+        return {"centerline_rc": [[5.0, col], [55.0, col]], "width_um": width_um}
+
+    one = centre_ridges([hair(20.0)], 1.0, 5.0, (60, 40))  # r = 5 px
+    row = one[30]
+    assert row[20] == 1.0 and row[25] < 0.1 and row[26] == 0.0 and row[14] == 0.0
+    assert row[22] == pytest.approx(1 - (2 * 0.955 / 5) ** 2, abs=0.01)
+    touching = centre_ridges([hair(15.0), hair(25.0)], 1.0, 5.0, (60, 40))[30]
+    assert touching[15] == touching[25] == 1.0 and touching[20] < 0.1
+    overlapping = centre_ridges([hair(16.0), hair(24.0)], 1.0, 5.0, (60, 40))[30]
+    assert overlapping[20] == pytest.approx(1 - (4 * 0.955 / 5) ** 2, abs=0.01)
+    assert overlapping[16] == overlapping[24] == 1.0
+    thin = centre_ridges([hair(20.0, width_um=4.0)], 1.0, 5.0, (60, 40))[30]  # radius floored at 1 px
+    assert thin[20] == 1.0 and thin[19] < 0.1 and thin[21] < 0.1 and thin[18] == thin[22] == 0.0
+    outside = centre_ridges([{"centerline_rc": [[5.0, 80.0], [55.0, 80.0]], "width_um": 50.0}], 1.0, 5.0, (60, 40))
+    assert not outside.any()
+
+
+def test_ridge_labels_replace_only_the_centre_map():
+    img, line = render_example((12345, 0), 5.0)
+    img2, ridge = render_example((12345, 0), 5.0, centre_label="ridge")
+    assert (img == img2).all() and (line[[0, 2, 3]] == ridge[[0, 2, 3]]).all()
+    hair, centre = ridge[0] > 127, ridge[1]
+    assert (centre[~hair] == 0).all() and centre.max() == 255
+    assert 0.3 < (centre > 0).sum() / hair.sum() <= 1.0  # a ridge spans its shaft, not only its centre line
+    assert (line[1] > 127).sum() < (centre > 127).sum()
+
+
 def test_thin_weight_weighs_only_the_thin_shafts_pixels():
     """The loss with ``thin_weight`` grows with the error on thin-shaft pixels only; 0 is the old loss."""
     import torch
@@ -409,6 +443,9 @@ def test_tricho_train_writes_a_loadable_model_folder(tmp_path):
     assert {"low", "high", "tip"} <= set(model.thresholds)
     bad = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "n"), "--scenes", "bright"])
     assert bad.exit_code == 2 and "--scenes 'bright'" in bad.output
+    assert model.config["centre_label"] == "line"
+    bad = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "n"), "--centre-label", "blob"])
+    assert bad.exit_code == 2 and "--centre-label 'blob'" in bad.output
 
 
 def test_analyze_with_a_missing_model_stops_before_any_frame(tmp_path):

@@ -71,6 +71,53 @@ def test_lobe_count_ignores_a_separate_neighbour():
     assert k == 1
 
 
+def _ridges(*cols: int, n: int = 80, height: float = 0.9) -> np.ndarray:
+    """A centre-line map with a ridge (Gaussian, sigma 1 px) down each of ``cols``."""
+    x = np.arange(n, dtype=float)
+    return _profile_image(sum(height * np.exp(-(x - c) ** 2 / 2.0) for c in cols))
+
+
+def _stripe(c0: int, c1: int, n: int = 80) -> np.ndarray:
+    col = np.zeros(n, bool)
+    col[c0:c1] = True
+    return _profile_image(col).astype(bool)
+
+
+PATH = np.column_stack([np.arange(5, 55, 1.0), np.full(50, 40.0)])  # down column 40
+
+
+@pytest.mark.parametrize("cols, expected", [((40,), 1), ((35, 45), 2), ((32, 40, 48), 3)])
+def test_ridge_count_counts_the_centre_lines_inside_a_stripe(cols, expected):
+    from pipeline.measure import ridge_count
+
+    k, width = ridge_count(_ridges(*cols), _stripe(30, 51), PATH, radius_px=10.5, level=0.3)
+    assert k == expected
+    assert width == pytest.approx(21.0, abs=1.0)  # the stripe's mask run
+
+
+def test_ridge_count_ignores_ridges_outside_the_stripe_and_faint_ones():
+    from pipeline.measure import ridge_count
+
+    # a separate neighbour's centre line beyond a gap of skin, and a faint second ridge inside
+    centre = _ridges(40, 56) + _ridges(46, height=0.2)
+    k, _ = ridge_count(centre, _stripe(34, 51) | _stripe(53, 60), PATH, radius_px=8.5, level=0.3)
+    assert k == 1
+    k, _ = ridge_count(centre, _stripe(34, 51), PATH, radius_px=8.5, level=0.15)
+    assert k == 2
+
+
+def test_ridge_count_reads_the_shorter_hair_by_the_median():
+    from pipeline.measure import ridge_count
+
+    centre = _ridges(35, 45)
+    centre[40:, :] = _ridges(35)[40:, :]  # the second hair's cut tip at row 40: 2 ridges on 35 of 50 rows
+    k, _ = ridge_count(centre, _stripe(30, 51), PATH, radius_px=10.5, level=0.3)
+    assert k == 2
+    centre[20:, :] = _ridges(35)[20:, :]  # ... at row 20: 2 ridges on 15 of 50 rows
+    k, _ = ridge_count(centre, _stripe(30, 51), PATH, radius_px=10.5, level=0.3)
+    assert k == 1
+
+
 def _highlighted_bar(width_px: float, band_px: float, band_level: float) -> np.ndarray:
     """A blurred bar whose middle ``band_px`` is lighter (``band_level`` of its darkness): a shaft's highlight."""
     bar = blurred_bar(width_px, 0.8)
