@@ -555,18 +555,25 @@ class Settings:
         Touching shafts on frames read on ``light_hair_model``'s map (the
         images.csv ``segmenter`` column ``learned_light_hair`` or
         ``learned_low_contrast``): a traced stripe without a junction end
-        counts as k hairs when the model's centre-line map (values 0-1)
-        shows k ridges across its mask, each at least this high
+        counts as k hairs when ``seam_model``'s centre-line map (values
+        0-1) shows k ridges across its mask, each at least this high
         (:func:`pipeline.measure.ridge_count`; 0 disables; at most 1). On
         those frames it replaces ``seam_dip``. A hair map merges a unit's
         touching shafts into one stripe; a centre-line head trained on each
         hair's own core (``tricho train --centre-label ridge``) keeps them
         apart. The heads of models trained on 1-px lines (``hairnet-light-v2``,
         ``v3``) read about one level across a whole shaft and find one ridge.
+        0.3 since session 68, chosen on the 72 light-hair frames of tuning
+        suites 95-98 (count MAPE 24.24 -> 23.12%, with 0.5: 23.79%; on a
+        cores model's own hair map 0.3 beat 0.5 too); report suites 1001 /
+        1002 19.66 / 21.50 -> 18.89 / 20.96% (README, Accuracy).
     seam_model : str
         The learned model (name or folder) whose centre-line map
         ``model_seam_level`` reads; ``""``: ``light_hair_model`` itself. Any
         other model runs a second time on the frame, for that map only.
+        ``hairnet-light-cores-v1`` (trained on cores, session 68): its own
+        hair map reads the light-hair frames worse than
+        ``hairnet-light-v3``'s, so v3 draws the hair map and it the cores.
     unit_radius_um : float
         Hairs whose emergence points lie within this distance share one
         follicular unit (µm; single linkage, plus the hairs of one fork).
@@ -697,8 +704,8 @@ class Settings:
     fused_quantile: float = 50.0
     fused_min_um: float = 120.0
     seam_dip: float = 0.0
-    model_seam_level: float = 0.0
-    seam_model: str = ""
+    model_seam_level: float = 0.3
+    seam_model: str = "hairnet-light-cores-v1"
     direction_consensus: float = 0.3
     fork_angle_deg: float = 60.0
     split_shaft_deg: float = 8.0

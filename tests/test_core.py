@@ -1144,19 +1144,22 @@ def test_touching_shafts_on_a_light_hair_model_map_count_by_its_centre_cores(mon
                                                                     load_problem=lambda *a: ""))
     monkeypatch.setattr(frame, "_learned_maps", maps)
     for level, expected in ((0.0, 1), (0.3, 2), (0.95, 1)):
-        res = analyze_frame(img, um_per_px=3.0, settings=Settings(model_seam_level=level, thickness_map="model"))
+        res = analyze_frame(img, um_per_px=3.0, settings=Settings(model_seam_level=level, seam_model="",
+                                                                  thickness_map="model"))
         assert len(res.hairs) == expected, level
         assert res.metrics["segmenter"].startswith("learned")
     light = Settings().light_hair_model
     assert asked == [(light, False), (light, True), (light, True)]
-    res = analyze_frame(img, um_per_px=3.0, settings=Settings(model_seam_level=0.3, thickness_map="model"))
+    res = analyze_frame(img, um_per_px=3.0, settings=Settings(model_seam_level=0.3, seam_model="",
+                                                              thickness_map="model"))
     assert res.hairs["thickness_um"].to_numpy() == pytest.approx([48.0, 48.0], abs=4.0)
     asked.clear()  # the cores read on another model's centre map: it runs for that map alone
     seams = Settings(model_seam_level=0.3, seam_model="cores", thickness_map="model")
     assert len(analyze_frame(img, um_per_px=3.0, settings=seams).hairs) == 2
     assert asked == [(light, False), ("cores", True)]
     assert ("cores", "seam") in seams.classical_models()
-    assert ("", "seam") in Settings(seam_model="cores").classical_models()  # off: not run, not listed
+    assert ("", "seam") in Settings(seam_model="cores", model_seam_level=0).classical_models()  # off: not listed
+    assert ("hairnet-light-cores-v1", "seam") in Settings().classical_models()  # the default
     with pytest.raises(ValueError, match="model_seam_level"):
         Settings(model_seam_level=1.5)
 
