@@ -131,7 +131,7 @@ def hair_map(image: np.ndarray, *, um_per_px: float | None, settings: Settings,
         own = seams and settings.seam_model in ("", settings.light_hair_model)
         prob, tips, settings, centre = _learned_maps(image, valid, scale, settings, settings.light_hair_model,
                                                      with_centre=own)
-        if seams and not own:
+        if seams and not own and _learned().available(settings.seam_model, settings.learned_backend):
             centre = _learned_maps(image, valid, scale, settings, settings.seam_model, with_tips=False,
                                    with_centre=True).centre
         used = "learned_light_hair" if con.light else "learned_low_contrast"

@@ -570,7 +570,8 @@ class Settings:
     seam_model : str
         The learned model (name or folder) whose centre-line map
         ``model_seam_level`` reads; ``""``: ``light_hair_model`` itself. Any
-        other model runs a second time on the frame, for that map only.
+        other model runs a second time on the frame, for that map only; one
+        that cannot load is left out, and the frame's ``note`` says so.
         ``hairnet-light-cores-v1`` (trained on cores, session 68): its own
         hair map reads the light-hair frames worse than
         ``hairnet-light-v3``'s, so v3 draws the hair map and it the cores.

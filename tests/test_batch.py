@@ -112,7 +112,7 @@ def test_run_json(tmp_path, good_folder, fake_core):
     assert record["model"]["weights_run_sha256"] == read_digests(resolve(settings.light_hair_model))[run]
     assert [(m["role"], m["name"]) for m in record["models"]] == [
         ("light_hair", settings.light_hair_model), ("bright_veto", settings.bright_veto_model),
-        ("dark_frame", settings.dark_frame_model)]
+        ("dark_frame", settings.dark_frame_model), ("seam", settings.seam_model)]
     assert record["started_utc"].endswith("+00:00") and record["finished_utc"] >= record["started_utc"]
     assert set(record["seconds"]) == {"total", "per_frame_mean", "per_frame_median", "per_frame_max"}
     assert set(record["environment"]) >= {"python", "numpy", "opencv", "platform"}

@@ -1140,7 +1140,7 @@ def test_touching_shafts_on_a_light_hair_model_map_count_by_its_centre_cores(mon
         return frame.ModelMaps(cover, tips, s, centre if with_centre else None)
 
     monkeypatch.setattr(frame, "_wants_light_model", lambda *a, **k: True)
-    monkeypatch.setattr(frame, "_learned", lambda: SimpleNamespace(available=lambda *a: True,
+    monkeypatch.setattr(frame, "_learned", lambda: SimpleNamespace(available=lambda name, *a: name != "gone",
                                                                     load_problem=lambda *a: ""))
     monkeypatch.setattr(frame, "_learned_maps", maps)
     for level, expected in ((0.0, 1), (0.3, 2), (0.95, 1)):
@@ -1158,6 +1158,10 @@ def test_touching_shafts_on_a_light_hair_model_map_count_by_its_centre_cores(mon
     assert len(analyze_frame(img, um_per_px=3.0, settings=seams).hairs) == 2
     assert asked == [(light, False), ("cores", True)]
     assert ("cores", "seam") in seams.classical_models()
+    asked.clear()  # a seam model that cannot load is left out: the stripe stays one hair
+    gone = Settings(model_seam_level=0.3, seam_model="gone", thickness_map="model")
+    assert len(analyze_frame(img, um_per_px=3.0, settings=gone).hairs) == 1
+    assert asked == [(light, False)]
     assert ("", "seam") in Settings(seam_model="cores", model_seam_level=0).classical_models()  # off: not listed
     assert ("hairnet-light-cores-v1", "seam") in Settings().classical_models()  # the default
     with pytest.raises(ValueError, match="model_seam_level"):
