@@ -171,6 +171,8 @@ def render_example(seed: tuple[int, int], model_um_per_px: float, scenes: str = 
     (true width up to ``thin_below_um``, drawn over their width) that
     ``TrainConfig.thin_weight`` weighs.
     """
+    if centre_label not in CENTRE_LABELS:
+        raise ValueError(f"centre_label must be one of {', '.join(CENTRE_LABELS)}, not {centre_label!r}")
     rng = np.random.default_rng(list(seed))
     params = synth.sample_scene(rng, **scene_overrides(scenes, seed, unit_parallel_share))
     layers: dict = {}

@@ -374,6 +374,8 @@ def test_ridge_labels_replace_only_the_centre_map():
     assert (centre[~hair] == 0).all() and centre.max() == 255
     assert 0.3 < (centre > 0).sum() / hair.sum() <= 1.0  # a ridge spans its shaft, not only its centre line
     assert (line[1] > 127).sum() < (centre > 127).sum()
+    with pytest.raises(ValueError, match="centre_label"):
+        render_example((12345, 0), 5.0, centre_label="blob")
 
 
 def test_thin_weight_weighs_only_the_thin_shafts_pixels():
