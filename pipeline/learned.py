@@ -401,7 +401,7 @@ def _onnx_or_none(path: Path, digests: dict[str, str], stride: int, backend: str
     return onnx_forward(path / file, stride, torch.get_num_threads()), file, digest
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)
 def load_model(name_or_path: str, backend: str = "auto") -> LearnedModel:
     """Load a model folder by name or path; the weights' sha256 are checked.
 
