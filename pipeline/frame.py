@@ -40,6 +40,17 @@ class Candidate:
     emergence: np.ndarray | None = None
     lobes: int = 1
     stripe_px: float = float("nan")
+    #: Where each of ``lobes`` touching shafts lies: its centre's (row, col) offset from the traced line
+    #: (pixels; :func:`measure.ridge_count`); ``()``: not known.
+    lobe_shift: tuple[tuple[float, float], ...] = ()
+    #: This hair's offset (row, col; pixels) from the traced line it was split from (``lobe_shift``).
+    shift: tuple[float, float] = (0.0, 0.0)
+
+    def shared(self, width_px: float, k: int) -> list["Candidate"]:
+        """This stripe as ``k`` hairs sharing ``width_px`` equally, each at its own place across the stripe
+        when its centre-line map told the ``k`` shafts apart (``lobe_shift``), else all on the traced line."""
+        where = self.lobe_shift if len(self.lobe_shift) == k else [(0.0, 0.0)] * k
+        return [dataclasses.replace(self, thickness_px=width_px / k, shift=d) for d in where]
     hidden_root: bool = False
     occluded: bool = False
     shares: tuple[float, ...] = ()
@@ -284,16 +295,21 @@ def frame_stages(image: np.ndarray, *, um_per_px: float | None, settings: Settin
     on_model = used.startswith("learned") and settings.thickness_map == "model"
     translucent = con.bright and not on_model  # widths read across the brightness map
     width_map, width_full = ((prob if hm.width is None else hm.width), 1.0) if on_model else (con.darkness, con.full)
+    model = None  # dark_frame_model's maps, on frames of the darkness map
+    if used == "classical" and probability is None and _model_helps_dark(settings):
+        model = _learned_maps(image, valid, scale, settings, settings.dark_frame_model, with_tips=False,
+                              with_centre=settings.dark_seam_level > 0)
+    centre, seam_level = ((model.centre, settings.dark_seam_level) if model is not None and model.centre is not None
+                          else (hm.centre, settings.model_seam_level))
     traced, cands = _trace_and_measure(mask, con, halo, valid, prob, scale, settings,
                                        width_map=width_map, width_full=width_full,
                                        shaft_percentile=None if on_model else settings.thickness_percentile,
                                        edge_level=settings.translucent_edge_level if translucent else 0.5,
-                                       centre=hm.centre)
+                                       centre=centre, seam_level=seam_level)
     if settings.comb_split > 0 and used == "classical" and not (con.light or con.bright or on_model):
         mask, traced, cands = _split_combs(mask, prob, traced, cands, con, halo, valid, scale, settings,
                                            width_map=width_map, width_full=width_full)
-    if used == "classical" and probability is None and _model_helps_dark(settings):
-        model = _learned_maps(image, valid, scale, settings, settings.dark_frame_model, with_tips=False)
+    if model is not None:
         found = _model_mask(model, scale)  # read by both the light-shaft search and the veto
         dense = _dense_crossing(cands, settings)
         light, light_traced, light_cands = _light_among_dark(
@@ -816,14 +832,16 @@ def _learned():
 
 def _trace_and_measure(mask, con, halo, valid, prob, scale, settings, *, width_map, width_full,
                        edge_level: float = 0.5, shaft_percentile: float | None = None,
-                       centre: np.ndarray | None = None):
+                       centre: np.ndarray | None = None, seam_level: float = 0.0):
     """The hairs traced in ``mask`` (:func:`shafts.trace_hairs`) and those of them measured and kept
-    (:func:`_candidates`)."""
+    (:func:`_candidates`; ``centre`` and ``seam_level``: a model's centre-line map whose ridges count
+    touching shafts)."""
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     traced = shafts.trace_hairs(mask, dist=dist, settings=settings)
     return traced, _candidates(traced, con, dist, halo, valid, prob, scale, settings,
                                width_map=width_map, width_full=width_full, edge_level=edge_level,
-                               shaft_percentile=shaft_percentile, mask=mask, centre=centre)
+                               shaft_percentile=shaft_percentile, mask=mask, centre=centre,
+                               seam_level=seam_level)
 
 
 COMB_LEVELS = (0.6, 0.7, 0.8, 0.9)
@@ -1025,16 +1043,18 @@ def _in_line(a, b) -> bool:
 
 def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_map, width_full,
                 mask: np.ndarray, edge_level: float = 0.5,
-                shaft_percentile: float | None = None, centre: np.ndarray | None = None) -> list[Candidate]:
+                shaft_percentile: float | None = None, centre: np.ndarray | None = None,
+                seam_level: float = 0.0) -> list[Candidate]:
     """Measure each traced hair; drop fragments too short or too faint.
 
     The thickness is measured across ``width_map``, whose opaque-shaft level is ``width_full``, at
     ``edge_level`` of each profile's peak (:func:`measure.hair_widths_px`): with ``shaft_percentile``
     (contrast maps) within the hair's mask run and at that percentile of its stations' widths, without
     it (a model's map, whose shafts have no lighter middle band) the plain median width. ``mask`` is the
-    hair mask ``dist`` was computed from. With ``centre`` (a light-hair model's centre-line map), the
-    touching shafts of a stripe with no junction end are counted on it (:func:`measure.ridge_count`,
-    ``Settings.model_seam_level``): at a junction, shafts that lay together part and are traced on as
+    hair mask ``dist`` was computed from. With ``centre`` (a model's centre-line map: the light-hair
+    route's ``Settings.seam_model``, or ``dark_frame_model`` on the darkness map's frames), the
+    touching shafts of a stripe with no junction end are counted on it as ridges at least ``seam_level``
+    high (:func:`measure.ridge_count`; ``Settings.model_seam_level``, ``dark_seam_level``): at a junction, shafts that lay together part and are traced on as
     hairs of their own."""
     min_len = settings.min_hair_length_um / scale
     paths = [measure.resample_path(h.path) for h in traced]
@@ -1065,13 +1085,13 @@ def _candidates(traced, con, dist, halo, valid, prob, scale, settings, *, width_
                                    percentile=shaft_percentile if bounded else 50.0)
         cut = tuple(_is_cut(p, valid, r) for p in (path[0], path[-1]))
         scores = measure.root_scores(h, con.darkness, halo, max(r, 1.0))
-        lobes, stripe = 1, float("nan")
-        if centre is not None and "junction" not in h.end_kinds:
-            lobes, stripe = measure.ridge_count(centre, mask, path, radius_px=r, level=settings.model_seam_level)
+        lobes, stripe, where = 1, float("nan"), ()
+        if centre is not None and seam_level > 0 and "junction" not in h.end_kinds:
+            lobes, stripe, where = measure.ridge_count(centre, mask, path, radius_px=r, level=seam_level)
         elif settings.seam_dip > 0 and not con.light:
             lobes, stripe = measure.lobe_count(con.darkness, path, radius_px=r, min_dip=settings.seam_dip)
         out.append(Candidate(h, w.shaft, r, contrast, cut, scores, length_px=float(length[i]), lobes=lobes,
-                             stripe_px=stripe, plain_px=w.plain))
+                             stripe_px=stripe, lobe_shift=where, plain_px=w.plain))
     return out
 
 
@@ -1207,8 +1227,8 @@ def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0,
     Hairs of one unit often run side by side and merge into one mask
     stripe with one centre line.  A stripe counts as k hairs when its
     profile shows k lobes separated by seams (``Candidate.lobes``, from
-    :func:`pipeline.measure.lobe_count`; each then gets the stripe's outer
-    width / k), or when it is at least ``ratio`` times the frame's typical
+    :func:`pipeline.measure.lobe_count`, or :func:`pipeline.measure.ridge_count`,
+    whose hairs lie each on its own ridge; each gets the stripe's outer width / k), or when it is at least ``ratio`` times the frame's typical
     shaft width (its ``quantile`` percentile): ``round(width / typical)``
     hairs (at most 4) of equal share of the width.  A stripe whose width
     steps down towards its tip at the cut tips of shorter hairs
@@ -1234,7 +1254,7 @@ def split_fused(cands: list[Candidate], *, ratio: float, quantile: float = 50.0,
             out.append(c)
             continue
         width = c.stripe_px if c.lobes == k and np.isfinite(c.stripe_px) else c.thickness_px
-        out.extend(dataclasses.replace(c, thickness_px=width / k) for _ in range(k))
+        out.extend(c.shared(width, k))
     return out
 
 
@@ -1258,7 +1278,7 @@ def split_by_tips(cands: list[Candidate], tips: np.ndarray, *, reach: float = 1.
     Clipped hairs of one unit that touch along their length merge into one
     stripe, but each keeps its own cut tip.  A shaft whose end lies within
     ``reach`` x its radius (+3 px) of k > 1 tips is counted as k hairs (at
-    most ``max_hairs``), sharing its width equally; so is a shaft whose
+    most ``max_hairs``), sharing its width equally (:func:`as_hairs`); so is a shaft whose
     profile holds k > 1 shafts side by side (``Candidate.lobes``: ``seam_dip``,
     ``model_seam_level``), when that is more; otherwise it is one hair.
     """
@@ -1272,8 +1292,9 @@ def split_by_tips(cands: list[Candidate], tips: np.ndarray, *, reach: float = 1.
 
 
 def as_hairs(c: Candidate, k: int) -> list[Candidate]:
-    """One traced stripe counted as ``k`` hairs that share its width equally (itself when ``k`` is 1)."""
-    return [c] if k == 1 else [dataclasses.replace(c, thickness_px=c.thickness_px / k) for _ in range(k)]
+    """One traced stripe counted as ``k`` hairs that share its width equally (itself when ``k`` is 1; see
+    :meth:`Candidate.shared`)."""
+    return [c] if k == 1 else c.shared(c.thickness_px, k)
 
 
 def _near_border(point: np.ndarray, shape: tuple[int, int], reach: float) -> bool:
@@ -1879,7 +1900,8 @@ def _hair_table(cands: list[Candidate], um_per_px: float | None, settings: Setti
     another shaft); a hair that forks from a shaft running through its
     opening takes that shaft's point (``Candidate.emergence``).
     """
-    paths = [c.hair.path if c.root == 0 else c.hair.path[::-1] for c in cands]
+    # a hair split from a stripe lies at its own place across it (Candidate.shift)
+    paths = [(c.hair.path if c.root == 0 else c.hair.path[::-1]) + np.asarray(c.shift) for c in cands]
     roots = []
     for c, path in zip(cands, paths):
         root = path[0]
@@ -1891,7 +1913,7 @@ def _hair_table(cands: list[Candidate], um_per_px: float | None, settings: Setti
     rows = []
     for c, path, root in zip(cands, paths, roots):
         if c.emergence is not None:
-            root = through.get(id(c.hair), c.emergence)
+            root = through.get(id(c.hair), np.add(c.emergence, c.shift))
         mid = path[len(path) // 2]
         rows.append(dict(row=float(root[0]), col=float(root[1]), mid_row=float(mid[0]), mid_col=float(mid[1]),
                          length_px=c.length_px,

@@ -80,6 +80,17 @@ def cross_profiles(image: np.ndarray, path: np.ndarray, *, radius_px: float) -> 
     spans 1.6 radii + 4 px either side of the centre line in 0.5-px steps
     (bilinear; an integer image, e.g. a 0/1 mask, is sampled as float32).
     """
+    stations, normal, t = _stations(path, radius_px)
+    rows = path[stations, 0][:, None] + normal[:, 0][:, None] * t[None, :]
+    cols = path[stations, 1][:, None] + normal[:, 1][:, None] * t[None, :]
+    output = np.float32 if image.dtype.kind in "biu" else None
+    prof = map_coordinates(image, [rows.ravel(), cols.ravel()], order=1, mode="nearest", output=output)
+    return prof.reshape(rows.shape)
+
+
+def _stations(path: np.ndarray, radius_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where :func:`cross_profiles` reads: station indices into ``path``, the unit normal (row, col) at
+    each, and the offsets along it (pixels) of a profile's samples."""
     skip = int(max(2, 1.5 * radius_px))
     if len(path) <= 2 * skip + 1:
         skip = max(0, len(path) // 2 - 1)
@@ -87,14 +98,8 @@ def cross_profiles(image: np.ndarray, path: np.ndarray, *, radius_px: float) -> 
     if stations.size == 0:
         stations = np.array([len(path) // 2])
     tang = _tangents(path, max(2, int(radius_px)))[stations]
-    normal = np.column_stack([-tang[:, 1], tang[:, 0]])
     half = radius_px * 1.6 + 4
-    t = np.arange(-half, half + 0.25, 0.5)
-    rows = path[stations, 0][:, None] + normal[:, 0][:, None] * t[None, :]
-    cols = path[stations, 1][:, None] + normal[:, 1][:, None] * t[None, :]
-    output = np.float32 if image.dtype.kind in "biu" else None
-    prof = map_coordinates(image, [rows.ravel(), cols.ravel()], order=1, mode="nearest", output=output)
-    return prof.reshape(rows.shape)
+    return stations, np.column_stack([-tang[:, 1], tang[:, 0]]), np.arange(-half, half + 0.25, 0.5)
 
 
 def half_max_width(p: np.ndarray, dt: float, level: float = 0.5) -> float:
@@ -372,19 +377,25 @@ def ridge_count(centre: np.ndarray, mask: np.ndarray, path: np.ndarray, *, radiu
 
     Returns
     -------
-    k : int
-        Number of shafts (1 when no two ridges are found).
-    width_px : float
-        Width of the stripe's mask run (pixels; the mask at the model's own
-        thresholds, not a half-maximum width), median over the stations with
-        at least ``k`` ridges: ``width_px / k`` is one shaft's width.
+    Ridges
+        ``k``, the number of shafts (1 when no two ridges are found);
+        ``width_px``, the width of the stripe's mask run (pixels; the mask at
+        the model's own thresholds, not a half-maximum width), median over the
+        stations with at least ``k`` ridges; ``shifts_px``, the (row, col)
+        offset of each ridge from ``path``, side by side (median over the
+        stations with exactly ``k`` ridges; ``()`` when ``k`` is 1 or no
+        station has ``k``). Each shaft's own width is not read off the
+        ridges: on the light-hair frames of tuning suites 95-98 their
+        spacing divided the stripe worse than equal shares did
+        (matched-hair thickness MAE 10.19 against 9.68 µm).
     """
     from scipy.signal import find_peaks
 
     r = max(radius_px, 1.0)
     prof = cross_profiles(centre, path, radius_px=r)
     inside = cross_profiles(mask.astype(np.uint8), path, radius_px=r)
-    counts, widths = [], []
+    _, normal, t = _stations(path, r)
+    counts, widths, ridges = [], [], []
     for p, m in zip(np.array_split(prof, max(1, len(prof) // block)),
                     np.array_split(inside, max(1, len(prof) // block))):
         lo, hi = _central_run(m.mean(axis=0) > 0.5)
@@ -394,11 +405,26 @@ def ridge_count(centre: np.ndarray, mask: np.ndarray, path: np.ndarray, *, radiu
         idx, _ = find_peaks(np.concatenate([[0.0], run, [0.0]]), height=level, prominence=0.5 * level, distance=4)
         counts.append(max(1, len(idx)))
         widths.append((hi - lo) * 0.5)
+        ridges.append(t[lo + idx - 1])  # pixels along the normal
     if not counts:
-        return 1, float("nan")
+        return Ridges(1, float("nan"))
     counts = np.asarray(counts)
     k = int(min(max_hairs, max(1, np.floor(np.median(counts)))))
-    return k, float(np.median(np.asarray(widths)[counts >= k]))
+    width = float(np.median(np.asarray(widths)[counts >= k]))
+    own = [x for x in ridges if len(x) == k] if k > 1 else []
+    if not own:
+        return Ridges(k, width)
+    axis = np.median(normal, axis=0)
+    axis /= max(float(np.hypot(*axis)), 1e-9)
+    return Ridges(k, width, tuple((float(axis[0] * o), float(axis[1] * o)) for o in np.median(own, axis=0)))
+
+
+class Ridges(NamedTuple):
+    """Touching shafts read across one stripe (:func:`ridge_count`)."""
+
+    k: int
+    width_px: float
+    shifts_px: tuple[tuple[float, float], ...] = ()
 
 
 def cross_widths(mask: np.ndarray, path: np.ndarray, *, radius_px: float) -> np.ndarray:

@@ -26,7 +26,7 @@ POSITIVE = ("vellus_max_um", "terminal_min_um", "scale_um_per_px", "min_width_um
             "min_hair_length_um", "unit_radius_um", "scale_bar_um", "spur_factor", "min_aspect", "fused_ratio")
 #: Settings where 0 turns a step off and a negative value means nothing.
 NOT_NEGATIVE = ("stripe_aspect", "stub_aspect", "border_stub_min_um", "fused_min_um", "light_among_dark_min_um",
-                "ridge_gain", "seam_dip", "model_seam_level", "tip_step", "comb_split", "faint_line_level", "light_among_dark", "min_focus_score",
+                "ridge_gain", "seam_dip", "model_seam_level", "dark_seam_level", "tip_step", "comb_split", "faint_line_level", "light_among_dark", "min_focus_score",
                 "max_overexposed_pct", "max_underexposed_pct",
                 "max_glare_pct", "min_skin_pct", "crossing_angle_deg", "corner_angle_deg", "fork_angle_deg",
                 "direction_consensus", "light_hair_below", "weak_shafts_below", "weak_shafts_dark_skin_below",
@@ -575,6 +575,16 @@ class Settings:
         ``hairnet-light-cores-v1`` (trained on cores, session 68): its own
         hair map reads the light-hair frames worse than
         ``hairnet-light-v3``'s, so v3 draws the hair map and it the cores.
+    dark_seam_level : float
+        ``model_seam_level`` for frames read on the darkness map (the
+        images.csv ``segmenter`` column ``classical``): a traced stripe
+        without a junction end counts as k hairs when ``dark_frame_model``'s
+        centre-line map shows k ridges across its mask, each at least this
+        high (0 disables; at most 1). The map comes from the run of
+        ``dark_frame_model`` those frames have already (``light_among_dark``,
+        ``model_veto_share``), so it costs no second network; it means
+        something only for a model trained on cores (``tricho train
+        --centre-label ridge``).
     unit_radius_um : float
         Hairs whose emergence points lie within this distance share one
         follicular unit (µm; single linkage, plus the hairs of one fork).
@@ -707,6 +717,7 @@ class Settings:
     seam_dip: float = 0.0
     model_seam_level: float = 0.3
     seam_model: str = "hairnet-light-cores-v1"
+    dark_seam_level: float = 0.0
     direction_consensus: float = 0.3
     fork_angle_deg: float = 60.0
     split_shaft_deg: float = 8.0
@@ -810,6 +821,9 @@ class Settings:
             raise ValueError(f"broken_gap_um is a gap in µm, 0 (off) to 1000, not {self.broken_gap_um}")
         if not 0 <= self.split_shaft_deg < 90:
             raise ValueError(f"split_shaft_deg is an angle in degrees, 0 (off) to under 90, not {self.split_shaft_deg}")
+        if not self.dark_seam_level <= 1:
+            raise ValueError(f"dark_seam_level is a level of dark_frame_model's centre-line map, 0 (off) to 1, "
+                             f"not {self.dark_seam_level}")
         if not self.model_seam_level <= 1:
             raise ValueError(f"model_seam_level is a level of the model's centre-line map, 0 (off) to 1, "
                              f"not {self.model_seam_level}")

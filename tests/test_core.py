@@ -1168,6 +1168,42 @@ def test_touching_shafts_on_a_light_hair_model_map_count_by_its_centre_cores(mon
         Settings(model_seam_level=1.5)
 
 
+def test_touching_dark_shafts_count_by_the_dark_frame_models_cores(monkeypatch):
+    """Two dark 16-px shafts touching along their length are one 32-px stripe of the darkness map. With
+    ``dark_seam_level`` the centre-line map of ``dark_frame_model`` (its one run on the frame, which the
+    light-shaft search and the veto read too) shows each one's core: 2 hairs of 48 µm; off, or with no core
+    that high, 1 hair; and the model's map is not asked for its centre when it is not read."""
+    from pipeline import frame
+
+    img = blank()
+    img[142:174, 50:350] = (60, 45, 35)
+    img = cv2.GaussianBlur(img, (0, 0), 1.0)
+    cover = np.zeros(img.shape[:2], np.float32)
+    cover[142:174, 50:350] = 1.0
+    centre = np.zeros_like(cover)
+    centre[146:155, 50:350] = centre[161:170, 50:350] = 0.9  # each shaft's core, a gap at the seam (row 158)
+    asked = []
+
+    def maps(image, valid, scale, s, name, with_tips=True, with_centre=False):
+        asked.append((name, with_centre))
+        return frame.ModelMaps(cover, None, s, centre if with_centre else None)
+
+    monkeypatch.setattr(frame, "_model_helps_dark", lambda s: True)
+    monkeypatch.setattr(frame, "_learned_maps", maps)
+    dark = Settings().dark_frame_model
+    for level, expected in ((0.0, 1), (0.3, 2), (0.95, 1)):
+        asked.clear()
+        res = analyze_frame(img, um_per_px=3.0, settings=Settings(dark_seam_level=level))
+        assert res.metrics["segmenter"] == "classical"
+        assert len(res.hairs) == expected, level
+        assert asked == [(dark, level > 0)]  # one run of the model per frame
+    res = analyze_frame(img, um_per_px=3.0, settings=Settings(dark_seam_level=0.3))
+    assert res.hairs["thickness_um"].to_numpy() == pytest.approx([48.0, 48.0], abs=6.0)
+    assert sorted(res.hairs["row"]) == pytest.approx([149.5, 165.5], abs=1.5)  # each on its own shaft
+    with pytest.raises(ValueError, match="dark_seam_level"):
+        Settings(dark_seam_level=1.5)
+
+
 @hsettings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 255), min_size=1, max_size=400), st.booleans())
 def test_histogram_median_equals_numpy_median(values, as_float):

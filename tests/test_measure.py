@@ -90,9 +90,10 @@ PATH = np.column_stack([np.arange(5, 55, 1.0), np.full(50, 40.0)])  # down colum
 def test_ridge_count_counts_the_centre_lines_inside_a_stripe(cols, expected):
     from pipeline.measure import ridge_count
 
-    k, width = ridge_count(_ridges(*cols), _stripe(30, 51), PATH, radius_px=10.5, level=0.3)
+    k, width, shifts = ridge_count(_ridges(*cols), _stripe(30, 51), PATH, radius_px=10.5, level=0.3)
     assert k == expected
     assert width == pytest.approx(21.0, abs=1.0)  # the stripe's mask run
+    assert [c for _, c in shifts] == pytest.approx([c - 40 for c in cols] if k > 1 else [], abs=0.6)
 
 
 def test_ridge_count_ignores_ridges_outside_the_stripe_and_faint_ones():
@@ -100,9 +101,9 @@ def test_ridge_count_ignores_ridges_outside_the_stripe_and_faint_ones():
 
     # a separate neighbour's centre line beyond a gap of skin, and a faint second ridge inside
     centre = _ridges(40, 56) + _ridges(46, height=0.2)
-    k, _ = ridge_count(centre, _stripe(34, 51) | _stripe(53, 60), PATH, radius_px=8.5, level=0.3)
+    k, *_ = ridge_count(centre, _stripe(34, 51) | _stripe(53, 60), PATH, radius_px=8.5, level=0.3)
     assert k == 1
-    k, _ = ridge_count(centre, _stripe(34, 51), PATH, radius_px=8.5, level=0.15)
+    k, *_ = ridge_count(centre, _stripe(34, 51), PATH, radius_px=8.5, level=0.15)
     assert k == 2
 
 
@@ -111,10 +112,10 @@ def test_ridge_count_reads_the_shorter_hair_by_the_median():
 
     centre = _ridges(35, 45)
     centre[40:, :] = _ridges(35)[40:, :]  # the second hair's cut tip at row 40: 2 ridges on 35 of 50 rows
-    k, _ = ridge_count(centre, _stripe(30, 51), PATH, radius_px=10.5, level=0.3)
+    k, *_ = ridge_count(centre, _stripe(30, 51), PATH, radius_px=10.5, level=0.3)
     assert k == 2
     centre[20:, :] = _ridges(35)[20:, :]  # ... at row 20: 2 ridges on 15 of 50 rows
-    k, _ = ridge_count(centre, _stripe(30, 51), PATH, radius_px=10.5, level=0.3)
+    k, *_ = ridge_count(centre, _stripe(30, 51), PATH, radius_px=10.5, level=0.3)
     assert k == 1
 
 
