@@ -584,7 +584,19 @@ class Settings:
         ``dark_frame_model`` those frames have already (``light_among_dark``,
         ``model_veto_share``), so it costs no second network; it means
         something only for a model trained on cores (``tricho train
-        --centre-label ridge``).
+        --centre-label ridge``). Off: session 69 trained ``hairnet-v2``'s
+        recipe on cores (``tricho train --out D --parallel-units 0.8
+        --centre-label ridge --workers 2``, 39 min; not shipped). On the
+        116 darkness-map frames of tuning suites 95-98 (``tricho analyze S
+        --out R --workers 2 --set dark_frame_model=D [--set
+        dark_seam_level=0.3]``, ``tricho evaluate R --truth S``,
+        ``benchmarks/paired_runs.py``) that model in this role read count
+        MAPE 15.61 -> 14.60% (-1.01 +- 0.57 points) and its cores at 0.3 a
+        further -0.03 +- 0.14 (17 hairs added, 8 of them matched); most
+        touching pairs there are split by width already, or end at a
+        junction, where stripes are not split. On fdu_val (halves A / B)
+        the same two steps read 18.39 / 18.00 -> 19.93 / 19.25 -> 20.40 /
+        19.14%.
     unit_radius_um : float
         Hairs whose emergence points lie within this distance share one
         follicular unit (µm; single linkage, plus the hairs of one fork).

@@ -1119,6 +1119,26 @@ def test_learned_frames_measure_thickness_on_the_model_map(monkeypatch, where, o
     assert (float(res.hairs["thickness_um"].iloc[0]) == pytest.approx(48.0, rel=0.05)) is ok
 
 
+def _touching_pair_maps(monkeypatch, tips=None) -> list:
+    """Stand in for a model's maps of a 32-px stripe (rows 142-173) of two touching 16-px shafts: its hair map
+    covers the stripe and its centre-line map shows each shaft's core, with a gap at the seam (row 158). Returns
+    the list the stand-in fills with each call's (model, with_centre)."""
+    from pipeline import frame
+
+    cover = np.zeros(blank().shape[:2], np.float32)
+    cover[142:174, 50:350] = 1.0
+    centre = np.zeros_like(cover)
+    centre[146:155, 50:350] = centre[161:170, 50:350] = 0.9
+    asked = []
+
+    def maps(image, valid, scale, s, name, with_tips=True, with_centre=False):
+        asked.append((name, with_centre))
+        return frame.ModelMaps(cover, tips, s, centre if with_centre else None)
+
+    monkeypatch.setattr(frame, "_learned_maps", maps)
+    return asked
+
+
 @pytest.mark.parametrize("tips", [None, np.zeros((0, 2)), np.array([[158.0, 54.0]])])
 def test_touching_shafts_on_a_light_hair_model_map_count_by_its_centre_cores(monkeypatch, tips):
     """Two 16-px shafts touching along their length are one 32-px stripe of the model's hair map; its centre-line
@@ -1129,20 +1149,10 @@ def test_touching_shafts_on_a_light_hair_model_map_count_by_its_centre_cores(mon
     from pipeline import frame
 
     img = blank()
-    cover = np.zeros(img.shape[:2], np.float32)
-    cover[142:174, 50:350] = 1.0
-    centre = np.zeros_like(cover)
-    centre[146:155, 50:350] = centre[161:170, 50:350] = 0.9  # each shaft's core, a gap at the seam (row 158)
-    asked = []
-
-    def maps(image, valid, scale, s, name, with_tips=True, with_centre=False):
-        asked.append((name, with_centre))
-        return frame.ModelMaps(cover, tips, s, centre if with_centre else None)
-
+    asked = _touching_pair_maps(monkeypatch, tips)
     monkeypatch.setattr(frame, "_wants_light_model", lambda *a, **k: True)
     monkeypatch.setattr(frame, "_learned", lambda: SimpleNamespace(available=lambda name, *a: name != "gone",
                                                                     load_problem=lambda *a: ""))
-    monkeypatch.setattr(frame, "_learned_maps", maps)
     for level, expected in ((0.0, 1), (0.3, 2), (0.95, 1)):
         res = analyze_frame(img, um_per_px=3.0, settings=Settings(model_seam_level=level, seam_model="",
                                                                   thickness_map="model"))
@@ -1153,6 +1163,7 @@ def test_touching_shafts_on_a_light_hair_model_map_count_by_its_centre_cores(mon
     res = analyze_frame(img, um_per_px=3.0, settings=Settings(model_seam_level=0.3, seam_model="",
                                                               thickness_map="model"))
     assert res.hairs["thickness_um"].to_numpy() == pytest.approx([48.0, 48.0], abs=4.0)
+    assert sorted(res.hairs["row"]) == pytest.approx([150.0, 165.0], abs=2.0)  # each on its own core
     asked.clear()  # the cores read on another model's centre map: it runs for that map alone
     seams = Settings(model_seam_level=0.3, seam_model="cores", thickness_map="model")
     assert len(analyze_frame(img, um_per_px=3.0, settings=seams).hairs) == 2
@@ -1178,18 +1189,8 @@ def test_touching_dark_shafts_count_by_the_dark_frame_models_cores(monkeypatch):
     img = blank()
     img[142:174, 50:350] = (60, 45, 35)
     img = cv2.GaussianBlur(img, (0, 0), 1.0)
-    cover = np.zeros(img.shape[:2], np.float32)
-    cover[142:174, 50:350] = 1.0
-    centre = np.zeros_like(cover)
-    centre[146:155, 50:350] = centre[161:170, 50:350] = 0.9  # each shaft's core, a gap at the seam (row 158)
-    asked = []
-
-    def maps(image, valid, scale, s, name, with_tips=True, with_centre=False):
-        asked.append((name, with_centre))
-        return frame.ModelMaps(cover, None, s, centre if with_centre else None)
-
+    asked = _touching_pair_maps(monkeypatch)
     monkeypatch.setattr(frame, "_model_helps_dark", lambda s: True)
-    monkeypatch.setattr(frame, "_learned_maps", maps)
     dark = Settings().dark_frame_model
     for level, expected in ((0.0, 1), (0.3, 2), (0.95, 1)):
         asked.clear()
@@ -1199,7 +1200,7 @@ def test_touching_dark_shafts_count_by_the_dark_frame_models_cores(monkeypatch):
         assert asked == [(dark, level > 0)]  # one run of the model per frame
     res = analyze_frame(img, um_per_px=3.0, settings=Settings(dark_seam_level=0.3))
     assert res.hairs["thickness_um"].to_numpy() == pytest.approx([48.0, 48.0], abs=6.0)
-    assert sorted(res.hairs["row"]) == pytest.approx([149.5, 165.5], abs=1.5)  # each on its own shaft
+    assert sorted(res.hairs["row"]) == pytest.approx([150.0, 165.0], abs=2.0)  # each on its own shaft
     with pytest.raises(ValueError, match="dark_seam_level"):
         Settings(dark_seam_level=1.5)
 
