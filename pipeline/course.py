@@ -101,8 +101,9 @@ class CourseSettings:
         SD of the measured same-spot (matched) hair-count change between two
         visits with no true change, in % of the count, measured on phantom
         courses (``python benchmarks/course_response.py --retest --seeds
-        0:30``): 3.7% since 2026-12-05 (session 47: 3.73%, robust SD
-        2.73%, with ``recheck_floor_model``; session 49, after the model
+        0:30``): 3.7% since 2026-12-05 (session 69 read 3.02%, robust SD
+        2.56%, session 68 3.70% / 2.09%, session 67 4.15%: kept; session
+        47: 3.73%, robust SD 2.73%, with ``recheck_floor_model``; session 49, after the model
         tiles were laid on the stride: 3.30%, robust 2.84%, but 3.3 calls
         20 of 24 tuning courses right against 3.7's 21; 3.66%, robust 2.18%,
         before the floor;
