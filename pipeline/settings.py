@@ -596,7 +596,8 @@ class Settings:
         touching pairs there are split by width already, or end at a
         junction, where stripes are not split. On fdu_val (halves A / B)
         the same two steps read 18.39 / 18.00 -> 19.93 / 19.25 -> 20.40 /
-        19.14%.
+        19.14%. At ``hairnet-v2``'s thresholds the model gains nothing on
+        those phantoms (15.56%) and still reads fdu_val 19.25 / 18.39%.
     unit_radius_um : float
         Hairs whose emergence points lie within this distance share one
         follicular unit (µm; single linkage, plus the hairs of one fork).
