@@ -1813,7 +1813,7 @@ def _bridged(a: Candidate, ea: int, b: Candidate, eb: int) -> Candidate:
     return Candidate(hair, mean(a.thickness_px, b.thickness_px), mean(a.radius_px, b.radius_px),
                      mean(a.contrast, b.contrast), (a.cut[oa], b.cut[ob]), np.array([a.scores[oa], b.scores[ob]]),
                      length_px=max(length, a.length_px, b.length_px), lobes=max(a.lobes, b.lobes),
-                     plain_px=mean(a.plain_px, b.plain_px))
+                     lobe_shift=(a if a.lobes >= b.lobes else b).lobe_shift, plain_px=mean(a.plain_px, b.plain_px))
 
 
 def _apart(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], reach: float) -> bool:
@@ -1909,11 +1909,11 @@ def _hair_table(cands: list[Candidate], um_per_px: float | None, settings: Setti
             root = mask_end(path, mask, c.radius_px, reach=settings.emergence_reach)
         roots.append(root)
     # keyed by the traced shaft, which the copies of a stripe split into several hairs share (split_fused)
-    through = {id(c.partner.hair): root for c, root in zip(cands, roots) if c.partner is not None}
+    through = {id(c.partner.hair): root - np.asarray(c.shift) for c, root in zip(cands, roots) if c.partner is not None}
     rows = []
     for c, path, root in zip(cands, paths, roots):
         if c.emergence is not None:
-            root = through.get(id(c.hair), np.add(c.emergence, c.shift))
+            root = through.get(id(c.hair), c.emergence)  # the opening the copies of a split stripe share
         mid = path[len(path) // 2]
         rows.append(dict(row=float(root[0]), col=float(root[1]), mid_row=float(mid[0]), mid_col=float(mid[1]),
                          length_px=c.length_px,

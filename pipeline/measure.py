@@ -343,7 +343,7 @@ def lobe_count(darkness: np.ndarray, path: np.ndarray, *, radius_px: float, min_
 
 
 def ridge_count(centre: np.ndarray, mask: np.ndarray, path: np.ndarray, *, radius_px: float, level: float,
-                max_hairs: int = 4, block: int = 3) -> tuple[int, float]:
+                max_hairs: int = 4, block: int = 3) -> "Ridges":
     """How many centre lines run side by side inside one traced stripe, read on a centre-line map.
 
     A learned model's centre-line head (:mod:`pipeline.learned`) marks every
@@ -379,12 +379,14 @@ def ridge_count(centre: np.ndarray, mask: np.ndarray, path: np.ndarray, *, radiu
     -------
     Ridges
         ``k``, the number of shafts (1 when no two ridges are found);
-        ``width_px``, the width of the stripe's mask run (pixels; the mask at
-        the model's own thresholds, not a half-maximum width), median over the
-        stations with at least ``k`` ridges; ``shifts_px``, the (row, col)
-        offset of each ridge from ``path``, side by side (median over the
-        stations with exactly ``k`` ridges; ``()`` when ``k`` is 1 or no
-        station has ``k``). Each shaft's own width is not read off the
+        ``width_px``, the width of the stripe's run of ``mask`` (pixels; not a
+        half-maximum width), median over the stations with at least ``k``
+        ridges; ``shifts_px``, the (row, col) offset of each ridge from
+        ``path``, side by side: the median over the stations with exactly
+        ``k`` ridges of its place along the profile (0.5-px samples), along
+        the median normal, so one offset for the whole stripe (right for the
+        straight stripes of touching clipped hairs, only near the middle of
+        a bent one); ``()`` when ``k`` is 1 or no station has ``k``. Each shaft's own width is not read off the
         ridges: on the light-hair frames of tuning suites 95-98 their
         spacing divided the stripe worse than equal shares did
         (matched-hair thickness MAE 10.19 against 9.68 µm).

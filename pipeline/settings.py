@@ -580,9 +580,11 @@ class Settings:
         images.csv ``segmenter`` column ``classical``): a traced stripe
         without a junction end counts as k hairs when ``dark_frame_model``'s
         centre-line map shows k ridges across its mask, each at least this
-        high (0 disables; at most 1). The map comes from the run of
-        ``dark_frame_model`` those frames have already (``light_among_dark``,
-        ``model_veto_share``), so it costs no second network; it means
+        high (0 disables; at most 1); there it replaces ``seam_dip``. The map
+        comes from the run of ``dark_frame_model`` those frames have already
+        (``light_among_dark``, ``model_veto_share``; with both 0 the model
+        does not run and this does nothing), so it costs no second network;
+        a split hair's width is then the stripe's mask width / k. It means
         something only for a model trained on cores (``tricho train
         --centre-label ridge``). Off: session 69 trained ``hairnet-v2``'s
         recipe on cores (``tricho train --out D --parallel-units 0.8

@@ -141,17 +141,11 @@ def test_tips_along_a_stripe_count_its_hairs_but_not_at_its_root():
     import dataclasses
     from types import SimpleNamespace
 
+    from pipeline.frame import Candidate
+
     th = _module("tip_head")
-
-    @dataclasses.dataclass
-    class Stripe:
-        hair: SimpleNamespace
-        radius_px: float
-        root: int | None
-        thickness_px: float
-
     path = np.array([(50.0, c) for c in range(10, 110)])
-    stripe = Stripe(SimpleNamespace(path=path), 3.0, 0, 6.0)
+    stripe = Candidate(SimpleNamespace(path=path), 6.0, 3.0, 1.0, (False, False), np.zeros(2), root=0)
     far_end, mid, at_root, off = (50.0, 109.0), (51.0, 60.0), (50.0, 12.0), (70.0, 60.0)
     assert len(th.tips_along([stripe], np.zeros((0, 2)))) == 1
     assert len(th.tips_along([stripe], np.array([far_end, off]))) == 1

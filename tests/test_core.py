@@ -1121,14 +1121,15 @@ def test_learned_frames_measure_thickness_on_the_model_map(monkeypatch, where, o
 
 def _touching_pair_maps(monkeypatch, tips=None) -> list:
     """Stand in for a model's maps of a 32-px stripe (rows 142-173) of two touching 16-px shafts: its hair map
-    covers the stripe and its centre-line map shows each shaft's core, with a gap at the seam (row 158). Returns
+    covers the stripe and its centre-line map shows each shaft's core (rows 144-157 and 163-172, not symmetric
+    about the stripe's middle, so a hair placed on the wrong side shows), with a gap at the seam. Returns
     the list the stand-in fills with each call's (model, with_centre)."""
     from pipeline import frame
 
     cover = np.zeros(blank().shape[:2], np.float32)
     cover[142:174, 50:350] = 1.0
     centre = np.zeros_like(cover)
-    centre[146:155, 50:350] = centre[161:170, 50:350] = 0.9
+    centre[144:158, 50:350] = centre[163:173, 50:350] = 0.9  # cores at rows 150.5 and 167.5: -7 and +10 off the middle
     asked = []
 
     def maps(image, valid, scale, s, name, with_tips=True, with_centre=False):
@@ -1163,7 +1164,7 @@ def test_touching_shafts_on_a_light_hair_model_map_count_by_its_centre_cores(mon
     res = analyze_frame(img, um_per_px=3.0, settings=Settings(model_seam_level=0.3, seam_model="",
                                                               thickness_map="model"))
     assert res.hairs["thickness_um"].to_numpy() == pytest.approx([48.0, 48.0], abs=4.0)
-    assert sorted(res.hairs["row"]) == pytest.approx([150.0, 165.0], abs=2.0)  # each on its own core
+    assert sorted(res.hairs["row"]) == pytest.approx([150.5, 167.5], abs=2.0)  # each on its own core
     asked.clear()  # the cores read on another model's centre map: it runs for that map alone
     seams = Settings(model_seam_level=0.3, seam_model="cores", thickness_map="model")
     assert len(analyze_frame(img, um_per_px=3.0, settings=seams).hairs) == 2
@@ -1200,7 +1201,7 @@ def test_touching_dark_shafts_count_by_the_dark_frame_models_cores(monkeypatch):
         assert asked == [(dark, level > 0)]  # one run of the model per frame
     res = analyze_frame(img, um_per_px=3.0, settings=Settings(dark_seam_level=0.3))
     assert res.hairs["thickness_um"].to_numpy() == pytest.approx([48.0, 48.0], abs=6.0)
-    assert sorted(res.hairs["row"]) == pytest.approx([150.0, 165.0], abs=2.0)  # each on its own shaft
+    assert sorted(res.hairs["row"]) == pytest.approx([150.5, 167.5], abs=2.0)  # each on its own shaft
     with pytest.raises(ValueError, match="dark_seam_level"):
         Settings(dark_seam_level=1.5)
 
