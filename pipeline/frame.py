@@ -45,12 +45,6 @@ class Candidate:
     lobe_shift: tuple[tuple[float, float], ...] = ()
     #: This hair's offset (row, col; pixels) from the traced line it was split from (``lobe_shift``).
     shift: tuple[float, float] = (0.0, 0.0)
-
-    def shared(self, width_px: float, k: int) -> list["Candidate"]:
-        """This stripe as ``k`` hairs sharing ``width_px`` equally, each at its own place across the stripe
-        when its centre-line map told the ``k`` shafts apart (``lobe_shift``), else all on the traced line."""
-        where = self.lobe_shift if len(self.lobe_shift) == k else [(0.0, 0.0)] * k
-        return [dataclasses.replace(self, thickness_px=width_px / k, shift=d) for d in where]
     hidden_root: bool = False
     occluded: bool = False
     shares: tuple[float, ...] = ()
@@ -61,6 +55,12 @@ class Candidate:
     @property
     def rule_width_px(self) -> float:
         return self.thickness_px if np.isnan(self.plain_px) else self.plain_px
+
+    def shared(self, width_px: float, k: int) -> list["Candidate"]:
+        """This stripe as ``k`` hairs sharing ``width_px`` equally, each at its own place across the stripe
+        when its centre-line map told the ``k`` shafts apart (``lobe_shift``), else all on the traced line."""
+        where = self.lobe_shift if len(self.lobe_shift) == k else [(0.0, 0.0)] * k
+        return [dataclasses.replace(self, thickness_px=width_px / k, shift=d) for d in where]
 
 
 @dataclass

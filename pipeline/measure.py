@@ -80,7 +80,12 @@ def cross_profiles(image: np.ndarray, path: np.ndarray, *, radius_px: float) -> 
     spans 1.6 radii + 4 px either side of the centre line in 0.5-px steps
     (bilinear; an integer image, e.g. a 0/1 mask, is sampled as float32).
     """
-    stations, normal, t = _stations(path, radius_px)
+    return _sample_across(image, path, *_stations(path, radius_px))
+
+
+def _sample_across(image: np.ndarray, path: np.ndarray, stations: np.ndarray, normal: np.ndarray,
+                   t: np.ndarray) -> np.ndarray:
+    """``image`` sampled across ``path`` where :func:`_stations` says, shape (J, T)."""
     rows = path[stations, 0][:, None] + normal[:, 0][:, None] * t[None, :]
     cols = path[stations, 1][:, None] + normal[:, 1][:, None] * t[None, :]
     output = np.float32 if image.dtype.kind in "biu" else None
@@ -316,7 +321,6 @@ def lobe_count(darkness: np.ndarray, path: np.ndarray, *, radius_px: float, min_
         the stations with ``k`` lobes: ``width_px / k`` is one shaft's width.
     """
     from scipy.ndimage import gaussian_filter1d
-    from scipy.signal import find_peaks
 
     _, _, prof = profile_widths(darkness, path, radius_px=max(radius_px, 1.0), full=1.0)
     n_blocks = max(1, len(prof) // block)
@@ -330,16 +334,27 @@ def lobe_count(darkness: np.ndarray, path: np.ndarray, *, radius_px: float, min_
         if hi <= lo:
             continue
         run = p[lo:hi]
-        idx, _ = find_peaks(np.concatenate([[0.0], run, [0.0]]), height=0.6 * peak,
-                            prominence=min_dip * peak, distance=4)
-        counts.append(max(1, len(idx)))
+        counts.append(max(1, len(_peaks_in(run, height=0.6 * peak, prominence=min_dip * peak))))
         widths.append(float((run >= 0.5 * peak).sum()) * 0.5)
     if not counts:
         return 1, float("nan")
     counts = np.asarray(counts)
-    k = int(min(max_hairs, max(1, np.floor(np.median(counts)))))
-    sel = counts == k
-    return k, float(np.median(np.asarray(widths)[sel]))
+    k = _typical_count(counts, max_hairs)
+    return k, float(np.median(np.asarray(widths)[counts == k]))
+
+
+def _peaks_in(run: np.ndarray, *, height: float, prominence: float) -> np.ndarray:
+    """Indices of the maxima of a cross profile's ``run`` (a peak at either end counts too), at least
+    ``height`` high and ``prominence`` prominent and 2 px (4 samples) apart (``scipy.signal.find_peaks``)."""
+    from scipy.signal import find_peaks
+
+    idx, _ = find_peaks(np.concatenate([[0.0], run, [0.0]]), height=height, prominence=prominence, distance=4)
+    return idx - 1
+
+
+def _typical_count(counts: np.ndarray, max_hairs: int) -> int:
+    """The shafts a stripe holds from the counts at its stations: their median, rounded down, 1 to ``max_hairs``."""
+    return int(min(max_hairs, max(1, np.floor(np.median(counts)))))
 
 
 def ridge_count(centre: np.ndarray, mask: np.ndarray, path: np.ndarray, *, radius_px: float, level: float,
@@ -391,27 +406,25 @@ def ridge_count(centre: np.ndarray, mask: np.ndarray, path: np.ndarray, *, radiu
         spacing divided the stripe worse than equal shares did
         (matched-hair thickness MAE 10.19 against 9.68 µm).
     """
-    from scipy.signal import find_peaks
-
     r = max(radius_px, 1.0)
-    prof = cross_profiles(centre, path, radius_px=r)
-    inside = cross_profiles(mask.astype(np.uint8), path, radius_px=r)
-    _, normal, t = _stations(path, r)
+    where = _stations(path, r)
+    _, normal, t = where
+    prof = _sample_across(centre, path, *where)
+    inside = _sample_across(mask.astype(np.uint8), path, *where)
     counts, widths, ridges = [], [], []
     for p, m in zip(np.array_split(prof, max(1, len(prof) // block)),
                     np.array_split(inside, max(1, len(prof) // block))):
         lo, hi = _central_run(m.mean(axis=0) > 0.5)
         if hi <= lo:
             continue
-        run = p.mean(axis=0)[lo:hi]
-        idx, _ = find_peaks(np.concatenate([[0.0], run, [0.0]]), height=level, prominence=0.5 * level, distance=4)
+        idx = _peaks_in(p.mean(axis=0)[lo:hi], height=level, prominence=0.5 * level)
         counts.append(max(1, len(idx)))
         widths.append((hi - lo) * 0.5)
-        ridges.append(t[lo + idx - 1])  # pixels along the normal
+        ridges.append(t[lo + idx])  # pixels along the normal
     if not counts:
         return Ridges(1, float("nan"))
     counts = np.asarray(counts)
-    k = int(min(max_hairs, max(1, np.floor(np.median(counts)))))
+    k = _typical_count(counts, max_hairs)
     width = float(np.median(np.asarray(widths)[counts >= k]))
     own = [x for x in ridges if len(x) == k] if k > 1 else []
     if not own:
